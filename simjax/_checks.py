@@ -1,0 +1,73 @@
+"""Validation helpers shared by every module: clear errors that name the bad value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds a value now (not a tracer inside ``jit``/``vmap``/``grad``)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_float_array(x: Any) -> jax.Array:
+    """Converts a Python or NumPy scalar/array into a *strongly typed* floating JAX array.
+
+    Weakly typed Python floats stored in modules cause recompilation when they change; every
+    numeric parameter of a simjax module is passed through this converter.
+    """
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact) and not x.weak_type:
+        return x
+    if isinstance(x, jax.core.Tracer):
+        return jnp.asarray(x, dtype=jnp.result_type(float) if not jnp.issubdtype(x.dtype, jnp.inexact) else x.dtype)
+    return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False, owner: str = "") -> None:
+    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` is not positive (or finite)."""
+    if value is None or not is_concrete(value):
+        return
+    arr = np.asarray(value)
+    bad = ~np.isfinite(arr) | ((arr < 0) if allow_zero else (arr <= 0))
+    if np.any(bad):
+        where = f"{owner}: " if owner else ""
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{where}{name} must be finite and {bound}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, allowed: tuple, *, owner: str = "") -> None:
+    """Raises ``ValueError`` when ``value`` is not one of ``allowed``."""
+    if value not in allowed:
+        where = f"{owner}: " if owner else ""
+        raise ValueError(f"{where}unknown {name} {value!r}; expected one of {', '.join(map(repr, allowed))}")
+
+
+def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> None:
+    """Raises ``ValueError`` when ``array.shape`` does not match ``expected`` (``None`` = any size)."""
+    shape = tuple(np.shape(array))
+    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    if not ok:
+        where = f"{owner}: " if owner else ""
+        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{where}{name} has shape {shape}, expected {want}")
+
+
+def check_finite(name: str, array: Any) -> jax.Array:
+    """Inside or outside ``jit``: errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf."""
+    import equinox as eqx
+
+    array = jnp.asarray(array)
+    if is_concrete(array):
+        if not bool(jnp.all(jnp.isfinite(array))):
+            raise ValueError(f"{name} contains NaN or inf values")
+        return array
+    return eqx.error_if(array, ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
+
+
+def as_optional_float(x: Any) -> jax.Array | None:
+    """`as_float_array`, passing ``None`` through (for optional parameters such as ``tau_syn``)."""
+    return None if x is None else as_float_array(x)

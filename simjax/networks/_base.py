@@ -1,0 +1,61 @@
+"""The network interface used by `simjax.simulate` and the learning rules."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import equinox as eqx
+from jaxtyping import Array, Float, PyTree
+
+
+class Record(eqx.Module):
+    """What one clock-driven step exposes: spikes (or rates), the state observable, the readout."""
+
+    spikes: Float[Array, "... n"] | None
+    v: Float[Array, "... n"] | None
+    readout: Float[Array, "... n_out"] | None
+
+
+class AbstractNetwork(eqx.Module):
+    """A composition of populations and projections with a readout.
+
+    Clock-driven simulation calls `prepare` once on the whole input sequence (work that does not
+    depend on the state, e.g. the input projection as one large matmul), then `step` in a
+    ``lax.scan``. Continuous-time simulation (``method="ode"``) uses `vector_field` and
+    `observe`. ``trainable`` names the fields whose inexact arrays learning rules update.
+    """
+
+    trainable: eqx.AbstractVar[tuple[str, ...]]
+
+    @property
+    @abc.abstractmethod
+    def n_in(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def n_out(self) -> int: ...
+
+    @abc.abstractmethod
+    def init(self, key: Any, batch_shape: tuple[int, ...]) -> PyTree[Array]:
+        """The initial network state for a batch of ``batch_shape`` trials."""
+
+    def prepare(self, inputs: Float[Array, "time *batch n_in"], dt: Any) -> PyTree[Array]:
+        """State-independent preprocessing of the input sequence; the identity by default."""
+        del dt
+        return inputs
+
+    @abc.abstractmethod
+    def step(self, state: PyTree[Array], prepared_t: PyTree[Array], dt: Any) -> tuple[PyTree[Array], Record]:
+        """One clock-driven step from the prepared input of that step."""
+
+    def step_fn(self, dt: Any):
+        """``(state, prepared_t) -> (state, Record)`` for a scan; networks override it to hoist
+        loop-invariant work (masked weights, decay factors) out of the loop."""
+        return lambda state, prepared_t: self.step(state, prepared_t, dt)
+
+    def vector_field(self, t: Any, state: PyTree[Array], inputs_t: Float[Array, "*batch n_in"]) -> PyTree[Array]:
+        raise NotImplementedError(f"{type(self).__name__} has no continuous-time (method='ode') form")
+
+    def observe(self, state: PyTree[Array]) -> Record:
+        raise NotImplementedError(f"{type(self).__name__} has no continuous-time (method='ode') form")

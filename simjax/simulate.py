@@ -1,0 +1,137 @@
+r"""`simulate`: integrate a network clock-driven (``lax.scan``), event-driven (exact spike times) or as
+an ODE (``diffrax.diffeqsolve``). One network definition serves every method that makes sense for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PyTree
+
+from ._checks import check_choice, check_finite, check_positive
+from .networks._base import AbstractNetwork, Record
+
+Method = Literal["clock", "event", "ode"]
+Memory = Literal["store", "recompute", "checkpoint"]
+_RECORDABLE = ("spikes", "v", "readout")
+
+
+class Output(eqx.Module):
+    """The result of `simulate`: recorded traces ``[time, *batch, ...]`` (``None`` when not recorded),
+    the final state, and method-specific ``info`` (e.g. event counts)."""
+
+    spikes: Float[Array, "time *batch n"] | None
+    v: Float[Array, "time *batch n"] | None
+    readout: Float[Array, "time *batch n_out"] | None
+    final_state: PyTree[Array]
+    info: dict
+
+
+def _select(record: Record, fields: tuple[str, ...]) -> Record:
+    return Record(**{f: (getattr(record, f) if f in fields else None) for f in _RECORDABLE})
+
+
+def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, segment, unroll):
+    steps = inputs.shape[0]
+    if steps % stride:
+        raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")
+    prepared = net.prepare(inputs, dt)
+    step = net.step_fn(dt)
+
+    def body(carry, x_t):
+        carry, rec = step(carry, x_t)
+        return carry, _select(rec, record)
+
+    if memory == "recompute":
+        body = jax.checkpoint(body)
+
+    def run(carry, xs):
+        if stride == 1:
+            return jax.lax.scan(body, carry, xs, unroll=unroll)
+        xs = jax.tree.map(lambda a: a.reshape(a.shape[0] // stride, stride, *a.shape[1:]), xs)
+
+        def outer(c, chunk):
+            c, recs = jax.lax.scan(body, c, chunk, unroll=unroll)
+            return c, jax.tree.map(lambda a: a[-1], recs)
+
+        return jax.lax.scan(outer, carry, xs)
+
+    if memory == "checkpoint" and stride == 1 and steps % segment == 0 and steps > segment:
+        # Nested scan, outer steps checkpointed: memory ~ (steps/segment + segment) states.
+        xs = jax.tree.map(lambda a: a.reshape(steps // segment, segment, *a.shape[1:]), prepared)
+
+        @jax.checkpoint
+        def outer(c, chunk):
+            return jax.lax.scan(body, c, chunk, unroll=unroll)
+
+        final, recs = jax.lax.scan(outer, state, xs)
+        recs = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), recs)
+    else:
+        final, recs = run(state, prepared)
+    return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
+
+
+def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt: float | None = None,
+             t1: float | None = None, state: PyTree[Array] | None = None, key: Any = None,
+             record: tuple[str, ...] = _RECORDABLE, stride: int = 1, memory: Memory = "store",
+             segment: int = 50, unroll: int = 1, checks: bool = True, **method_kwargs) -> Output:
+    r"""Integrates ``net`` driven by ``inputs``.
+
+    **Arguments:**
+    - ``net``: a network (`simjax.networks.RSNN`, `RateRNN`, `FeedForward`, ...).
+    - ``inputs``: ``[time, *batch, n_in]`` array (clock-driven; continuous-time methods interpolate
+      it on the grid ``k dt``), or a `simjax.SpikeTrain` for ``method="event"``.
+    - ``method``: ``"clock"`` (``lax.scan``, the surrogate-gradient path), ``"event"`` (exact spike
+      times, gradients by the implicit function theorem), ``"ode"`` (``diffrax.diffeqsolve``).
+    - ``dt``: time step (ms) of the clock-driven grid. ``t1``: end time (event/ode).
+    - ``state``: initial state (default ``net.init(key, batch)``).
+    - ``record``: which of ``"spikes"``, ``"v"``, ``"readout"`` to keep; ``stride``: keep every
+      ``stride``-th step.
+    - ``memory`` (clock-driven, for gradients): ``"store"`` keeps every step's intermediates;
+      ``"recompute"`` keeps only the state per step and recomputes the rest in the backward pass;
+      ``"checkpoint"`` keeps the state every ``segment`` steps (memory ~ T/segment + segment).
+    - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
+    - ``method_kwargs``: passed to the method (``max_events`` for events; ``solver``,
+      ``stepsize_controller``, ``adjoint``, ``saveat``... for ODEs).
+
+    **Returns:** an `Output`.
+    """
+    check_choice("method", method, ("clock", "event", "ode"), owner="simulate")
+    check_choice("memory", memory, ("store", "recompute", "checkpoint"), owner="simulate")
+    record = tuple(record)
+    for f in record:
+        check_choice("record field", f, _RECORDABLE, owner="simulate")
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"simulate: stride must be a positive int, got {stride!r}")
+    if not isinstance(net, AbstractNetwork):
+        raise TypeError(f"simulate: net must be a simjax network, got {type(net).__name__}")
+
+    if method == "event":
+        from .event import simulate_event
+
+        return simulate_event(net, inputs, t1=t1, state=state, key=key, record=record, checks=checks,
+                              **method_kwargs)
+
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim < 2 or inputs.shape[-1] != net.n_in:
+        raise ValueError(f"simulate: inputs have shape {inputs.shape}, expected [time, *batch, {net.n_in}] "
+                         f"(the network has n_in={net.n_in})")
+    if checks:
+        inputs = check_finite("simulate: inputs", inputs)
+    if method == "ode":
+        from .ode import simulate_ode
+
+        return simulate_ode(net, inputs, dt=dt, t1=t1, state=state, key=key, record=record, **method_kwargs)
+
+    if method_kwargs:
+        raise TypeError(f"simulate: unexpected keyword(s) {sorted(method_kwargs)} for method='clock'")
+    if dt is None:
+        raise ValueError("simulate: method='clock' needs dt (the time step, e.g. dt=1.0)")
+    check_positive("dt", dt, owner="simulate")
+    if state is None:
+        state = net.init(key, inputs.shape[1:-1])
+    return _clock(net, inputs, dt=dt, state=state, record=record, stride=stride, memory=memory,
+                  segment=segment, unroll=unroll)
