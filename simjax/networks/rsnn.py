@@ -111,12 +111,17 @@ class RSNN(AbstractNetwork):
     def n_out(self):
         return self.w_out.shape[1]
 
+    def recurrent_projection(self) -> AbstractProjection:
+        """``w_rec`` with its diagonal masked unless ``self_connections`` (same projection type, so
+        rules that wrap projections, e.g. feedback alignment, keep working through time)."""
+        if self.self_connections or not hasattr(self.w_rec, "weight"):
+            return self.w_rec
+        w = self.w_rec.weight
+        return eqx.tree_at(lambda p: p.weight, self.w_rec, w * (1.0 - jnp.eye(w.shape[0], dtype=w.dtype)))
+
     def recurrent_weight(self) -> Float[Array, "n_rec n_rec"]:
-        """The effective recurrent matrix (diagonal masked unless ``self_connections``)."""
-        w = self.w_rec.dense()
-        if not self.self_connections:
-            w = w * (1.0 - jnp.eye(w.shape[0], dtype=w.dtype))
-        return w
+        """The effective recurrent matrix as a dense array."""
+        return self.recurrent_projection().dense()
 
     def init(self, key, batch_shape):
         dtype = jnp.result_type(self.b_out)
@@ -129,9 +134,9 @@ class RSNN(AbstractNetwork):
         return self.w_in(inputs)
 
     def step(self, state, drive_in, dt, *, w_rec=None, kappa=None):
-        w_rec = self.recurrent_weight() if w_rec is None else w_rec
+        w_rec = self.recurrent_projection() if w_rec is None else w_rec
         kappa = readout_decay(self.tau_out, dt) if kappa is None else kappa
-        drive = drive_in + state.spikes @ w_rec
+        drive = drive_in + w_rec(state.spikes)
         neuron_state, spikes = self.neuron.step(state.neuron, drive, dt)
         readout = leaky_readout(state.readout, self.w_out(spikes) + self.b_out, kappa)
         new = RSNNState(neuron=neuron_state, spikes=spikes, readout=readout)
@@ -139,5 +144,5 @@ class RSNN(AbstractNetwork):
 
     def step_fn(self, dt):
         """`step` with the loop-invariant quantities (masked ``W_rec``, ``kappa``) computed once."""
-        w_rec, kappa = self.recurrent_weight(), readout_decay(self.tau_out, dt)
+        w_rec, kappa = self.recurrent_projection(), readout_decay(self.tau_out, dt)
         return lambda state, x_t: self.step(state, x_t, dt, w_rec=w_rec, kappa=kappa)

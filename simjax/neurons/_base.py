@@ -62,6 +62,22 @@ class AbstractSpikingNeuron(AbstractNeuron):
     def reset(self, state: PyTree[Array]) -> PyTree[Array]:
         """The jump map applied at a spike (to every neuron of ``state``; mask as needed)."""
 
+    # -- event-driven interface (used by ``simulate(..., method="event")`` and `simjax.spike_times`) --
+
+    def free_flow(self, state: PyTree[Array], dt: Any) -> PyTree[Array]:
+        """The exact state after ``dt`` with no synaptic input (constant parameters such as a bias
+        current included). Models without a closed form raise; use ``method="ode"`` for them."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form free flow for event-driven simulation")
+
+    def receive(self, state: PyTree[Array], weight: Float[Array, "..."]) -> PyTree[Array]:
+        """The state right after a presynaptic spike of ``weight`` arrives (the synaptic jump)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define a synaptic jump for event-driven simulation")
+
+    def time_to_spike(self, state: PyTree[Array], horizon: Any) -> Float[Array, "..."]:
+        """Time until `threshold` first crosses zero from below under `free_flow`, or ``inf`` if not
+        within ``horizon``. Closed forms where they exist; gradients exact (implicit function theorem)."""
+        raise NotImplementedError(f"{type(self).__name__} has no event-driven spike-time solver")
+
 
 class AbstractRateNeuron(AbstractNeuron):
     """A neuron whose output is a firing rate ``activation(state)``."""
