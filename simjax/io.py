@@ -68,6 +68,15 @@ def history_rows(history: dict, **columns: Any) -> list[dict]:
     return rows
 
 
+def save_model(path: str | Path, tree: Any) -> None:
+    """Serialises a pytree of arrays (equinox leaf serialisation), atomically."""
+    import equinox as eqx
+
+    buf = _io.BytesIO()
+    eqx.tree_serialise_leaves(buf, tree)
+    atomic_write(path, buf.getvalue())
+
+
 def new_run_dir(root: str | Path, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{name}-{stamp}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import quickstart
+from . import quickstart, train
 
-EXPERIMENTS = {"quickstart": quickstart}
+EXPERIMENTS = {"quickstart": quickstart, "train": train}
 
 __all__ = ["EXPERIMENTS"]

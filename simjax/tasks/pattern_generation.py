@@ -43,7 +43,7 @@ class PatternGeneration(AbstractTask):
         k_in, k_amp, k_phase = jax.random.split(jax.random.key(seed), 3)
         dtype = jnp.result_type(float)
         self.inputs = (jax.random.uniform(k_in, (steps, n_in)) < rate * dt / 1000.0).astype(dtype)
-        t = (jnp.arange(1, steps + 1) * dt).astype(dtype)
+        t = jnp.arange(1, steps + 1, dtype=dtype) * dt
         periods = jnp.asarray(PERIODS_MS, dtype)
         amp = jax.random.uniform(k_amp, (n_out, len(PERIODS_MS)), dtype, 0.5, 2.0)
         phase = jax.random.uniform(k_phase, (n_out, len(PERIODS_MS)), dtype, 0.0, 2 * jnp.pi)
@@ -51,6 +51,14 @@ class PatternGeneration(AbstractTask):
         targets = waves.sum(-1)
         self.targets = targets / jnp.max(jnp.abs(targets))  # peak amplitude 1
         self.dt = float(dt)
+
+    @property
+    def n_in(self) -> int:
+        return self.inputs.shape[-1]
+
+    @property
+    def n_out(self) -> int:
+        return self.targets.shape[-1]
 
     def sample(self, key, batch_size):
         del key  # the pattern is frozen: every trial is the same

@@ -1,0 +1,50 @@
+"""The command line: the quickstart's quick mode, list, report, bench, and config errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def simjax(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "simjax", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+def test_quickstart_quick_mode_writes_table_summary_and_plot(tmp_path):
+    result = simjax("run", "configs/quickstart.toml", "--quick", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "final:" in result.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # Training works even in the seconds-long version: the loss falls.
+    assert summary["final"]["loss"] < summary["initial"]["loss"]
+    header = (tmp_path / "history.csv").read_text().splitlines()[0]
+    assert header == "rule,step,metric,value"
+    assert (tmp_path / "quickstart.png").stat().st_size > 1000
+    report = simjax("report", str(tmp_path))
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report_loss.png").exists()
+
+
+def test_list_names_components_and_configs():
+    result = simjax("list")
+    assert result.returncode == 0, result.stderr
+    for word in ("lif", "rsnn", "exact", "fast_sigmoid", "pattern_generation", "quickstart", "quickstart.toml"):
+        assert word in result.stdout
+
+
+def test_run_config_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[experiment]\nname = "quickstart"\n[model]\nn_rec = -3\n')
+    result = simjax("run", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "simjax: config error: model.n_rec = -3 is not allowed: expected a positive integer"
+    missing = simjax("run", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[experiment]\nname = "quickstrat"\n')
+    result = simjax("run", str(unknown))
+    assert result.returncode == 2 and "'quickstrat' is not a known experiment" in result.stderr
