@@ -60,11 +60,10 @@ def check_finite(name: str, array: Any) -> jax.Array:
     """Inside or outside ``jit``: errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf."""
     import equinox as eqx
 
-    array = jnp.asarray(array)
     if is_concrete(array):
-        if not bool(jnp.all(jnp.isfinite(array))):
+        if not np.all(np.isfinite(np.asarray(array))):
             raise ValueError(f"{name} contains NaN or inf values")
-        return array
+        return jnp.asarray(array)
     return eqx.error_if(array, ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
 
 

@@ -25,7 +25,7 @@ import csv
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,40 +36,9 @@ import numpy as np
 
 from . import io
 from .config import ConfigError, digest, load
+from .table import Table
 
 RESERVED = ("seeds", "chunk_runs", "distributed")
-
-
-@dataclass
-class Table:
-    """A tidy table: ``columns[name]`` are equal-length numpy arrays."""
-
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @classmethod
-    def from_rows(cls, rows: list[dict]) -> "Table":
-        if not rows:
-            return cls({})
-        names = list(rows[0])
-        return cls({n: np.asarray([r[n] for r in rows]) for n in names})
-
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
-
-    def rows(self) -> list[dict]:
-        names = list(self.columns)
-        return [dict(zip(names, vals)) for vals in zip(*(self.columns[n].tolist() for n in names))]
-
-    def where(self, **equal: Any) -> "Table":
-        mask = np.ones(len(self), bool)
-        for k, v in equal.items():
-            mask &= self.columns[k] == v
-        return Table({k: v[mask] for k, v in self.columns.items()})
-
-    def to_pandas(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.columns)
 
 
 def _set(cfg: dict, dotted: str, value: Any) -> None:

@@ -1,0 +1,196 @@
+r"""How far is a learning rule from gradient descent? Bias, variance, alignment and curvature of a
+rule's updates against a reference gradient (Ghosh et al., ICLR 2023; seeds-5-8 Seed 8).
+
+For ``S`` samples ``g_s`` of the rule (its noise / keys; the batch is fixed unless
+``resample_batch``), reference ``g`` (default: `simjax.rules.Exact`), mean ``m``, and the Hessian
+``H`` of the task loss, per parameter group and in total:
+
+| quantity | definition |
+| --- | --- |
+| ``relative_bias`` | ``|m - g| / |g|`` (with ``|m - g|^2`` debiased by ``tr Cov / S``) |
+| ``relative_variance`` | ``tr Cov / |g|^2``, ``Cov`` the sample covariance of ``g_s`` |
+| ``cosine_mean`` | ``cos(m, g)`` |
+| ``cosine_sample`` | mean over samples of ``cos(g_s, g)`` |
+| ``sign_agreement`` | fraction of coordinates with ``sign(g_s) = sign(g)`` |
+| ``snr_median`` | median over parameters of ``m_p^2 / Var_p`` |
+| ``curvature_bias`` | ``b^T H b``, ``b = m - g`` (debiased by ``tr(H Cov) / S``) |
+| ``curvature_variance`` | ``tr(H Cov)`` |
+| ``loss_change_predicted`` | ``-eta g^T m + eta^2 / 2 (m^T H m + tr(H Cov))`` (total only) |
+| ``loss_change_measured`` | mean over samples of ``L(theta - eta g_s) - L(theta)`` (total only) |
+
+Curvature enters only through Hessian-vector products: ``H g_s`` for every sample and ``H g``
+(``S + 1`` products per group), from which every quadratic form above is exact for the samples (no
+dense Hessian). Error bars are delete-one jackknife standard errors over the samples.
+Group blocks use the diagonal block ``H_gg``. For clock-driven spiking networks the "Hessian" is the
+derivative of the surrogate gradient, so curvature and the predicted loss change are meaningful for
+smooth (rate / event-driven) models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ..curvature import flat_loss, hvp
+from ..parameters import params as trainable_params
+from ..rules.exact import Exact
+from ..table import Table
+
+QUANTITIES = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sample", "sign_agreement",
+              "snr_median", "curvature_bias", "curvature_variance")
+
+
+def parameter_groups(model: Any) -> dict[str, np.ndarray]:
+    """``{group: boolean mask over the flat parameter vector}``; a group is a top-level field."""
+    p = trainable_params(model)
+    leaves = jax.tree_util.tree_flatten_with_path(p)[0]
+    masks, offset = {}, 0
+    total = sum(int(np.size(leaf)) for _, leaf in leaves)
+    for path, leaf in leaves:
+        name = _name(path[0]) if path else "params"
+        masks.setdefault(name, np.zeros(total, bool))[offset:offset + np.size(leaf)] = True
+        offset += int(np.size(leaf))
+    return masks
+
+
+def _name(entry) -> str:
+    for attr in ("name", "key", "idx"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def _stats(G, g, K, c, d, w):
+    """Every quantity of one group for sample weights ``w`` (uniform over the kept samples)."""
+    n = jnp.sum(w > 0)
+    m = w @ G
+    dev = (G - m) * (w > 0)[:, None]
+    tr_cov = jnp.sum(dev**2) / (n - 1)
+    gnorm2 = jnp.sum(g**2)
+    mHm = w @ K @ w
+    tr_hcov = (jnp.sum(jnp.diag(K) * (w > 0)) - n * mHm) / (n - 1)
+    bias2 = jnp.sum((m - g) ** 2) - tr_cov / n
+    curv_bias = mHm - 2 * w @ c + d - tr_hcov / n
+    cos = lambda a, b: jnp.vdot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-300)
+    per_cos = jax.vmap(lambda x: cos(x, g))(G)
+    agree = jnp.mean(jnp.sign(G) == jnp.sign(g), axis=1)
+    var_p = jnp.sum(dev**2, axis=0) / (n - 1)
+    snr = m**2 / jnp.maximum(var_p, 1e-300)
+    return {
+        "relative_bias": jnp.sqrt(jnp.maximum(bias2, 0.0) / gnorm2),
+        "relative_variance": tr_cov / gnorm2,
+        "cosine_mean": cos(m, g),
+        "cosine_sample": jnp.sum(per_cos * w),
+        "sign_agreement": jnp.sum(agree * w),
+        "snr_median": jnp.median(snr),
+        "curvature_bias": curv_bias,
+        "curvature_variance": tr_hcov,
+    }
+
+
+def _with_jackknife(G, g, K, c, d):
+    S = G.shape[0]
+    full = _stats(G, g, K, c, d, jnp.full(S, 1.0 / S))
+    loo_w = (1.0 - jnp.eye(S)) / (S - 1)
+    loo = jax.vmap(lambda w: _stats(G, g, K, c, d, w))(loo_w)
+    se = jax.tree.map(lambda a: jnp.sqrt((S - 1) / S * jnp.sum((a - jnp.mean(a)) ** 2)), loo)
+    return full, se
+
+
+def sample_updates(model, rule, task, batch, key, samples):
+    """``[samples, P]`` flat updates of ``rule`` for independent keys on a fixed batch."""
+    keys = jax.random.split(key, samples)
+
+    def one(k):
+        k_init, k_step = jax.random.split(k)
+        _, upd, _, _ = rule.step(rule.init(model, k_init), model, task, batch, k_step)
+        return ravel_pytree(upd)[0]
+
+    return jax.vmap(one)(keys)
+
+
+def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int = 64,
+                     reference: Any = None, batch: Any = None, batch_size: int = 32,
+                     learning_rate: float = 1e-3, curvature: bool = True,
+                     resample_batch: bool = False) -> Table:
+    """Bias, variance, alignment and curvature of ``rule`` against ``reference`` (see the module
+    docstring for the quantities).
+
+    **Arguments:**
+    - ``model, rule, task``: as for `simjax.fit`; ``key``: PRNG key.
+    - ``samples``: number of rule draws (>= 3).
+    - ``reference``: the reference rule (default `Exact()`); it is evaluated once per batch.
+    - ``batch``: a fixed `Batch` (default ``task.sample(key, batch_size)``).
+    - ``learning_rate``: ``eta`` of the one-step loss-change prediction.
+    - ``curvature``: compute the Hessian-vector-product quantities.
+    - ``resample_batch``: each sample draws its own batch; the reference is then the mean exact
+      gradient over those batches and the variance includes minibatch noise.
+
+    **Returns:** a `simjax.table.Table` with columns ``group`` (parameter group or ``"total"``),
+    ``quantity``, ``value``, ``stderr``.
+    """
+    if not isinstance(samples, int) or samples < 3:
+        raise ValueError(f"gradient_quality: samples must be an int >= 3, got {samples!r}")
+    reference = Exact() if reference is None else reference
+    k_batch, k_rule, k_ref = jax.random.split(key, 3)
+    batch = task.sample(k_batch, batch_size) if batch is None else batch
+    theta, loss_fn, _ = flat_loss(model, task, batch)
+    if resample_batch:
+        batches = jax.vmap(lambda k: task.sample(k, batch_size))(jax.random.split(k_batch, samples))
+        keys = jax.random.split(k_rule, samples)
+        G = jax.vmap(lambda b, k: sample_updates(model, rule, task, b, k, 1)[0])(batches, keys)
+        g = jnp.mean(jax.vmap(lambda b: ravel_pytree(reference(model, task, b, k_ref)[1])[0])(batches), axis=0)
+    else:
+        G = sample_updates(model, rule, task, batch, k_rule, samples)
+        g = ravel_pytree(reference(model, task, batch, k_ref)[1])[0]
+    if G.shape[1] != theta.shape[0]:
+        raise ValueError(f"gradient_quality: the rule's updates have {G.shape[1]} entries but the model has "
+                         f"{theta.shape[0]} trainable parameters")
+    groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(model)}
+    return summarize(G, g, groups, loss_fn=loss_fn if curvature else None, theta=theta,
+                     learning_rate=learning_rate)
+
+
+def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss_fn: Any = None,
+              theta: Any = None, learning_rate: float = 1e-3) -> Table:
+    """The report for flat samples ``G [S, P]`` against the flat reference ``g [P]``, per group
+    (boolean masks over ``P``); curvature quantities when ``loss_fn(theta)`` is given."""
+    rows = []
+    S = G.shape[0]
+    for name, mask in groups.items():
+        mk = jnp.asarray(mask, G.dtype)
+        Gm, gm = G * mk, g * mk
+        if loss_fn is not None:
+            HG = jax.vmap(lambda v: hvp(loss_fn, theta, v))(Gm) * mk
+            Hg = hvp(loss_fn, theta, gm) * mk
+            K, c, d = Gm @ HG.T, HG @ gm, gm @ Hg
+        else:
+            K, c, d = jnp.zeros((S, S), G.dtype), jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype)
+        sel = jnp.asarray(np.flatnonzero(mask))
+        full, se = _with_jackknife(Gm[:, sel], gm[sel], K, c, d)
+        for q in QUANTITIES:
+            if loss_fn is None and q.startswith("curvature"):
+                continue
+            rows.append({"group": name, "quantity": q, "value": float(full[q]), "stderr": float(se[q])})
+        if name == "total" and loss_fn is not None:
+            rows += _loss_change(loss_fn, theta, G, g, K, learning_rate)
+    return Table.from_rows(rows)
+
+
+def _loss_change(loss_fn, theta, G, g, K, eta):
+    S = G.shape[0]
+    m = jnp.mean(G, axis=0)
+    mHm = jnp.mean(K)
+    tr_hcov = (jnp.trace(K) - S * mHm) / (S - 1)
+    predicted = -eta * jnp.vdot(g, m) + eta**2 / 2 * (mHm + tr_hcov)
+    base = loss_fn(theta)
+    changes = jax.vmap(lambda u: loss_fn(theta - eta * u) - base)(G)
+    return [
+        {"group": "total", "quantity": "loss_change_predicted", "value": float(predicted), "stderr": float("nan")},
+        {"group": "total", "quantity": "loss_change_measured", "value": float(jnp.mean(changes)),
+         "stderr": float(jnp.std(changes) / np.sqrt(S))},
+    ]

@@ -1,0 +1,83 @@
+"""Gradient-quality report: exact limits, a controlled estimator with known bias/variance, dense
+Hessian agreement on a tiny network, and the one-step loss-change prediction."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import simjax as sj
+from simjax.analysis import gradient_quality, parameter_groups, summarize
+from simjax.curvature import extreme_eigenvector, flat_loss, hvp
+from simjax.neurons.rate import LeakyRate
+from simjax.rules.noisy_gradient import NoisyGradient
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A tiny smooth recurrent rate network on a regression batch (P = 3*5 + 5*5 + 5*2 + 5 + 2 = 57)."""
+    net = sj.networks.RateRNN(n_in=3, n_rec=5, n_out=2, neuron=LeakyRate(tau=5.0, activation="tanh"),
+                              key=jax.random.key(0), g=1.2)
+    k1, k2 = jax.random.split(jax.random.key(1))
+    batch = sj.tasks.Batch(inputs=jax.random.normal(k1, (12, 4, 3)), targets=jax.random.normal(k2, (4, 2)) * 0.5)
+    task = sj.tasks.Supervised(loss="mse", readout="last", dt=1.0)
+    return net, task, batch
+
+
+def test_exact_rule_has_zero_bias_and_variance(setup):
+    net, task, batch = setup
+    t = gradient_quality(net, sj.rules.Exact(), task, key=jax.random.key(2), samples=4, batch=batch)
+    for group in ("total", "w_rec", "w_out"):
+        assert t.value(group=group, quantity="relative_bias") < 1e-7
+        assert t.value(group=group, quantity="relative_variance") < 1e-14
+        assert abs(t.value(group=group, quantity="cosine_mean") - 1) < 1e-12
+        assert t.value(group=group, quantity="sign_agreement") == 1.0
+        assert abs(t.value(group=group, quantity="curvature_variance")) < 1e-12
+
+
+def test_noisy_gradient_recovers_its_bias_and_variance(setup):
+    net, task, batch = setup
+    g = ravel_pytree(sj.rules.Exact()(net, task, batch, None)[1])[0]
+    gnorm = float(jnp.linalg.norm(g))
+    beta, sigma = 0.5, 0.3 * gnorm
+    rule = NoisyGradient(bias=beta, sigma=sigma, direction="random", seed=3)
+    t = gradient_quality(net, rule, task, key=jax.random.key(4), samples=200, batch=batch, curvature=False)
+    for quantity, truth in (("relative_bias", beta), ("relative_variance", (sigma / gnorm) ** 2)):
+        value, se = t.value(group="total", quantity=quantity), t.value("stderr", group="total", quantity=quantity)
+        assert abs(value - truth) < 4 * se + 1e-3 * truth, (quantity, value, truth, se)
+        assert se < 0.1 * truth  # the error bars are informative
+
+
+def test_hessian_vector_quantities_match_dense_hessian(setup):
+    net, task, batch = setup
+    rule = NoisyGradient(bias=0.3, sigma=0.05, direction="random", seed=1)
+    G = jax.vmap(lambda k: ravel_pytree(rule(net, task, batch, k)[1])[0])(jax.random.split(jax.random.key(5), 6))
+    g = ravel_pytree(sj.rules.Exact()(net, task, batch, None)[1])[0]
+    theta, loss_fn, _ = flat_loss(net, task, batch)
+    groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(net)}
+    t = summarize(G, g, groups, loss_fn=loss_fn, theta=theta)
+    H = np.asarray(jax.hessian(loss_fn)(theta))  # dense: only for this check
+    for name in ("total", "w_rec", "w_out"):
+        idx = np.flatnonzero(groups[name])
+        Hb, Gb, gb = H[np.ix_(idx, idx)], np.asarray(G)[:, idx], np.asarray(g)[idx]
+        tr_hcov = float(np.trace(Hb @ np.cov(Gb, rowvar=False)))
+        b = Gb.mean(0) - gb
+        assert t.value(group=name, quantity="curvature_variance") == pytest.approx(tr_hcov, rel=1e-8)
+        assert t.value(group=name, quantity="curvature_bias") == pytest.approx(b @ Hb @ b - tr_hcov / 6, rel=1e-8)
+    v = jax.random.normal(jax.random.key(9), theta.shape, theta.dtype)
+    np.testing.assert_allclose(hvp(loss_fn, theta, v), H @ np.asarray(v), rtol=1e-10, atol=1e-12)
+    eigvals, eigvecs = np.linalg.eigh(H)
+    for which, i in (("top", -1), ("bottom", 0)):
+        vec, lam = extreme_eigenvector(loss_fn, theta, jax.random.key(0), which=which, iterations=2000)
+        assert float(lam) == pytest.approx(eigvals[i], abs=1e-6 * abs(eigvals[-1]))
+
+
+def test_predicted_one_step_loss_change_matches_measured(setup):
+    net, task, batch = setup
+    rule = NoisyGradient(bias=0.2, sigma=0.1, direction="random", seed=2)
+    t = gradient_quality(net, rule, task, key=jax.random.key(6), samples=32, batch=batch, learning_rate=1e-2)
+    predicted = t.value(group="total", quantity="loss_change_predicted")
+    measured = t.value(group="total", quantity="loss_change_measured")
+    assert predicted < 0
+    assert abs(predicted - measured) < 0.1 * abs(measured)
