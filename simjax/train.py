@@ -16,17 +16,21 @@ from ._checks import is_concrete
 from .parameters import constrain, partition
 
 
-def _train_step(static, rule, task, optimizer, batch_size):
-    def one(carry, key):
+def _train_step(static, rule, task, optimizer, batch_size, track):
+    def one(carry, step_and_key):
+        step, key = step_and_key
         params, opt_state, rule_state = carry
         model = eqx.combine(params, static)
-        k_batch, k_rule = jax.random.split(key)
+        k_batch, k_rule, k_track = jax.random.split(key, 3)
         batch = task.sample(k_batch, batch_size)
         loss, updates, aux, rule_state = rule.step(rule_state, model, task, batch, k_rule)
+        metrics = {"loss": loss, **aux}
+        if track is not None:
+            metrics.update(track(step, model, rule, task, batch, k_track))
         updates, opt_state = optimizer.update(updates, opt_state, params)
         params = eqx.apply_updates(params, updates)
         params, _ = partition(constrain(eqx.combine(params, static)))
-        return (params, opt_state, rule_state), {"loss": loss, **aux}
+        return (params, opt_state, rule_state), metrics
 
     return one
 
@@ -38,7 +42,7 @@ def _chunk_size(steps: int, chunks: int) -> int:
 
 def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformation, *, steps: int, key: Any,
         batch_size: int = 32, progress: bool | Callable[[int, int, dict], None] = False,
-        chunks: int = 20) -> tuple[Any, dict]:
+        chunks: int = 20, track: Any = None) -> tuple[Any, dict]:
     """Trains ``model`` on ``task`` with ``rule`` and ``optimizer`` for ``steps`` steps.
 
     Each step samples a batch, asks the rule for ``(loss, updates, aux)``, applies the optimiser and
@@ -51,6 +55,8 @@ def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformatio
     - ``progress``: ``True`` prints a progress line between chunks; a callable receives
       ``(done, steps, last_metrics)``. Ignored (one single scan) when called under a JAX transform.
     - ``chunks``: how many chunks the scan is split into when reporting progress.
+    - ``track``: a `simjax.analysis.QualityTracker` to record the rule's gradient quality along
+      training (every ``track.every`` steps, NaN elsewhere).
 
     **Returns:** ``(trained_model, history)`` with ``history[name]`` of shape ``[steps]`` for the loss
     and every scalar in the rule's ``aux``.
@@ -62,10 +68,10 @@ def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformatio
     params, static = partition(model)
     k_rule, k_steps = jax.random.split(key)
     carry = (params, optimizer.init(params), rule.init(model, k_rule))
-    keys = jax.random.split(k_steps, steps)
-    one = _train_step(static, rule, task, optimizer, batch_size)
+    keys = (jnp.arange(steps), jax.random.split(k_steps, steps))
+    one = _train_step(static, rule, task, optimizer, batch_size, track)
 
-    if not progress or not is_concrete(keys):
+    if not progress or not is_concrete(keys[1]):
         carry, history = jax.lax.scan(one, carry, keys)
         return eqx.combine(carry[0], static), history
 
@@ -74,7 +80,7 @@ def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformatio
     run_chunk = eqx.filter_jit(lambda c, ks: jax.lax.scan(one, c, ks))
     parts = []
     for start in range(0, steps, size):
-        carry, hist = run_chunk(carry, keys[start:start + size])
+        carry, hist = run_chunk(carry, jax.tree.map(lambda a: a[start:start + size], keys))
         parts.append(hist)
         report(start + size, steps, jax.tree.map(lambda a: a[-1], hist))
     history = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)

@@ -81,3 +81,23 @@ def test_predicted_one_step_loss_change_matches_measured(setup):
     measured = t.value(group="total", quantity="loss_change_measured")
     assert predicted < 0
     assert abs(predicted - measured) < 0.1 * abs(measured)
+
+
+def test_quality_is_tracked_inside_fit(setup):
+    import optax
+
+    net, task, batch = setup
+    fixed = sj.tasks.Supervised(loss="mse", readout="last", dt=1.0)
+
+    class FixedBatch(type(fixed)):
+        def sample(self, key, batch_size):
+            return batch
+
+    rule = NoisyGradient(bias=0.5, sigma=0.0, direction="random", seed=0)
+    tracker = sj.analysis.QualityTracker(every=3, samples=4)
+    _, hist = sj.fit(net, rule, FixedBatch(loss="mse", readout="last"), optax.sgd(1e-2), steps=7,
+                     key=jax.random.key(0), track=tracker)
+    rel_bias = np.asarray(hist["quality/total/relative_bias"])
+    assert np.all(np.isnan(rel_bias[[1, 2, 4, 5]]))
+    np.testing.assert_allclose(rel_bias[[0, 3, 6]], 0.5, rtol=1e-6)  # noiseless: exactly beta
+    assert np.all(np.asarray(hist["quality/w_out/cosine_mean"])[[0, 3, 6]] <= 1.0)
