@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import quickstart, train
+from . import bias_variance, quickstart, train
 
-EXPERIMENTS = {"quickstart": quickstart, "train": train}
+EXPERIMENTS = {"bias_variance": bias_variance, "quickstart": quickstart, "train": train}
 
 __all__ = ["EXPERIMENTS"]

@@ -125,7 +125,8 @@ class LIF(AbstractSpikingNeuron):
     def free_flow(self, state, dt):
         """The exact state after ``dt`` without synaptic input (refractory hold included)."""
         # Within the step, the neuron integrates only for the part of dt after its refractory hold.
-        t_free = jnp.clip(dt - state.refractory, 0.0, dt)
+        # (a where, not a clip: full derivative in dt when not refractory, also at dt = 0)
+        t_free = jnp.where(state.refractory > 0, jnp.maximum(dt - state.refractory, 0.0), dt)
         a = jnp.exp(-t_free / self.tau_mem)
         v = self.v_rest + a * (state.v - self.v_rest) + (1.0 - a) * self.bias
         if self.tau_syn is None:
