@@ -29,9 +29,14 @@ def report(folder: Path) -> list[Path]:
     """Writes ``report_<metric>.png`` (curves per swept value, mean and min-max band over seeds) and
     ``final_<metric>_vs_<axis>.png``; prints the final-metric table. Returns the written paths."""
     folder = Path(folder)
+    written = []
+    if (folder / "gradient_quality.csv").exists():
+        written += _gradient_quality(folder)
     source = folder / "results.csv" if (folder / "results.csv").exists() else folder / "history.csv"
     if not source.exists():
-        raise ConfigError(f"{folder} has neither results.csv (sweep) nor history.csv (run)")
+        if written:
+            return written
+        raise ConfigError(f"{folder} has no results.csv (sweep), history.csv (run) or gradient_quality.csv")
     rows = _read(source)
     axes = _axes(rows)
     try:
@@ -44,9 +49,10 @@ def report(folder: Path) -> list[Path]:
         print("(matplotlib not installed: tables only; pip install 'simjax[plot]')")
     by = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))  # metric -> label -> run -> step
     for r in rows:
+        if r["metric"].startswith("quality/") and not np.isfinite(r["value"]):
+            continue
         label = ", ".join(f"{a}={r[a]}" for a in axes) or "run"
         by[r["metric"]][label][r.get("run", 0)][r["step"]] = r["value"]
-    written = []
     for metric, labels in by.items():
         print(f"{metric} (final, mean over seeds):")
         if plt is not None:
@@ -97,3 +103,19 @@ def _final_vs_axis(plt, folder: Path, rows: list[dict], metric: str, axes: list[
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _gradient_quality(folder: Path) -> list[Path]:
+    """Prints the observatory table of ``gradient_quality.csv`` (every group) and redraws its
+    bias-variance plane."""
+    from .experiments.observatory import _plot_plane, markdown_table
+
+    with open(folder / "gradient_quality.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["value"], r["stderr"] = float(r["value"]), float(r["stderr"])
+    for group in dict.fromkeys(r["group"] for r in rows):
+        print(f"gradient quality, parameter group {group!r}:")
+        print(markdown_table(rows, group))
+    _plot_plane(folder, rows)
+    return [folder / "bias_variance_plane.png"]

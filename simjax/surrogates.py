@@ -118,6 +118,12 @@ class Exponential(AbstractSurrogate):
         return scale * jnp.exp(-self.slope * jnp.abs(x))
 
 
+def replace_surrogate(tree, surrogate: AbstractSurrogate):
+    """``tree`` (a model, a neuron) with every surrogate in it replaced by ``surrogate``."""
+    is_surrogate = lambda x: isinstance(x, AbstractSurrogate)
+    return jax.tree.map(lambda x: surrogate if is_surrogate(x) else x, tree, is_leaf=is_surrogate)
+
+
 _BY_NAME = {
     "fast_sigmoid": FastSigmoid,
     "triangle": Triangle,
@@ -133,4 +139,5 @@ def get(name: str, **kwargs) -> AbstractSurrogate:
     return _BY_NAME[name](**kwargs)
 
 
-__all__ = ["AbstractSurrogate", "FastSigmoid", "Triangle", "Arctan", "Sigmoid", "Exponential", "get"]
+__all__ = ["AbstractSurrogate", "FastSigmoid", "Triangle", "Arctan", "Sigmoid", "Exponential", "get",
+           "replace_surrogate"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import bias_variance, quickstart, train
+from . import bias_variance, observatory, quickstart, train
 
-EXPERIMENTS = {"bias_variance": bias_variance, "quickstart": quickstart, "train": train}
+EXPERIMENTS = {"bias_variance": bias_variance, "observatory": observatory, "quickstart": quickstart, "train": train}
 
 __all__ = ["EXPERIMENTS"]

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 
 from ..parameters import partition
+from ..surrogates import AbstractSurrogate, replace_surrogate
 from ._base import AbstractRule
 
 
@@ -23,16 +24,23 @@ class Exact(AbstractRule):
     event-driven simulation gives exact spike-time gradients; ODE simulation differentiates
     through ``diffrax`` with the adjoint passed in ``simulate_kwargs``.
 
-    **Arguments:** keywords for `simjax.simulate` (``memory="recompute"``, ``adjoint=...``), used
-    for every forward pass.
+    **Arguments:**
+    - ``surrogate``: if given, replaces every surrogate of the model for the gradient (the loss is
+      unchanged: surrogates only act backward) — a rule per surrogate shape or slope.
+    - keywords for `simjax.simulate` (``memory="recompute"``, ``adjoint=...``), used for every
+      forward pass.
     """
 
+    surrogate: AbstractSurrogate | None
     simulate_kwargs: tuple = eqx.field(static=True)
 
-    def __init__(self, **simulate_kwargs):
+    def __init__(self, surrogate: AbstractSurrogate | None = None, **simulate_kwargs):
+        self.surrogate = surrogate
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def __call__(self, model, task, batch, key):
+        if self.surrogate is not None:
+            model = replace_surrogate(model, self.surrogate)
         params, static = partition(model)
         (loss, outputs), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(
             params, static, task, batch, key, dict(self.simulate_kwargs))
