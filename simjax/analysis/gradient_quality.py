@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,12 +114,35 @@ def sample_updates(model, rule, task, batch, key, samples):
     return jax.vmap(one)(keys)
 
 
+def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
+                  curvature: bool = True, learning_rate: float = 1e-3, resample_batch: bool = False,
+                  batch_size: int = 32) -> dict:
+    """The jittable core of `gradient_quality`: ``{group: {quantity: (value, stderr)}}`` as arrays."""
+    reference = Exact() if reference is None else reference
+    k_batch, k_rule, k_ref = jax.random.split(key, 3)
+    theta, loss_fn, _ = flat_loss(model, task, batch)
+    if resample_batch:
+        batches = jax.vmap(lambda k: task.sample(k, batch_size))(jax.random.split(k_batch, samples))
+        keys = jax.random.split(k_rule, samples)
+        G = jax.vmap(lambda b, k: sample_updates(model, rule, task, b, k, 1)[0])(batches, keys)
+        g = jnp.mean(jax.vmap(lambda b: ravel_pytree(reference(model, task, b, k_ref)[1])[0])(batches), axis=0)
+    else:
+        G = sample_updates(model, rule, task, batch, k_rule, samples)
+        g = ravel_pytree(reference(model, task, batch, k_ref)[1])[0]
+    if G.shape[1] != theta.shape[0]:
+        raise ValueError(f"gradient_quality: the rule's updates have {G.shape[1]} entries but the model has "
+                         f"{theta.shape[0]} trainable parameters")
+    groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(model)}
+    return summary_arrays(G, g, groups, loss_fn=loss_fn if curvature else None, theta=theta,
+                          learning_rate=learning_rate)
+
+
 def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int = 64,
                      reference: Any = None, batch: Any = None, batch_size: int = 32,
                      learning_rate: float = 1e-3, curvature: bool = True,
                      resample_batch: bool = False) -> Table:
     """Bias, variance, alignment and curvature of ``rule`` against ``reference`` (see the module
-    docstring for the quantities).
+    docstring for the quantities), computed in one compiled program.
 
     **Arguments:**
     - ``model, rule, task``: as for `simjax.fit`; ``key``: PRNG key.
@@ -135,32 +159,32 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
     """
     if not isinstance(samples, int) or samples < 3:
         raise ValueError(f"gradient_quality: samples must be an int >= 3, got {samples!r}")
-    reference = Exact() if reference is None else reference
-    k_batch, k_rule, k_ref = jax.random.split(key, 3)
-    batch = task.sample(k_batch, batch_size) if batch is None else batch
-    theta, loss_fn, _ = flat_loss(model, task, batch)
-    if resample_batch:
-        batches = jax.vmap(lambda k: task.sample(k, batch_size))(jax.random.split(k_batch, samples))
-        keys = jax.random.split(k_rule, samples)
-        G = jax.vmap(lambda b, k: sample_updates(model, rule, task, b, k, 1)[0])(batches, keys)
-        g = jnp.mean(jax.vmap(lambda b: ravel_pytree(reference(model, task, b, k_ref)[1])[0])(batches), axis=0)
-    else:
-        G = sample_updates(model, rule, task, batch, k_rule, samples)
-        g = ravel_pytree(reference(model, task, batch, k_ref)[1])[0]
-    if G.shape[1] != theta.shape[0]:
-        raise ValueError(f"gradient_quality: the rule's updates have {G.shape[1]} entries but the model has "
-                         f"{theta.shape[0]} trainable parameters")
-    groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(model)}
-    return summarize(G, g, groups, loss_fn=loss_fn if curvature else None, theta=theta,
-                     learning_rate=learning_rate)
+    batch = task.sample(jax.random.split(key, 3)[0], batch_size) if batch is None else batch
+    arrays = eqx.filter_jit(report_arrays)(model, rule, task, batch, key, samples=samples, reference=reference,
+                                           curvature=curvature, learning_rate=learning_rate,
+                                           resample_batch=resample_batch, batch_size=batch_size)
+    return to_table(arrays)
+
+
+def to_table(arrays: dict) -> Table:
+    """`report_arrays`' output as a tidy table."""
+    rows = [{"group": group, "quantity": q, "value": float(v), "stderr": float(se)}
+            for group, quantities in arrays.items() for q, (v, se) in quantities.items()]
+    return Table.from_rows(rows)
 
 
 def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss_fn: Any = None,
               theta: Any = None, learning_rate: float = 1e-3) -> Table:
     """The report for flat samples ``G [S, P]`` against the flat reference ``g [P]``, per group
     (boolean masks over ``P``); curvature quantities when ``loss_fn(theta)`` is given."""
-    rows = []
+    return to_table(summary_arrays(G, g, groups, loss_fn=loss_fn, theta=theta, learning_rate=learning_rate))
+
+
+def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3) -> dict:
+    """`summarize` as a dict of arrays (jittable)."""
+    out = {}
     S = G.shape[0]
+    nan = jnp.full((), jnp.nan, G.dtype)
     for name, mask in groups.items():
         mk = jnp.asarray(mask, G.dtype)
         Gm, gm = G * mk, g * mk
@@ -172,13 +196,12 @@ def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss
             K, c, d = jnp.zeros((S, S), G.dtype), jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype)
         sel = jnp.asarray(np.flatnonzero(mask))
         full, se = _with_jackknife(Gm[:, sel], gm[sel], K, c, d)
-        for q in QUANTITIES:
-            if loss_fn is None and q.startswith("curvature"):
-                continue
-            rows.append({"group": name, "quantity": q, "value": float(full[q]), "stderr": float(se[q])})
+        out[name] = {q: (full[q], se[q]) for q in QUANTITIES if loss_fn is not None or not q.startswith("curvature")}
         if name == "total" and loss_fn is not None:
-            rows += _loss_change(loss_fn, theta, G, g, K, learning_rate)
-    return Table.from_rows(rows)
+            predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K, learning_rate)
+            out[name]["loss_change_predicted"] = (predicted, nan)
+            out[name]["loss_change_measured"] = (measured, measured_se)
+    return out
 
 
 def _loss_change(loss_fn, theta, G, g, K, eta):
@@ -189,8 +212,4 @@ def _loss_change(loss_fn, theta, G, g, K, eta):
     predicted = -eta * jnp.vdot(g, m) + eta**2 / 2 * (mHm + tr_hcov)
     base = loss_fn(theta)
     changes = jax.vmap(lambda u: loss_fn(theta - eta * u) - base)(G)
-    return [
-        {"group": "total", "quantity": "loss_change_predicted", "value": float(predicted), "stderr": float("nan")},
-        {"group": "total", "quantity": "loss_change_measured", "value": float(jnp.mean(changes)),
-         "stderr": float(jnp.std(changes) / np.sqrt(S))},
-    ]
+    return predicted, jnp.mean(changes), jnp.std(changes) / np.sqrt(S)

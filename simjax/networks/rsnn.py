@@ -114,10 +114,7 @@ class RSNN(AbstractNetwork):
     def recurrent_projection(self) -> AbstractProjection:
         """``w_rec`` with its diagonal masked unless ``self_connections`` (same projection type, so
         rules that wrap projections, e.g. feedback alignment, keep working through time)."""
-        if self.self_connections or not hasattr(self.w_rec, "weight"):
-            return self.w_rec
-        w = self.w_rec.weight
-        return eqx.tree_at(lambda p: p.weight, self.w_rec, w * (1.0 - jnp.eye(w.shape[0], dtype=w.dtype)))
+        return self.w_rec if self.self_connections else self.w_rec.without_self_connections()
 
     def recurrent_weight(self) -> Float[Array, "n_rec n_rec"]:
         """The effective recurrent matrix as a dense array."""

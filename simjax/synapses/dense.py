@@ -38,5 +38,8 @@ class Dense(AbstractProjection):
     def shape(self):
         return tuple(self.weight.shape)
 
+    def without_self_connections(self):
+        return eqx.tree_at(lambda p: p.weight, self, self.weight * (1.0 - jnp.eye(*self.weight.shape, dtype=self.weight.dtype)))
+
     def dense(self):
         return self.weight
