@@ -41,20 +41,6 @@ _TABLES: dict[str, dict[str, str]] = {
         "store_recall": "simjax.tasks:StoreRecall",
         "evidence_accumulation": "simjax.tasks:EvidenceAccumulation",
     },
-    "rule": {
-        "exact": "simjax.rules:Exact",
-        "truncated_bptt": "simjax.rules:TruncatedBPTT",
-        "feedback_alignment": "simjax.rules:FeedbackAlignment",
-        "direct_feedback_alignment": "simjax.rules:DirectFeedbackAlignment",
-        "sign_symmetry": "simjax.rules:SignSymmetry",
-        "node_perturbation": "simjax.rules:NodePerturbation",
-        "weight_perturbation": "simjax.rules:WeightPerturbation",
-        "eprop": "simjax.rules:EProp",
-        "rtrl": "simjax.rules:RTRL",
-        "hebbian": "simjax.rules:Hebbian",
-        "oja": "simjax.rules:Oja",
-        "bcm": "simjax.rules:BCM",
-    },
     "optimizer": {
         "adam": "optax:adam",
         "sgd": "optax:sgd",
@@ -62,6 +48,15 @@ _TABLES: dict[str, dict[str, str]] = {
         "rmsprop": "optax:rmsprop",
     },
 }
+
+
+def _rule_table() -> dict[str, str]:
+    from .rules._names import RULE_NAMES
+
+    return {name: f"simjax.rules:{cls}" for name, cls in RULE_NAMES.items()}
+
+
+_TABLES["rule"] = _rule_table()
 
 
 def _resolve(path: str) -> Callable | None:
