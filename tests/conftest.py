@@ -1,6 +1,15 @@
 """Tests run in float64. (Strict dtype promotion would be stricter still, but optax's own Adam
-raises under it: its bias correction raises a Python float to an int32 step count.)"""
+raises under it: its bias correction raises a Python float to an int32 step count.)
 
-import jax
+Most of the suite's time is XLA compilation of small programs, so the CPU backend's LLVM
+optimisation is turned down (about 1.5x less CPU in total; results are unaffected beyond float
+rounding). Set XLA_FLAGS yourself to override.
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
