@@ -27,9 +27,10 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, as_optional_float, check_choice, check_positive
+from .._checks import as_float_array, as_optional_float, check_choice, check_positive, is_concrete
 from ..surrogates import AbstractSurrogate, FastSigmoid
 from ._base import AbstractSpikingNeuron
 
@@ -45,13 +46,21 @@ class LIFState(eqx.Module):
 
 def synaptic_coupling(dt, tau_mem, tau_syn):
     r"""``c(dt) = tau_s / (tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))``: the voltage at time
-    ``dt`` caused by a unit synaptic current at time 0 (its limit ``(dt/tau) exp(-dt/tau)`` when the
-    two time constants coincide, with gradients that stay finite)."""
-    same = jnp.abs(tau_syn - tau_mem) < 1e-6 * tau_mem
-    safe_diff = jnp.where(same, 1.0, tau_syn - tau_mem)
+    ``dt`` caused by a unit synaptic current at time 0.
+
+    Written as ``c = (dt/tau_m) exp(-dt/tau_m) (e^x - 1)/x`` with ``x = dt (tau_s - tau_m) / (tau_m tau_s)``,
+    and evaluated by the series of ``(e^x - 1)/x`` where ``|x|`` is small, so the value and its
+    derivatives in ``dt``, ``tau_mem`` and ``tau_syn`` are exact and finite also when the two time
+    constants coincide (limit ``(dt/tau) exp(-dt/tau)``).
+    """
+    x = dt * (tau_syn - tau_mem) / (tau_mem * tau_syn)
+    small = jnp.abs(x) < 1e-3
+    xs = jnp.where(small, x, 0.0)
+    expm1_ratio = 1.0 + xs / 2.0 * (1.0 + xs / 3.0 * (1.0 + xs / 4.0 * (1.0 + xs / 5.0)))
+    series = dt / tau_mem * jnp.exp(-dt / tau_mem) * expm1_ratio
+    safe_diff = jnp.where(small, 1.0, tau_syn - tau_mem)
     general = tau_syn / safe_diff * (jnp.exp(-dt / tau_syn) - jnp.exp(-dt / tau_mem))
-    limit = dt / tau_mem * jnp.exp(-dt / tau_mem)
-    return jnp.where(same, limit, general)
+    return jnp.where(small, series, general)
 
 
 class LIF(AbstractSpikingNeuron):
@@ -78,6 +87,7 @@ class LIF(AbstractSpikingNeuron):
     reset_mode: Literal["subtract", "zero"] = eqx.field(static=True, default="subtract")
     surrogate: AbstractSurrogate = eqx.field(default_factory=FastSigmoid)
     detach_reset: bool = eqx.field(static=True, default=True)
+    refractoriness: bool = eqx.field(static=True, default=False)
 
     def __init__(self, tau_mem=20.0, v_th=1.0, v_reset=0.0, reset="subtract", *, tau_syn=None,
                  t_ref=0.0, v_rest=0.0, bias=0.0, surrogate=None, detach_reset=True):
@@ -92,6 +102,8 @@ class LIF(AbstractSpikingNeuron):
         self.reset_mode = reset
         self.surrogate = FastSigmoid() if surrogate is None else surrogate
         self.detach_reset = detach_reset
+        # Refractory bookkeeping is compiled in only when it can matter (a traced t_ref counts).
+        self.refractoriness = not (is_concrete(self.t_ref) and bool(np.all(np.asarray(self.t_ref) == 0)))
 
     def __check_init__(self):
         check_positive("tau_mem", self.tau_mem, owner="LIF")
@@ -126,7 +138,10 @@ class LIF(AbstractSpikingNeuron):
         """The exact state after ``dt`` without synaptic input (refractory hold included)."""
         # Within the step, the neuron integrates only for the part of dt after its refractory hold.
         # (a where, not a clip: full derivative in dt when not refractory, also at dt = 0)
-        t_free = jnp.where(state.refractory > 0, jnp.maximum(dt - state.refractory, 0.0), dt)
+        if not self.refractoriness:
+            t_free = dt
+        else:
+            t_free = jnp.where(state.refractory > 0, jnp.maximum(dt - state.refractory, 0.0), dt)
         a = jnp.exp(-t_free / self.tau_mem)
         v = self.v_rest + a * (state.v - self.v_rest) + (1.0 - a) * self.bias
         if self.tau_syn is None:
@@ -136,22 +151,106 @@ class LIF(AbstractSpikingNeuron):
             i_release = state.i * jnp.exp(-(dt - t_free) / self.tau_syn)
             v = v + synaptic_coupling(t_free, self.tau_mem, self.tau_syn) * i_release
             i = state.i * jnp.exp(-dt / self.tau_syn)
-        refractory = jnp.maximum(state.refractory - dt, 0.0)
+        refractory = jnp.maximum(state.refractory - dt, 0.0) if self.refractoriness else state.refractory
         return LIFState(v=v, i=i, refractory=refractory)
+
+    def receive(self, state, weight):
+        """A presynaptic spike of ``weight``: ``v += weight`` unless refractory (delta synapses), or
+        ``i += weight`` (exponential synapses)."""
+        if self.tau_syn is None:
+            v = state.v + jnp.where(state.refractory > 0, 0.0, weight)
+            return LIFState(v=v, i=state.i, refractory=state.refractory)
+        return LIFState(v=state.v, i=state.i + weight, refractory=state.refractory)
+
+    def time_to_spike(self, state, horizon):
+        r"""Time until ``v`` first reaches ``v_th`` under `free_flow`; ``0`` if ``v >= v_th`` already,
+        ``inf`` if not within ``horizon``.
+
+        After the refractory hold ``r`` (during which ``v`` is held), with ``A = v_rest + bias``:
+
+        - delta synapses: ``t* = r + tau_mem ln((A - v) / (A - v_th))`` if ``A > v_th`` (closed form;
+          its derivatives are finite everywhere, NaN-free where no spike comes);
+        - exponential synapses: ``v(r + s) = A + B exp(-s/tau_mem) + C exp(-s/tau_syn)`` has at most
+          one extremum, at ``s_e`` (closed form). The hold end ``r`` and ``r + s_e`` split time into
+          monotone pieces, and a finite bound (after which ``v`` stays above ``v_th`` if
+          ``A > v_th``, and below it otherwise) ends the search, so the first crossing is bracketed
+          exactly, then refined to float precision (`simjax.neurons._roots.first_crossing`;
+          gradients by the implicit function theorem, exact and finite).
+        """
+        horizon = jnp.asarray(horizon, dtype=jnp.result_type(state.v))
+        if self.tau_syn is None:
+            return self._time_to_spike_delta(state, horizon)
+        return self._time_to_spike_exponential(state, horizon)
+
+    def _time_to_spike_delta(self, state, horizon):
+        held = jnp.where(state.refractory > 0, state.refractory, 0.0)
+        target = self.v_rest + self.bias
+        crossed = state.v >= self.v_th
+        fires = ~crossed & (target > self.v_th)
+        # (safe operands: no NaN/inf in either branch, so gradients stay finite where no spike comes)
+        ratio = jnp.where(fires, target - state.v, 1.0) / jnp.where(fires, target - self.v_th, 1.0)
+        climb = self.tau_mem * jnp.log(ratio)
+        t = jnp.where(crossed, 0.0, held + climb)
+        return jnp.where((crossed | fires) & (t <= horizon), t, jnp.inf)
+
+    def _time_to_spike_exponential(self, state, horizon):
+        from ._roots import first_crossing
+
+        # Monotone pieces of v(t) (no gradient needed: they only bracket the crossing).
+        sg = jax.lax.stop_gradient
+        tau_m, tau_s, v_th = sg(self.tau_mem), sg(self.tau_syn), sg(self.v_th)
+        held = jnp.where(sg(state.refractory) > 0, sg(state.refractory), 0.0)
+        target = sg(self.v_rest + self.bias)
+        i_r = sg(state.i) * jnp.exp(-held / tau_s)  # synaptic current when the hold ends
+        gap_v = sg(state.v) - target
+        # v'(s) = 0  <=>  exp(s (tau_s - tau_m) / (tau_m tau_s)) = 1 + z,  z = (tau_s - tau_m) q / tau_m,
+        # q = 1 - (v - A) / i: one root s_e = tau_s q log1p(z) / z at most (none if z <= -1 or s_e <= 0).
+        has_i = i_r != 0
+        q = 1.0 - gap_v / jnp.where(has_i, i_r, 1.0)
+        z = (tau_s - tau_m) * q / tau_m
+        small = jnp.abs(z) < 1e-6
+        z_safe = jnp.where(small | (z <= -1.0), 0.5, z)
+        ratio = jnp.where(small, 1.0 - z / 2.0 + z**2 / 3.0, jnp.log1p(z_safe) / z_safe)
+        s_e = tau_s * q * ratio
+        s_e = jnp.where(has_i & (z > -1.0) & (s_e > 0), s_e, 0.0)
+        # |v(r + s) - A| <= M exp(-s / (2 tau_max)), M = |v - A| + |i| 2 tau_max / (e tau_m): if A > v_th,
+        # v >= v_th + (A - v_th) / 2 after `settle`; if A <= v_th, v cannot rise to v_th after the extremum.
+        tau_max = jnp.maximum(tau_m, tau_s)
+        m = jnp.abs(gap_v) + jnp.abs(i_r) * 2.0 * tau_max / (jnp.e * tau_m)
+        gap_th = target - v_th
+        rises = gap_th > 0
+        settle = 2.0 * tau_max * jnp.log(jnp.where(rises, 2.0 * m / jnp.where(rises, gap_th, 1.0), 1.0))
+        bound = held + jnp.maximum(s_e, jnp.where(rises, jnp.maximum(settle, 0.0), 0.0))
+        bound = bound * (1.0 + 1e-6) + 1e-12
+        search = jnp.minimum(sg(horizon), bound)
+
+        def distance(t, args):
+            neuron, s = args
+            return neuron.threshold(neuron.free_flow(s, t))
+
+        knots = jnp.stack(jnp.broadcast_arrays(held, held + s_e))
+        t = first_crossing(distance, (self, state), search, knots=knots, grid=2)
+        return jnp.where(t <= horizon, t, jnp.inf)
 
     def step(self, state, drive, dt):
         new = self.free_flow(state, dt)
         if self.tau_syn is None:
             # Input arriving while refractory is lost (the neuron is held).
-            v = new.v + jnp.where(new.refractory > 0, 0.0, drive)
+            v = new.v + (jnp.where(new.refractory > 0, 0.0, drive) if self.refractoriness else drive)
             new = LIFState(v=v, i=new.i, refractory=new.refractory)
         else:
             new = LIFState(v=new.v, i=new.i + drive, refractory=new.refractory)
         spikes = self.surrogate(self.threshold(new))
         s = jax.lax.stop_gradient(spikes) if self.detach_reset else spikes
-        after = self.reset(new)
-        v = new.v + s * (after.v - new.v) if self.reset_mode == "subtract" else new.v * (1 - s) + s * after.v
-        refractory = jnp.where(jax.lax.stop_gradient(spikes) > 0, after.refractory, new.refractory)
+        if self.reset_mode == "subtract":
+            v = new.v - s * self.v_th
+        else:
+            v = new.v * (1 - s) + s * self.v_reset
+        if self.refractoriness:
+            t_ref = jnp.broadcast_to(self.t_ref, new.v.shape).astype(new.v.dtype)
+            refractory = jnp.where(jax.lax.stop_gradient(spikes) > 0, t_ref, new.refractory)
+        else:
+            refractory = new.refractory
         return LIFState(v=v, i=new.i, refractory=refractory), spikes
 
     def output(self, state):
