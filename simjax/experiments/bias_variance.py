@@ -44,7 +44,7 @@ DEFAULTS = {
     "data": {"n_in": 20, "n_out": 2, "teacher_hidden": 16, "n_train": 256, "n_test": 1024, "noise": 0.0},
     "model": {"width": 64, "widths": [16, 64, 256, 1024], "activation": "tanh"},
     "train": {"steps": 600, "learning_rate": 0.05, "seeds": 5},
-    "estimator": {"sigmas": [0.0, 0.02, 0.05, 0.1], "betas": [0.0, 0.5, 1.0], "sigma": 0.05, "beta": 0.5,
+    "estimator": {"sigmas": [0.0, 0.5, 1.0, 2.0], "betas": [0.0, 0.5, 1.0], "sigma": 2.0, "beta": 0.5,
                   "direction_seed": 0, "power_iterations": 30},
     "scaling": {"sizes": [2, 4, 8, 16, 32], "samples": 128, "perturbation": 1e-4},
 }
@@ -52,7 +52,7 @@ QUICK = {
     "data": {"n_train": 64, "n_test": 256},
     "model": {"width": 32, "widths": [16, 64, 256]},
     "train": {"steps": 150, "seeds": 3},
-    "estimator": {"sigmas": [0.0, 0.05], "betas": [0.0, 1.0], "power_iterations": 15},
+    "estimator": {"sigmas": [0.0, 2.0], "betas": [0.0, 1.0], "power_iterations": 15},
     "scaling": {"sizes": [2, 4, 8, 16], "samples": 64},
 }
 
