@@ -69,8 +69,8 @@ def test_hessian_vector_quantities_match_dense_hessian(setup):
     np.testing.assert_allclose(hvp(loss_fn, theta, v), H @ np.asarray(v), rtol=1e-10, atol=1e-12)
     eigvals, eigvecs = np.linalg.eigh(H)
     for which, i in (("top", -1), ("bottom", 0)):
-        vec, lam = extreme_eigenvector(loss_fn, theta, jax.random.key(0), which=which, iterations=2000)
-        assert float(lam) == pytest.approx(eigvals[i], abs=1e-6 * abs(eigvals[-1]))
+        vec, lam = extreme_eigenvector(loss_fn, theta, jax.random.key(0), which=which, iterations=300)
+        assert float(lam) == pytest.approx(eigvals[i], abs=1e-4 * abs(eigvals[-1]))
 
 
 def test_predicted_one_step_loss_change_matches_measured(setup):

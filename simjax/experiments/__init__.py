@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from . import bias_variance, observatory, quickstart, train
+from . import interference
 
 EXPERIMENTS = {"bias_variance": bias_variance, "observatory": observatory, "quickstart": quickstart, "train": train}
 
 __all__ = ["EXPERIMENTS"]
+EXPERIMENTS["interference"] = interference

@@ -158,7 +158,7 @@ class LIF(AbstractSpikingNeuron):
         """A presynaptic spike of ``weight``: ``v += weight`` unless refractory (delta synapses), or
         ``i += weight`` (exponential synapses)."""
         if self.tau_syn is None:
-            v = state.v + jnp.where(state.refractory > 0, 0.0, weight)
+            v = state.v + (jnp.where(state.refractory > 0, 0.0, weight) if self.refractoriness else weight)
             return LIFState(v=v, i=state.i, refractory=state.refractory)
         return LIFState(v=state.v, i=state.i + weight, refractory=state.refractory)
 
@@ -183,7 +183,7 @@ class LIF(AbstractSpikingNeuron):
         return self._time_to_spike_exponential(state, horizon)
 
     def _time_to_spike_delta(self, state, horizon):
-        held = jnp.where(state.refractory > 0, state.refractory, 0.0)
+        held = jnp.where(state.refractory > 0, state.refractory, 0.0) if self.refractoriness else 0.0
         target = self.v_rest + self.bias
         crossed = state.v >= self.v_th
         fires = ~crossed & (target > self.v_th)
@@ -199,7 +199,8 @@ class LIF(AbstractSpikingNeuron):
         # Monotone pieces of v(t) (no gradient needed: they only bracket the crossing).
         sg = jax.lax.stop_gradient
         tau_m, tau_s, v_th = sg(self.tau_mem), sg(self.tau_syn), sg(self.v_th)
-        held = jnp.where(sg(state.refractory) > 0, sg(state.refractory), 0.0)
+        held = jnp.where(sg(state.refractory) > 0, sg(state.refractory), 0.0) if self.refractoriness else 0.0
+        held = jnp.zeros_like(sg(state.v)) + held
         target = sg(self.v_rest + self.bias)
         i_r = sg(state.i) * jnp.exp(-held / tau_s)  # synaptic current when the hold ends
         gap_v = sg(state.v) - target
