@@ -5,14 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from simjax.config import ConfigError
 from simjax.sweep import collect, sweep
 
 CONFIG = """

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import simjax as sj
-from simjax.synapses import Conv2d, Dale, Dense, Sparse, upsample_nearest
+from simjax.synapses import Conv2d, Dale, Sparse, upsample_nearest
 
 RNG = np.random.default_rng(0)
 

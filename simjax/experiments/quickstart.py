@@ -72,7 +72,7 @@ def run(cfg: dict, out_dir: Path) -> dict:
         summary["final"][name] = {k: float(np.asarray(v)[-1]) for k, v in histories[name].items()}
         summary["initial"][name] = {k: float(np.asarray(v)[0]) for k, v in histories[name].items()}
         rows += io.history_rows(histories[name], rule=name)
-        print(f"  final: " + "  ".join(f"{k} {v:.4g}" for k, v in summary["final"][name].items())
+        print("  final: " + "  ".join(f"{k} {v:.4g}" for k, v in summary["final"][name].items())
               + f"  ({summary['seconds'][name]:.0f} s)")
     io.write_rows(out_dir / "history.csv", rows)
     io.write_json(out_dir / "summary.json", summary)

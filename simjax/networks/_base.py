@@ -8,6 +8,10 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
 
+from .._checks import check_shape
+from ..synapses._base import AbstractProjection
+from ..synapses.dense import Dense
+
 
 class Record(eqx.Module):
     """What one clock-driven step exposes: spikes (or rates), the state observable, the readout."""
@@ -59,3 +63,19 @@ class AbstractNetwork(eqx.Module):
 
     def observe(self, state: PyTree[Array]) -> Record:
         raise NotImplementedError(f"{type(self).__name__} has no continuous-time (method='ode') form")
+
+
+def as_projection(weight, expected: tuple[int, int], name: str, owner: str) -> AbstractProjection:
+    """An array or a projection of shape ``expected``, as a projection (arrays become `Dense`)."""
+    if isinstance(weight, AbstractProjection):
+        if tuple(weight.shape) != expected:
+            raise ValueError(f"{owner}: {name} has shape {tuple(weight.shape)}, expected {expected}")
+        return weight
+    check_shape(name, weight, expected, owner=owner)
+    return Dense(weight)
+
+
+def check_sizes(owner: str, **sizes) -> None:
+    for name, n in sizes.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"{owner}: {name} must be a positive int, got {n!r}")

@@ -34,9 +34,8 @@ from ..neurons.rate import InstantaneousRate
 from ..surrogates import AbstractSurrogate
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
-from ._base import AbstractNetwork, Record
+from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
-from .rate_rnn import as_projection, check_sizes
 
 _FIELDS = ("layers", "biases", "neurons", "tau_out")
 

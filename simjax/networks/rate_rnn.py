@@ -28,7 +28,7 @@ from ..neurons._base import AbstractRateNeuron
 from ..neurons.rate import LeakyRate
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
-from ._base import AbstractNetwork, Record
+from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import readout_decay
 
 _FIELDS = ("w_in", "w_rec", "w_out", "b_rec", "b_out", "neuron", "tau_out")
@@ -39,22 +39,6 @@ class RateRNNState(eqx.Module):
 
     neuron: PyTree[Array]
     readout: Float[Array, "*batch n_out"]
-
-
-def as_projection(weight, expected: tuple[int, int], name: str, owner: str) -> AbstractProjection:
-    """An array or a projection of shape ``expected``, as a projection (arrays become `Dense`)."""
-    if isinstance(weight, AbstractProjection):
-        if tuple(weight.shape) != expected:
-            raise ValueError(f"{owner}: {name} has shape {tuple(weight.shape)}, expected {expected}")
-        return weight
-    check_shape(name, weight, expected, owner=owner)
-    return Dense(weight)
-
-
-def check_sizes(owner: str, **sizes) -> None:
-    for name, n in sizes.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"{owner}: {name} must be a positive int, got {n!r}")
 
 
 class RateRNN(AbstractNetwork):

@@ -19,7 +19,7 @@ from ..neurons.lif import LIF
 from ..surrogates import AbstractSurrogate
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
-from ._base import AbstractNetwork, Record
+from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
 
 
@@ -27,17 +27,6 @@ class RSNNState(eqx.Module):
     neuron: eqx.Module
     spikes: Float[Array, "*batch n_rec"]
     readout: Float[Array, "*batch n_out"]
-
-
-def _projection(weight, expected, name, default):
-    if weight is None:
-        return default
-    if isinstance(weight, AbstractProjection):
-        if tuple(weight.shape) != expected:
-            raise ValueError(f"RSNN: {name} has shape {tuple(weight.shape)}, expected {expected}")
-        return weight
-    check_shape(name, weight, expected, owner="RSNN")
-    return Dense(weight)
 
 
 class RSNN(AbstractNetwork):
@@ -68,9 +57,7 @@ class RSNN(AbstractNetwork):
                  surrogate: AbstractSurrogate | None = None, *, key=None, w_in=None, w_rec=None, w_out=None,
                  b_out=None, tau_out=20.0, in_scale=2.0, rec_scale=1.0, out_scale=1.0,
                  self_connections: bool = False, trainable=("w_in", "w_rec", "w_out", "b_out")):
-        for name, n in (("n_in", n_in), ("n_rec", n_rec), ("n_out", n_out)):
-            if not isinstance(n, int) or n <= 0:
-                raise ValueError(f"RSNN: {name} must be a positive int, got {n!r}")
+        check_sizes("RSNN", n_in=n_in, n_rec=n_rec, n_out=n_out)
         neuron = LIF() if neuron is None else neuron
         if not isinstance(neuron, AbstractSpikingNeuron):
             raise TypeError(f"RSNN: neuron must be a spiking neuron (e.g. simjax.neurons.LIF), got {type(neuron).__name__}")
@@ -79,13 +66,15 @@ class RSNN(AbstractNetwork):
         if key is None and (w_in is None or w_rec is None or w_out is None):
             raise ValueError("RSNN: pass key=jax.random.key(...) to initialise the weights, or give w_in, w_rec and w_out")
         k_in, k_rec, k_out = jax.random.split(key, 3) if key is not None else (None, None, None)
-        self.w_in = _projection(w_in, (n_in, n_rec), "w_in",
-                                None if w_in is not None else Dense.init(n_in, n_rec, key=k_in, scale=in_scale))
-        self.w_rec = _projection(w_rec, (n_rec, n_rec), "w_rec",
-                                 None if w_rec is not None else Dense.init(n_rec, n_rec, key=k_rec, scale=rec_scale,
-                                                                          zero_diagonal=not self_connections))
-        self.w_out = _projection(w_out, (n_rec, n_out), "w_out",
-                                 None if w_out is not None else Dense.init(n_rec, n_out, key=k_out, scale=out_scale))
+        if w_in is None:
+            w_in = Dense.init(n_in, n_rec, key=k_in, scale=in_scale)
+        if w_rec is None:
+            w_rec = Dense.init(n_rec, n_rec, key=k_rec, scale=rec_scale, zero_diagonal=not self_connections)
+        if w_out is None:
+            w_out = Dense.init(n_rec, n_out, key=k_out, scale=out_scale)
+        self.w_in = as_projection(w_in, (n_in, n_rec), "w_in", "RSNN")
+        self.w_rec = as_projection(w_rec, (n_rec, n_rec), "w_rec", "RSNN")
+        self.w_out = as_projection(w_out, (n_rec, n_out), "w_out", "RSNN")
         b_out = jnp.zeros((n_out,)) if b_out is None else b_out
         check_shape("b_out", b_out, (n_out,), owner="RSNN")
         self.b_out = as_float_array(b_out)

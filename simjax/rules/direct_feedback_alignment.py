@@ -34,11 +34,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array
 from ..networks.feedforward import FeedForward
 from ..parameters import partition
 from ._base import AbstractRule
-from .feedback_alignment import _draw, as_key, check_feedback_names, projection_sites, value_and_feedback_grad
+from .feedback_alignment import (_draw, check_feedback_names, feedback_settings, projection_sites,
+                                 value_and_feedback_grad)
 from .feedback_projection import FeedbackProjection
 
 
@@ -113,20 +114,8 @@ class DirectFeedbackAlignment(AbstractRule):
 
     def __init__(self, key: Any = 0, *, scale: float = 1.0, feedback: dict | None = None, seed: int | None = None,
                  **simulate_kwargs):
-        if seed is not None:
-            if not (isinstance(key, int) and key == 0):
-                raise TypeError("DirectFeedbackAlignment: give the feedback key either as key or as seed, not both")
-            key = seed
-        try:
-            self.key = as_key(key)
-        except TypeError as err:
-            raise TypeError(f"DirectFeedbackAlignment: key: {err}") from None
-        self.scale = as_float_array(scale)
-        check_positive("scale", self.scale, owner="DirectFeedbackAlignment")
-        if feedback is not None and not isinstance(feedback, dict):
-            raise TypeError(f"DirectFeedbackAlignment: feedback must be a dict {{'hidden[l]': matrix}}, "
-                            f"got {type(feedback).__name__}")
-        self.feedback = None if feedback is None else {k: as_float_array(v) for k, v in feedback.items()}
+        self.key, self.scale, self.feedback = feedback_settings("DirectFeedbackAlignment", key, scale, feedback,
+                                                                seed)
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_hidden n_out"]]:

@@ -120,6 +120,23 @@ def value_and_feedback_grad(model, task, batch, key, feedback, simulate_kwargs):
     return loss, grads, task.metrics(outputs, batch)
 
 
+def feedback_settings(owner: str, key: Any, scale: Any, feedback: dict | None, seed: int | None):
+    """Validated ``(key, scale, feedback)`` of a random-feedback rule (``seed`` aliases ``key``)."""
+    if seed is not None:
+        if not (isinstance(key, int) and key == 0):
+            raise TypeError(f"{owner}: give the feedback key either as key or as seed, not both")
+        key = seed
+    try:
+        key = as_key(key)
+    except TypeError as err:
+        raise TypeError(f"{owner}: key: {err}") from None
+    scale = as_float_array(scale)
+    check_positive("scale", scale, owner=owner)
+    if feedback is not None and not isinstance(feedback, dict):
+        raise TypeError(f"{owner}: feedback must be a dict {{site: matrix}}, got {type(feedback).__name__}")
+    return key, scale, None if feedback is None else {k: as_float_array(v) for k, v in feedback.items()}
+
+
 class FeedbackAlignment(AbstractRule):
     r"""Feedback alignment: errors travel back through fixed random matrices (Lillicrap et al. 2016).
 
@@ -144,20 +161,7 @@ class FeedbackAlignment(AbstractRule):
 
     def __init__(self, key: Any = 0, *, scale: float = 1.0, feedback: dict | None = None, seed: int | None = None,
                  **simulate_kwargs):
-        if seed is not None:
-            if not (isinstance(key, int) and key == 0):
-                raise TypeError("FeedbackAlignment: give the feedback key either as key or as seed, not both")
-            key = seed
-        try:
-            self.key = as_key(key)
-        except TypeError as err:
-            raise TypeError(f"FeedbackAlignment: key: {err}") from None
-        self.scale = as_float_array(scale)
-        check_positive("scale", self.scale, owner="FeedbackAlignment")
-        if feedback is not None and not isinstance(feedback, dict):
-            raise TypeError(f"FeedbackAlignment: feedback must be a dict {{site: matrix}}, "
-                            f"got {type(feedback).__name__}")
-        self.feedback = None if feedback is None else {k: as_float_array(v) for k, v in feedback.items()}
+        self.key, self.scale, self.feedback = feedback_settings("FeedbackAlignment", key, scale, feedback, seed)
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_pre n_post"]]:

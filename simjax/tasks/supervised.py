@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optax
 
 from .._checks import check_choice, check_positive
-from ._base import AbstractTask, Batch
+from ._base import AbstractTask
 
 
 def select_readout(readout, mode, mask=None):
