@@ -94,8 +94,9 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
       ``"recompute"`` keeps only the state per step and recomputes the rest in the backward pass;
       ``"checkpoint"`` keeps the state every ``segment`` steps (memory ~ T/segment + segment).
     - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
-    - ``method_kwargs``: passed to the method (``max_events`` for events; ``solver``,
-      ``stepsize_controller``, ``adjoint``, ``saveat``... for ODEs).
+    - ``method_kwargs``: passed to the method: ``max_events`` (the static event budget; running out
+      raises unless ``on_exhausted="flag"``) and ``record_dt`` (readout sampling grid) for events;
+      ``solver``, ``stepsize_controller``, ``adjoint``, ``dt0``, ``saveat``, ``max_steps`` for ODEs.
 
     **Returns:** an `Output`.
     """
@@ -112,6 +113,9 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     if method == "event":
         from .event import simulate_event
 
+        if dt is not None:
+            raise TypeError("simulate: method='event' has no time step; drop dt (use record_dt=... to sample "
+                            "the readout on a grid)")
         return simulate_event(net, inputs, t1=t1, state=state, key=key, record=record, checks=checks,
                               **method_kwargs)
 
