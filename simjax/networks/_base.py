@@ -65,6 +65,28 @@ class AbstractNetwork(eqx.Module):
         raise NotImplementedError(f"{type(self).__name__} has no continuous-time (method='ode') form")
 
 
+class AbstractWrappedNetwork(AbstractNetwork):
+    """A network that wraps ``net`` and changes how it is simulated (truncated gradients, injected
+    noise, ...): sizes, initial state and the learnable parameters are ``net``'s."""
+
+    net: eqx.AbstractVar[AbstractNetwork]
+
+    @property
+    def trainable(self):
+        return ("net",)
+
+    @property
+    def n_in(self):
+        return self.net.n_in
+
+    @property
+    def n_out(self):
+        return self.net.n_out
+
+    def init(self, key, batch_shape):
+        return self.net.init(key, batch_shape)
+
+
 def as_projection(weight, expected: tuple[int, int], name: str, owner: str) -> AbstractProjection:
     """An array or a projection of shape ``expected``, as a projection (arrays become `Dense`)."""
     if isinstance(weight, AbstractProjection):

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from .._checks import as_float_array, check_positive
-from ..networks._base import AbstractNetwork
+from ..networks._base import AbstractNetwork, AbstractWrappedNetwork
 from ..neurons._base import AbstractNeuron, AbstractRateNeuron, AbstractSpikingNeuron
 from ..parameters import partition, trainable_filter
 from ._base import AbstractRule
@@ -265,7 +265,7 @@ def neuron_sites(model: Any) -> list[AbstractNeuron]:
     return [x for x in jax.tree.leaves(model, is_leaf=_is_neuron) if _is_neuron(x)]
 
 
-class PerturbedNetwork(AbstractNetwork):
+class PerturbedNetwork(AbstractWrappedNetwork):
     """``net`` with independent Gaussian noise added to the drive of every unit at every step.
 
     Every neuron model inside ``net`` (populations ``i = 0, 1, ...`` in tree order) receives
@@ -297,21 +297,6 @@ class PerturbedNetwork(AbstractNetwork):
         if mode not in ("perturb", "credit"):
             raise ValueError(f"PerturbedNetwork: unknown mode {mode!r}; expected 'perturb' or 'credit'")
         self.net, self.keys, self.weights, self.mode = net, keys, weights, mode
-
-    @property
-    def trainable(self):
-        return ("net",)
-
-    @property
-    def n_in(self):
-        return self.net.n_in
-
-    @property
-    def n_out(self):
-        return self.net.n_out
-
-    def init(self, key, batch_shape):
-        return self.net.init(key, batch_shape)
 
     def prepare(self, inputs, dt):
         shape = (jnp.shape(inputs)[0], len(neuron_sites(self.net)))

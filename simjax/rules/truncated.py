@@ -25,7 +25,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ..networks._base import AbstractNetwork
+from ..networks._base import AbstractNetwork, AbstractWrappedNetwork
 from ..parameters import partition
 from ._base import AbstractRule
 
@@ -35,7 +35,7 @@ def _check_k(k, owner):
         raise ValueError(f"{owner}: k must be a positive int (the truncation length in steps), got {k!r}")
 
 
-class TruncatedNetwork(AbstractNetwork):
+class TruncatedNetwork(AbstractWrappedNetwork):
     """``net`` with the gradient through its carried state cut every ``k`` clock-driven steps.
 
     The forward pass is identical to ``net``'s; `prepare` adds the step index to the prepared
@@ -53,21 +53,6 @@ class TruncatedNetwork(AbstractNetwork):
             raise TypeError(f"TruncatedNetwork: net must be a simjax network, got {type(net).__name__}")
         _check_k(k, "TruncatedNetwork")
         self.net, self.k = net, k
-
-    @property
-    def trainable(self):
-        return ("net",)
-
-    @property
-    def n_in(self):
-        return self.net.n_in
-
-    @property
-    def n_out(self):
-        return self.net.n_out
-
-    def init(self, key, batch_shape):
-        return self.net.init(key, batch_shape)
 
     def prepare(self, inputs, dt):
         steps = jnp.shape(inputs)[0]
