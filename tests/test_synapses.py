@@ -61,9 +61,28 @@ def test_dale_signs_survive_a_large_opposite_update():
     task = sj.tasks.Dataset(batch.inputs, batch.targets, full_batch=True)
     trained, _ = sj.fit(net, sj.rules.Exact(), task, optax.sgd(10.0), steps=5, key=jax.random.key(1))
     w = np.asarray(trained.layers[0].weight)
-    assert np.any(w != w0)
+    assert np.any(w == 0.0)  # the updates did push entries across zero
     assert np.all(w[exc] >= 0) and np.all(w[~exc] <= 0)  # zero is allowed, a flip is not
     assert np.all(np.abs(w) <= 0.8)
+
+
+def test_dale_forward_and_gradient_use_the_projected_weights():
+    # rows 0, 1 excitatory, row 2 inhibitory; per-entry bound
+    w = np.array([[0.5, -0.3, 0.0], [2.0, 0.7, 1.0], [-0.4, 0.2, -1.5]])
+    bound = np.array([[1.0, 1.0, 1.0], [1.5, 1.5, 1.0], [1.0, 1.0, 1.0]])
+    exc = np.array([True, True, False])
+    dale = Dale(w, exc, max_magnitude=bound)
+    projected = np.array([[0.5, 0.0, 0.0], [1.5, 0.7, 1.0], [-0.4, 0.0, -1.0]])
+    inside = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 0]], dtype=float)  # closed allowed set, boundary included
+    x = RNG.normal(size=(5, 3))
+    np.testing.assert_allclose(dale(jnp.asarray(x)), x @ projected, rtol=1e-12)
+    np.testing.assert_array_equal(dale.dense(), projected)
+    np.testing.assert_array_equal(dale.constrain().weight, projected)
+    c = RNG.normal(size=(5, 3))
+    grad = jax.grad(lambda w: jnp.sum(Dale(w, exc, max_magnitude=bound)(jnp.asarray(x)) * c))(jnp.asarray(w))
+    np.testing.assert_allclose(grad, (x.T @ c) * inside, rtol=1e-12)
+    with pytest.raises(ValueError, match="max_magnitude"):
+        Dale(w, exc, max_magnitude=-1.0)
 
 
 def test_dale_errors():

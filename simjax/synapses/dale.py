@@ -22,8 +22,10 @@ class Dale(AbstractProjection):
     Learning is projected gradient descent: updates act on the stored ``weight``, and `constrain`
     (applied by `simjax.fit` after every update, for every rule) clips it back onto the allowed set,
     so a weight pushed across zero stops at zero and never changes sign. The forward pass uses the
-    clipped weights too, so the constraint also holds between updates; its gradient is the
-    gradient with respect to the clipped weights (zero for entries clipped away).
+    clipped weights too, so the constraint also holds between updates. Its gradient with respect
+    to ``weight`` is the gradient with respect to the clipped weights on the allowed set, boundary
+    included (a weight sitting at zero or at the bound receives its full gradient and may move back
+    inside), and zero for entries strictly outside it (they act as their clipped value).
 
     **Arguments:** ``weight (n_pre, n_post)``, ``excitatory`` (bool ``(n_pre,)``),
     ``max_magnitude`` (``None``, a scalar, or an array broadcastable to the weights).
@@ -48,19 +50,23 @@ class Dale(AbstractProjection):
              max_magnitude=None) -> "Dale":
         """The first ``round(frac_excitatory n_pre)`` presynaptic neurons excitatory; magnitudes
         ``|N(0, (scale/sqrt(n_pre))^2)|``, inhibitory rows scaled by ``n_E / n_I`` so that the mean
-        input is balanced."""
+        input is balanced; clipped to ``max_magnitude`` when given."""
         if not 0.0 <= frac_excitatory <= 1.0:
             raise ValueError(f"Dale.init: frac_excitatory must be in [0, 1], got {frac_excitatory!r}")
         n_exc = int(round(frac_excitatory * n_pre))
         exc = np.arange(n_pre) < n_exc
         mag = jnp.abs(scale / np.sqrt(n_pre) * jax.random.normal(key, (n_pre, n_post), dtype=jnp.result_type(float)))
         balance = np.where(exc, 1.0, n_exc / max(n_pre - n_exc, 1))[:, None]
-        return cls(jnp.where(exc[:, None], mag, -mag * balance), exc, max_magnitude)
+        return cls(jnp.where(exc[:, None], mag, -mag * balance), exc, max_magnitude).constrain()
 
     def _projected(self, w):
-        w = jnp.where(self.excitatory[:, None], jnp.maximum(w, 0.0), jnp.minimum(w, 0.0))
+        # select, not max/min: the gradient is 1 on the closed allowed set (boundary included) and
+        # 0 strictly outside it
+        sign = jnp.where(self.excitatory[:, None], 1.0, -1.0).astype(w.dtype)
+        magnitude = sign * w
+        w = jnp.where(magnitude < 0.0, jnp.zeros_like(w), w)
         if self.max_magnitude is not None:
-            w = jnp.clip(w, -self.max_magnitude, self.max_magnitude)
+            w = jnp.where(magnitude > self.max_magnitude, sign * self.max_magnitude, w)
         return w
 
     def __call__(self, pre):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array, check_positive, is_concrete
 from ._base import AbstractProjection
 
 
@@ -36,9 +36,10 @@ class Sparse(AbstractProjection):
             raise ValueError(f"Sparse: weight {self.weight.shape}, pre_idx {self.pre_idx.shape} and post_idx "
                              f"{self.post_idx.shape} must be 1-D arrays of the same length (one entry per synapse)")
         for name, idx, n in (("pre_idx", self.pre_idx, self.n_pre), ("post_idx", self.post_idx, self.n_post)):
-            if isinstance(idx, jax.core.Tracer) or idx.size == 0:
+            if not is_concrete(idx) or idx.size == 0:
                 continue
-            lo, hi = int(np.min(idx)), int(np.max(idx))
+            values = np.asarray(idx)  # host copy: jnp reductions would be staged inside jit
+            lo, hi = int(values.min()), int(values.max())
             if lo < 0 or hi >= n:
                 raise ValueError(f"Sparse: {name} must lie in [0, {n}), got values in [{lo}, {hi}]")
 
