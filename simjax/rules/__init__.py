@@ -15,3 +15,7 @@ __all__ = ["AbstractRule", "Exact", "NoisyGradient", "TruncatedBPTT", "Truncated
            "DirectFeedbackAlignment", "SignSymmetry", "FeedbackProjection",
            "NodePerturbation", "WeightPerturbation", "PerturbedNetwork", "AbstractHebbian", "Hebbian", "Oja", "BCM",
            "get", "names"]
+from .eprop import EProp
+from .rtrl import RTRL
+
+__all__ += ["EProp", "RTRL"]

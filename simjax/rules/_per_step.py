@@ -1,0 +1,53 @@
+"""Learning signals for forward-in-time rules (e-prop, RTRL): the task loss's gradient with respect to
+the readout, either step by step (tasks whose loss is a sum over time steps) or for the whole
+trajectory at once.
+
+A task whose loss is a weighted sum over time steps can declare it with two methods,
+
+    terms = task.step_terms(batch)              # pytree, leading axis = time
+    loss  = sum_t task.step_loss(readout[t], terms[t])
+
+so that forward-in-time rules obtain ``dL/dreadout_t`` at step ``t`` without storing the trajectory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..simulate import Output
+
+
+def has_step_loss(task: Any) -> bool:
+    """Whether ``task`` declares its loss as a sum over time steps (`step_terms` / `step_loss`)."""
+    return callable(getattr(task, "step_terms", None)) and callable(getattr(task, "step_loss", None))
+
+
+def step_error(task: Any, readout_t, terms_t):
+    """``(loss_t, dloss_t / dreadout_t)`` of one time step."""
+    return jax.value_and_grad(task.step_loss)(readout_t, terms_t)
+
+
+def trajectory_error(task: Any, readout, batch, final_state=None):
+    """``(loss, metrics, dL/dreadout [time, batch, n_out])`` from the task's loss on a readout
+    trajectory (the other recorded fields are absent)."""
+
+    def loss_fn(r):
+        out = Output(spikes=None, v=None, readout=r, final_state=final_state, info={})
+        return task.loss(out, batch), out
+
+    (loss, out), g = jax.value_and_grad(loss_fn, has_aux=True)(readout)
+    return loss, task.metrics(out, batch), g
+
+
+def reverse_filter(g, kappa):
+    """``h_t = g_t + kappa h_{t+1}`` (the readout leak seen backwards in time), along axis 0."""
+
+    def body(h, g_t):
+        h = g_t + kappa * h
+        return h, h
+
+    _, h = jax.lax.scan(body, jnp.zeros_like(g[0]), g, reverse=True)
+    return h

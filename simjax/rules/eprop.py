@@ -1,0 +1,479 @@
+r"""e-prop: eligibility traces computed forward in time, combined with online learning signals
+(Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass, Nature Communications 11:3625, 2020).
+
+For a synapse ``i -> j`` (presynaptic activity ``p_i``: an input ``x_i`` for ``W_in``, the previous
+step's spikes ``z_i^{t-1}`` for ``W_rec``) e-prop keeps only the neuron's own dependence on its
+weights (the cross-neuron terms of the RTRL Jacobian are dropped):
+
+    dW_ji = sum_t L_j^t  ebar_ji^t,      ebar^t = kappa ebar^{t-1} + e^t      (readout leak kappa)
+
+**LIF** (delta synapses, reset by subtraction that carries no gradient): the eligibility vector is
+the presynaptic trace filtered by the membrane, ``pbar_i^t = alpha pbar_i^{t-1} + p_i^t``, and
+``e_ji^t = psi_j^t pbar_i^t`` with the pseudo-derivative ``psi_j^t = dz_j^t / dI_j^t`` of the
+neuron's surrogate (the one `simjax.rules.Exact` differentiates). The trace factorises, so the
+update is ``dW = sum_t pbar^{t T} (psi^t * Ltilde^t)``: a matmul over the batch per step, no
+per-synapse state.
+
+**ALIF** (this project's `simjax.neurons.ALIF`, threshold ``v_th + beta a``, ``a^t = rho a^{t-1} + z^t``,
+``c = beta rho`` the threshold change one step after a spike): with ``E^a = da_j/dW_ji``,
+
+    e^t   = psi^t (pbar^t + alpha D^{t-1} - c E^{a,t-1})
+    E^a,t = rho E^{a,t-1} + e^t
+    D^t   = alpha D^{t-1} - z^t c E^{a,t-1}      (reset="subtract" only; D = 0 for "subtract_base")
+
+``D`` is the part of ``dv/dW`` caused by the adaptive threshold subtracted at a spike. The
+adaptation component is per synapse (``[batch, n_pre, n_post]``) by nature: it is filtered by
+``rho - c psi_j^t``, which depends on the postsynaptic neuron, so it does not factorise; the
+membrane part still does (``pbar``), and only ``E^a`` (and ``D`` for ``reset="subtract"``) are
+carried per synapse.
+
+**Leaky rate units** (`simjax.networks.RateRNN` with `simjax.neurons.LeakyRate`): the same as LIF
+with ``alpha = exp(-dt / tau)`` and ``psi = dphi(x)/d drive = phi'(x) (1 - alpha)``.
+
+**Learning signals** ``L_j^t = sum_k B_jk dL/dy_k^t`` (regression: ``y - y*``; classification:
+``softmax(y) - pi*``), with ``dL/dy`` the gradient of the task's own loss with respect to the
+readout. ``B = W_out`` (``variant="symmetric"``), fixed random (``"random"``), or random and
+updated like ``W_out`` (``"adaptive"``, Kolen-Pollack: ``B <- (1 - eta lambda) B - eta dW_out``,
+``eta = feedback_learning_rate``, ``lambda = feedback_decay``; the rule state of `init`/`step`).
+The readout weights and bias get their exact gradient.
+
+**Offline mode** (default, ``online_every=None``): one forward pass gives the readout trajectory
+and ``dL/dy`` for any task loss; the readout leak is moved onto the learning signal,
+``sum_t L^t ebar^t = sum_t e^t Ltilde^t`` with ``Ltilde^t = L^t + kappa Ltilde^{t+1}``; a second
+forward pass accumulates the traces. Memory: the readout trajectory (``time x batch x n_out``, the
+size of the targets) plus the traces; nothing of size ``time x n_rec``.
+
+**Online mode** (``online_every=K``, ``learning_rate=eta``): one forward pass; the learning signal of
+step ``t`` comes from the task's per-step loss (tasks that define ``step_terms``/``step_loss``),
+``ebar`` is carried per synapse, and every ``K`` steps the accumulated change is applied inside the
+scan, ``W <- W - eta dW`` (plain SGD on the effective dense weights, diagonal of ``W_rec`` kept
+masked; projection constraints are applied only by `simjax.fit`). The update returned is the sum of
+all the changes' gradients, so ``optax.sgd(eta)`` in `simjax.fit` ends the trial at the weights the
+scan reached (``K >= T``: the offline e-prop gradient). Memory is flat in the sequence length.
+
+**Firing-rate regulariser** (offline mode): ``R = rate_weight / 2 sum_j (fbar_j - f*)^2`` with
+``fbar_j`` the trial-mean spike probability per step and ``f* = rate_target dt / 1000``; its e-prop
+learning signal ``rate_weight (fbar_j - f*) / (T batch)`` multiplies the unfiltered ``e^t``
+(off by default).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._checks import as_float_array, check_choice, check_positive, is_concrete
+from ..networks.rate_rnn import RateRNN
+from ..networks.rsnn import RSNN
+from ..neurons.alif import ALIF
+from ..neurons.lif import LIF
+from ..neurons.rate import LeakyRate
+from ..networks._readout import readout_decay
+from ..parameters import partition
+from ._base import AbstractRule
+from ._per_step import has_step_loss, reverse_filter, step_error, trajectory_error
+from .feedback_alignment import as_key
+
+VARIANTS = ("symmetric", "random", "adaptive")
+_SUPPORTED_FIELDS = {"RSNN": ("w_in", "w_rec", "w_out", "b_out"),
+                     "RateRNN": ("w_in", "w_rec", "w_out", "b_rec", "b_out")}
+
+
+def _scalar(x) -> bool:
+    return jnp.size(x) == 1
+
+
+def network_kind(model: Any, owner: str = "EProp") -> str:
+    """``"lif"``, ``"alif"`` or ``"rate"``: which eligibility recursion applies to ``model``.
+
+    **Raises:** ``TypeError``/``ValueError`` naming what is not supported.
+    """
+    if isinstance(model, RSNN):
+        neuron, fields = model.neuron, _SUPPORTED_FIELDS["RSNN"]
+        if type(neuron) is LIF:
+            kind = "lif"
+            if neuron.reset_mode != "subtract":
+                raise ValueError(f"{owner}: LIF reset={neuron.reset_mode!r} is not supported; e-prop's LIF trace "
+                                 "needs reset='subtract'")
+            if neuron.refractoriness:
+                raise ValueError(f"{owner}: LIF with a refractory period (t_ref > 0) is not supported; use t_ref=0")
+        elif type(neuron) is ALIF:
+            kind = "alif"
+            if neuron.reset_mode not in ("subtract", "subtract_base"):
+                raise ValueError(f"{owner}: ALIF reset={neuron.reset_mode!r} is not supported; expected "
+                                 "'subtract' or 'subtract_base'")
+            if not is_concrete(neuron.t_ref) or np.any(np.asarray(neuron.t_ref) != 0):
+                raise ValueError(f"{owner}: ALIF with a refractory period (t_ref > 0) is not supported; use t_ref=0")
+        else:
+            raise TypeError(f"{owner}: RSNN neuron {type(neuron).__name__} is not supported; expected "
+                            "simjax.neurons.LIF or simjax.neurons.ALIF")
+        if neuron.tau_syn is not None:
+            raise ValueError(f"{owner}: exponential synapses (tau_syn={neuron.tau_syn}) are not supported; use "
+                             "tau_syn=None (delta synapses)")
+        if not neuron.detach_reset:
+            raise ValueError(f"{owner}: detach_reset=False is not supported; e-prop's traces assume the reset "
+                             "carries no gradient (detach_reset=True)")
+        if not _scalar(neuron.tau_mem):
+            raise ValueError(f"{owner}: tau_mem must be one value shared by all neurons (the presynaptic trace "
+                             f"is filtered by it), got shape {jnp.shape(neuron.tau_mem)}")
+    elif isinstance(model, RateRNN):
+        neuron, fields, kind = model.neuron, _SUPPORTED_FIELDS["RateRNN"], "rate"
+        if type(neuron) is not LeakyRate:
+            raise TypeError(f"{owner}: RateRNN neuron {type(neuron).__name__} is not supported; expected "
+                            "simjax.neurons.LeakyRate")
+        if not _scalar(neuron.tau):
+            raise ValueError(f"{owner}: tau must be one value shared by all units, got shape {jnp.shape(neuron.tau)}")
+    else:
+        raise TypeError(f"{owner}: network {type(model).__name__} is not supported; expected "
+                        "simjax.networks.RSNN (LIF or ALIF neurons) or simjax.networks.RateRNN (LeakyRate units)")
+    extra = sorted(set(model.trainable) - set(fields))
+    if extra:
+        raise ValueError(f"{owner}: cannot update trainable field(s) {extra}; e-prop updates {list(fields)} "
+                         "(set the network's trainable=... accordingly)")
+    return kind
+
+
+def effective_weights(model: Any) -> dict:
+    """The dense weights the forward pass uses (``W_rec`` with its diagonal masked)."""
+    if isinstance(model, RSNN):
+        return {"w_in": model.w_in.dense(), "w_rec": model.recurrent_weight(), "w_out": model.w_out.dense(),
+                "b_out": model.b_out}
+    return {"w_in": model.w_in.dense(), "w_rec": model.w_rec.dense(), "w_out": model.w_out.dense(),
+            "b_out": model.b_out, "b_rec": model.b_rec}
+
+
+class _Dynamics(eqx.Module):
+    """The network's clock-driven step on dense weights, with ``psi = dz/d drive`` on request."""
+
+    neuron: Any
+    kind: str = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    kappa: Any
+    gain: Any      # readout input gain: 1 (RSNN) or 1 - kappa (RateRNN)
+    alpha: Any     # membrane decay filtering the presynaptic trace
+
+    def drive(self, w, x_t, z_prev):
+        d = x_t @ w["w_in"] + z_prev @ w["w_rec"]
+        return d + w["b_rec"] if "b_rec" in w else d
+
+    def step(self, w, carry, x_t, with_psi=False):
+        ns, z_prev, o = carry
+        d = self.drive(w, x_t, z_prev)
+        if with_psi:
+            (ns, z), (_, psi) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (jnp.ones_like(d),))
+        else:
+            ns, z = self.neuron.step(ns, d, self.dt)
+            psi = None
+        o = self.kappa * o + self.gain * (z @ w["w_out"] + w["b_out"])
+        return (ns, z, o), psi
+
+
+def _dynamics(model, kind, dt, dtype):
+    neuron = model.neuron
+    kappa = readout_decay(model.tau_out, dt).astype(dtype)
+    if kind == "rate":
+        alpha, gain = jnp.exp(-dt / neuron.tau), 1.0 - kappa
+    else:
+        alpha, gain = jnp.exp(-dt / neuron.tau_mem), jnp.ones((), dtype)
+    return _Dynamics(neuron=neuron, kind=kind, dt=dt, kappa=kappa, gain=gain, alpha=jnp.reshape(alpha, ()))
+
+
+def _initial(model, key, batch_shape):
+    st = model.init(key, batch_shape)
+    z = st.spikes if isinstance(model, RSNN) else model.neuron.output(st.neuron)
+    return st.neuron, z, st.readout
+
+
+def _adaptation(neuron, dt):
+    rho = jnp.exp(-dt / neuron.tau_adapt)
+    return rho, neuron.beta * rho
+
+
+class _Traces:
+    """Eligibility recursions of one group of synapses (one presynaptic population)."""
+
+    def __init__(self, dyn, neuron, kind, dt):
+        self.alpha, self.kind = dyn.alpha, kind
+        self.subtract = kind == "alif" and neuron.reset_mode == "subtract"
+        if kind == "alif":
+            self.rho, self.c = _adaptation(neuron, dt)
+
+    def init(self, batch, n_pre, n_post, dtype):
+        st = {"p": jnp.zeros((batch, n_pre), dtype)}
+        if self.kind == "alif":
+            st["ea"] = jnp.zeros((batch, n_pre, n_post), dtype)
+            if self.subtract:
+                st["d"] = jnp.zeros((batch, n_pre, n_post), dtype)
+        return st
+
+    def step(self, st, pre, psi, z):
+        """``(state, e)`` with ``e = (pbar, None)`` (factorised, ``e = psi pbar``) or ``(None, e_full)``."""
+        p = self.alpha * st["p"] + pre
+        if self.kind != "alif":
+            return {"p": p}, (p, None)
+        ea = st["ea"]
+        dv = p[:, :, None] + (self.alpha * st["d"] if self.subtract else 0.0)
+        e = psi[:, None, :] * (dv - self.c * ea)
+        new = {"p": p, "ea": self.rho * ea + e}
+        if self.subtract:
+            new["d"] = self.alpha * st["d"] - z[:, None, :] * self.c * ea
+        return new, (None, e)
+
+
+def _contract(e, psi, signal):
+    """``sum_b e_bij signal_bj`` for a factorised (``pbar``, ``psi``) or a full trace."""
+    p, full = e
+    if full is None:
+        return p.T @ (psi * signal)
+    return jnp.einsum("bij,bj->ij", full, signal)
+
+
+def _expand(e, psi):
+    p, full = e
+    return p[:, :, None] * psi[:, None, :] if full is None else full
+
+
+def _pre(group, x_t, z_prev):
+    if group == "w_in":
+        return x_t
+    if group == "w_rec":
+        return z_prev
+    return jnp.ones(z_prev.shape[:-1] + (1,), z_prev.dtype)
+
+
+class EProp(AbstractRule):
+    """e-prop (module docstring for the equations, modes and what is carried per synapse).
+
+    **Arguments:**
+    - ``variant``: ``"symmetric"`` (``B = W_out``), ``"random"`` (fixed random ``B``) or ``"adaptive"``
+      (random ``B`` updated like ``W_out``, rule state).
+    - ``key``: int seed or PRNG key for the random feedback (``B ~ N(0, scale^2 / n_rec)``).
+    - ``scale``: scale of the random feedback.
+    - ``feedback_learning_rate``, ``feedback_decay``: the adaptive variant's ``B`` update.
+    - ``online_every``: ``None`` (offline, default) or ``K`` (apply the update every ``K`` steps inside
+      the scan; needs ``learning_rate`` and a task with a per-step loss).
+    - ``learning_rate``: the in-scan SGD step of the online mode.
+    - ``rate_target`` (Hz), ``rate_weight``: firing-rate regulariser (offline mode; off when
+      ``rate_weight = 0``).
+
+    **Returns** (call): ``(loss, updates, aux)`` with updates shaped like the model's parameters,
+    gradient sign.
+    """
+
+    variant: str = eqx.field(static=True)
+    key: PRNGKeyArray
+    scale: Float[Array, ""]
+    feedback_learning_rate: Float[Array, ""]
+    feedback_decay: Float[Array, ""]
+    online_every: int | None = eqx.field(static=True)
+    learning_rate: Float[Array, ""] | None
+    rate_target: Float[Array, ""]
+    rate_weight: Float[Array, ""]
+
+    def __init__(self, variant: Literal["symmetric", "random", "adaptive"] = "symmetric", *, key: Any = 0,
+                 scale: float = 1.0, feedback_learning_rate: float = 1e-3, feedback_decay: float = 0.0,
+                 online_every: int | None = None, learning_rate: float | None = None, rate_target: float = 10.0,
+                 rate_weight: float = 0.0):
+        check_choice("variant", variant, VARIANTS, owner="EProp")
+        self.variant = variant
+        try:
+            self.key = as_key(key)
+        except TypeError as err:
+            raise TypeError(f"EProp: key: {err}") from None
+        self.scale = as_float_array(scale)
+        self.feedback_learning_rate = as_float_array(feedback_learning_rate)
+        self.feedback_decay = as_float_array(feedback_decay)
+        check_positive("scale", self.scale, owner="EProp")
+        check_positive("feedback_learning_rate", self.feedback_learning_rate, allow_zero=True, owner="EProp")
+        check_positive("feedback_decay", self.feedback_decay, allow_zero=True, owner="EProp")
+        if online_every is not None:
+            if isinstance(online_every, bool) or not isinstance(online_every, int) or online_every < 1:
+                raise ValueError(f"EProp: online_every must be None or a positive int (steps between updates), "
+                                 f"got {online_every!r}")
+            if learning_rate is None:
+                raise ValueError("EProp: online_every needs learning_rate (the SGD step applied inside the scan)")
+        self.online_every = online_every
+        self.learning_rate = None if learning_rate is None else as_float_array(learning_rate)
+        check_positive("learning_rate", self.learning_rate, owner="EProp")
+        self.rate_target = as_float_array(rate_target)
+        self.rate_weight = as_float_array(rate_weight)
+        check_positive("rate_target", self.rate_target, allow_zero=True, owner="EProp")
+        check_positive("rate_weight", self.rate_weight, allow_zero=True, owner="EProp")
+        if online_every is not None and not (is_concrete(self.rate_weight) and float(self.rate_weight) == 0.0):
+            raise ValueError("EProp: the firing-rate regulariser (rate_weight > 0) is available in offline mode "
+                             "only (online_every=None)")
+
+    # -- feedback ---------------------------------------------------------------------------------
+    def init(self, model: Any, key: Any = None):
+        """The feedback matrix ``B`` (``[n_rec, n_out]``, like ``W_out``) for the random and adaptive
+        variants; ``None`` for the symmetric one."""
+        del key
+        if self.variant == "symmetric":
+            return None
+        network_kind(model)
+        w_out = model.w_out.dense()
+        n_rec = w_out.shape[0]
+        k = jax.random.fold_in(self.key, zlib.crc32(b"eprop") & 0x7FFFFFFF)
+        return self.scale / jnp.sqrt(jnp.asarray(n_rec, w_out.dtype)) * jax.random.normal(k, w_out.shape, w_out.dtype)
+
+    def step(self, state, model, task, batch, key):
+        loss, updates, aux, dense = self._run(model, task, batch, key, state)
+        if self.variant == "adaptive":
+            eta, lam = self.feedback_learning_rate, self.feedback_decay
+            state = (1.0 - eta * lam) * state - eta * dense["w_out"]
+        return loss, updates, aux, state
+
+    def __call__(self, model, task, batch, key):
+        loss, updates, aux, _ = self._run(model, task, batch, key, self.init(model))
+        return loss, updates, aux
+
+    # -- the rule ---------------------------------------------------------------------------------
+    def _run(self, model, task, batch, key, feedback):
+        kind = network_kind(model)
+        inputs = jnp.asarray(batch.inputs)
+        if inputs.ndim != 3 or inputs.shape[-1] != model.n_in:
+            raise ValueError(f"EProp: inputs have shape {inputs.shape}, expected [time, batch, {model.n_in}]")
+        params, static = partition(model)
+        w, pull = jax.vjp(lambda p: effective_weights(eqx.combine(p, static)), params)
+        dt = float(task.dt)
+        dyn = _dynamics(model, kind, dt, inputs.dtype)
+        init = _initial(model, key, inputs.shape[1:2])
+        groups = [g for g in ("w_in", "w_rec", "b_rec") if g in w and g in model.trainable]
+        traces = _Traces(dyn, model.neuron, kind, dt)
+        if self.online_every is None:
+            loss, aux, dense = _offline(dyn, traces, groups, w, init, inputs, task, batch, feedback, self)
+        else:
+            if not has_step_loss(task):
+                raise ValueError(f"EProp: online_every needs a task whose loss is a sum over time steps "
+                                 f"(step_terms/step_loss); {type(task).__name__} has none")
+            loss, aux, dense = _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, self,
+                                       model.self_connections if isinstance(model, RSNN) else True)
+        dense = {k: dense.get(k, jnp.zeros_like(v)) for k, v in w.items()}
+        (updates,) = pull(dense)
+        return loss, updates, aux, dense
+
+
+def _signal_matrix(feedback, w):
+    return w["w_out"] if feedback is None else feedback
+
+
+def _offline(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule):
+    T, nb = inputs.shape[0], inputs.shape[1]
+    dtype = inputs.dtype
+
+    def forward(carry, x_t):
+        carry, _ = dyn.step(w, carry, x_t)
+        return carry, (carry[2], carry[1])
+
+    def forward_sum(carry, x_t):
+        (state, total) = carry
+        state, (o, z) = forward(state, x_t)
+        return (state, total + z.sum(0)), o
+
+    n_rec = init[1].shape[-1]
+    (final, spike_sum), readout = jax.lax.scan(forward_sum, (init, jnp.zeros((n_rec,), dtype)), inputs)
+    loss, aux, g = trajectory_error(task, readout, batch)
+    g_tilde = reverse_filter(g, dyn.kappa)
+    b = _signal_matrix(feedback, w)
+
+    rate_signal = jnp.zeros((n_rec,), dtype)
+    use_rate = not (is_concrete(rule.rate_weight) and float(rule.rate_weight) == 0.0)
+    if use_rate:
+        fbar = spike_sum / (T * nb)
+        f_star = rule.rate_target * dyn.dt / 1000.0
+        rate_loss = 0.5 * rule.rate_weight * jnp.sum((fbar - f_star) ** 2)
+        rate_signal = rule.rate_weight * (fbar - f_star) / (T * nb)
+        loss = loss + rate_loss
+        aux = {**aux, "rate_loss": rate_loss}
+
+    def body(carry, xs):
+        state, tr, acc = carry
+        x_t, gt_t = xs
+        z_prev = state[1]
+        state, psi = dyn.step(w, state, x_t, with_psi=True)
+        z = state[1]
+        signal = dyn.gain * gt_t @ b.T + rate_signal
+        new_tr, new_acc = {}, dict(acc)
+        for grp in groups:
+            new_tr[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, z)
+            new_acc[grp] = acc[grp] + _contract(e, psi, signal)
+        new_acc["w_out"] = acc["w_out"] + dyn.gain * z.T @ gt_t
+        new_acc["b_out"] = acc["b_out"] + dyn.gain * gt_t.sum(0)
+        return (state, new_tr, new_acc), None
+
+    tr0, acc0 = _zeros(traces, groups, w, inputs, init)
+    (_, _, acc), _ = jax.lax.scan(body, (init, tr0, acc0), (inputs, g_tilde))
+    return loss, aux, _shape_biases(acc, w)
+
+
+def _zeros(traces, groups, w, inputs, init):
+    nb, dtype = inputs.shape[1], inputs.dtype
+    n_rec = init[1].shape[-1]
+    sizes = {"w_in": inputs.shape[-1], "w_rec": n_rec, "b_rec": 1}
+    tr = {g: traces.init(nb, sizes[g], n_rec, dtype) for g in groups}
+    acc = {g: jnp.zeros((sizes[g], n_rec), dtype) for g in groups}
+    acc["w_out"] = jnp.zeros_like(w["w_out"])
+    acc["b_out"] = jnp.zeros_like(w["b_out"])
+    return tr, acc
+
+
+def _shape_biases(acc, w):
+    out = dict(acc)
+    if "b_rec" in out:
+        out["b_rec"] = out["b_rec"].reshape(w["b_rec"].shape)
+    return out
+
+
+def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, self_connections):
+    T, nb = inputs.shape[0], inputs.shape[1]
+    n_rec = init[1].shape[-1]
+    dtype = inputs.dtype
+    terms = task.step_terms(batch)
+    k_every, eta = rule.online_every, rule.learning_rate.astype(dtype)
+    mask = None if self_connections else 1.0 - jnp.eye(n_rec, dtype=dtype)
+    tr0, acc0 = _zeros(traces, groups, w, inputs, init)
+    sizes = {"w_in": inputs.shape[-1], "w_rec": n_rec, "b_rec": 1}
+    ebar0 = {g: jnp.zeros((nb, sizes[g], n_rec), dtype) for g in groups}
+    zhat0 = (jnp.zeros((nb, n_rec), dtype), jnp.zeros((), dtype))
+
+    def body(carry, xs):
+        state, tr, ebar, zhat, chunk, total, wt, loss = carry
+        t, x_t, terms_t = xs
+        z_prev = state[1]
+        state, psi = dyn.step(wt, state, x_t, with_psi=True)
+        z, o = state[1], state[2]
+        loss_t, g_t = step_error(task, o, terms_t)
+        b = _signal_matrix(feedback, wt)
+        signal = dyn.gain * g_t @ b.T
+        new_tr, new_ebar, new_chunk = {}, {}, dict(chunk)
+        for grp in groups:
+            new_tr[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, z)
+            new_ebar[grp] = dyn.kappa * ebar[grp] + _expand(e, psi)
+            new_chunk[grp] = chunk[grp] + jnp.einsum("bij,bj->ij", new_ebar[grp], signal)
+        zh = dyn.kappa * zhat[0] + dyn.gain * z
+        ch = dyn.kappa * zhat[1] + dyn.gain
+        new_chunk["w_out"] = chunk["w_out"] + zh.T @ g_t
+        new_chunk["b_out"] = chunk["b_out"] + ch * g_t.sum(0)
+        apply = (t + 1) % k_every == 0
+        delta = _shape_biases(new_chunk, wt)
+        if mask is not None and "w_rec" in delta:
+            delta["w_rec"] = delta["w_rec"] * mask
+        wt = {k: jnp.where(apply, v - eta * delta[k], v) if k in delta else v for k, v in wt.items()}
+        total = {k: jnp.where(apply, total[k] + new_chunk[k], total[k]) for k in total}
+        new_chunk = {k: jnp.where(apply, jnp.zeros_like(v), v) for k, v in new_chunk.items()}
+        return (state, new_tr, new_ebar, (zh, ch), new_chunk, total, wt, loss + loss_t), None
+
+    carry0 = (init, tr0, ebar0, zhat0, acc0, jax.tree.map(jnp.zeros_like, acc0), w, jnp.zeros((), dtype))
+    steps = jnp.arange(T)
+    (_, _, _, _, chunk, total, _, loss), _ = jax.lax.scan(body, carry0, (steps, inputs, terms))
+    total = {k: total[k] + chunk[k] for k in total}
+    return loss, {"loss": loss}, _shape_biases(total, w)
+
+
+__all__ = ["EProp", "VARIANTS", "effective_weights", "network_kind"]
