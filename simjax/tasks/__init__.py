@@ -12,3 +12,7 @@ from .temporal import AbstractBitSequence, DelayedXOR, Parity
 __all__ = ["AbstractTask", "Batch", "Dataset", "Digits", "PatternGeneration", "Supervised", "TeacherStudent",
            "AbstractBitSequence", "DelayedXOR", "Parity"]
 __all__ += ["AbstractPatternTask", "FixedPointMemory", "InputTracking", "SineGeneration", "orthonormal_patterns"]
+from .store_recall import StoreRecall
+from .evidence_accumulation import EvidenceAccumulation
+
+__all__ += ["StoreRecall", "EvidenceAccumulation"]

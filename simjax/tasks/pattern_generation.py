@@ -68,6 +68,21 @@ class PatternGeneration(AbstractTask):
     def loss(self, outputs, batch):
         return masked_mean(jnp.mean((outputs.readout - batch.targets) ** 2, axis=-1), batch.mask)
 
+    def step_terms(self, batch):
+        """Per-step ``(targets [time, batch, n_out], weight [time, batch])`` with
+        ``loss = sum_t step_loss(readout_t, terms_t)`` (for forward-in-time rules)."""
+        targets = jnp.asarray(batch.targets)
+        ones = jnp.ones(targets.shape[:-1], targets.dtype)
+        mask = ones if batch.mask is None else jnp.broadcast_to(
+            jnp.asarray(batch.mask, targets.dtype).reshape(jnp.shape(batch.mask) + (1,) * (2 - jnp.ndim(batch.mask))),
+            ones.shape)
+        return targets, mask / jnp.maximum(jnp.sum(mask), 1.0)
+
+    def step_loss(self, readout_t, terms_t):
+        """The loss contribution of one step: ``sum_b weight_b mean_k (y_bk - y*_bk)^2``."""
+        targets_t, weight_t = terms_t
+        return jnp.sum(weight_t * jnp.mean((readout_t - targets_t) ** 2, axis=-1))
+
     def metrics(self, outputs, batch):
         mse = self.loss(outputs, batch)
         return {"loss": mse, "nmse": mse / jnp.var(batch.targets)}
