@@ -39,6 +39,13 @@ def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, s
     if steps % stride:
         raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")
     prepared = net.prepare(inputs, dt)
+    fast = getattr(net, "fast_scan", None)
+    if fast is not None and memory == "store" and stride == 1:
+        result = fast(prepared, dt, state, unroll)
+        if result is not None:
+            recs, final = result
+            recs = _select(recs, record)
+            return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
     step = net.step_fn(dt)
 
     def body(carry, x_t):

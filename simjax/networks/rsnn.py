@@ -15,12 +15,13 @@ from jaxtyping import Array, Float
 
 from .._checks import as_float_array, as_optional_float, check_positive, check_shape
 from ..neurons._base import AbstractSpikingNeuron
-from ..neurons.lif import LIF
+from ..neurons.lif import LIF, LIFState
 from ..surrogates import AbstractSurrogate
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
 from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
+from .lif_scan import lif_scan, supports
 
 
 class RSNNState(eqx.Module):
@@ -132,3 +133,23 @@ class RSNN(AbstractNetwork):
         """`step` with the loop-invariant quantities (masked ``W_rec``, ``kappa``) computed once."""
         w_rec, kappa = self.recurrent_projection(), readout_decay(self.tau_out, dt)
         return lambda state, x_t: self.step(state, x_t, dt, w_rec=w_rec, kappa=kappa)
+
+    def fast_scan(self, drive, dt, state, unroll=1):
+        """The whole clock-driven run by `simjax.networks.lif_scan.lif_scan` (same dynamics and
+        gradients, less memory and time), or ``None`` when this network is not eligible (see
+        `simjax.networks.lif_scan.supports`). ``drive`` is `prepare`'s output."""
+        if not supports(self):
+            return None
+        n = self.neuron
+        if any(jnp.ndim(p) > 1 or (jnp.ndim(p) == 1 and jnp.shape(p)[0] != self.n_rec)
+               for p in (n.tau_mem, n.v_th, n.v_reset, n.v_rest, n.bias)):
+            return None
+        full = lambda x: jnp.broadcast_to(x, (self.n_rec,)).astype(drive.dtype)  # noqa: E731
+        a = jnp.exp(-dt / n.tau_mem)
+        c = (1.0 - a) * (n.v_rest + n.bias)
+        spikes, v, readout, (v_t, s_t, o_t) = lif_scan(
+            n.reset_mode, unroll, drive, self.recurrent_weight(), self.w_out.dense(), self.b_out,
+            readout_decay(self.tau_out, dt), full(a), full(c), full(n.v_th), full(n.v_reset), n.surrogate,
+            state.neuron.v, state.spikes, state.readout)
+        neuron = LIFState(v=v_t, i=state.neuron.i, refractory=state.neuron.refractory)
+        return Record(spikes=spikes, v=v, readout=readout), RSNNState(neuron=neuron, spikes=s_t, readout=o_t)

@@ -1,0 +1,89 @@
+"""The recurrent-LIF fast path (`simjax.networks.lif_scan`) against plain autodiff of the generic step.
+
+`simulate(..., memory="recompute")` always takes the generic path (autodiff through `RSNN.step`,
+recomputed per step), so it is an independent reference for the hand-derived backward pass.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import simjax as sj
+from simjax.networks.lif_scan import supports
+from simjax.synapses import Dale
+
+
+def network(reset, **kwargs):
+    lif = sj.neurons.LIF(tau_mem=jnp.linspace(10.0, 30.0, 6), v_th=1.0, reset=reset, bias=0.05, v_rest=-0.05,
+                         v_reset=0.1)
+    return sj.networks.RSNN(4, 6, 3, neuron=lif, key=jax.random.key(0), rec_scale=1.0, in_scale=1.0, **kwargs)
+
+
+X = 0.15 * jax.random.uniform(jax.random.key(1), (60, 2, 3, 4))  # two batch axes
+
+
+def loss(net, state, memory):
+    out = sj.simulate(net, X, dt=1.0, state=state, memory=memory)
+    final = out.final_state
+    time_weights = jnp.cos(jnp.arange(60.0))[:, None, None, None]
+    return (jnp.sum(jnp.sin(out.readout) * time_weights) + 0.1 * jnp.sum(out.v ** 2)
+            + jnp.sum(out.spikes * jnp.cos(jnp.arange(6.0))) + jnp.sum(2.0 * final.neuron.v)
+            + jnp.sum(3.0 * final.spikes) + jnp.sum(final.readout))
+
+
+def test_readout_only_loss_and_hessian_vector_products():
+    """Unused outputs are symbolic zeros in the backward pass; forward-over-reverse (HVPs, as in
+    `simjax.curvature`) differentiates the hand-derived backward pass itself."""
+    net = network("subtract")
+    w0 = net.w_rec.weight
+
+    def readout_loss(w, memory):
+        n = eqx.tree_at(lambda n: n.w_rec.weight, net, w)
+        return jnp.sum(jnp.mean(sj.simulate(n, X, dt=1.0, memory=memory, record=("readout",)).readout, 0) ** 2)
+
+    direction = jax.random.normal(jax.random.key(5), w0.shape)
+    for fn in (jax.grad(readout_loss),
+               lambda w, m: jax.jvp(lambda w: jax.grad(readout_loss)(w, m), (w,), (direction,))[1]):
+        fast, slow = fn(w0, "store"), fn(w0, "recompute")
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-10 * float(jnp.max(jnp.abs(slow))))
+
+
+def initial_state(net):
+    state = net.init(None, (2, 3))
+    spikes = (jax.random.uniform(jax.random.key(2), (2, 3, 6)) < 0.5).astype(float)
+    v = jax.random.uniform(jax.random.key(3), (2, 3, 6))
+    return eqx.tree_at(lambda s: (s.spikes, s.neuron.v), state, (spikes, v))
+
+
+@pytest.mark.parametrize("reset, dale", [("subtract", False), ("zero", False), ("subtract", True)])
+def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale):
+    kwargs = {}
+    if dale:
+        kwargs["w_rec"] = Dale.init(6, 6, key=jax.random.key(4), frac_excitatory=0.5, scale=1.0)
+    net = network(reset, **kwargs)
+    assert supports(net)
+    state = initial_state(net)
+    fast = sj.simulate(net, X, dt=1.0, state=state)
+    slow = sj.simulate(net, X, dt=1.0, state=state, memory="recompute")
+    rate = float(jnp.mean(slow.spikes))
+    assert 0.02 < rate < 0.6  # the comparison covers spiking and silent steps
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(slow)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+    grad = eqx.filter_grad(lambda args, memory: loss(*args, memory))
+    g_fast, g_slow = grad((net, state), "store"), grad((net, state), "recompute")
+    leaves = jax.tree_util.tree_leaves_with_path(g_slow)
+    assert len(leaves) == len(jax.tree.leaves(g_fast))
+    for (path, b), a in zip(leaves, jax.tree.leaves(g_fast)):
+        scale = float(jnp.max(jnp.abs(b))) + 1e-12
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * scale, err_msg=jax.tree_util.keystr(path))
+
+
+def test_only_eligible_networks_take_the_fast_path():
+    assert supports(network("subtract"))
+    assert not supports(network("subtract", w_rec=sj.synapses.Sparse.random(6, 6, p=0.5, key=jax.random.key(0))))
+    for neuron in (sj.neurons.LIF(t_ref=2.0), sj.neurons.LIF(tau_syn=5.0), sj.neurons.LIF(detach_reset=False),
+                   sj.neurons.ALIF()):
+        assert not supports(sj.networks.RSNN(2, 3, 1, neuron=neuron, key=jax.random.key(0)))
