@@ -241,6 +241,9 @@ def summarize(cfg: dict, runs: list[dict], res: dict) -> dict:
             for name in ("interference", "overlap", "mode_rotation", "mode_growth", "mode_rotation_dominates"):
                 entry[name], entry[name + "_sem"] = _mean_sem(res[name][sel])
             entry["learned_a"] = float(learned[sel].mean())
+            # After A, does B's cue end along a (captured by A's attractor) rather than along b?
+            end = res["kappa"][sel, 0, 1, -1]
+            entry["b_cue_ends_along_a"] = float((np.abs(end[:, 0]) > np.abs(end[:, 1])).mean())
             entry["loss_a_init"] = float(losses[sel, 0, 0].mean())
             entry["loss_a_after_a"] = float(losses[sel, 1, 0].mean())
             entry["loss_a_after_b"] = float(losses[sel, 2, 0].mean())
@@ -297,7 +300,9 @@ def rows_of(cfg: dict, runs: list[dict], res: dict) -> tuple[list[dict], list[di
         row = {**r, "interference": float(res["interference"][i]), "overlap": float(res["overlap"][i]),
                "loss_A_init": float(res["losses"][i, 0, 0]), "loss_A_after_A": float(res["losses"][i, 1, 0]),
                "loss_A_after_B": float(res["losses"][i, 2, 0]), "loss_B_after_A": float(res["losses"][i, 1, 1]),
-               "loss_B_after_B": float(res["losses"][i, 2, 1])}
+               "loss_B_after_B": float(res["losses"][i, 2, 1]),
+               "kappa_a_end_B_cue_after_A": float(res["kappa"][i, 0, 1, -1, 0]),
+               "kappa_b_end_B_cue_after_A": float(res["kappa"][i, 0, 1, -1, 1])}
         for name in ("m_a", "m_b"):
             for (p, q), label in np.ndenumerate(np.array([["aa", "ab"], ["ba", "bb"]])):
                 row[f"{name}_{label}"] = float(res[name][i, p, q])
@@ -397,7 +402,7 @@ def _plot_plane(plt, cfg, out_dir, runs, res, summary):
     grid_1d = np.linspace(-lim, lim, 21)
     k1, k2 = np.meshgrid(grid_1d, grid_1d)
     for row, i in enumerate(picks):
-        seed, n = runs[i]["seed"], cfg["model"]["n"]
+        seed = runs[i]["seed"]
         _, basis = make_network(cfg, 0.0, jax.random.fold_in(jax.random.key(seed), 0))
         reduced = ReducedModel(basis, cfg["model"]["tau"])
         kappa = jnp.stack([jnp.asarray(k1.ravel()), jnp.asarray(k2.ravel())], -1)
