@@ -19,7 +19,7 @@ from simjax.experiments import interference as experiment
 from simjax.networks import FullUpdate, LowRankUpdate, RateRNN, SubspaceUpdate, random_coupling
 from simjax.neurons import LeakyRate
 from simjax.parameters import params
-from simjax.rules import Exact
+from simjax.rules import Exact, WeightPerturbation
 from simjax.sequential import TaskLosses, train_sequence
 from simjax.simulate import Output
 from simjax.synapses import Dense
@@ -167,6 +167,36 @@ def test_train_sequence_vmaps_over_hyper_parameters():
     for i, g in enumerate(gs):
         np.testing.assert_allclose(batched[i], single(g), rtol=1e-10)
     assert not np.allclose(batched[0], batched[1])
+
+
+def test_train_sequence_with_a_stochastic_rule_and_low_rank_updates():
+    """Any rule: weight perturbation (its noise drawn from the phase keys) gives the same models as
+    consecutive `fit` calls; a rank-R Delta J = U V^T / N stays of rank R while both tasks are learned."""
+    net, (task_a, task_b) = small_setup()
+    rule, opt, key = WeightPerturbation(sigma=1e-4, samples=4), optax.sgd(2.0), jax.random.key(5)
+
+    @eqx.filter_jit
+    def both(net):
+        models, _ = train_sequence(net, rule, (task_a, task_b), opt, steps=3, key=key)
+        ref_a, _ = fit(net, rule, task_a, opt, steps=3, key=jax.random.fold_in(key, 0), batch_size=1)
+        ref_b, _ = fit(ref_a, rule, task_b, opt, steps=3, key=jax.random.fold_in(key, 1), batch_size=1)
+        return models, (ref_a, ref_b)
+
+    models, refs = both(net)
+    for got, ref in zip(models, refs):
+        np.testing.assert_allclose(got.w_rec.delta, ref.w_rec.delta, rtol=1e-12, atol=1e-14)
+    assert float(jnp.max(jnp.abs(models[1].w_rec.delta - models[0].w_rec.delta))) > 1e-4
+
+    cfg = {"model": {"n": 8, "tau": 1.0, "structure": "low_rank", "rank": 1, "init_scale": 0.5}}
+    low, _ = experiment.make_network(cfg, 0.5, jax.random.key(2))
+    (after_a, after_b), hist = eqx.filter_jit(
+        lambda m: train_sequence(m, Exact(), (task_a, task_b), optax.sgd(2.0), steps=20, key=key))(low)
+    for model in (after_a, after_b):
+        sv = np.linalg.svd(np.asarray(model.w_rec.learned()), compute_uv=False)
+        assert sv[0] > 1e-2 and np.all(sv[1:] < 1e-12 * sv[0])
+    losses = np.asarray(hist["losses"])
+    assert losses[1, 0] < 0.5 * losses[0, 0] and losses[2, 1] < 0.5 * losses[1, 1]
+    assert np.all(after_b.w_rec.base == low.w_rec.base)  # the random part stays fixed
 
 
 def test_interference_measures_closed_forms():
