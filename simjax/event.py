@@ -70,6 +70,24 @@ def check_event_neuron(neuron: Any, owner: str) -> None:
                         "event-driven simulation; use method='clock' or method='ode'")
 
 
+def check_pseudo_drive(neuron: Any, drive: Any, owner: str) -> None:
+    """Raises ``ValueError`` unless ``drive`` is finite and (for QIF, when concrete) makes every
+    neuron's current ``bias + drive`` positive, so that every neuron fires after the trial."""
+    from .neurons.qif import QIF
+
+    if not hasattr(neuron, "bias"):
+        raise TypeError(f"{owner}: {type(neuron).__name__} has no bias current for the pseudodynamics")
+    if not is_concrete(drive):
+        return
+    if not np.all(np.isfinite(np.asarray(drive))):
+        raise ValueError(f"{owner}: pseudo_drive must be finite, got {drive!r}")
+    if isinstance(neuron, QIF) and is_concrete(neuron.bias):
+        low = float(np.min(np.asarray(neuron.bias) + np.asarray(drive)))
+        if low <= 0:
+            raise ValueError(f"{owner}: pseudo_drive={drive!r} leaves the QIF current bias + pseudo_drive = "
+                             f"{low:g} <= 0, so some neurons would never fire; use a larger pseudo_drive")
+
+
 def _where(mask, new, old):
     return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
 
@@ -82,7 +100,30 @@ class _Weights(eqx.Module):
     tau_out: Float[Array, ""]
 
 
-def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid):
+def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
+    """``n_pseudo`` events of the pseudodynamics from the state ``ns`` at ``t1``: the network
+    continues without inputs, every neuron's constant current raised by ``drive``."""
+    boosted = eqx.tree_at(lambda m: m.bias, neuron, neuron.bias + drive)
+    n_rec = w_rec.shape[0]
+    inf = jnp.asarray(jnp.inf, t1.dtype)
+
+    def body(carry, _):
+        t, ns = carry
+        to_spike = boosted.time_to_spike(ns, inf)
+        j = jnp.argmin(to_spike)
+        fires = jnp.isfinite(to_spike[j])
+        dt = jnp.where(fires, to_spike[j], 0.0)
+        flowed = boosted.free_flow(ns, dt)
+        flowed = _where((jnp.arange(n_rec) == j) & fires, boosted.reset(flowed), flowed)
+        ns = boosted.receive(flowed, jnp.where(fires, w_rec[j], 0.0))
+        t = t + dt
+        return (t, ns), (jnp.where(fires, t, inf), j.astype(jnp.int32))
+
+    _, (times, ids) = jax.lax.scan(body, (t1, ns), None, length=n_pseudo)
+    return times, ids
+
+
+def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
     """One trial: ``times``/``ids`` are sorted input spikes padded with one trailing ``inf``; ``o0``
     the readout at ``t = 0`` minus ``b_out``; ``grid`` the readout sample times.
 
@@ -132,12 +173,14 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid):
     n_spikes = jnp.sum(jnp.isfinite(spike_t)).astype(k.dtype)
     info = {"exhausted": exhausted, "n_events": k + n_spikes, "n_spikes": n_spikes,
             "t_reached": jnp.where(exhausted, t, t1)}
+    if n_pseudo:
+        info["pseudospike_times"], info["pseudospike_ids"] = _pseudo(neuron, w.w_rec, final, t1, drive, n_pseudo)
     return spike_t[order], spike_j[order], readout, final, info
 
 
 @eqx.filter_jit
-def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid):
-    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid)
+def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
+    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid, drive, n_pseudo)
     return jax.vmap(trial)(times, ids, ns, o0)
 
 
@@ -160,7 +203,8 @@ def _readout_grid(t1, record_dt, dtype):
 def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] | None = None, key: Any = None,
                    record: tuple[str, ...] = ("spikes", "v", "readout"), checks: bool = True,
                    max_events: int = 1024, record_dt: Any = None,
-                   on_exhausted: Literal["raise", "flag"] = "raise") -> Output:
+                   on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,
+                   max_pseudospikes: int | None = None) -> Output:
     r"""Event-driven simulation of ``net`` driven by the input spikes ``inputs`` on ``[0, t1]``.
 
     Called by ``simulate(net, inputs, method="event", t1=..., ...)``; see the module docstring for
@@ -183,6 +227,15 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
       events (a ``RuntimeError`` when values are concrete, ``eqx.error_if`` under ``jit``/``grad``);
       ``"flag"`` only reports it in ``info["exhausted"]`` (the result then stops at
       ``info["t_reached"]``).
+    - ``pseudo_drive``: pseudodynamics (Klos & Memmesheimer, Phys. Rev. Lett. 2025): after ``t1``
+      the network continues from its state at ``t1`` without inputs, every neuron's constant
+      current raised by ``pseudo_drive`` (large enough that every neuron fires: ``bias +
+      pseudo_drive > 0`` for QIF), for ``max_pseudospikes`` more spikes (default ``n_rec``), which
+      keep interacting through ``W_rec``. These *pseudospikes* (times ``> t1``) extend the spike
+      times continuously (QIF) and change nothing in ``[0, t1]``; losses that use them let
+      gradient descent add and remove spikes (`simjax.spike_losses`).
+      `simjax.networks.SpikingFeedForward` networks take ``pseudo_drive`` too
+      (`simjax.event_layers`: there every neuron emits its first spike, real or pseudo).
 
     **Returns:** an `Output` with
     - ``spikes``: `simjax.SpikeTrain` of the network's spikes, ``times [*batch, max_events]``
@@ -191,11 +244,23 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
       (only ``t1`` when ``record_dt`` is ``None``; ``info["readout_times"]`` holds the times);
     - ``final_state``: the `RSNNState` at ``t1`` (its ``spikes`` field is zero);
     - ``info``: ``exhausted`` (bool), ``n_events``, ``n_spikes``, ``t_reached`` (``t1`` unless
-      exhausted), each ``[*batch]``, and ``readout_times``.
+      exhausted), each ``[*batch]``, and ``readout_times``; with ``pseudo_drive``,
+      ``pseudospikes``: a `simjax.SpikeTrain` (``times [*batch, max_pseudospikes]``, in time order).
     """
     owner = "simulate(method='event')"
+    from .networks.spiking_feedforward import SpikingFeedForward
+
+    if isinstance(net, SpikingFeedForward):
+        from .event_layers import simulate_layers
+
+        if state is not None or record_dt is not None:
+            raise TypeError(f"{owner}: SpikingFeedForward starts from rest and records first spike times; "
+                            "drop state and record_dt")
+        if max_pseudospikes is not None:
+            raise TypeError(f"{owner}: SpikingFeedForward gives every neuron one (pseudo)spike; drop max_pseudospikes")
+        return simulate_layers(net, inputs, t1=t1, pseudo_drive=pseudo_drive, checks=checks, record=record)
     if not isinstance(net, RSNN):
-        raise TypeError(f"{owner}: supports simjax.networks.RSNN, got {type(net).__name__}")
+        raise TypeError(f"{owner}: supports simjax.networks.RSNN and SpikingFeedForward, got {type(net).__name__}")
     check_event_neuron(net.neuron, owner)
     if net.tau_out is None:
         raise ValueError(f"{owner}: needs a leaky readout (tau_out=None is a sum of Dirac deltas in continuous "
@@ -210,6 +275,14 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
     if not isinstance(max_events, (int, np.integer)) or isinstance(max_events, bool) or max_events < 1:
         raise ValueError(f"{owner}: max_events must be a positive int, got {max_events!r}")
     check_choice("on_exhausted", on_exhausted, ("raise", "flag"), owner=owner)
+    n_pseudo = 0
+    if pseudo_drive is not None:
+        n_pseudo = net.n_rec if max_pseudospikes is None else max_pseudospikes
+        if not isinstance(n_pseudo, (int, np.integer)) or isinstance(n_pseudo, bool) or n_pseudo < 1:
+            raise ValueError(f"{owner}: max_pseudospikes must be a positive int, got {max_pseudospikes!r}")
+        check_pseudo_drive(net.neuron, pseudo_drive, owner)
+    elif max_pseudospikes is not None:
+        raise TypeError(f"{owner}: max_pseudospikes needs pseudo_drive (the current added after t1)")
     record = tuple(record)
     for f in record:
         check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
@@ -239,8 +312,9 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
     ns = jax.tree.map(flat, state.neuron)
     o0 = flat(jnp.broadcast_to(state.readout, (*batch, net.n_out))) - net.b_out
 
+    drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
     spike_t, spike_j, readout, final, info = _run(net.neuron, w, flat(times), flat(ids), ns, o0, t1,
-                                                  int(max_events), grid)
+                                                  int(max_events), grid, drive, int(n_pseudo))
     unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))
     spike_t, spike_j, readout, final, info = jax.tree.map(unflat, (spike_t, spike_j, readout, final, info))
     readout = jnp.moveaxis(readout, len(batch), 0)
@@ -260,6 +334,8 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
 
     final_state = RSNNState(neuron=final, spikes=jnp.zeros((*batch, net.n_rec), dtype), readout=readout[-1])
     info["readout_times"] = grid
+    if n_pseudo:
+        info["pseudospikes"] = SpikeTrain(info.pop("pseudospike_times"), info.pop("pseudospike_ids"), n=net.n_rec)
     spikes = SpikeTrain(spike_t, spike_j, n=net.n_rec) if "spikes" in record else None
     return Output(spikes=spikes, v=None, readout=readout if "readout" in record else None,
                   final_state=final_state, info=info)

@@ -1,0 +1,203 @@
+r"""Event-driven simulation of `simjax.networks.SpikingFeedForward`, with pseudodynamics.
+
+Neurons of one layer do not interact, so a layer is simulated neuron-parallel, from one input spike
+to the next (inputs sorted in time): between inputs every neuron follows its closed-form
+`free_flow`, its first threshold crossing in the interval comes from `time_to_spike` (closed
+forms, or bracketed root finding with implicit-function-theorem derivatives), and each input spike
+of channel ``i`` applies ``receive(W[i])``. Each neuron emits only its **first** spike (time-to-
+first-spike coding; Mostafa 2017, Göltz et al. 2021); those times are the next layer's inputs.
+
+**Pseudodynamics** (Klos & Memmesheimer, Phys. Rev. Lett. 2025). With ``pseudo_drive = I_p``,
+every neuron's constant current becomes ``bias + I_p`` after the trial end ``t1`` and the
+simulation continues until every neuron has fired. A neuron silent in ``[0, t1]`` then gets a
+*pseudospike* at a time ``> t1``; pseudospikes are passed on to the next layer like spikes, so
+they arrive after ``t1`` too. What happens in ``[0, t1]`` (the trial's spikes and output) does not
+depend on the pseudodynamics at all. For the QIF (theta) neuron the phase only moves forward and
+reaches ``pi`` in finite time once ``bias + I_p > 0``, so a spike that leaves the trial through
+``t1`` continues smoothly as a pseudospike and the first-spike times (real or pseudo) are
+continuous, almost everywhere smooth functions of weights and input times: a loss on them lets
+gradient descent add and remove spikes. For LIF the first crossing disappears tangentially (the
+time jumps when a spike is lost), so the same times are discontinuous.
+
+The loop for one layer is a ``lax.scan`` over the sorted inputs, plus one event at ``t1`` (where the
+current switches) and one final open interval; costs ``O(n_in x n_post)`` per trial. Gradients are
+those of autodiff through the scan (closed forms or the implicit function theorem for each spike
+time), exact as long as the order of events does not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from ._checks import check_choice, check_positive, is_concrete
+from .event import check_event_neuron, check_pseudo_drive
+from .networks.spiking_feedforward import SpikingFeedForward
+from .neurons.qif import _propagator
+from .simulate import Output
+from .spike_train import SpikeTrain
+
+
+def _with_bias(neuron, current):
+    return eqx.tree_at(lambda n: n.bias, neuron, current)
+
+
+def _qif_phases(neuron, dt, kicks, currents, theta0):
+    r"""QIF phases at the start of every interval by a parallel prefix product (depth ``log K``).
+
+    In ``(p, q) = (sin(theta/2), cos(theta/2))`` (``V = p / q``) the flow over ``s = dt / tau_mem`` and
+    a kick ``V -> V + w`` are linear maps (`simjax.neurons.qif`): ``[[C, S I], [-S, C]]`` and
+    ``[[1, w], [0, 1]]``; only the direction of ``(p, q)`` matters, so products are normalised."""
+    c, sg = _propagator(currents, dt / neuron.tau_mem)
+    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
+    flow = jnp.stack([jnp.stack([c, sg * currents], -1), jnp.stack([-sg, c], -1)], -2)
+    kick = jnp.stack([jnp.stack([one, kicks + zero], -1), jnp.stack([zero, one], -1)], -2)
+    steps = kick @ flow  # [K, n, 2, 2]
+
+    def compose(earlier, later):
+        m = later @ earlier
+        return m / jax.lax.stop_gradient(jnp.max(jnp.abs(m), axis=(-2, -1), keepdims=True))
+
+    total = jax.lax.associative_scan(compose, steps, axis=0)
+    x0 = jnp.stack(jnp.broadcast_arrays(jnp.sin(theta0 / 2), jnp.cos(theta0 / 2)), -1)
+    x = jnp.einsum("knij,nj->kni", total, jnp.broadcast_to(x0, total.shape[1:-1]))
+    x = jnp.concatenate([x0[None] + jnp.zeros_like(x[:1]), x[:-1]])  # before each interval
+    p, q = x[..., 0], x[..., 1]
+    sign = jnp.where(q < 0, -1.0, 1.0)
+    return 2.0 * jnp.arctan2(sign * p, sign * q)
+
+
+def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Float[Array, " events"],
+                       ids: Int[Array, " events"], t1: Any, pseudo_drive: Any = None) -> Float[Array, " n_post"]:
+    r"""First spike times of one layer of uncoupled neurons (one trial, from rest).
+
+    The state at the start of every inter-input interval is computed first (a ``lax.scan`` of
+    `free_flow` and `receive`; for QIF a parallel prefix product of the linear flow maps), then
+    every interval's first threshold crossing at once (`time_to_spike` with the interval as
+    horizon, vectorised); the first spike is the earliest. States after a first spike are not
+    reset (each neuron emits one spike), which leaves the earliest crossing unchanged.
+
+    **Arguments:**
+    - ``neuron``: the layer's spiking neuron (``bias``, `free_flow`, `receive`, `time_to_spike`).
+    - ``weight``: ``[n_pre, n_post]``; an input spike of channel ``i`` kicks the layer by ``weight[i]``.
+    - ``times``, ``ids``: the input spikes (any order; ``inf`` padding).
+    - ``t1``: the trial end; inputs after ``t1`` count only with pseudodynamics (they are
+      pseudospikes of the layer below).
+    - ``pseudo_drive``: ``None`` (no pseudodynamics: neurons silent up to ``t1`` get ``inf``) or the
+      constant current added after ``t1``.
+
+    **Returns:** ``[n_post]`` first spike times (``> t1``: pseudospikes; ``inf``: none).
+    """
+    from .neurons.qif import QIF
+
+    n_pre, n_post = weight.shape
+    dtype = jnp.result_type(weight, times)
+    pseudo = pseudo_drive is not None
+    t1 = jnp.asarray(t1, dtype)
+    inf = jnp.asarray(jnp.inf, dtype)
+    if not pseudo:
+        times = jnp.where(times <= t1, times, inf)
+    # The current switches at t1 (an event with a zero kick, after inputs at t1); a final open interval.
+    times = jnp.concatenate([times, t1[None], inf[None]])
+    ids = jnp.concatenate([ids, jnp.asarray([n_pre, n_pre], ids.dtype)])
+    order = jnp.argsort(times, stable=True)
+    ends, ids = times[order], ids[order]
+    starts = jnp.concatenate([jnp.zeros((1,), dtype), ends[:-1]])
+    w = jnp.concatenate([weight, jnp.zeros((1, n_post), weight.dtype)])
+    kicks = w[ids]  # [K, n_post]
+    opened = jnp.isfinite(starts)
+    dt = jnp.where(opened & jnp.isfinite(ends), ends - starts, 0.0)
+    after = starts >= t1
+    drive = jnp.asarray(0.0 if pseudo_drive is None else pseudo_drive, dtype)
+    currents = jnp.broadcast_to(neuron.bias + jnp.where(after, drive, 0.0)[:, None], kicks.shape)
+    state0 = neuron.init(None, (n_post,))
+    if isinstance(neuron, QIF):
+        states = type(state0)(theta=_qif_phases(neuron, dt[:, None], kicks, currents, state0.theta))
+    else:
+        def body(state, xs):
+            dt_k, kick_k, current_k = xs
+            layer = _with_bias(neuron, current_k)
+            return layer.receive(layer.free_flow(state, dt_k), kick_k), state
+
+        _, states = jax.lax.scan(body, state0, (dt, kicks, currents))
+    horizon = jnp.where(opened, ends - starts, 0.0)[:, None]
+    wait = _with_bias(neuron, currents).time_to_spike(states, horizon)
+    valid = opened & (pseudo | ~after)
+    candidates = jnp.where(valid[:, None] & jnp.isfinite(wait), starts[:, None] + wait, inf)
+    return jnp.min(candidates, axis=0)
+
+
+@eqx.filter_jit
+def _run(neurons, weights, times, ids, t1, pseudo_drive):
+    firsts = []
+    for neuron, w in zip(neurons, weights):
+        first = jax.vmap(lambda a, b: layer_first_spikes(neuron, w, a, b, t1, pseudo_drive))(times, ids)
+        firsts.append(first)
+        ids = jnp.argsort(first, axis=-1).astype(jnp.int32)
+        times = jnp.take_along_axis(first, ids, axis=-1)
+    return tuple(firsts)
+
+
+def simulate_layers(net: SpikingFeedForward, inputs: SpikeTrain, *, t1: Any, pseudo_drive: Any = None,
+                    checks: bool = True, record: tuple[str, ...] = ("spikes",)) -> Output:
+    r"""Event-driven simulation of a `SpikingFeedForward` network on ``[0, t1]`` (first spikes only).
+
+    Called by ``simulate(net, inputs, method="event", t1=..., pseudo_drive=...)``; see the module
+    docstring.
+
+    **Arguments:**
+    - ``net``: a `simjax.networks.SpikingFeedForward`.
+    - ``inputs``: `simjax.SpikeTrain` with ``n = net.n_in``; leading axes are batch axes. Input
+      spikes outside ``[0, t1]`` are ignored.
+    - ``t1``: trial end. ``pseudo_drive``: constant current added to every neuron after ``t1``
+      (``None``: no pseudodynamics). It must make every neuron fire (``bias + pseudo_drive > 0`` for
+      QIF, ``v_rest + bias + pseudo_drive > v_th`` for LIF).
+    - ``checks``: reject NaN input times (when concrete).
+
+    **Returns:** an `Output` with ``spikes`` the output layer's spikes in ``[0, t1]`` as a
+    `SpikeTrain` (``times [*batch, n_out]``, ``inf`` for no spike, ``ids`` the neuron index) and
+    ``info["first_spike_times"]``: per layer ``[*batch, n_l]`` first spike times including
+    pseudospikes (``> t1``). ``v``, ``readout`` and ``final_state`` are ``None``.
+    """
+    owner = "simulate(method='event')"
+    if not isinstance(inputs, SpikeTrain):
+        raise TypeError(f"{owner}: inputs must be a simjax.SpikeTrain(times, ids, n), got {type(inputs).__name__}")
+    if inputs.n != net.n_in:
+        raise ValueError(f"{owner}: the spike train has n={inputs.n} channels, expected n_in={net.n_in}")
+    if t1 is None:
+        raise ValueError(f"{owner}: needs t1, the end time (e.g. t1=2.0)")
+    check_positive("t1", t1, owner=owner)
+    for f in record:
+        check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
+    for neuron in net.neurons:
+        check_event_neuron(neuron, owner)
+    if pseudo_drive is not None:
+        for neuron in net.neurons:
+            check_pseudo_drive(neuron, pseudo_drive, owner)
+    dtype = jnp.result_type(net.layers[0].dense())
+    times = jnp.asarray(inputs.times, dtype)
+    if checks and is_concrete(times) and np.any(np.isnan(np.asarray(times))):
+        raise ValueError(f"{owner}: input spike times contain NaN (use inf for padding)")
+    t1 = jnp.asarray(t1, dtype)
+    batch = times.shape[:-1]
+    times = jnp.where((times >= 0) & (times <= t1), times, jnp.inf)
+    order = jnp.argsort(times, axis=-1)
+    times = jnp.take_along_axis(times, order, axis=-1)
+    ids = jnp.take_along_axis(jnp.broadcast_to(jnp.asarray(inputs.ids), times.shape), order, axis=-1)
+    size = int(np.prod(batch))
+    flat = lambda a: jnp.reshape(a, (size, a.shape[-1]))
+    drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
+    firsts = _run(net.neurons, tuple(p.dense() for p in net.layers), flat(times), flat(ids), t1, drive)
+    firsts = tuple(jnp.reshape(f, (*batch, f.shape[-1])) for f in firsts)
+    out = firsts[-1]
+    spikes = None
+    if "spikes" in record:
+        spikes = SpikeTrain(jnp.where(out <= t1, out, jnp.inf),
+                            jnp.broadcast_to(jnp.arange(net.n_out, dtype=jnp.int32), out.shape), n=net.n_out)
+    return Output(spikes=spikes, v=None, readout=None, final_state=None,
+                  info={"first_spike_times": firsts, "t1": t1})
