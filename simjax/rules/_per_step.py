@@ -4,8 +4,8 @@ trajectory at once.
 
 A task whose loss is a weighted sum over time steps can declare it with two methods,
 
-    terms = task.step_terms(batch)              # pytree, leading axis = time
-    loss  = sum_t task.step_loss(readout[t], terms[t])
+    per_step, shared = task.step_terms(batch)   # per_step: pytree, leading axis = time
+    loss = sum_t task.step_loss(readout[t], per_step[t], shared)
 
 so that forward-in-time rules obtain ``dL/dreadout_t`` at step ``t`` without storing the trajectory.
 """
@@ -25,9 +25,9 @@ def has_step_loss(task: Any) -> bool:
     return callable(getattr(task, "step_terms", None)) and callable(getattr(task, "step_loss", None))
 
 
-def step_error(task: Any, readout_t, terms_t):
+def step_error(task: Any, readout_t, per_step_t, shared):
     """``(loss_t, dloss_t / dreadout_t)`` of one time step."""
-    return jax.value_and_grad(task.step_loss)(readout_t, terms_t)
+    return jax.value_and_grad(task.step_loss)(readout_t, per_step_t, shared)
 
 
 def trajectory_error(task: Any, readout, batch, final_state=None):

@@ -108,7 +108,7 @@ def network_kind(model: Any, owner: str = "EProp") -> str:
             if neuron.reset_mode not in ("subtract", "subtract_base"):
                 raise ValueError(f"{owner}: ALIF reset={neuron.reset_mode!r} is not supported; expected "
                                  "'subtract' or 'subtract_base'")
-            if not is_concrete(neuron.t_ref) or np.any(np.asarray(neuron.t_ref) != 0):
+            if is_concrete(neuron.t_ref) and np.any(np.asarray(neuron.t_ref) != 0):  # (traced: not checked)
                 raise ValueError(f"{owner}: ALIF with a refractory period (t_ref > 0) is not supported; use t_ref=0")
         else:
             raise TypeError(f"{owner}: RSNN neuron {type(neuron).__name__} is not supported; expected "
@@ -359,6 +359,40 @@ class EProp(AbstractRule):
         return loss, updates, aux, dense
 
 
+def eligibility_traces(model: Any, inputs: Float[Array, "time batch n_in"], dt: float, key: Any = None) -> dict:
+    """The e-prop eligibility traces ``e_ji^t = dz_j^t / dW_ji`` (own-neuron dependence only) of
+    ``model`` driven by ``inputs``, for inspection and plots (memory ``time x batch x n_pre x n_post``;
+    the rule itself never stores them).
+
+    **Returns:** ``{"w_in": [time, batch, n_in, n_rec], "w_rec": [time, batch, n_rec, n_rec]}``
+    (and ``"b_rec"`` for a `RateRNN`), unfiltered by the readout leak.
+    """
+    kind = network_kind(model, "eligibility_traces")
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim != 3 or inputs.shape[-1] != model.n_in:
+        raise ValueError(f"eligibility_traces: inputs have shape {inputs.shape}, expected [time, batch, {model.n_in}]")
+    dt = float(dt)
+    w = effective_weights(model)
+    dyn = _dynamics(model, kind, dt, inputs.dtype)
+    traces = _Traces(dyn, model.neuron, kind, dt)
+    groups = [g for g in ("w_in", "w_rec", "b_rec") if g in w]
+    init = _initial(model, key, inputs.shape[1:2])
+    tr0, _ = _zeros(traces, groups, w, inputs, init)
+
+    def body(carry, x_t):
+        state, tr = carry
+        z_prev = state[1]
+        state, psi = dyn.step(w, state, x_t, with_psi=True)
+        new, out = {}, {}
+        for grp in groups:
+            new[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, state[1])
+            out[grp] = _expand(e, psi)
+        return (state, new), out
+
+    _, out = jax.lax.scan(body, (init, tr0), inputs)
+    return out
+
+
 def _signal_matrix(feedback, w):
     return w["w_out"] if feedback is None else feedback
 
@@ -434,7 +468,7 @@ def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, s
     T, nb = inputs.shape[0], inputs.shape[1]
     n_rec = init[1].shape[-1]
     dtype = inputs.dtype
-    terms = task.step_terms(batch)
+    per_step, shared = task.step_terms(batch)
     k_every, eta = rule.online_every, rule.learning_rate.astype(dtype)
     mask = None if self_connections else 1.0 - jnp.eye(n_rec, dtype=dtype)
     tr0, acc0 = _zeros(traces, groups, w, inputs, init)
@@ -444,11 +478,12 @@ def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, s
 
     def body(carry, xs):
         state, tr, ebar, zhat, chunk, total, wt, loss = carry
-        t, x_t, terms_t = xs
+        x_t, terms_t = xs
+        t = loss[1]
         z_prev = state[1]
         state, psi = dyn.step(wt, state, x_t, with_psi=True)
         z, o = state[1], state[2]
-        loss_t, g_t = step_error(task, o, terms_t)
+        loss_t, g_t = step_error(task, o, terms_t, shared)
         b = _signal_matrix(feedback, wt)
         signal = dyn.gain * g_t @ b.T
         new_tr, new_ebar, new_chunk = {}, {}, dict(chunk)
@@ -467,13 +502,13 @@ def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, s
         wt = {k: jnp.where(apply, v - eta * delta[k], v) if k in delta else v for k, v in wt.items()}
         total = {k: jnp.where(apply, total[k] + new_chunk[k], total[k]) for k in total}
         new_chunk = {k: jnp.where(apply, jnp.zeros_like(v), v) for k, v in new_chunk.items()}
-        return (state, new_tr, new_ebar, (zh, ch), new_chunk, total, wt, loss + loss_t), None
+        return (state, new_tr, new_ebar, (zh, ch), new_chunk, total, wt, (loss[0] + loss_t, t + 1)), None
 
-    carry0 = (init, tr0, ebar0, zhat0, acc0, jax.tree.map(jnp.zeros_like, acc0), w, jnp.zeros((), dtype))
-    steps = jnp.arange(T)
-    (_, _, _, _, chunk, total, _, loss), _ = jax.lax.scan(body, carry0, (steps, inputs, terms))
+    carry0 = (init, tr0, ebar0, zhat0, acc0, jax.tree.map(jnp.zeros_like, acc0), w,
+              (jnp.zeros((), dtype), jnp.zeros((), jnp.int32)))
+    (_, _, _, _, chunk, total, _, (loss, _)), _ = jax.lax.scan(body, carry0, (inputs, per_step))
     total = {k: total[k] + chunk[k] for k in total}
     return loss, {"loss": loss}, _shape_biases(total, w)
 
 
-__all__ = ["EProp", "VARIANTS", "effective_weights", "network_kind"]
+__all__ = ["EProp", "VARIANTS", "effective_weights", "eligibility_traces", "network_kind"]

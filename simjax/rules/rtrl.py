@@ -76,7 +76,7 @@ class RTRL(AbstractRule):
         sens0 = jax.tree.map(lambda s: jnp.zeros((n_params,) + jnp.shape(s), jnp.result_type(s)), state0)
         online = has_step_loss(task)
         if online:
-            error_xs = task.step_terms(batch)
+            error_xs, shared = task.step_terms(batch)
         else:
             first = task.forward(model, batch, key, record=("readout",))
             loss, aux, error_xs = trajectory_error(task, first.readout, batch, first.final_state)
@@ -87,7 +87,7 @@ class RTRL(AbstractRule):
             state, f_jvp = jax.linearize(lambda th, s: step(th, s, x_t), theta, state)
             sens = jax.vmap(f_jvp)(basis, sens)
             if online:
-                loss_t, g_t = step_error(task, state.readout, err)
+                loss_t, g_t = step_error(task, state.readout, err, shared)
             else:
                 loss_t, g_t = jnp.zeros((), theta.dtype), err
             grad = grad + jnp.tensordot(sens.readout, g_t, axes=g_t.ndim)

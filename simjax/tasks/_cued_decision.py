@@ -81,16 +81,15 @@ class AbstractCuedDecision(AbstractTask):
         return readout, jnp.asarray(batch.targets).astype(jnp.int32)
 
     def step_terms(self, batch):
-        """Per-step ``(labels [time, batch], weight [time])`` with ``loss = sum_t step_loss``."""
+        """``(mask [time], (labels [batch], norm))`` with ``loss = sum_t step_loss(readout_t, mask_t, shared)``."""
         mask = jnp.asarray(batch.mask)
         labels = jnp.asarray(batch.targets).astype(jnp.int32)
-        weight = mask / (labels.shape[0] * jnp.maximum(jnp.sum(mask), 1.0))
-        return jnp.broadcast_to(labels, (mask.shape[0],) + labels.shape), weight
+        return mask, (labels, 1.0 / (labels.shape[0] * jnp.maximum(jnp.sum(mask), 1.0)))
 
-    def step_loss(self, readout_t, terms_t):
-        """The loss contribution of one step: ``weight_t sum_b CE(readout_t^b, label^b)``."""
-        labels, weight = terms_t
-        return weight * jnp.sum(optax.softmax_cross_entropy_with_integer_labels(readout_t, labels))
+    def step_loss(self, readout_t, mask_t, shared):
+        """The loss contribution of one step: ``m_t norm sum_b CE(readout_t^b, label^b)``."""
+        labels, norm = shared
+        return mask_t * norm * jnp.sum(optax.softmax_cross_entropy_with_integer_labels(readout_t, labels))
 
     def loss(self, outputs, batch):
         readout, labels = self._check(outputs, batch)

@@ -69,19 +69,22 @@ class PatternGeneration(AbstractTask):
         return masked_mean(jnp.mean((outputs.readout - batch.targets) ** 2, axis=-1), batch.mask)
 
     def step_terms(self, batch):
-        """Per-step ``(targets [time, batch, n_out], weight [time, batch])`` with
-        ``loss = sum_t step_loss(readout_t, terms_t)`` (for forward-in-time rules)."""
+        """``(per_step, shared)`` with ``loss = sum_t step_loss(readout_t, per_step_t, shared)``:
+        ``per_step`` is the targets (and the mask, if any), ``shared`` the normaliser (for forward-in-time
+        rules; nothing of length ``time`` is created)."""
         targets = jnp.asarray(batch.targets)
-        ones = jnp.ones(targets.shape[:-1], targets.dtype)
-        mask = ones if batch.mask is None else jnp.broadcast_to(
-            jnp.asarray(batch.mask, targets.dtype).reshape(jnp.shape(batch.mask) + (1,) * (2 - jnp.ndim(batch.mask))),
-            ones.shape)
-        return targets, mask / jnp.maximum(jnp.sum(mask), 1.0)
+        n_items = targets.shape[0] * targets.shape[1]
+        if batch.mask is None:
+            return (targets, None), 1.0 / n_items
+        mask = jnp.asarray(batch.mask, targets.dtype)
+        per_row = targets.shape[1] if mask.ndim == 1 else 1
+        return (targets, mask), 1.0 / jnp.maximum(jnp.sum(mask) * per_row, 1.0)
 
-    def step_loss(self, readout_t, terms_t):
-        """The loss contribution of one step: ``sum_b weight_b mean_k (y_bk - y*_bk)^2``."""
-        targets_t, weight_t = terms_t
-        return jnp.sum(weight_t * jnp.mean((readout_t - targets_t) ** 2, axis=-1))
+    def step_loss(self, readout_t, per_step_t, shared):
+        """The loss contribution of one step: ``norm sum_b m_b mean_k (y_bk - y*_bk)^2``."""
+        targets_t, mask_t = per_step_t
+        err = jnp.mean((readout_t - targets_t) ** 2, axis=-1)
+        return shared * jnp.sum(err if mask_t is None else err * mask_t)
 
     def metrics(self, outputs, batch):
         mse = self.loss(outputs, batch)
