@@ -12,7 +12,8 @@ Per run: relative interference ``(L_A(after B) - L_A(after A)) / L_A(init)``, th
 the weight changes of the two phases, the plane part ``M = P^T Delta J P / N`` (``P = [a b]``) after
 each phase and its split into rotation vs new formation (`simjax.analysis.learning_modes`), and for
 the fixed-point task the fixed points reached from A's cue after A and after B (Newton), their
-stability and the angle between them. Writes ``results.csv`` (loss curves, tidy), ``runs.csv`` (one
+stability and the angle between them; whether B's cue, after A, ends on A's attractor (it is then
+B's gradient that turns A's memory). Writes ``results.csv`` (loss curves, tidy), ``runs.csv`` (one
 row per run), ``summary.json`` and figures.
 """
 
@@ -241,9 +242,9 @@ def summarize(cfg: dict, runs: list[dict], res: dict) -> dict:
             for name in ("interference", "overlap", "mode_rotation", "mode_growth", "mode_rotation_dominates"):
                 entry[name], entry[name + "_sem"] = _mean_sem(res[name][sel])
             entry["learned_a"] = float(learned[sel].mean())
-            # After A, does B's cue end along a (captured by A's attractor) rather than along b?
-            end = res["kappa"][sel, 0, 1, -1]
-            entry["b_cue_ends_along_a"] = float((np.abs(end[:, 0]) > np.abs(end[:, 1])).mean())
+            # After A, does B's cue end on A's attractor (held away from rest, along a rather than b)?
+            end = np.abs(res["kappa"][sel, 0, 1, -1])
+            entry["b_cue_ends_along_a"] = float(((end[:, 0] > end[:, 1]) & (end[:, 0] > 0.1)).mean())
             entry["loss_a_init"] = float(losses[sel, 0, 0].mean())
             entry["loss_a_after_a"] = float(losses[sel, 1, 0].mean())
             entry["loss_a_after_b"] = float(losses[sel, 2, 0].mean())
