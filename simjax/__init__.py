@@ -11,3 +11,5 @@ __version__ = "0.1.0"
 
 __all__ = ["networks", "neurons", "parameters", "rules", "surrogates", "synapses", "tasks", "simulate",
            "Output", "SpikeTrain", "spike_times", "fit"]
+from .pseudospikes import pseudospike_times  # noqa: E402
+__all__ += ["pseudospike_times"]

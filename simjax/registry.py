@@ -40,6 +40,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "parity": "simjax.tasks:Parity",
         "store_recall": "simjax.tasks:StoreRecall",
         "evidence_accumulation": "simjax.tasks:EvidenceAccumulation",
+        "yin_yang": "simjax.tasks:YinYang",
     },
     "optimizer": {
         "adam": "optax:adam",

@@ -146,7 +146,7 @@ def test_loss_is_continuous_through_the_trial_end_for_qif_and_jumps_for_lif():
     has neighbour differences that shrink with the grid step; the LIF loss jumps by a fixed amount."""
     qif = sj.neurons.QIF(bias=-1.0)
     lif = sj.neurons.LIF(tau_mem=1.0, tau_syn=0.5, v_th=1.0)
-    for neuron, (lo, hi), continuous in ((qif, (2.0, 2.3), True), (lif, (2.0, 4.0), False)):
+    for neuron, (lo, hi), continuous in ((qif, (2.0, 2.3), True), (lif, (3.0, 6.0), False)):
         jumps = []
         for n in (101, 401):
             loss, t = _sweep(neuron, np.linspace(lo, hi, n))

@@ -9,3 +9,8 @@ EXPERIMENTS = {"bias_variance": bias_variance, "observatory": observatory, "quic
 
 __all__ = ["EXPERIMENTS"]
 EXPERIMENTS["interference"] = interference
+from . import exact_spikes  # noqa: E402
+EXPERIMENTS["exact_spikes"] = exact_spikes
+from . import eprop as _eprop  # noqa: E402
+
+EXPERIMENTS["eprop"] = _eprop

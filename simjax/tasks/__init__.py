@@ -16,3 +16,5 @@ from .store_recall import StoreRecall
 from .evidence_accumulation import EvidenceAccumulation
 
 __all__ += ["StoreRecall", "EvidenceAccumulation"]
+from .yin_yang import YinYang  # noqa: E402
+__all__ += ["YinYang"]
