@@ -189,6 +189,11 @@ def learning_modes(m_before: Float[Array, "2 2"], m_after: Float[Array, "2 2"]) 
     of the first task turns towards ``b``), ``growth = dM_bb`` (diagonal growth on ``b``: a new
     fixed point forms along ``b``), ``coupling = |dM_ba|`` (feed from ``a`` into ``b``), and
     ``rotation_dominates`` (1.0 where ``rotation > growth``).
+
+    The split reads ``M`` only: a symmetric merge of A's attractor with B's (``M -> m d d^T`` with
+    ``d = (a + b) / sqrt(2)``, one attractor serving both readouts) has no antisymmetric part and
+    counts as growth although A's fixed point turned. Where it matters, check the fixed points
+    (`simjax.analysis.find_fixed_points` from both tasks' trial ends).
     """
     dm = m_after - m_before
     rotation = jnp.abs(dm[..., 0, 1] - dm[..., 1, 0]) / 2
