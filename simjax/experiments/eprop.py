@@ -1,0 +1,115 @@
+"""e-prop experiments: the generic `train` experiment (model, task, rule and optimizer named in the
+config, trained by `simjax.fit`) plus the figures of Bellec et al. (2020): learning curves, the
+readout against the targets (or the decision logits) and a spike raster of a trained trial.
+
+Sections are those of `train`, plus ``[quick]``: dotted overrides applied by ``simjax run --quick``
+(e.g. ``"task.duration" = 200.0``, ``"train.steps" = 5``), so every config has a seconds-long form.
+
+Writes ``history.csv``, ``summary.json``, ``params.eqx`` and (with matplotlib) ``eprop.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from .. import io
+from ..config import ConfigError
+from . import train as generic
+
+DEFAULTS = {**generic.DEFAULTS, "experiment": {"name": "eprop", "seed": 0}, "rule": {"type": "eprop"}}
+QUICK = {"quick": {"apply": True}}
+
+
+def merge_config(raw: dict) -> dict:
+    """`train`'s merge, after applying the ``[quick]`` overrides when ``quick.apply`` is set."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    quick = raw.pop("quick", {})
+    if not isinstance(quick, dict):
+        raise ConfigError(f"[quick] must be a table of dotted overrides, got {quick!r}")
+    if quick.pop("apply", False):
+        for dotted, value in quick.items():
+            section, _, key = dotted.partition(".")
+            if not key or section not in generic.SECTIONS:
+                raise ConfigError(f"quick.{dotted!r}: expected 'section.key' with a section among "
+                                  f"{', '.join(generic.SECTIONS)}")
+            raw.setdefault(section, {})
+            raw[section] = {**raw[section], key: value}
+    raw.setdefault("rule", {"type": "eprop"})
+    return generic.merge_config(raw)
+
+
+def validate(cfg: dict) -> None:
+    generic.validate(cfg)
+
+
+def run(cfg: dict, out_dir: Path) -> dict:
+    from ..parameters import params
+    from ..train import fit
+
+    key = jax.random.key(cfg["experiment"]["seed"])
+    k_model, k_fit = jax.random.split(key)
+    model, task, rule, optimizer = generic.build(cfg, k_model)
+    tr = cfg["train"]
+    print(f"eprop: {cfg['model']['type']} on {cfg['task']['type']} with {cfg['rule']['type']}, {tr['steps']} steps")
+    start = time.perf_counter()
+    model, history = fit(model, rule, task, optimizer, steps=tr["steps"], key=k_fit, batch_size=tr["batch_size"],
+                         progress=True)
+    seconds = time.perf_counter() - start
+    final = {k: float(np.asarray(v)[-1]) for k, v in history.items()}
+    io.write_rows(out_dir / "history.csv", io.history_rows(
+        {k: np.asarray(v)[:: tr["log_every"]] for k, v in history.items()}, rule=cfg["rule"]["type"]))
+    io.write_json(out_dir / "summary.json", {"final": final, "seconds": seconds})
+    io.save_model(out_dir / "params.eqx", params(model))
+    print("final: " + "  ".join(f"{k} {v:.4g}" for k, v in final.items()))
+    _plot(out_dir, model, task, history, jax.random.fold_in(key, 1))
+    return final
+
+
+def _plot(out_dir: Path, model, task, history: dict, key) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot)")
+        return
+    from ..simulate import simulate
+
+    batch = task.sample(key, 1)
+    out = simulate(model, batch.inputs, dt=task.dt)
+    t_ms = np.arange(batch.inputs.shape[0]) * task.dt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    metric = "nmse" if "nmse" in history else ("accuracy" if "accuracy" in history else "loss")
+    axes[0].plot(np.asarray(history[metric]))
+    if metric != "accuracy":
+        axes[0].set_yscale("log")
+    axes[0].set(xlabel="training step", ylabel=metric, title="learning curve")
+    readout = np.asarray(out.readout[:, 0])
+    targets = np.asarray(batch.targets)
+    for k in range(readout.shape[-1]):
+        line, = axes[1].plot(t_ms, readout[:, k], label=f"output {k}")
+        if targets.ndim == 3:
+            axes[1].plot(t_ms, targets[:, 0, k], "--", color=line.get_color())
+    if batch.mask is not None and targets.ndim == 1:
+        mask = np.asarray(batch.mask)
+        axes[1].fill_between(t_ms, readout.min(), readout.max(), where=mask > 0, alpha=0.15, color="gray")
+        axes[1].set_title(f"logits (label {int(targets[0])}; shaded: decision window)")
+    else:
+        axes[1].set_title("outputs (solid) and targets (dashed)")
+    axes[1].set(xlabel="time (ms)")
+    spikes = np.asarray(out.spikes[:, 0]) if out.spikes is not None else None
+    if spikes is not None:
+        inputs = np.asarray(batch.inputs[:, 0])
+        t_in, i_in = np.nonzero(inputs)
+        t_rec, i_rec = np.nonzero(spikes)
+        axes[2].scatter(t_in * task.dt, i_in, s=1, c="gray", label="inputs")
+        axes[2].scatter(t_rec * task.dt, i_rec + inputs.shape[1] + 2, s=1, c="k", label="network")
+        axes[2].set(xlabel="time (ms)", ylabel="input / neuron index", title="spike raster")
+    fig.tight_layout()
+    fig.savefig(out_dir / "eprop.png", dpi=100)
+    plt.close(fig)
