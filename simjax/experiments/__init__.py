@@ -14,6 +14,3 @@ EXPERIMENTS["exact_spikes"] = exact_spikes
 from . import eprop as _eprop  # noqa: E402
 
 EXPERIMENTS["eprop"] = _eprop
-from . import eprop as _eprop  # noqa: E402
-
-EXPERIMENTS["eprop"] = _eprop
