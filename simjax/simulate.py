@@ -4,6 +4,7 @@ an ODE (``diffrax.diffeqsolve``). One network definition serves every method tha
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import equinox as eqx
@@ -34,50 +35,49 @@ def _select(record: Record, fields: tuple[str, ...]) -> Record:
     return Record(**{f: (getattr(record, f) if f in fields else None) for f in _RECORDABLE})
 
 
-def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, segment, unroll):
-    steps = inputs.shape[0]
-    if steps % stride:
-        raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")
-    prepared = net.prepare(inputs, dt)
-    fast = getattr(net, "fast_scan", None)
-    if fast is not None and memory == "store" and stride == 1:
-        result = fast(prepared, dt, state, unroll)
+def _scan(net: AbstractNetwork, state, prepared, *, dt, record, unroll, recompute, fast):
+    """One scan of the step over the prepared inputs: the network's fast path when it has one."""
+    if fast and getattr(net, "fast_scan", None) is not None:
+        result = net.fast_scan(prepared, dt, state, unroll)
         if result is not None:
             recs, final = result
-            recs = _select(recs, record)
-            return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
+            return final, _select(recs, record)
     step = net.step_fn(dt)
 
     def body(carry, x_t):
         carry, rec = step(carry, x_t)
         return carry, _select(rec, record)
 
-    if memory == "recompute":
-        body = jax.checkpoint(body)
+    return jax.lax.scan(jax.checkpoint(body) if recompute else body, state, prepared, unroll=unroll)
 
-    def run(carry, xs):
-        if stride == 1:
-            return jax.lax.scan(body, carry, xs, unroll=unroll)
-        xs = jax.tree.map(lambda a: a.reshape(a.shape[0] // stride, stride, *a.shape[1:]), xs)
 
-        def outer(c, chunk):
-            c, recs = jax.lax.scan(body, c, chunk, unroll=unroll)
-            return c, jax.tree.map(lambda a: a[-1], recs)
-
-        return jax.lax.scan(outer, carry, xs)
-
+def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, segment, unroll):
+    steps = inputs.shape[0]
+    if steps % stride:
+        raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")
+    scan = functools.partial(_scan, net, dt=dt, record=record, unroll=unroll, recompute=memory == "recompute",
+                             fast=memory != "recompute")
+    split = lambda tree, n: jax.tree.map(lambda a: a.reshape(a.shape[0] // n, n, *a.shape[1:]), tree)  # noqa: E731
     if memory == "checkpoint" and stride == 1 and steps % segment == 0 and steps > segment:
-        # Nested scan, outer steps checkpointed: memory ~ (steps/segment + segment) states.
-        xs = jax.tree.map(lambda a: a.reshape(steps // segment, segment, *a.shape[1:]), prepared)
+        # Nested scan with checkpointed segments: the state is kept every `segment` steps and each
+        # segment is recomputed in the backward pass. When `prepare` is local in time it runs per
+        # segment, so no full-length trace of the input current is kept either.
+        local = net.local_prepare
 
         @jax.checkpoint
-        def outer(c, chunk):
-            return jax.lax.scan(body, c, chunk, unroll=unroll)
+        def outer(carry, chunk):
+            return scan(carry, net.prepare(chunk, dt) if local else chunk)
 
-        final, recs = jax.lax.scan(outer, state, xs)
+        final, recs = jax.lax.scan(outer, state, split(inputs if local else net.prepare(inputs, dt), segment))
         recs = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), recs)
+    elif stride == 1:
+        final, recs = scan(state, net.prepare(inputs, dt))
     else:
-        final, recs = run(state, prepared)
+        def outer(carry, chunk):
+            carry, recs = scan(carry, chunk)
+            return carry, jax.tree.map(lambda a: a[-1], recs)
+
+        final, recs = jax.lax.scan(outer, state, split(net.prepare(inputs, dt), stride))
     return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
 
 
@@ -97,9 +97,17 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     - ``state``: initial state (default ``net.init(key, batch)``).
     - ``record``: which of ``"spikes"``, ``"v"``, ``"readout"`` to keep; ``stride``: keep every
       ``stride``-th step.
-    - ``memory`` (clock-driven, for gradients): ``"store"`` keeps every step's intermediates;
-      ``"recompute"`` keeps only the state per step and recomputes the rest in the backward pass;
-      ``"checkpoint"`` keeps the state every ``segment`` steps (memory ~ T/segment + segment).
+    - ``memory`` (clock-driven, for gradients): ``"store"`` (default, fastest) keeps what the
+      backward pass needs for every step; ``"checkpoint"`` keeps the state only every ``segment``
+      steps and recomputes each segment in the backward pass (memory ~ T/segment + segment states;
+      for long sequences); ``"recompute"`` keeps the state of every step and recomputes the rest,
+      always through the generic step (autodiff of `step`, also for forward-mode ``jax.jvp``).
+      Networks with a fast path (`RSNN` of current-free, non-refractory `LIF` neurons, see
+      `simjax.networks.lif_scan`) use it under ``"store"`` and inside each ``"checkpoint"`` segment:
+      it keeps one float trace (the pre-reset voltage) and computes weight gradients as single
+      matmuls over time x batch, with the same gradients as autodiff. It is reverse-mode only
+      (``jax.grad``, and forward-over-reverse Hessian-vector products); for ``jax.jvp``/``jacfwd``
+      through such a network use ``memory="recompute"``.
     - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
     - ``method_kwargs``: passed to the method: ``max_events`` (the static event budget; running out
       raises unless ``on_exhausted="flag"``) and ``record_dt`` (readout sampling grid) for events;

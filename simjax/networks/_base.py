@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
@@ -43,6 +43,11 @@ class AbstractNetwork(eqx.Module):
     @abc.abstractmethod
     def init(self, key: Any, batch_shape: tuple[int, ...]) -> PyTree[Array]:
         """The initial network state for a batch of ``batch_shape`` trials."""
+
+    #: Whether `prepare` treats every time step on its own (so that it may run on segments of the
+    #: sequence, as ``simulate(..., memory="checkpoint")`` does). Networks whose `prepare` uses the
+    #: whole sequence (step counters, per-run noise) leave it False.
+    local_prepare: ClassVar[bool] = False
 
     def prepare(self, inputs: Float[Array, "time *batch n_in"], dt: Any) -> PyTree[Array]:
         """State-independent preprocessing of the input sequence; the identity by default."""

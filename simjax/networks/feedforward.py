@@ -22,6 +22,7 @@ biases in ``biases`` (``biases[-1] = b_out``), so learning rules can swap or wra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -167,6 +168,8 @@ class FeedForward(AbstractNetwork):
                        for n, k, p in zip(self.neurons, keys, self.layers[:-1]))
         dtype = jnp.result_type(self.biases[-1])
         return FeedForwardState(layers=states, readout=jnp.zeros((*batch_shape, self.n_out), dtype))
+
+    local_prepare: ClassVar[bool] = True
 
     def prepare(self, inputs, dt):
         # The first projection does not depend on the state: one large matmul over time x batch.

@@ -35,11 +35,6 @@ import jax
 import jax.numpy as jnp
 
 
-def _shift(trace, first):
-    """``[first, trace_0, ..., trace_{T-2}]``: the previous step's values."""
-    return jnp.concatenate([first[None], trace[:-1]], axis=0)
-
-
 def _post_reset(u, s, theta, v_reset, reset):
     return u - s * theta if reset == "subtract" else u * (1.0 - s) + s * v_reset
 
@@ -113,40 +108,42 @@ def _bwd(reset, unroll, residuals, cotangents):
     if g_oT is not None:
         g_o = g_o.at[-1].add(g_oT)
     _, obar = _leaky_sum(g_o, zeros(o0), kappa, reverse=True)
-    g_spikes = obar @ w_out.T if g_s is None else g_s + obar @ w_out.T
 
     def body(carry, xs):
         carry_v, carry_s = carry
-        u_t, g_s_t, g_v_t = xs
+        u_t, obar_t, g_s_t, g_v_t = xs
         x = u_t - theta
         gv = carry_v if g_v_t is None else carry_v + g_v_t
-        gs = g_s_t + carry_s
+        gs = obar_t @ w_out.T + carry_s  # (n_out wide: cheaper here than as a full-length trace)
+        gs = gs if g_s_t is None else gs + g_s_t
         reach = gv if reset == "subtract" else gv * (1.0 - (x > 0).astype(x.dtype))
         delta = reach + gs * surrogate.derivative(x)
         return (a * delta, delta @ w_rec.T), delta
 
-    (g_v0, g_s0), delta = jax.lax.scan(body, (g_vT, g_sT), (u, g_spikes, g_v), reverse=True, unroll=unroll)
+    (g_v0, g_s0), delta = jax.lax.scan(body, (g_vT, g_sT), (u, obar, g_s, g_v), reverse=True, unroll=unroll)
 
-    # Everything else is a reduction over time x batch.
+    # Everything else is a reduction over time x batch (previous-step terms by slicing: no shifted copies).
     s = (u - theta > 0).astype(u.dtype)
-    s_prev, v_prev = _shift(s, s0), _shift(_post_reset(u, s, theta, v_reset, reset), v0)
+    v = _post_reset(u, s, theta, v_reset, reset)
     flat = lambda x: x.reshape(-1, x.shape[-1])  # noqa: E731
+    s_prev = jnp.concatenate([s0[None], s[:-1]], axis=0)
     g_w_rec = flat(s_prev).T @ flat(delta)
     g_w_out = flat(s).T @ flat(obar)
     g_b_out = jnp.sum(flat(obar), axis=0)
-    g_kappa = jnp.sum(obar * _shift(o, o0))
+    g_kappa = jnp.sum(obar[1:] * o[:-1]) + jnp.sum(obar[0] * o0)
     g_o0 = kappa * obar[0]
-    g_a = _sum_to(delta * v_prev, a)
+    g_a = _sum_to(delta[1:] * v[:-1], a) + _sum_to(delta[0] * v0, a)
     g_c = _sum_to(delta, a)
-    # gv_t (the cotangent of the post-reset v_t): a delta_{t+1} + dL/dv_t, and dL/dv_T at the end.
-    gv = jnp.concatenate([a * delta[1:], g_vT[None]], axis=0)
-    gv = gv if g_v is None else gv + g_v
+    # gv_t, the cotangent of the post-reset v_t, is a delta_{t+1} + dL/dv_t (dL/dv_T at the end):
+    # the threshold and reset-value gradients are reductions of it.
+    gv_last = g_vT if g_v is None else g_vT + g_v[-1]
+    gv = a * delta[1:] if g_v is None else a * delta[1:] + g_v[:-1]
+    # dL/dtheta = -sum (gs h + gv s [subtract]) = -sum (delta - gv (1 - s)) for both resets.
+    g_theta = -(_sum_to(delta[:-1] - gv * (1.0 - s[:-1]), theta) + _sum_to(delta[-1] - gv_last * (1.0 - s[-1]), theta))
     if reset == "subtract":
-        g_theta = -_sum_to(delta - gv + gv * s, theta)
         g_v_reset = jnp.zeros_like(v_reset)
     else:
-        g_theta = -_sum_to(delta - gv * (1.0 - s), theta)
-        g_v_reset = _sum_to(gv * s, v_reset)
+        g_v_reset = _sum_to(gv * s[:-1], v_reset) + _sum_to(gv_last * s[-1], v_reset)
     g_surrogate = jax.tree.map(jnp.zeros_like, surrogate)
     return (delta, g_w_rec, g_w_out, g_b_out, g_kappa, g_a, g_c, g_theta, g_v_reset, g_surrogate, g_v0, g_s0, g_o0)
 

@@ -18,6 +18,8 @@ so that it converges to the ODE solution (``simulate(..., method="ode")``) as ``
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -120,6 +122,8 @@ class RateRNN(AbstractNetwork):
         dtype = jnp.result_type(self.b_out)
         return RateRNNState(neuron=self.neuron.init(key, (*batch_shape, self.n_rec)),
                             readout=jnp.zeros((*batch_shape, self.n_out), dtype))
+
+    local_prepare: ClassVar[bool] = True
 
     def prepare(self, inputs, dt):
         # State-independent part of the drive, for every step at once.

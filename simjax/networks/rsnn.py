@@ -8,6 +8,8 @@ Self-connections are excluded (the diagonal of ``W_rec`` is masked) unless ``sel
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -115,6 +117,8 @@ class RSNN(AbstractNetwork):
         return RSNNState(neuron=self.neuron.init(key, (*batch_shape, self.n_rec)),
                          spikes=jnp.zeros((*batch_shape, self.n_rec), dtype),
                          readout=jnp.zeros((*batch_shape, self.n_out), dtype))
+
+    local_prepare: ClassVar[bool] = True
 
     def prepare(self, inputs, dt):
         # The input projection does not depend on the state: one large matmul over time x batch.
