@@ -239,12 +239,29 @@ def _expand(e, psi):
     return p[:, :, None] * psi[:, None, :] if full is None else full
 
 
-def _pre(group, x_t, z_prev):
-    if group == "w_in":
-        return x_t
-    if group == "w_rec":
-        return z_prev
-    return jnp.ones(z_prev.shape[:-1] + (1,), z_prev.dtype)
+class _Layout:
+    """The presynaptic populations of the trained hidden weights, concatenated into one vector
+    (``[x_t, z_{t-1}, 1]`` for ``w_in``, ``w_rec``, ``b_rec``): one set of traces, one contraction."""
+
+    def __init__(self, groups, n_in, n_rec):
+        sizes = {"w_in": n_in, "w_rec": n_rec, "b_rec": 1}
+        self.groups = tuple(groups)
+        self.sizes = tuple(sizes[g] for g in self.groups)
+        self.total = sum(self.sizes)
+
+    def concat(self, x_t, z_prev):
+        parts = {"w_in": x_t, "w_rec": z_prev}
+        if not self.groups:
+            return jnp.zeros(z_prev.shape[:-1] + (0,), z_prev.dtype)
+        pre = [parts[g] if g in parts else jnp.ones(z_prev.shape[:-1] + (1,), z_prev.dtype) for g in self.groups]
+        return pre[0] if len(pre) == 1 else jnp.concatenate(pre, axis=-1)
+
+    def split(self, a, axis=0):
+        out, start = {}, 0
+        for g, n in zip(self.groups, self.sizes):
+            out[g] = jax.lax.slice_in_dim(a, start, start + n, axis=axis)
+            start += n
+        return out
 
 
 class EProp(AbstractRule):
@@ -344,15 +361,16 @@ class EProp(AbstractRule):
         dt = float(task.dt)
         dyn = _dynamics(model, kind, dt, inputs.dtype)
         init = _initial(model, key, inputs.shape[1:2])
-        groups = [g for g in ("w_in", "w_rec", "b_rec") if g in w and g in model.trainable]
+        layout = _Layout([g for g in ("w_in", "w_rec", "b_rec") if g in w and g in model.trainable], model.n_in,
+                         model.n_rec)
         traces = _Traces(dyn, model.neuron, kind, dt)
         if self.online_every is None:
-            loss, aux, dense = _offline(dyn, traces, groups, w, init, inputs, task, batch, feedback, self)
+            loss, aux, dense = _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, self)
         else:
             if not has_step_loss(task):
                 raise ValueError(f"EProp: online_every needs a task whose loss is a sum over time steps "
                                  f"(step_terms/step_loss); {type(task).__name__} has none")
-            loss, aux, dense = _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, self,
+            loss, aux, dense = _online(dyn, traces, layout, w, init, inputs, task, batch, feedback, self,
                                        model.self_connections if isinstance(model, RSNN) else True)
         dense = {k: dense.get(k, jnp.zeros_like(v)) for k, v in w.items()}
         (updates,) = pull(dense)
@@ -375,29 +393,26 @@ def eligibility_traces(model: Any, inputs: Float[Array, "time batch n_in"], dt: 
     w = effective_weights(model)
     dyn = _dynamics(model, kind, dt, inputs.dtype)
     traces = _Traces(dyn, model.neuron, kind, dt)
-    groups = [g for g in ("w_in", "w_rec", "b_rec") if g in w]
+    layout = _Layout([g for g in ("w_in", "w_rec", "b_rec") if g in w], model.n_in, model.n_rec)
     init = _initial(model, key, inputs.shape[1:2])
-    tr0, _ = _zeros(traces, groups, w, inputs, init)
+    tr0, _ = _zeros(traces, layout, w, inputs, init)
 
     def body(carry, x_t):
         state, tr = carry
         z_prev = state[1]
         state, psi = dyn.step(w, state, x_t, with_psi=True)
-        new, out = {}, {}
-        for grp in groups:
-            new[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, state[1])
-            out[grp] = _expand(e, psi)
-        return (state, new), out
+        tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, state[1])
+        return (state, tr), _expand(e, psi)
 
     _, out = jax.lax.scan(body, (init, tr0), inputs)
-    return out
+    return layout.split(out, axis=2)
 
 
 def _signal_matrix(feedback, w):
     return w["w_out"] if feedback is None else feedback
 
 
-def _offline(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule):
+def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
     T, nb = inputs.shape[0], inputs.shape[1]
     dtype = inputs.dtype
 
@@ -433,47 +448,43 @@ def _offline(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule):
         state, psi = dyn.step(w, state, x_t, with_psi=True)
         z = state[1]
         signal = dyn.gain * gt_t @ b.T + rate_signal
-        new_tr, new_acc = {}, dict(acc)
-        for grp in groups:
-            new_tr[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, z)
-            new_acc[grp] = acc[grp] + _contract(e, psi, signal)
+        new_tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, z)
+        new_acc = {"pre": acc["pre"] + _contract(e, psi, signal)}
         new_acc["w_out"] = acc["w_out"] + dyn.gain * z.T @ gt_t
         new_acc["b_out"] = acc["b_out"] + dyn.gain * gt_t.sum(0)
         return (state, new_tr, new_acc), None
 
-    tr0, acc0 = _zeros(traces, groups, w, inputs, init)
+    tr0, acc0 = _zeros(traces, layout, w, inputs, init)
     (_, _, acc), _ = jax.lax.scan(body, (init, tr0, acc0), (inputs, g_tilde))
-    return loss, aux, _shape_biases(acc, w)
+    return loss, aux, _dense(acc, layout, w)
 
 
-def _zeros(traces, groups, w, inputs, init):
+def _zeros(traces, layout, w, inputs, init):
     nb, dtype = inputs.shape[1], inputs.dtype
     n_rec = init[1].shape[-1]
-    sizes = {"w_in": inputs.shape[-1], "w_rec": n_rec, "b_rec": 1}
-    tr = {g: traces.init(nb, sizes[g], n_rec, dtype) for g in groups}
-    acc = {g: jnp.zeros((sizes[g], n_rec), dtype) for g in groups}
-    acc["w_out"] = jnp.zeros_like(w["w_out"])
-    acc["b_out"] = jnp.zeros_like(w["b_out"])
+    tr = traces.init(nb, layout.total, n_rec, dtype)
+    acc = {"pre": jnp.zeros((layout.total, n_rec), dtype), "w_out": jnp.zeros_like(w["w_out"]),
+           "b_out": jnp.zeros_like(w["b_out"])}
     return tr, acc
 
 
-def _shape_biases(acc, w):
-    out = dict(acc)
+def _dense(acc, layout, w):
+    """Accumulated ``{"pre", "w_out", "b_out"}`` as gradients of the named dense weights."""
+    out = {**layout.split(acc["pre"]), "w_out": acc["w_out"], "b_out": acc["b_out"]}
     if "b_rec" in out:
         out["b_rec"] = out["b_rec"].reshape(w["b_rec"].shape)
     return out
 
 
-def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, self_connections):
+def _online(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule, self_connections):
     T, nb = inputs.shape[0], inputs.shape[1]
     n_rec = init[1].shape[-1]
     dtype = inputs.dtype
     per_step, shared = task.step_terms(batch)
     k_every, eta = rule.online_every, rule.learning_rate.astype(dtype)
     mask = None if self_connections else 1.0 - jnp.eye(n_rec, dtype=dtype)
-    tr0, acc0 = _zeros(traces, groups, w, inputs, init)
-    sizes = {"w_in": inputs.shape[-1], "w_rec": n_rec, "b_rec": 1}
-    ebar0 = {g: jnp.zeros((nb, sizes[g], n_rec), dtype) for g in groups}
+    tr0, acc0 = _zeros(traces, layout, w, inputs, init)
+    ebar0 = jnp.zeros((nb, layout.total, n_rec), dtype)
     zhat0 = (jnp.zeros((nb, n_rec), dtype), jnp.zeros((), dtype))
 
     def body(carry, xs):
@@ -486,17 +497,15 @@ def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, s
         loss_t, g_t = step_error(task, o, terms_t, shared)
         b = _signal_matrix(feedback, wt)
         signal = dyn.gain * g_t @ b.T
-        new_tr, new_ebar, new_chunk = {}, {}, dict(chunk)
-        for grp in groups:
-            new_tr[grp], e = traces.step(tr[grp], _pre(grp, x_t, z_prev), psi, z)
-            new_ebar[grp] = dyn.kappa * ebar[grp] + _expand(e, psi)
-            new_chunk[grp] = chunk[grp] + jnp.einsum("bij,bj->ij", new_ebar[grp], signal)
+        new_tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, z)
+        new_ebar = dyn.kappa * ebar + _expand(e, psi)
+        new_chunk = {"pre": chunk["pre"] + jnp.einsum("bij,bj->ij", new_ebar, signal)}
         zh = dyn.kappa * zhat[0] + dyn.gain * z
         ch = dyn.kappa * zhat[1] + dyn.gain
         new_chunk["w_out"] = chunk["w_out"] + zh.T @ g_t
         new_chunk["b_out"] = chunk["b_out"] + ch * g_t.sum(0)
         apply = (t + 1) % k_every == 0
-        delta = _shape_biases(new_chunk, wt)
+        delta = _dense(new_chunk, layout, wt)
         if mask is not None and "w_rec" in delta:
             delta["w_rec"] = delta["w_rec"] * mask
         wt = {k: jnp.where(apply, v - eta * delta[k], v) if k in delta else v for k, v in wt.items()}
@@ -508,7 +517,7 @@ def _online(dyn, traces, groups, w, init, inputs, task, batch, feedback, rule, s
               (jnp.zeros((), dtype), jnp.zeros((), jnp.int32)))
     (_, _, _, _, chunk, total, _, (loss, _)), _ = jax.lax.scan(body, carry0, (inputs, per_step))
     total = {k: total[k] + chunk[k] for k in total}
-    return loss, {"loss": loss}, _shape_biases(total, w)
+    return loss, {"loss": loss}, _dense(total, layout, w)
 
 
 __all__ = ["EProp", "VARIANTS", "effective_weights", "eligibility_traces", "network_kind"]
