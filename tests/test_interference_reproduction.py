@@ -1,11 +1,10 @@
 """Quick reproduction of interference in sequential learning (seeds-5-8, Seed 5) with fixed seeds.
 
-One vmapped program over ``g x seeds x mode`` (N = 48, 60 Adam steps per task) trains the fixed-point
-memory A along ``a``, then B along the orthogonal ``b``. The target is ``z = 0.7``: no single state
-gives both readouts more than ``1/sqrt(pi)`` (about 0.56; ``z_a + z_b = (a + b) . phi(x) / N <=
-mean|a + b|``), so B cannot be learned by an attractor shared with A. With the spec's 0.5 it can, and
-gradient descent on B merges the two memories into one attractor; A's loss then hardly rises (README).
-A second, smaller program trains the input-driven tracking task by plain gradient descent.
+One vmapped program over ``g x seeds x mode`` runs the quick variant of
+`configs/interference_g.toml` (N = 48, 60 Adam steps per task at five times the learning rate, so
+that the weights travel as far as in the 300-step run): the fixed-point memory A along ``a``, then
+B along the orthogonal ``b``. A second, smaller program trains the input-driven tracking task by
+plain gradient descent.
 """
 
 import numpy as np
@@ -34,11 +33,10 @@ def _select(runs, res, name, mode, g=None):
 
 @pytest.fixture(scope="module")
 def memory():
-    cfg = _config("configs/interference_g_high_target.toml",
-                  sweep={"g": list(GS), "seeds": SEEDS, "modes": ["recurrent", "input"]},
+    cfg = _config("configs/interference_g.toml", sweep={"g": list(GS), "seeds": SEEDS, "modes": ["recurrent", "input"]},
                   analysis={"drift_time": 0.0})
-    runs, res = experiment.run_grid(cfg)
-    return runs, res
+    assert cfg["train"]["learning_rate"] == pytest.approx(5e-3)
+    return experiment.run_grid(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +53,23 @@ def test_recurrent_learning_forgets_an_orthogonal_memory(memory):
     pick = lambda name: _select(runs, res, name, "recurrent", 0.0)
     losses = pick("losses")  # [seed, (init, after A, after B), (A, B)]
     # Both memories are learned, one after the other ...
-    assert np.all(losses[:, 1, 0] < 0.05 * losses[:, 0, 0]) and np.all(losses[:, 2, 1] < 0.2 * losses[:, 0, 1])
+    assert np.all(losses[:, 1, 0] < 0.01 * losses[:, 0, 0]) and np.all(losses[:, 2, 1] < 0.01 * losses[:, 0, 1])
     # ... with a true, stable fixed point for A (Newton from the end of A's trial).
     assert np.all(pick("fp_residual") < 1e-8) and np.all(pick("fp_max_real")[:, 0] < 0)
-    # Learning B raises A's loss although a . b = 0: relative interference > 0.2 (mean over seeds).
-    interference = pick("interference")
-    assert np.mean(interference) > 0.2 and np.all(interference > 0.05)
-    # Why: after A, B's cue drifts into A's attractor (kappa = P^T x / N at the end of B's trial lies
-    # along a), so B's gradient moves that attractor; the fixed point A's cue reaches turns by > 20 deg.
-    kappa_b_trial = pick("kappa")[:, 0, 1, -1]  # after A, B's trial, last step, (kappa_a, kappa_b)
-    assert np.mean(np.abs(kappa_b_trial[:, 0]) > 2 * np.abs(kappa_b_trial[:, 1])) >= 0.75
+    # Learning B raises A's loss although a . b = 0: relative interference > 0.2 in every seed.
+    assert np.all(pick("interference") > 0.2)
+    # Why: after A, B's cue drifts onto A's attractor (kappa = P^T x / N at the end of B's trial lies
+    # along a), so B's gradient moves that attractor: the fixed point A's cue reaches turns by > 20 deg.
+    kappa = pick("kappa")[:, 0, 1, -1]  # after A, B's trial, last step, (kappa_a, kappa_b)
+    assert np.all(np.abs(kappa[:, 0]) > 2 * np.abs(kappa[:, 1])) and np.all(np.abs(kappa[:, 0]) > 0.3)
     assert np.all(pick("fp_angle_a") > 20.0)
+
+
+def test_random_connectivity_reduces_interference(memory):
+    runs, res = memory
+    mean = lambda g: np.mean(_select(runs, res, "interference", "recurrent", g))
+    assert mean(1.0) < mean(0.0) - 0.1
+    assert np.all(_select(runs, res, "losses", "recurrent", 1.0)[:, 1, 0] < 0.01 * 0.25)  # A learned at g = 1 too
 
 
 def test_input_only_learning_interferes_less_than_recurrent_learning(memory):
@@ -73,10 +77,11 @@ def test_input_only_learning_interferes_less_than_recurrent_learning(memory):
     for g in GS:
         rec = _select(runs, res, "interference", "recurrent", g)
         inp = _select(runs, res, "interference", "input", g)
-        assert np.mean(rec) >= 2 * max(np.mean(inp), 0.0) and np.mean(rec) > 0.1
-        # Input weights alone cannot hold a memory once the input is off: A is neither learned nor lost.
-        losses = _select(runs, res, "losses", "input", g)
-        assert np.all(losses[:, 1, 0] > 0.8 * losses[:, 0, 0]) and np.all(np.abs(inp) < 0.02)
+        assert np.mean(rec) >= 2 * max(np.mean(inp), 0.0) and np.mean(rec) > 0.2
+        assert np.all(np.abs(inp) < 0.01)
+    # Input weights alone cannot hold a memory once the input is off (g = 0): A is neither learned nor lost.
+    losses = _select(runs, res, "losses", "input", 0.0)
+    assert np.all(losses[:, 1, 0] > 0.9 * losses[:, 0, 0])
 
 
 def test_input_only_gradient_descent_leaves_an_orthogonal_input_task_intact(tracking):
@@ -91,11 +96,3 @@ def test_input_only_gradient_descent_leaves_an_orthogonal_input_task_intact(trac
     rec = _select(runs, res, "losses", "recurrent")
     assert np.all(rec[:, 1, 0] < 0.3 * rec[:, 0, 0])
     assert np.all(np.abs(_select(runs, res, "interference", "recurrent")) < 0.05)
-
-
-@pytest.mark.xfail(strict=True, reason="spec target not reproduced: in this model interference grows with g "
-                                      "(B's cue is captured by A's attractor for every g > 0; README)")
-def test_random_connectivity_reduces_interference(memory):
-    runs, res = memory
-    mean = lambda g: np.mean(_select(runs, res, "interference", "recurrent", g))
-    assert mean(1.0) < mean(0.0)
