@@ -72,6 +72,44 @@ def _qif_phases(neuron, dt, kicks, currents, theta0):
     return 2.0 * jnp.arctan2(sign * p, sign * q)
 
 
+def _half_synaptic_lif(neuron) -> bool:
+    """True for LIF with exponential synapses, ``tau_syn = tau_mem / 2`` and no refractoriness
+    (concrete values), where the first crossing has a closed form."""
+    from .neurons.lif import LIF
+
+    if not isinstance(neuron, LIF) or neuron.tau_syn is None or neuron.refractoriness:
+        return False
+    if not (is_concrete(neuron.tau_syn) and is_concrete(neuron.tau_mem)):
+        return False
+    return bool(np.allclose(2.0 * np.asarray(neuron.tau_syn), np.asarray(neuron.tau_mem), rtol=1e-12, atol=0.0))
+
+
+def _lif_time_to_spike_closed(neuron, state, current, horizon):
+    r"""First threshold crossing of LIF with ``tau_syn = tau_mem / 2`` (Göltz et al. 2021's case).
+
+    With ``x = exp(-t / tau_mem)`` the free flow is a quadratic in ``x``:
+    ``v = A + (v0 - A + i0) x - i0 x^2`` (``A = v_rest + bias``), so the first crossing of ``v_th``
+    from below is the largest root ``x*`` in ``(exp(-horizon / tau_mem), 1)`` and
+    ``t* = -tau_mem ln x*``; ``0`` if ``v0 >= v_th``, ``inf`` if there is no root."""
+    target = neuron.v_rest + current
+    a, b, c = -state.i, state.v - target + state.i, target - neuron.v_th
+    disc = b**2 - 4.0 * a * c
+    real = disc >= 0
+    root = jnp.sqrt(jnp.where(disc > 0, disc, 1.0)) * (disc > 0)
+    q = -0.5 * (b + jnp.where(b >= 0, 1.0, -1.0) * root)
+    safe = lambda d: jnp.where(d != 0, d, 1.0)
+    linear = a == 0
+    r1 = jnp.where(linear, -c / safe(b), q / safe(a))
+    r2 = jnp.where(linear | (q == 0), -jnp.inf, c / safe(q))
+    ok1 = real & (r1 > 0) & (r1 < 1) & ~(linear & (b == 0)) & ~(~linear & (a == 0))
+    ok2 = real & (r2 > 0) & (r2 < 1)
+    x = jnp.maximum(jnp.where(ok1, r1, -jnp.inf), jnp.where(ok2, r2, -jnp.inf))
+    found = jnp.isfinite(x)
+    t = -neuron.tau_mem * jnp.log(jnp.where(found, x, 1.0))
+    t = jnp.where(state.v >= neuron.v_th, 0.0, jnp.where(found, t, jnp.inf))
+    return jnp.where(t <= horizon, t, jnp.inf)
+
+
 def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Float[Array, " events"],
                        ids: Int[Array, " events"], t1: Any, pseudo_drive: Any = None) -> Float[Array, " n_post"]:
     r"""First spike times of one layer of uncoupled neurons (one trial, from rest).
@@ -126,7 +164,10 @@ def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Floa
 
         _, states = jax.lax.scan(body, state0, (dt, kicks, currents))
     horizon = jnp.where(opened, ends - starts, 0.0)[:, None]
-    wait = _with_bias(neuron, currents).time_to_spike(states, horizon)
+    if _half_synaptic_lif(neuron):
+        wait = _lif_time_to_spike_closed(neuron, states, currents, horizon)
+    else:
+        wait = _with_bias(neuron, currents).time_to_spike(states, horizon)
     valid = opened & (pseudo | ~after)
     candidates = jnp.where(valid[:, None] & jnp.isfinite(wait), starts[:, None] + wait, inf)
     return jnp.min(candidates, axis=0)

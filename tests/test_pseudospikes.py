@@ -97,8 +97,8 @@ def test_pseudodynamics_never_change_the_trial():
         np.testing.assert_array_equal(plain.spikes.times, pseudo.spikes.times)
     net = sj.networks.RSNN(n_in=4, n_rec=5, n_out=2, neuron=sj.neurons.QIF(bias=-1.0), key=jax.random.key(1),
                            in_scale=4.0, tau_out=1.0)
-    plain = sj.simulate(net, x, method="event", t1=T1, max_events=64)
-    pseudo = sj.simulate(net, x, method="event", t1=T1, max_events=64, pseudo_drive=DRIVE)
+    plain = sj.simulate(net, x, method="event", t1=T1, max_events=24)
+    pseudo = sj.simulate(net, x, method="event", t1=T1, max_events=24, pseudo_drive=DRIVE)
     np.testing.assert_array_equal(plain.spikes.times, pseudo.spikes.times)
     np.testing.assert_array_equal(plain.readout, pseudo.readout)
     assert np.all(np.asarray(pseudo.info["pseudospikes"].times) > T1)
@@ -109,7 +109,8 @@ def test_feedforward_layer_matches_a_fine_ode_reference():
     neuron = sj.neurons.QIF(bias=-1.0)
     w = np.array([[1.2, 0.3], [0.9, -0.4], [0.8, 2.5]])
     times = np.array([0.2, 0.35, 0.6])
-    got = np.asarray(layer_first_spikes(neuron, jnp.asarray(w), jnp.asarray(times), jnp.arange(3), T1, DRIVE))
+    layer = jax.jit(lambda w, t: layer_first_spikes(neuron, w, t, jnp.arange(3), T1, DRIVE))
+    got = np.asarray(layer(jnp.asarray(w), jnp.asarray(times)))
     dt, theta, t, first = 1e-4, np.full(2, -math.pi / 2), 0.0, np.full(2, np.inf)
     f = lambda th, current: (1 - np.cos(th)) + (1 + np.cos(th)) * current
     kicks = list(zip(times, w))
@@ -127,6 +128,31 @@ def test_feedforward_layer_matches_a_fine_ode_reference():
             _, row = kicks.pop(0)
             theta = theta + 2 * np.arctan2(row * np.cos(theta / 2) ** 2, 1 + row * np.sin(theta / 2) * np.cos(theta / 2))
     np.testing.assert_allclose(got, first, atol=1e-6)
+
+
+def test_lif_closed_form_with_half_synaptic_time_constant_matches_root_finding():
+    """LIF with tau_syn = tau_mem / 2: the quadratic-in-exp(-t/tau) closed form used by the layers
+    agrees with the generic bracketed root finding, values and gradients."""
+    import equinox as eqx
+
+    from simjax.event_layers import _half_synaptic_lif, _lif_time_to_spike_closed
+    from simjax.neurons.lif import LIFState
+
+    neuron = sj.neurons.LIF(tau_mem=1.0, tau_syn=0.5)
+    assert _half_synaptic_lif(neuron) and not _half_synaptic_lif(sj.neurons.LIF(tau_mem=1.0, tau_syn=0.4))
+    rng = np.random.default_rng(0)
+    v, i = jnp.asarray(rng.uniform(-1, 0.99, 400)), jnp.asarray(rng.normal(0, 3, 400))
+    current, horizon = jnp.asarray(rng.normal(0.5, 1, 400)), jnp.asarray(rng.uniform(0.1, 5, 400))
+    state = lambda i: LIFState(v=v, i=i, refractory=jnp.zeros_like(v))
+    generic = jax.jit(lambda i: eqx.tree_at(lambda m: m.bias, neuron, current).time_to_spike(state(i), horizon))
+    closed = jax.jit(lambda i: _lif_time_to_spike_closed(neuron, state(i), current, horizon))
+    ref, got = np.asarray(generic(i)), np.asarray(closed(i))
+    fires = np.isfinite(ref)
+    assert 0.1 < fires.mean() < 0.9
+    np.testing.assert_array_equal(fires, np.isfinite(got))
+    np.testing.assert_allclose(got[fires], ref[fires], rtol=0, atol=1e-12)
+    masked = lambda f: (lambda i: jnp.sum(jnp.where(fires, f(i), 0.0)))
+    np.testing.assert_allclose(jax.grad(masked(closed))(i), jax.grad(masked(generic))(i), rtol=1e-8, atol=1e-10)
 
 
 def _sweep(neuron, ws):

@@ -54,7 +54,8 @@ DEFAULTS = {
     "recurrent": {"n": 50, "n_in": 4, "steps": 300, "learning_rate": 0.03, "in_scale": 1.0, "rec_scale": 0.2},
     "yinyang": {"models": list(MODELS), "n_train": 5000, "n_test": 1000, "hidden": 100, "epochs": 30,
                 "batch_size": 50, "learning_rate": 5e-3, "tau": 0.25, "missing_weight": 1.0,
-                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "dt": 0.02, "slope": 25.0},
+                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "lif_mean": [1.5, 0.4], "dt": 0.02,
+                "slope": 25.0},
 }
 QUICK = {
     "single_neuron": {"points": 101, "steps": 100},
@@ -65,7 +66,7 @@ QUICK = {
 
 
 def validate(cfg: dict) -> None:
-    d, s, r, y = cfg["demo"], cfg["single_neuron"], cfg["recurrent"], cfg["yinyang"]
+    d, s, y = cfg["demo"], cfg["single_neuron"], cfg["yinyang"]
     require(d["kind"] in KINDS, "demo.kind", d["kind"], " | ".join(KINDS))
     require(d["t1"] > 0, "demo.t1", d["t1"], "a positive number")
     require(d["qif_bias"] + d["pseudo_drive"] > 0, "demo.pseudo_drive", d["pseudo_drive"],
@@ -88,6 +89,7 @@ def validate(cfg: dict) -> None:
     for key in ("qif_scale", "lif_scale"):
         require(len(y[key]) == 2 and all(v > 0 for v in y[key]), f"yinyang.{key}", y[key],
                 "two positive numbers (hidden, output layer)")
+    require(len(y["lif_mean"]) == 2, "yinyang.lif_mean", y["lif_mean"], "two numbers (hidden, output layer)")
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
@@ -251,10 +253,11 @@ def yinyang_setup(cfg: dict, name: str, key):
         model = SpikingFeedForward(sizes, QIF(bias=d["qif_bias"]), key=key, scale=y["qif_scale"])
     elif name == "lif_exact":
         task = YinYang(pseudo_drive=d["pseudo_drive"], **common)
-        model = SpikingFeedForward(sizes, lif, key=key, scale=y["lif_scale"])
+        model = SpikingFeedForward(sizes, lif, key=key, scale=y["lif_scale"], mean=y["lif_mean"])
     else:
         task = YinYang(pseudo_drive=None, **common)
         model = FeedForward(sizes, lif, FastSigmoid(slope=y["slope"]), key=key, scale=y["lif_scale"], tau_out=1.0)
+        model = eqx.tree_at(lambda m: m.layers[0].weight, model, model.layers[0].weight + y["lif_mean"][0])
     return model, task
 
 
@@ -288,7 +291,8 @@ def train_yinyang(model, task, *, epochs: int, batch_size: int, learning_rate: f
         return model, opt_state, jnp.mean(losses), jnp.sum(bad)
 
     test = task.test_set()
-    evaluate = eqx.filter_jit(lambda m: task.metrics(task.forward(m, test), test))
+    test_metrics = eqx.filter_jit(lambda m, batch: task.metrics(task.forward(m, batch), batch))
+    evaluate = lambda m: test_metrics(m, test)  # (the test set as an argument, not a constant to fold)
     opt_state = opt.init(partition(model)[0])
     history = []
     initial = {k: float(v) for k, v in evaluate(model).items()}
