@@ -158,13 +158,14 @@ class _Dynamics(eqx.Module):
     gain: Any      # readout input gain: 1 (RSNN) or 1 - kappa (RateRNN)
     alpha: Any     # membrane decay filtering the presynaptic trace
 
-    def drive(self, w, x_t, z_prev):
-        d = x_t @ w["w_in"] + z_prev @ w["w_rec"]
+    def input_drive(self, w, x):
+        """The state-independent part of the drive, ``x W_in (+ b_rec)``, for any leading axes."""
+        d = x @ w["w_in"]
         return d + w["b_rec"] if "b_rec" in w else d
 
-    def step(self, w, carry, x_t, with_psi=False):
+    def step(self, w, carry, x_t, with_psi=False, drive_in=None):
         ns, z_prev, o = carry
-        d = self.drive(w, x_t, z_prev)
+        d = (self.input_drive(w, x_t) if drive_in is None else drive_in) + z_prev @ w["w_rec"]
         if with_psi:
             (ns, z), (_, psi) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (jnp.ones_like(d),))
         else:
@@ -213,30 +214,24 @@ class _Traces:
         return st
 
     def step(self, st, pre, psi, z):
-        """``(state, e)`` with ``e = (pbar, None)`` (factorised, ``e = psi pbar``) or ``(None, e_full)``."""
+        """``(state, (pbar, extra))``: the trace is ``e = psi pbar + extra`` (``extra`` per synapse, ALIF's
+        adaptation part; ``None`` for LIF and rate units)."""
         p = self.alpha * st["p"] + pre
         if self.kind != "alif":
             return {"p": p}, (p, None)
         ea = st["ea"]
-        dv = p[:, :, None] + (self.alpha * st["d"] if self.subtract else 0.0)
-        e = psi[:, None, :] * (dv - self.c * ea)
-        new = {"p": p, "ea": self.rho * ea + e}
+        corr = (self.alpha * st["d"] - self.c * ea) if self.subtract else -self.c * ea
+        extra = psi[:, None, :] * corr                     # e = psi pbar + extra
+        new = {"p": p, "ea": self.rho * ea + extra + p[:, :, None] * psi[:, None, :]}
         if self.subtract:
             new["d"] = self.alpha * st["d"] - z[:, None, :] * self.c * ea
-        return new, (None, e)
-
-
-def _contract(e, psi, signal):
-    """``sum_b e_bij signal_bj`` for a factorised (``pbar``, ``psi``) or a full trace."""
-    p, full = e
-    if full is None:
-        return p.T @ (psi * signal)
-    return jnp.einsum("bij,bj->ij", full, signal)
+        return new, (p, extra)
 
 
 def _expand(e, psi):
-    p, full = e
-    return p[:, :, None] * psi[:, None, :] if full is None else full
+    p, extra = e
+    full = p[:, :, None] * psi[:, None, :]
+    return full if extra is None else full + extra
 
 
 class _Layout:
@@ -278,6 +273,8 @@ class EProp(AbstractRule):
     - ``learning_rate``: the in-scan SGD step of the online mode.
     - ``rate_target`` (Hz), ``rate_weight``: firing-rate regulariser (offline mode; off when
       ``rate_weight = 0``).
+    - ``chunk``: offline mode: time steps per block (the largest divisor of ``T`` not above it) whose
+      input projection and factorised updates are single matmuls (memory ``chunk x batch x n_pre``).
 
     **Returns** (call): ``(loss, updates, aux)`` with updates shaped like the model's parameters,
     gradient sign.
@@ -292,11 +289,12 @@ class EProp(AbstractRule):
     learning_rate: Float[Array, ""] | None
     rate_target: Float[Array, ""]
     rate_weight: Float[Array, ""]
+    chunk: int = eqx.field(static=True)
 
     def __init__(self, variant: Literal["symmetric", "random", "adaptive"] = "symmetric", *, key: Any = 0,
                  scale: float = 1.0, feedback_learning_rate: float = 1e-3, feedback_decay: float = 0.0,
                  online_every: int | None = None, learning_rate: float | None = None, rate_target: float = 10.0,
-                 rate_weight: float = 0.0):
+                 rate_weight: float = 0.0, chunk: int = 50):
         check_choice("variant", variant, VARIANTS, owner="EProp")
         self.variant = variant
         try:
@@ -318,6 +316,9 @@ class EProp(AbstractRule):
         self.online_every = online_every
         self.learning_rate = None if learning_rate is None else as_float_array(learning_rate)
         check_positive("learning_rate", self.learning_rate, owner="EProp")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"EProp: chunk must be a positive int (time steps per accumulation matmul), got {chunk!r}")
+        self.chunk = chunk
         self.rate_target = as_float_array(rate_target)
         self.rate_weight = as_float_array(rate_weight)
         check_positive("rate_target", self.rate_target, allow_zero=True, owner="EProp")
@@ -412,21 +413,31 @@ def _signal_matrix(feedback, w):
     return w["w_out"] if feedback is None else feedback
 
 
+def _chunks(inputs, chunk):
+    """``inputs [T, ...]`` as ``[T / C, C, ...]`` with ``C`` the largest divisor of ``T`` not above ``chunk``."""
+    steps = inputs.shape[0]
+    c = max(d for d in range(1, min(chunk, steps) + 1) if steps % d == 0)
+    return lambda a: a.reshape((steps // c, c) + a.shape[1:])
+
+
 def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
     T, nb = inputs.shape[0], inputs.shape[1]
     dtype = inputs.dtype
-
-    def forward(carry, x_t):
-        carry, _ = dyn.step(w, carry, x_t)
-        return carry, (carry[2], carry[1])
-
-    def forward_sum(carry, x_t):
-        (state, total) = carry
-        state, (o, z) = forward(state, x_t)
-        return (state, total + z.sum(0)), o
-
     n_rec = init[1].shape[-1]
-    (final, spike_sum), readout = jax.lax.scan(forward_sum, (init, jnp.zeros((n_rec,), dtype)), inputs)
+    chunked = _chunks(inputs, rule.chunk)
+    x_chunks = chunked(inputs)
+
+    # Pass 1: the readout trajectory (input projection one matmul per chunk).
+    def forward_chunk(carry, x_c):
+        def inner(c, d_t):
+            (state, total) = c
+            state, _ = dyn.step(w, state, None, drive_in=d_t)
+            return (state, total + state[1].sum(0)), state[2]
+
+        return jax.lax.scan(inner, carry, dyn.input_drive(w, x_c))
+
+    (_, spike_sum), readout = jax.lax.scan(forward_chunk, (init, jnp.zeros((n_rec,), dtype)), x_chunks)
+    readout = readout.reshape((T,) + readout.shape[2:])
     loss, aux, g = trajectory_error(task, readout, batch)
     g_tilde = reverse_filter(g, dyn.kappa)
     b = _signal_matrix(feedback, w)
@@ -441,21 +452,34 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
         loss = loss + rate_loss
         aux = {**aux, "rate_loss": rate_loss}
 
-    def body(carry, xs):
+    # Pass 2: traces forward; the factorised part of sum_t e^t Ltilde^t is one matmul per chunk
+    # over (time x batch); ALIF's per-synapse part is contracted step by step.
+    def chunk_body(carry, xs):
         state, tr, acc = carry
-        x_t, gt_t = xs
-        z_prev = state[1]
-        state, psi = dyn.step(w, state, x_t, with_psi=True)
-        z = state[1]
-        signal = dyn.gain * gt_t @ b.T + rate_signal
-        new_tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, z)
-        new_acc = {"pre": acc["pre"] + _contract(e, psi, signal)}
-        new_acc["w_out"] = acc["w_out"] + dyn.gain * z.T @ gt_t
-        new_acc["b_out"] = acc["b_out"] + dyn.gain * gt_t.sum(0)
-        return (state, new_tr, new_acc), None
+        x_c, g_c = xs
+        signal = dyn.gain * g_c @ b.T + rate_signal                       # [C, B, N]
+
+        def inner(c, xs_t):
+            state, tr, corr = c
+            x_t, d_t, sig_t = xs_t
+            z_prev = state[1]
+            state, psi = dyn.step(w, state, None, with_psi=True, drive_in=d_t)
+            tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, state[1])
+            q = psi * sig_t
+            if e[1] is not None:   # per-synapse part: e - psi pbar
+                corr = corr + jnp.einsum("bij,bj->ij", e[1], sig_t)
+            return (state, tr, corr), (e[0], q, state[1])
+
+        (state, tr, corr), (p_c, q_c, z_c) = jax.lax.scan(inner, (state, tr, acc["pre"]),
+                                                         (x_c, dyn.input_drive(w, x_c), signal))
+        rows = lambda a: a.reshape((-1, a.shape[-1]))  # noqa: E731
+        acc = {"pre": corr + rows(p_c).T @ rows(q_c),
+               "w_out": acc["w_out"] + dyn.gain * rows(z_c).T @ rows(g_c),
+               "b_out": acc["b_out"] + dyn.gain * rows(g_c).sum(0)}
+        return (state, tr, acc), None
 
     tr0, acc0 = _zeros(traces, layout, w, inputs, init)
-    (_, _, acc), _ = jax.lax.scan(body, (init, tr0, acc0), (inputs, g_tilde))
+    (_, _, acc), _ = jax.lax.scan(chunk_body, (init, tr0, acc0), (x_chunks, chunked(g_tilde)))
     return loss, aux, _dense(acc, layout, w)
 
 
