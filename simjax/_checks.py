@@ -64,7 +64,11 @@ def check_finite(name: str, array: Any) -> jax.Array:
         if not np.all(np.isfinite(np.asarray(array))):
             raise ValueError(f"{name} contains NaN or inf values")
         return jnp.asarray(array)
-    return eqx.error_if(array, ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
+    # The error is threaded through a scalar: passing the whole array through `error_if` makes XLA
+    # keep several copies of it (one per branch of the check).
+    array = jnp.asarray(array)
+    flag = eqx.error_if(jnp.zeros((), array.dtype), ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
+    return array + flag
 
 
 def as_optional_float(x: Any) -> jax.Array | None:

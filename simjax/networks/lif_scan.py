@@ -68,12 +68,11 @@ def _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_re
     def body(carry, d_t):
         v, s = carry
         u = a * v + c + d_t + s @ w_rec
-        fired = u - theta > 0
-        s = fired.astype(u.dtype)
-        return (_post_reset(u, s, theta, v_reset, reset), s), (u, fired)
+        s = (u - theta > 0).astype(u.dtype)
+        return (_post_reset(u, s, theta, v_reset, reset), s), u
 
-    (v_t, s_t), (u, fired) = jax.lax.scan(body, (v0, s0), drive, unroll=unroll)
-    spikes = fired.astype(u.dtype)
+    (v_t, s_t), u = jax.lax.scan(body, (v0, s0), drive, unroll=unroll)
+    spikes = (u - theta > 0).astype(u.dtype)  # exactly the loop's decisions
     # The readout does not feed back: one large matmul, then a cheap n_out-wide recursion.
     o_t, o = _leaky_sum(spikes @ w_out + b_out, o0, kappa)
     v = _post_reset(u, spikes, theta, v_reset, reset)
@@ -125,11 +124,12 @@ def _bwd(reset, unroll, residuals, cotangents):
     # Everything else is a reduction over time x batch (previous-step terms by slicing: no shifted copies).
     s = (u - theta > 0).astype(u.dtype)
     v = _post_reset(u, s, theta, v_reset, reset)
-    flat = lambda x: x.reshape(-1, x.shape[-1])  # noqa: E731
+    time_and_batch = tuple(range(u.ndim - 1))
+    contract = lambda x, y: jax.lax.dot_general(x, y, ((time_and_batch, time_and_batch), ((), ())))  # noqa: E731
     s_prev = jnp.concatenate([s0[None], s[:-1]], axis=0)
-    g_w_rec = flat(s_prev).T @ flat(delta)
-    g_w_out = flat(s).T @ flat(obar)
-    g_b_out = jnp.sum(flat(obar), axis=0)
+    g_w_rec = contract(s_prev, delta)
+    g_w_out = contract(s, obar)
+    g_b_out = jnp.sum(obar, axis=time_and_batch)
     g_kappa = jnp.sum(obar[1:] * o[:-1]) + jnp.sum(obar[0] * o0)
     g_o0 = kappa * obar[0]
     g_a = _sum_to(delta[1:] * v[:-1], a) + _sum_to(delta[0] * v0, a)
