@@ -46,6 +46,9 @@ DEFAULTS = {
         {"type": "sign_symmetry", "label": "sign symmetry"},
         {"type": "node_perturbation", "label": "node perturbation", "sigma": 1e-2, "samples": 8},
         {"type": "weight_perturbation", "label": "weight perturbation", "sigma": 1e-2, "samples": 8},
+        {"type": "eprop", "label": "e-prop symmetric", "variant": "symmetric"},
+        {"type": "eprop", "label": "e-prop random", "variant": "random"},
+        {"type": "rtrl", "label": "RTRL"},
     ],
 }
 QUICK = {"model": {"n_rec": 12}, "task": {"n_in": 8, "duration": 30.0}, "report": {"samples": 4}}
