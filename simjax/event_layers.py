@@ -54,25 +54,28 @@ def _qif_phases(neuron, dt, kicks, currents, theta0):
     a kick ``V -> V + w`` are linear maps (`simjax.neurons.qif`): ``[[C, S I], [-S, C]]`` and
     ``[[1, w], [0, 1]]``; only the direction of ``(p, q)`` matters, so products are normalised."""
     c, sg = _propagator(currents, dt / neuron.tau_mem)
-    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
-    flow = jnp.stack([jnp.stack([c, sg * currents], -1), jnp.stack([-sg, c], -1)], -2)
-    kick = jnp.stack([jnp.stack([one, kicks + zero], -1), jnp.stack([zero, one], -1)], -2)
-    steps = kick @ flow  # [K, n, 2, 2]
+    # Each step is kick @ flow = [[c - w sg, sg I + w c], [-sg, c]], kept as its four entries
+    # (a, b; d, e) so that products are elementwise arithmetic rather than tiny matmuls.
+    steps = (c - kicks * sg, sg * currents + kicks * c, -sg, c)
 
     def compose(earlier, later):
-        m = later @ earlier
-        return m / jax.lax.stop_gradient(jnp.max(jnp.abs(m), axis=(-2, -1), keepdims=True))
+        a1, b1, d1, e1 = earlier
+        a2, b2, d2, e2 = later
+        m = (a2 * a1 + b2 * d1, a2 * b1 + b2 * e1, d2 * a1 + e2 * d1, d2 * b1 + e2 * e1)
+        scale = jax.lax.stop_gradient(jnp.maximum(jnp.maximum(jnp.abs(m[0]), jnp.abs(m[1])),
+                                                  jnp.maximum(jnp.abs(m[2]), jnp.abs(m[3]))))
+        return tuple(x / scale for x in m)
 
-    total = jax.lax.associative_scan(compose, steps, axis=0)
-    x0 = jnp.stack(jnp.broadcast_arrays(jnp.sin(theta0 / 2), jnp.cos(theta0 / 2)), -1)
-    x = jnp.einsum("knij,nj->kni", total, jnp.broadcast_to(x0, total.shape[1:-1]))
-    x = jnp.concatenate([x0[None] + jnp.zeros_like(x[:1]), x[:-1]])  # before each interval
-    p, q = x[..., 0], x[..., 1]
+    a, b, d, e = jax.lax.associative_scan(compose, steps, axis=0)
+    p0, q0 = jnp.sin(theta0 / 2), jnp.cos(theta0 / 2)
+    p, q = a * p0 + b * q0, d * p0 + e * q0  # after each interval's kick
+    p = jnp.concatenate([jnp.broadcast_to(p0, p[:1].shape), p[:-1]])  # before each interval
+    q = jnp.concatenate([jnp.broadcast_to(q0, q[:1].shape), q[:-1]])
     sign = jnp.where(q < 0, -1.0, 1.0)
     return 2.0 * jnp.arctan2(sign * p, sign * q)
 
 
-def _half_synaptic_lif(neuron) -> bool:
+def half_synaptic_lif(neuron) -> bool:
     """True for LIF with exponential synapses, ``tau_syn = tau_mem / 2`` and no refractoriness
     (concrete values), where the first crossing has a closed form."""
     from .neurons.lif import LIF
@@ -111,7 +114,8 @@ def _lif_time_to_spike_closed(neuron, state, current, horizon):
 
 
 def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Float[Array, " events"],
-                       ids: Int[Array, " events"], t1: Any, pseudo_drive: Any = None) -> Float[Array, " n_post"]:
+                       ids: Int[Array, " events"], t1: Any, pseudo_drive: Any = None,
+                       closed_form: bool = False) -> Float[Array, " n_post"]:
     r"""First spike times of one layer of uncoupled neurons (one trial, from rest).
 
     The state at the start of every inter-input interval is computed first (a ``lax.scan`` of
@@ -128,6 +132,8 @@ def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Floa
       pseudospikes of the layer below).
     - ``pseudo_drive``: ``None`` (no pseudodynamics: neurons silent up to ``t1`` get ``inf``) or the
       constant current added after ``t1``.
+    - ``closed_form``: LIF with ``tau_syn = tau_mem / 2`` (`half_synaptic_lif`): use the closed-form
+      crossing instead of root finding (a static flag: under ``jit`` the time constants are traced).
 
     **Returns:** ``[n_post]`` first spike times (``> t1``: pseudospikes; ``inf``: none).
     """
@@ -164,7 +170,7 @@ def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Floa
 
         _, states = jax.lax.scan(body, state0, (dt, kicks, currents))
     horizon = jnp.where(opened, ends - starts, 0.0)[:, None]
-    if _half_synaptic_lif(neuron):
+    if closed_form:
         wait = _lif_time_to_spike_closed(neuron, states, currents, horizon)
     else:
         wait = _with_bias(neuron, currents).time_to_spike(states, horizon)
@@ -174,10 +180,10 @@ def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Floa
 
 
 @eqx.filter_jit
-def _run(neurons, weights, times, ids, t1, pseudo_drive):
+def _run(neurons, weights, times, ids, t1, pseudo_drive, closed_form):
     firsts = []
-    for neuron, w in zip(neurons, weights):
-        first = jax.vmap(lambda a, b: layer_first_spikes(neuron, w, a, b, t1, pseudo_drive))(times, ids)
+    for neuron, w, closed in zip(neurons, weights, closed_form):
+        first = jax.vmap(lambda a, b: layer_first_spikes(neuron, w, a, b, t1, pseudo_drive, closed))(times, ids)
         firsts.append(first)
         ids = jnp.argsort(first, axis=-1).astype(jnp.int32)
         times = jnp.take_along_axis(first, ids, axis=-1)
@@ -233,7 +239,8 @@ def simulate_layers(net: SpikingFeedForward, inputs: SpikeTrain, *, t1: Any, pse
     size = int(np.prod(batch))
     flat = lambda a: jnp.reshape(a, (size, a.shape[-1]))
     drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
-    firsts = _run(net.neurons, tuple(p.dense() for p in net.layers), flat(times), flat(ids), t1, drive)
+    firsts = _run(net.neurons, tuple(p.dense() for p in net.layers), flat(times), flat(ids), t1, drive,
+                  net.closed_form)
     firsts = tuple(jnp.reshape(f, (*batch, f.shape[-1])) for f in firsts)
     out = firsts[-1]
     spikes = None

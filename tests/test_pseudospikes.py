@@ -135,11 +135,12 @@ def test_lif_closed_form_with_half_synaptic_time_constant_matches_root_finding()
     agrees with the generic bracketed root finding, values and gradients."""
     import equinox as eqx
 
-    from simjax.event_layers import _half_synaptic_lif, _lif_time_to_spike_closed
+    from simjax.event_layers import _lif_time_to_spike_closed, half_synaptic_lif
     from simjax.neurons.lif import LIFState
 
     neuron = sj.neurons.LIF(tau_mem=1.0, tau_syn=0.5)
-    assert _half_synaptic_lif(neuron) and not _half_synaptic_lif(sj.neurons.LIF(tau_mem=1.0, tau_syn=0.4))
+    assert half_synaptic_lif(neuron) and not half_synaptic_lif(sj.neurons.LIF(tau_mem=1.0, tau_syn=0.4))
+    assert sj.networks.SpikingFeedForward((2, 2), neuron, key=jax.random.key(0)).closed_form == (True,)
     rng = np.random.default_rng(0)
     v, i = jnp.asarray(rng.uniform(-1, 0.99, 400)), jnp.asarray(rng.normal(0, 3, 400))
     current, horizon = jnp.asarray(rng.normal(0.5, 1, 400)), jnp.asarray(rng.uniform(0.1, 5, 400))

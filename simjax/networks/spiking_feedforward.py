@@ -42,6 +42,7 @@ class SpikingFeedForward(AbstractNetwork):
     layers: tuple[AbstractProjection, ...]
     neurons: tuple[AbstractSpikingNeuron, ...]
     trainable: tuple[str, ...] = eqx.field(static=True)
+    closed_form: tuple[bool, ...] = eqx.field(static=True)
 
     def __init__(self, sizes: Sequence[int], neuron, *, key=None, weights=None, scale=1.0, mean=0.0,
                  trainable=("layers",)):
@@ -77,6 +78,11 @@ class SpikingFeedForward(AbstractNetwork):
             raise ValueError(f"SpikingFeedForward: unknown trainable field(s) {unknown}; expected names among "
                              f"{', '.join(map(repr, _FIELDS))}")
         self.layers, self.neurons, self.trainable = tuple(layers), neurons, tuple(trainable)
+        # Static per layer (set while the values are concrete, as LIF's refractoriness flag): LIF with
+        # tau_syn = tau_mem / 2 has a closed-form first crossing, used unless neuron parameters learn.
+        from ..event_layers import half_synaptic_lif
+
+        self.closed_form = tuple("neurons" not in self.trainable and half_synaptic_lif(n) for n in neurons)
 
     @property
     def n_in(self):
