@@ -10,7 +10,8 @@ an RSNN of ``N`` LIF or ALIF neurons (``tau_mem = 20 ms``, ``v_th = 0.6``, trian
   adaptation traces for ALIF).
 - **eprop_online_lif / eprop_online_alif** (memory only): ``EProp(online_every=T)`` (one pass).
 - **bptt_lif / bptt_alif**: `simjax.rules.Exact()` (reverse mode through the scan).
-- **rtrl / bptt_small**: `simjax.rules.RTRL()` and `Exact()` on a small LIF network (``N_small``).
+- **rtrl / bptt_small**: `simjax.rules.RTRL()` and `Exact()` on a small LIF network (``N_small``);
+  timed up to ``T = 1000`` (RTRL costs ``parameters x state`` per step), memory at every ``T``.
 
 Memory: ``temp_size_in_bytes`` of XLA's memory analysis of the compiled step (arguments and outputs
 excluded). Single thread, pinned to the least busy core; interleaved repeats; medians.
@@ -71,7 +72,7 @@ def make_step(rule_name: str, N: int, T: int, B: int, neuron_kind: str):
     return step, compiled
 
 
-def run(Ts, N, N_small, B, steps, repeats, warmup):
+def run(Ts, N, N_small, B, steps, repeats, warmup, rtrl_max_T=1000):
     cases = {"eprop_lif": ("eprop", N, "lif"), "eprop_alif": ("eprop", N, "alif"),
              "bptt_lif": ("bptt", N, "lif"), "bptt_alif": ("bptt", N, "alif"),
              "rtrl": ("rtrl", N_small, "lif"), "bptt_small": ("bptt", N_small, "lif")}
@@ -85,20 +86,20 @@ def run(Ts, N, N_small, B, steps, repeats, warmup):
             c = compiled()
             row["compile_s"][name] = round(time.perf_counter() - t0, 2)
             row["temp_bytes"][name] = int(c.memory_analysis().temp_size_in_bytes)
-            if name in cases:
+            if name in cases and not (name in ("rtrl", "bptt_small") and T > rtrl_max_T):
                 for _ in range(warmup):
                     step()
                 fns[name] = step
         timing = _common.interleaved({k: fns[k] for k in ("bptt_lif", "eprop_lif", "eprop_alif", "bptt_alif")},
                                      steps=steps, repeats=repeats, reference="bptt_lif")
-        small = _common.interleaved({k: fns[k] for k in ("bptt_small", "rtrl")}, steps=steps, repeats=repeats,
-                                    reference="bptt_small")
+        small = {} if T > rtrl_max_T else _common.interleaved(
+            {k: fns[k] for k in ("bptt_small", "rtrl")}, steps=steps, repeats=repeats, reference="bptt_small")
         row["timing"] = {**timing, **small}
         row["ratios_cpu_paired"] = {
             "eprop_lif/bptt_lif": timing["eprop_lif"]["ratio_paired"],
             "eprop_alif/bptt_lif": timing["eprop_alif"]["ratio_paired"],
             "bptt_alif/bptt_lif": timing["bptt_alif"]["ratio_paired"],
-            "rtrl/bptt_small": small["rtrl"]["ratio_paired"]}
+            **({"rtrl/bptt_small": small["rtrl"]["ratio_paired"]} if small else {})}
         print(f"T={T}: CPU ms/step " + "  ".join(f"{k} {v['cpu_median_ms']:.1f}" for k, v in row["timing"].items())
               + "\n      ratios " + "  ".join(f"{k} {v:.2f}" for k, v in row["ratios_cpu_paired"].items())
               + "\n      temp KiB " + "  ".join(f"{k} {v / 1024:.0f}" for k, v in row["temp_bytes"].items()),

@@ -40,8 +40,11 @@ The readout weights and bias get their exact gradient.
 **Offline mode** (default, ``online_every=None``): one forward pass gives the readout trajectory
 and ``dL/dy`` for any task loss; the readout leak is moved onto the learning signal,
 ``sum_t L^t ebar^t = sum_t e^t Ltilde^t`` with ``Ltilde^t = L^t + kappa Ltilde^{t+1}``; a second
-forward pass accumulates the traces. Memory: the readout trajectory (``time x batch x n_out``, the
-size of the targets) plus the traces; nothing of size ``time x n_rec``.
+forward pass accumulates the traces. Both passes run in blocks of ``chunk`` steps: the input
+projection of a block is one matmul, and so is the factorised part of the update,
+``dW += Pbar^T (Psi * Ltilde)`` over the block's ``(time x batch)`` rows. Memory: the readout
+trajectory and its learning signal (``time x batch x n_out``, the size of the targets) plus one
+block (``chunk x batch x (n_pre + n_rec)``) and the traces; nothing of size ``time x n_rec``.
 
 **Online mode** (``online_every=K``, ``learning_rate=eta``): one forward pass; the learning signal of
 step ``t`` comes from the task's per-step loss (tasks that define ``step_terms``/``step_loss``),
@@ -465,21 +468,26 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
             z_prev = state[1]
             state, psi = dyn.step(w, state, None, with_psi=True, drive_in=d_t)
             tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, state[1])
-            q = psi * sig_t
-            if e[1] is not None:   # per-synapse part: e - psi pbar
-                corr = corr + jnp.einsum("bij,bj->ij", e[1], sig_t)
-            return (state, tr, corr), (e[0], q, state[1])
+            if e[1] is not None:
+                # Per-synapse part, kept per trial and summed over the batch once at the end
+                # (an elementwise update fuses with the trace recursion; a per-step batch
+                # contraction would not).
+                corr = corr + e[1] * sig_t[:, None, :]
+            return (state, tr, corr), (e[0], psi * sig_t, state[1])
 
-        (state, tr, corr), (p_c, q_c, z_c) = jax.lax.scan(inner, (state, tr, acc["pre"]),
+        (state, tr, corr), (p_c, q_c, z_c) = jax.lax.scan(inner, (state, tr, acc["corr"]),
                                                          (x_c, dyn.input_drive(w, x_c), signal))
         rows = lambda a: a.reshape((-1, a.shape[-1]))  # noqa: E731
-        acc = {"pre": corr + rows(p_c).T @ rows(q_c),
+        acc = {"pre": acc["pre"] + rows(p_c).T @ rows(q_c), "corr": corr,
                "w_out": acc["w_out"] + dyn.gain * rows(z_c).T @ rows(g_c),
                "b_out": acc["b_out"] + dyn.gain * rows(g_c).sum(0)}
         return (state, tr, acc), None
 
     tr0, acc0 = _zeros(traces, layout, w, inputs, init)
+    acc0["corr"] = jnp.zeros((nb, layout.total, n_rec), dtype) if traces.kind == "alif" else jnp.zeros((), dtype)
     (_, _, acc), _ = jax.lax.scan(chunk_body, (init, tr0, acc0), (x_chunks, chunked(g_tilde)))
+    if traces.kind == "alif":
+        acc["pre"] = acc["pre"] + acc["corr"].sum(0)
     return loss, aux, _dense(acc, layout, w)
 
 
