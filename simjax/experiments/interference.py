@@ -227,9 +227,13 @@ def grid(cfg: dict) -> list[dict]:
             for s in range(sw["seeds"])]
 
 
-def run_grid(cfg: dict) -> tuple[list[dict], dict]:
-    """All runs as one ``jit(vmap(run_one))``; **returns** ``(runs, results)`` with a leading run axis."""
-    runs = grid(cfg)
+def run_grid(cfg: dict, runs: list[dict] | None = None) -> tuple[list[dict], dict]:
+    """All runs (default: `grid`; else any list of ``{"mode", "g", "seed"}``) as one
+    ``jit(vmap(run_one))``; **returns** ``(runs, results)`` with a leading run axis."""
+    runs = grid(cfg) if runs is None else list(runs)
+    for r in runs:
+        if r.get("mode") not in MODES:
+            raise ValueError(f"run_grid: run {r!r} has mode {r.get('mode')!r}; expected one of {', '.join(MODES)}")
     dtype = jnp.result_type(float)
     g = jnp.asarray([r["g"] for r in runs], dtype)
     seeds = jnp.asarray([r["seed"] for r in runs], jnp.uint32)
