@@ -40,7 +40,7 @@ def main() -> int:
     import jax
 
     jax.config.update("jax_enable_x64", bool(args.x64))
-    from simjax.experiments.exact_spikes import DEFAULTS, MODELS, train_yinyang, yinyang_setup
+    from simjax.experiments.exact_spikes import DEFAULTS, MODELS, learning_rate, train_yinyang, yinyang_setup
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["yinyang"]["epochs"] = args.epochs
@@ -57,7 +57,7 @@ def main() -> int:
         load = _common.ForeignLoad().start()
         start = time.perf_counter()
         _, hist = train_yinyang(model, task, epochs=y["epochs"], batch_size=y["batch_size"],
-                                learning_rate=y["learning_rate"], key=jax.random.fold_in(jax.random.key(0), 2),
+                                learning_rate=learning_rate(cfg, name), key=jax.random.fold_in(jax.random.key(0), 2),
                                 log=lambda line: print(line, flush=True))
         total = time.perf_counter() - start
         epochs = hist["epochs"]

@@ -54,11 +54,11 @@ DEFAULTS = {
     "recurrent": {"n": 50, "n_in": 4, "steps": 300, "learning_rate": 0.03, "in_scale": 1.0, "rec_scale": 0.2},
     "yinyang": {"models": list(MODELS), "n_train": 5000, "n_test": 1000, "hidden": 100, "epochs": 30,
                 "batch_size": 50, "learning_rate": 5e-3, "tau": 0.25, "missing_weight": 1.0,
-                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "lif_mean": [1.5, 0.4], "dt": 0.02,
+                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "lif_mean": [1.5, 0.4], "lif_exact_learning_rate": 1e-3, "dt": 0.02,
                 "slope": 25.0},
 }
 QUICK = {
-    "single_neuron": {"points": 101, "steps": 100},
+    "single_neuron": {"points": 51, "steps": 100},
     "recurrent": {"n": 6, "steps": 60},
     "yinyang": {"n_train": 300, "n_test": 150, "hidden": 12, "epochs": 2, "batch_size": 50,
                 "models": ["qif_exact", "lif_surrogate"]},
@@ -81,7 +81,7 @@ def validate(cfg: dict) -> None:
             v = cfg[section][key]
             require(isinstance(v, int) and v >= 2, f"{section}.{key}", v, "an integer >= 2")
     for section, key in (("single_neuron", "learning_rate"), ("recurrent", "learning_rate"),
-                         ("yinyang", "learning_rate"), ("yinyang", "tau"), ("yinyang", "dt"), ("yinyang", "slope")):
+                         ("yinyang", "learning_rate"), ("yinyang", "lif_exact_learning_rate"), ("yinyang", "tau"), ("yinyang", "dt"), ("yinyang", "slope")):
         require(cfg[section][key] > 0, f"{section}.{key}", cfg[section][key], "a positive number")
     require(y["batch_size"] <= y["n_train"], "yinyang.batch_size", y["batch_size"], "at most yinyang.n_train")
     require(len(y["models"]) > 0 and all(m in MODELS for m in y["models"]), "yinyang.models", y["models"],
@@ -257,8 +257,12 @@ def yinyang_setup(cfg: dict, name: str, key):
     else:
         task = YinYang(pseudo_drive=None, **common)
         model = FeedForward(sizes, lif, FastSigmoid(slope=y["slope"]), key=key, scale=y["lif_scale"], tau_out=1.0)
-        model = eqx.tree_at(lambda m: m.layers[0].weight, model, model.layers[0].weight + y["lif_mean"][0])
     return model, task
+
+
+def learning_rate(cfg: dict, name: str) -> float:
+    y = cfg["yinyang"]
+    return y["lif_exact_learning_rate"] if name == "lif_exact" else y["learning_rate"]
 
 
 def train_yinyang(model, task, *, epochs: int, batch_size: int, learning_rate: float, key, log=print):
@@ -321,7 +325,7 @@ def run_yinyang(cfg: dict, out_dir: Path) -> dict:
         print(f"  {name}:")
         model, task = yinyang_setup(cfg, name, jax.random.fold_in(key, 1))
         _, hist = train_yinyang(model, task, epochs=y["epochs"], batch_size=y["batch_size"],
-                                learning_rate=y["learning_rate"], key=jax.random.fold_in(key, 2))
+                                learning_rate=learning_rate(cfg, name), key=jax.random.fold_in(key, 2))
         epochs = hist["epochs"]
         later = [r["seconds"] for r in epochs[1:]] or [epochs[0]["seconds"]]
         steps = sum(r["steps"] for r in epochs)
