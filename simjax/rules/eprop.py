@@ -22,10 +22,13 @@ per-synapse state.
     D^t   = alpha D^{t-1} - z^t c E^{a,t-1}      (reset="subtract" only; D = 0 for "subtract_base")
 
 ``D`` is the part of ``dv/dW`` caused by the adaptive threshold subtracted at a spike. The
-adaptation component is per synapse (``[batch, n_pre, n_post]``) by nature: it is filtered by
-``rho - c psi_j^t``, which depends on the postsynaptic neuron, so it does not factorise; the
-membrane part still does (``pbar``), and only ``E^a`` (and ``D`` for ``reset="subtract"``) are
-carried per synapse.
+adaptation component does not factorise (it is filtered by ``rho - c psi_j^t``, which depends on
+the postsynaptic neuron), so ``E^a`` and ``D`` are per synapse (``[batch, n_pre, n_post]``). In
+the offline mode they are not stepped per time step: over a block of ``C`` steps the recursion is
+linear with per-neuron coefficients, so a backward pass over the block per neuron gives its
+propagator and adjoint, and the per-synapse state is touched once per block, with the rest as
+matmuls over ``(time x batch)`` (`_alif_block`); the online mode and `eligibility_traces` step
+them directly.
 
 **Leaky rate units** (`simjax.networks.RateRNN` with `simjax.neurons.LeakyRate`): the same as LIF
 with ``alpha = exp(-dt / tau)`` and ``psi = dphi(x)/d drive = phi'(x) (1 - alpha)``.
@@ -455,40 +458,82 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
         loss = loss + rate_loss
         aux = {**aux, "rate_loss": rate_loss}
 
-    # Pass 2: traces forward; the factorised part of sum_t e^t Ltilde^t is one matmul per chunk
-    # over (time x batch); ALIF's per-synapse part is contracted step by step.
+    # Pass 2: traces forward; the factorised part of sum_t e^t Ltilde^t is one matmul per block
+    # over (time x batch). ALIF's per-synapse adaptation part is handled per block (`_alif_block`).
     def chunk_body(carry, xs):
         state, tr, acc = carry
         x_c, g_c = xs
         signal = dyn.gain * g_c @ b.T + rate_signal                       # [C, B, N]
 
         def inner(c, xs_t):
-            state, tr, corr = c
-            x_t, d_t, sig_t = xs_t
-            z_prev = state[1]
+            state, p = c
+            x_t, d_t = xs_t
+            pre = layout.concat(x_t, state[1])
             state, psi = dyn.step(w, state, None, with_psi=True, drive_in=d_t)
-            tr, e = traces.step(tr, layout.concat(x_t, z_prev), psi, state[1])
-            if e[1] is not None:
-                # Per-synapse part, kept per trial and summed over the batch once at the end
-                # (an elementwise update fuses with the trace recursion; a per-step batch
-                # contraction would not).
-                corr = corr + e[1] * sig_t[:, None, :]
-            return (state, tr, corr), (e[0], psi * sig_t, state[1])
+            p = dyn.alpha * p + pre
+            return (state, p), (p, psi, state[1])
 
-        (state, tr, corr), (p_c, q_c, z_c) = jax.lax.scan(inner, (state, tr, acc["corr"]),
-                                                         (x_c, dyn.input_drive(w, x_c), signal))
+        (state, p), (p_c, psi_c, z_c) = jax.lax.scan(inner, (state, tr["p"]), (x_c, dyn.input_drive(w, x_c)))
+        q_c = psi_c * signal
         rows = lambda a: a.reshape((-1, a.shape[-1]))  # noqa: E731
-        acc = {"pre": acc["pre"] + rows(p_c).T @ rows(q_c), "corr": corr,
+        if traces.kind == "alif":
+            tr, q_c, boundary = _alif_block(traces, tr, p_c, psi_c, z_c, q_c)
+            acc_pre = acc["pre"] + boundary
+        else:
+            acc_pre = acc["pre"]
+        acc = {"pre": acc_pre + rows(p_c).T @ rows(q_c),
                "w_out": acc["w_out"] + dyn.gain * rows(z_c).T @ rows(g_c),
                "b_out": acc["b_out"] + dyn.gain * rows(g_c).sum(0)}
-        return (state, tr, acc), None
+        return (state, {**tr, "p": p}, acc), None
 
     tr0, acc0 = _zeros(traces, layout, w, inputs, init)
-    acc0["corr"] = jnp.zeros((nb, layout.total, n_rec), dtype) if traces.kind == "alif" else jnp.zeros((), dtype)
+    if traces.kind == "alif" and "d" not in tr0:
+        tr0["d"] = jnp.zeros_like(tr0["ea"])
     (_, _, acc), _ = jax.lax.scan(chunk_body, (init, tr0, acc0), (x_chunks, chunked(g_tilde)))
-    if traces.kind == "alif":
-        acc["pre"] = acc["pre"] + acc["corr"].sum(0)
     return loss, aux, _dense(acc, layout, w)
+
+
+def _alif_block(traces, tr, p_c, psi_c, z_c, q_c):
+    r"""ALIF's adaptation traces over one block of ``C`` steps without per-step per-synapse work.
+
+    Per synapse the state ``X = (E^a, D)`` is linear, ``X^t = M^t X^{t-1} + u^t pbar^t`` with the
+    per-neuron ``M^t = [[rho - c psi^t, alpha psi^t], [-c z^t, 0 + alpha]]``, ``u^t = (psi^t, 0)``
+    (``z`` term absent for ``reset="subtract_base"``), and its contribution to the update is
+    ``sum_t h^t . X^{t-1}``, ``h^t = q^t (-c, alpha)``, ``q^t = psi^t Ltilde^t``. A backward pass over
+    the block (per neuron, ``O(C batch n_rec)``) gives the adjoint ``a^{t-1} = h^t + M^{tT} a^t``
+    (``a^C = 0``) and the propagators ``P^{t-1} = P^t M^t`` (``P^C = I``), so that
+
+        sum_t h^t . X^{t-1} = a^0 . X^0 + sum_t (a^t . u^t) pbar^t      (folded into q: one matmul)
+        X^C = P^0 X^0 + sum_t (P^t u^t) pbar^t                          (batched matmuls over t)
+
+    **Returns:** ``(new traces, q + psi a_ea, boundary contribution [n_pre, n_rec])``.
+    """
+    alpha, rho, c = traces.alpha, traces.rho, traces.c
+    zc = c * z_c if traces.subtract else jnp.zeros_like(z_c)
+
+    def back(carry, xs):
+        a_e, a_d, p11, p12, p21, p22 = carry
+        psi, zc_t, q = xs
+        m11, m12, m21, m22 = rho - c * psi, alpha * psi, -zc_t, alpha
+        # outputs at index t: a^t, P^t (before stepping back), used with u^t = (psi^t, 0)
+        out = (a_e, p11, p21)
+        h_e, h_d = -c * q, alpha * q
+        new_a_e = h_e + m11 * a_e + m21 * a_d
+        new_a_d = h_d + m12 * a_e + m22 * a_d
+        n11, n12 = p11 * m11 + p12 * m21, p11 * m12 + p12 * m22
+        n21, n22 = p21 * m11 + p22 * m21, p21 * m12 + p22 * m22
+        return (new_a_e, new_a_d, n11, n12, n21, n22), out
+
+    zeros, ones = jnp.zeros_like(psi_c[0]), jnp.ones_like(psi_c[0])
+    (a0_e, a0_d, p11, p12, p21, p22), (a_e, w_e, w_d) = jax.lax.scan(
+        back, (zeros, zeros, ones, zeros, zeros, ones), (psi_c, zc, q_c), reverse=True)
+    ea0, d0 = tr["ea"], tr["d"]
+    boundary = jnp.sum(a0_e[:, None, :] * ea0 + a0_d[:, None, :] * d0, axis=0)
+    ea = (p11[:, None, :] * ea0 + p12[:, None, :] * d0
+          + jnp.einsum("tbi,tbj->bij", p_c, w_e * psi_c))
+    d = (p21[:, None, :] * ea0 + p22[:, None, :] * d0
+         + jnp.einsum("tbi,tbj->bij", p_c, w_d * psi_c))
+    return {**tr, "ea": ea, "d": d}, q_c + psi_c * a_e, boundary
 
 
 def _zeros(traces, layout, w, inputs, init):
