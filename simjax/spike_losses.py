@@ -63,17 +63,26 @@ def first_spike_prediction(times: Float[Array, "*batch n"], t1: Any) -> tuple[In
 
 
 def spike_time_loss(times: Float[Array, "*batch n k"], targets: Float[Array, "*batch n k"], *,
-                    t_missing: Any) -> Float[Array, ""]:
-    r"""Mean squared timing error ``mean (t - t_target)^2`` over the target spikes (``targets`` that
-    are ``inf`` are ignored). ``times`` include pseudospikes (a missing spike's pseudospike is pulled
-    to its target: spike addition); a spike that has no time even so counts as ``t_missing``.
+                    t_missing: Any, t1: Any = None) -> Float[Array, ""]:
+    r"""Mean squared timing error over the target spikes:
+
+        L = sum_{targets finite} (t - t_target)^2 + sum_{targets inf} max(t1 - t, 0)^2,  over #finite
+
+    ``times`` include pseudospikes, so a missing spike's pseudospike is pulled to its target (spike
+    addition); a spike that has no time even so counts as ``t_missing``. A target ``inf`` means "no
+    spike": with ``t1`` given, such a spike inside the trial is pushed out through ``t1`` (spike
+    removal); without ``t1`` it is ignored.
     """
     times, targets = jnp.asarray(times), jnp.asarray(targets)
     if times.shape != targets.shape:
         raise ValueError(f"spike_time_loss: times {times.shape} and targets {targets.shape} must have the same shape")
     used = jnp.isfinite(targets)
-    error = jnp.where(used, _finite(times, t_missing) - jnp.where(used, targets, 0.0), 0.0)
-    return jnp.sum(error**2) / jnp.maximum(jnp.sum(used), 1)
+    times = _finite(times, t_missing)
+    error = jnp.where(used, times - jnp.where(used, targets, 0.0), 0.0)
+    total = jnp.sum(error**2)
+    if t1 is not None:
+        total = total + jnp.sum(jnp.where(used, 0.0, jnp.maximum(t1 - times, 0.0)) ** 2)
+    return total / jnp.maximum(jnp.sum(used), 1)
 
 
 def spike_times_per_neuron(*trains: SpikeTrain, k: int) -> Float[Array, "*batch n k"]:

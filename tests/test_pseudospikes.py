@@ -201,6 +201,25 @@ def test_gradient_descent_adds_a_missing_spike():
     assert float(silent) == 0.0
 
 
+def test_spike_time_targets_task_adds_and_removes_spikes_with_fit():
+    """`SpikeTimeTargets` + `Exact` + `fit`: a silent QIF neuron acquires its target spike while a
+    spiking one whose target is "no spike" loses it through the trial end."""
+    import optax
+
+    x = sj.SpikeTrain(jnp.asarray([T_IN]), jnp.asarray([0]), n=1)
+    task = sj.tasks.SpikeTimeTargets(x, [[1.2], [jnp.inf]], t1=T1, pseudo_drive=DRIVE)
+    net = sj.networks.SpikingFeedForward((1, 2), sj.neurons.QIF(bias=-1.0), weights=[jnp.asarray([[1.5, 2.6]])])
+    before = task.metrics(task.forward(net, task.sample(None, 1)), task.sample(None, 1))
+    assert float(before["spike_count_error"]) == 2.0
+    trained, history = sj.fit(net, sj.rules.Exact(), task, optax.sgd(0.05), steps=300, key=jax.random.key(0),
+                              batch_size=1)
+    batch = task.sample(None, 1)
+    times = np.asarray(task.spike_times(task.forward(trained, batch)))[0, :, 0]
+    assert times[0] == pytest.approx(1.2, abs=1e-3) and times[1] > T1
+    assert float(task.metrics(task.forward(trained, batch), batch)["spike_count_error"]) == 0.0
+    assert np.all(np.diff(np.asarray(history["loss"])) <= 1e-12)  # small steps: the loss never rises
+
+
 def test_recurrent_network_learns_target_spike_times():
     """N = 8 recurrent QIF neurons, silent at the start, learn one target spike each by exact
     gradient descent through spikes and pseudospikes (events interact through W_rec)."""

@@ -18,3 +18,5 @@ from .evidence_accumulation import EvidenceAccumulation
 __all__ += ["StoreRecall", "EvidenceAccumulation"]
 from .yin_yang import YinYang  # noqa: E402
 __all__ += ["YinYang"]
+from .spike_targets import SpikeTimeTargets  # noqa: E402
+__all__ += ["SpikeTimeTargets"]
