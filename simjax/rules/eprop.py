@@ -481,7 +481,9 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
             acc_pre = acc["pre"] + boundary
         else:
             acc_pre = acc["pre"]
-        acc = {"pre": acc_pre + rows(p_c).T @ rows(q_c),
+        if layout.total:
+            acc_pre = acc_pre + rows(p_c).T @ rows(q_c)
+        acc = {"pre": acc_pre,
                "w_out": acc["w_out"] + dyn.gain * rows(z_c).T @ rows(g_c),
                "b_out": acc["b_out"] + dyn.gain * rows(g_c).sum(0)}
         return (state, {**tr, "p": p}, acc), None
