@@ -101,3 +101,24 @@ def test_quality_is_tracked_inside_fit(setup):
     assert np.all(np.isnan(rel_bias[[1, 2, 4, 5]]))
     np.testing.assert_allclose(rel_bias[[0, 3, 6]], 0.5, rtol=1e-6)  # noiseless: exactly beta
     assert np.all(np.asarray(hist["quality/w_out/cosine_mean"])[[0, 3, 6]] <= 1.0)
+
+
+def test_closed_form_jackknife_equals_recomputing_without_each_sample():
+    from simjax.analysis.gradient_quality import _with_jackknife, full_stats
+
+    rng = np.random.default_rng(0)
+    S, P = 7, 12
+    G = jnp.asarray(rng.normal(size=(S, P)) + 0.5)
+    g = jnp.asarray(rng.normal(size=P))
+    A = rng.normal(size=(P, P))
+    H = jnp.asarray(A @ A.T / P)
+    K, c, d = G @ H @ G.T, G @ H @ g, g @ H @ g
+    full, se = _with_jackknife(G, g, K, c, d)
+    direct = full_stats(G, g, K, c, d)
+    loo = [full_stats(jnp.delete(G, i, axis=0), g, jnp.delete(jnp.delete(K, i, 0), i, 1), jnp.delete(c, i), d)
+           for i in range(S)]
+    for q in full:
+        np.testing.assert_allclose(full[q], direct[q], rtol=1e-12)
+        values = np.array([float(r[q]) for r in loo])
+        expected = np.sqrt((S - 1) / S * np.sum((values - values.mean()) ** 2))
+        np.testing.assert_allclose(se[q], expected, rtol=1e-9, atol=1e-14, err_msg=q)

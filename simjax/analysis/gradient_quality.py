@@ -65,39 +65,69 @@ def _name(entry) -> str:
     return str(entry)
 
 
-def _stats(G, g, K, c, d, w):
-    """Every quantity of one group for sample weights ``w`` (uniform over the kept samples)."""
-    n = jnp.sum(w > 0)
-    m = w @ G
-    dev = (G - m) * (w > 0)[:, None]
-    tr_cov = jnp.sum(dev**2) / (n - 1)
-    gnorm2 = jnp.sum(g**2)
-    mHm = w @ K @ w
-    tr_hcov = (jnp.sum(jnp.diag(K) * (w > 0)) - n * mHm) / (n - 1)
-    bias2 = jnp.sum((m - g) ** 2) - tr_cov / n
-    curv_bias = mHm - 2 * w @ c + d - tr_hcov / n
-    cos = lambda a, b: jnp.vdot(a, b) / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-300)
-    per_cos = jax.vmap(lambda x: cos(x, g))(G)
-    agree = jnp.mean(jnp.sign(G) == jnp.sign(g), axis=1)
-    var_p = jnp.sum(dev**2, axis=0) / (n - 1)
-    snr = m**2 / jnp.maximum(var_p, 1e-300)
+def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, snr_median, mHm, w_dot_c, d, tr_hcov):
+    """The reported quantities of one set of ``n`` samples from its sufficient statistics."""
+    bias2 = m_norm2 - 2 * m_dot_g + gnorm2 - tr_cov / n
     return {
         "relative_bias": jnp.sqrt(jnp.maximum(bias2, 0.0) / gnorm2),
         "relative_variance": tr_cov / gnorm2,
-        "cosine_mean": cos(m, g),
-        "cosine_sample": jnp.sum(per_cos * w),
-        "sign_agreement": jnp.sum(agree * w),
-        "snr_median": jnp.median(snr),
-        "curvature_bias": curv_bias,
+        "cosine_mean": m_dot_g / jnp.maximum(jnp.sqrt(m_norm2 * gnorm2), 1e-300),
+        "cosine_sample": per_cos,
+        "sign_agreement": agree,
+        "snr_median": snr_median,
+        "curvature_bias": mHm - 2 * w_dot_c + d - tr_hcov / n,
         "curvature_variance": tr_hcov,
     }
 
 
-def _with_jackknife(G, g, K, c, d):
+def _sample_terms(G, g):
+    m = jnp.mean(G, axis=0)
+    D = G - m
+    gnorm2 = jnp.sum(g**2)
+    per_cos = (G @ g) / jnp.maximum(jnp.linalg.norm(G, axis=1) * jnp.sqrt(gnorm2), 1e-300)
+    agree = jnp.mean(jnp.sign(G) == jnp.sign(g), axis=1, dtype=G.dtype)
+    return m, D, jnp.sum(D**2, axis=0), gnorm2, per_cos, agree
+
+
+def _snr_median(mean, var):
+    return jnp.median(mean**2 / jnp.maximum(var, 1e-300), axis=-1)
+
+
+def full_stats(G, g, K, c, d):
+    """Every quantity of one parameter group over all ``S`` samples ``G [S, P]`` against ``g [P]``
+    (``K = G H G^T``, ``c = G H g``, ``d = g^T H g``; zeros without curvature)."""
     S = G.shape[0]
-    full = _stats(G, g, K, c, d, jnp.full(S, 1.0 / S))
-    loo_w = (1.0 - jnp.eye(S)) / (S - 1)
-    loo = jax.vmap(lambda w: _stats(G, g, K, c, d, w))(loo_w)
+    m, _, q, gnorm2, per_cos, agree = _sample_terms(G, g)
+    diag = jnp.diag(K)
+    return _quantities(S, m @ g, m @ m, jnp.sum(q) / (S - 1), gnorm2, jnp.mean(per_cos), jnp.mean(agree),
+                       _snr_median(m, q / (S - 1)), jnp.mean(K), jnp.mean(c), d,
+                       (jnp.sum(diag) - S * jnp.mean(K)) / (S - 1))
+
+
+def _with_jackknife(G, g, K, c, d):
+    """Every quantity on all ``S`` samples, and its jackknife standard error.
+
+    The leave-one-out statistics come in closed form from the deviations ``D = G - mean(G)``
+    (``sum_i D_i = 0``): leaving out sample ``i`` moves the mean by ``-D_i / (S - 1)`` and the sum of
+    squared deviations to ``Q - S/(S-1) |D_i|^2`` (per parameter likewise), so no statistic is
+    recomputed from scratch ``S`` times.
+    """
+    S = G.shape[0]
+    m, D, q, gnorm2, per_cos, agree = _sample_terms(G, g)
+    D2, Q, diag = jnp.sum(D**2, axis=1), jnp.sum(q), jnp.diag(K)
+    full = full_stats(G, g, K, c, d)
+    # leave-one-out (vectors over the left-out sample i)
+    shift = D / (S - 1)  # m_i = m - shift_i
+    m_loo_dot_g = m @ g - shift @ g
+    m_loo_norm2 = m @ m - 2 * (shift @ m) + D2 / (S - 1) ** 2
+    tr_cov_loo = (Q - S / (S - 1) * D2) / (S - 2)
+    snr_loo = _snr_median(m - shift, (q - S / (S - 1) * D**2) / (S - 2))
+    mHm_loo = (jnp.sum(K) - jnp.sum(K, axis=0) - jnp.sum(K, axis=1) + diag) / (S - 1) ** 2
+    w_dot_c_loo = (jnp.sum(c) - c) / (S - 1)
+    tr_hcov_loo = (jnp.sum(diag) - diag - (S - 1) * mHm_loo) / (S - 2)
+    others = lambda v: (jnp.sum(v) - v) / (S - 1)  # noqa: E731
+    loo = _quantities(S - 1, m_loo_dot_g, m_loo_norm2, tr_cov_loo, gnorm2, others(per_cos), others(agree), snr_loo,
+                      mHm_loo, w_dot_c_loo, d, tr_hcov_loo)
     se = jax.tree.map(lambda a: jnp.sqrt((S - 1) / S * jnp.sum((a - jnp.mean(a)) ** 2)), loo)
     return full, se
 

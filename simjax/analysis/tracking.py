@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .gradient_quality import _stats, parameter_groups, sample_updates
+from .gradient_quality import full_stats, parameter_groups, sample_updates
 
 TRACKED = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sample", "sign_agreement")
 
@@ -50,8 +50,7 @@ class QualityTracker(eqx.Module):
             out = {}
             for name, mask in groups.items():
                 idx = jnp.arange(G.shape[1]) if mask is None else jnp.asarray(np.flatnonzero(mask))
-                stats = _stats(G[:, idx], g[idx], zero, jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype),
-                               jnp.full(S, 1.0 / S, G.dtype))
+                stats = full_stats(G[:, idx], g[idx], zero, jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype))
                 out.update({f"quality/{name}/{q}": stats[q] for q in TRACKED})
             return out
 
