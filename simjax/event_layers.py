@@ -1,28 +1,29 @@
 r"""Event-driven simulation of `simjax.networks.SpikingFeedForward`, with pseudodynamics.
 
-Neurons of one layer do not interact, so a layer is simulated neuron-parallel, from one input spike
-to the next (inputs sorted in time): between inputs every neuron follows its closed-form
-`free_flow`, its first threshold crossing in the interval comes from `time_to_spike` (closed
-forms, or bracketed root finding with implicit-function-theorem derivatives), and each input spike
-of channel ``i`` applies ``receive(W[i])``. Each neuron emits only its **first** spike (time-to-
-first-spike coding; Mostafa 2017, Göltz et al. 2021); those times are the next layer's inputs.
+Neurons of one layer do not interact, so a layer is simulated neuron-parallel over its input
+spikes sorted in time: the state at the start of every inter-input interval comes from the
+closed-form `free_flow` and `receive` (a ``lax.scan``; for QIF a parallel prefix product of the
+linear flow and kick maps, depth ``log K`` for ``K`` inputs), then every interval's first
+threshold crossing is found at once (`time_to_spike` with the interval as horizon: closed forms,
+or bracketed root finding with implicit-function-theorem derivatives; LIF with
+``tau_syn = tau_mem / 2`` has a closed form too) and the earliest is the neuron's spike. Each
+neuron emits only its **first** spike (time-to-first-spike coding; Mostafa 2017, Göltz et al.
+2021); those times are the next layer's inputs.
 
 **Pseudodynamics** (Klos & Memmesheimer, Phys. Rev. Lett. 2025). With ``pseudo_drive = I_p``,
 every neuron's constant current becomes ``bias + I_p`` after the trial end ``t1`` and the
 simulation continues until every neuron has fired. A neuron silent in ``[0, t1]`` then gets a
 *pseudospike* at a time ``> t1``; pseudospikes are passed on to the next layer like spikes, so
 they arrive after ``t1`` too. What happens in ``[0, t1]`` (the trial's spikes and output) does not
-depend on the pseudodynamics at all. For the QIF (theta) neuron the phase only moves forward and
+depend on the pseudodynamics at all. For the QIF (theta) neuron the phase moves forward between kicks and
 reaches ``pi`` in finite time once ``bias + I_p > 0``, so a spike that leaves the trial through
 ``t1`` continues smoothly as a pseudospike and the first-spike times (real or pseudo) are
 continuous, almost everywhere smooth functions of weights and input times: a loss on them lets
 gradient descent add and remove spikes. For LIF the first crossing disappears tangentially (the
 time jumps when a spike is lost), so the same times are discontinuous.
 
-The loop for one layer is a ``lax.scan`` over the sorted inputs, plus one event at ``t1`` (where the
-current switches) and one final open interval; costs ``O(n_in x n_post)`` per trial. Gradients are
-those of autodiff through the scan (closed forms or the implicit function theorem for each spike
-time), exact as long as the order of events does not change.
+Costs ``O(n_in x n_post)`` per layer and trial. Gradients are those of autodiff through these
+closed forms (exact as long as the order of events does not change).
 """
 
 from __future__ import annotations
