@@ -37,10 +37,11 @@ from ..neurons import LIF, QIF
 from ..parameters import partition
 from ..rules.exact import Exact
 from ..simulate import simulate
-from ..spike_losses import spike_time_loss, spike_times_per_neuron
+from ..spike_losses import spike_time_loss
 from ..spike_train import SpikeTrain
 from ..surrogates import FastSigmoid
 from ..tasks._base import Batch
+from ..tasks.spike_targets import SpikeTimeTargets
 from ..tasks.yin_yang import YinYang
 
 KINDS = ("single_neuron", "recurrent", "yinyang")
@@ -198,19 +199,17 @@ def run_recurrent(cfg: dict, out_dir: Path) -> dict:
     n, t1 = r["n"], d["t1"]
     key = jax.random.key(cfg["experiment"]["seed"])
     t_in = jnp.linspace(0.05, 0.35, r["n_in"]) * t1
-    x = SpikeTrain(t_in[None], jnp.arange(r["n_in"])[None], n=r["n_in"])
+    x = SpikeTrain(t_in, jnp.arange(r["n_in"]), n=r["n_in"])
     targets = jnp.linspace(0.4, 0.8, n)[:, None] * t1
     net = RSNN(n_in=r["n_in"], n_rec=n, n_out=1, neuron=QIF(bias=d["qif_bias"]), key=key, in_scale=r["in_scale"],
                rec_scale=r["rec_scale"], tau_out=1.0, trainable=("w_in", "w_rec"))
     budget = 3 * n + r["n_in"]
-
-    def times_of(net):
-        out = simulate(net, x, method="event", t1=t1, max_events=budget, pseudo_drive=d["pseudo_drive"],
-                       max_pseudospikes=budget)
-        return spike_times_per_neuron(out.spikes, out.info["pseudospikes"], k=1)[0]
-
+    task = SpikeTimeTargets(x, targets, t1=t1, pseudo_drive=d["pseudo_drive"], max_events=budget,
+                            max_pseudospikes=budget)
+    batch = task.sample(None, 1)
+    times_of = lambda net: task.spike_times(task.forward(net, batch))[0]
     params, static = partition(net)
-    loss = lambda p: spike_time_loss(times_of(eqx.combine(p, static)), targets, t_missing=2 * t1)
+    loss = lambda p: task.loss(task.forward(eqx.combine(p, static), batch), batch)
     opt = optax.adam(optax.cosine_decay_schedule(r["learning_rate"], r["steps"], 0.02))
 
     @jax.jit
