@@ -556,7 +556,7 @@ def _dense(acc, layout, w):
 
 
 def _online(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule, self_connections):
-    T, nb = inputs.shape[0], inputs.shape[1]
+    nb = inputs.shape[1]
     n_rec = init[1].shape[-1]
     dtype = inputs.dtype
     per_step, shared = task.step_terms(batch)
