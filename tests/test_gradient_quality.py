@@ -119,6 +119,19 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
            for i in range(S)]
     for q in full:
         np.testing.assert_allclose(full[q], direct[q], rtol=1e-12)
+        if q == "snr_median":
+            continue  # a block jackknife, below
         values = np.array([float(r[q]) for r in loo])
         expected = np.sqrt((S - 1) / S * np.sum((values - values.mean()) ** 2))
         np.testing.assert_allclose(se[q], expected, rtol=1e-9, atol=1e-14, err_msg=q)
+
+    # the median SNR: delete-a-block jackknife (S = 16 -> 8 blocks of 2 consecutive samples)
+    from simjax.analysis.gradient_quality import snr_blocks
+
+    G16 = jnp.asarray(rng.normal(size=(16, P)) + 0.3)
+    zero = jnp.zeros((16, 16))
+    assert snr_blocks(16) == 8 and snr_blocks(7) == 7 and snr_blocks(64) == 8
+    _, se16 = _with_jackknife(G16, g, zero, jnp.zeros(16), jnp.zeros(()))
+    reps = np.array([float(full_stats(jnp.delete(G16, jnp.arange(2 * b, 2 * b + 2), axis=0), g, zero[:14, :14],
+                                      jnp.zeros(14), jnp.zeros(()))["snr_median"]) for b in range(8)])
+    np.testing.assert_allclose(se16["snr_median"], np.sqrt(7 / 8 * np.sum((reps - reps.mean()) ** 2)), rtol=1e-9)

@@ -20,7 +20,9 @@ For ``S`` samples ``g_s`` of the rule (its noise / keys; the batch is fixed unle
 
 Curvature enters only through Hessian-vector products: ``H g_s`` for every sample and ``H g``
 (``S + 1`` products per group), from which every quadratic form above is exact for the samples (no
-dense Hessian). Error bars are delete-one jackknife standard errors over the samples.
+dense Hessian). Error bars are delete-one jackknife standard errors over the samples (in closed form), except for
+the median SNR: a delete-a-block jackknife over at most 8 blocks (every replicate sorts all parameters,
+and the delete-one jackknife of a median is not consistent anyway).
 Group blocks use the diagonal block ``H_gg``. For clock-driven spiking networks the "Hessian" is the
 derivative of the surrogate gradient, so curvature and the predicted loss change are meaningful for
 smooth (rate / event-driven) models.
@@ -121,7 +123,7 @@ def _with_jackknife(G, g, K, c, d):
     m_loo_dot_g = m @ g - shift @ g
     m_loo_norm2 = m @ m - 2 * (shift @ m) + D2 / (S - 1) ** 2
     tr_cov_loo = (Q - S / (S - 1) * D2) / (S - 2)
-    snr_loo = _snr_median(m - shift, (q - S / (S - 1) * D**2) / (S - 2))
+    snr_loo = jnp.zeros(S)  # its own (block) jackknife below
     mHm_loo = (jnp.sum(K) - jnp.sum(K, axis=0) - jnp.sum(K, axis=1) + diag) / (S - 1) ** 2
     w_dot_c_loo = (jnp.sum(c) - c) / (S - 1)
     tr_hcov_loo = (jnp.sum(diag) - diag - (S - 1) * mHm_loo) / (S - 2)
@@ -129,7 +131,33 @@ def _with_jackknife(G, g, K, c, d):
     loo = _quantities(S - 1, m_loo_dot_g, m_loo_norm2, tr_cov_loo, gnorm2, others(per_cos), others(agree), snr_loo,
                       mHm_loo, w_dot_c_loo, d, tr_hcov_loo)
     se = jax.tree.map(lambda a: jnp.sqrt((S - 1) / S * jnp.sum((a - jnp.mean(a)) ** 2)), loo)
+    se["snr_median"] = _snr_median_se(D, m, q)
     return full, se
+
+
+def snr_blocks(samples: int) -> int:
+    """Blocks of the delete-a-block jackknife of the median SNR: the largest divisor of ``samples``
+    that is at most 8 (each replicate sorts all parameters, so 8 replicates instead of ``samples``)."""
+    return max(b for b in range(1, min(samples, 8) + 1) if samples % b == 0)
+
+
+def _snr_median_se(D, m, q):
+    """Delete-a-block jackknife error of the median per-parameter SNR (blocks of consecutive samples).
+
+    Leaving out block ``b`` (``h`` samples, ``n = S - h`` kept): the mean moves by
+    ``-sum_b D_i / n`` and the per-parameter sum of squared deviations becomes
+    ``q - sum_b D_i^2 - (sum_b D_i)^2 / n``.
+    """
+    S = D.shape[0]
+    B = snr_blocks(S)
+    if B < 2:
+        return jnp.full((), jnp.nan, D.dtype)
+    h, n = S // B, S - S // B
+    Db = D.reshape(B, h, -1)
+    block_sum, block_sq = jnp.sum(Db, axis=1), jnp.sum(Db**2, axis=1)
+    var = (q - block_sq - block_sum**2 / n) / (n - 1)
+    reps = _snr_median(m - block_sum / n, var)
+    return jnp.sqrt((B - 1) / B * jnp.sum((reps - jnp.mean(reps)) ** 2))
 
 
 def sample_updates(model, rule, task, batch, key, samples):
