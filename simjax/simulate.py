@@ -110,7 +110,8 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
       through such a network use ``memory="recompute"``.
     - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
     - ``method_kwargs``: passed to the method: ``max_events`` (the static event budget; running out
-      raises unless ``on_exhausted="flag"``) and ``record_dt`` (readout sampling grid) for events;
+      raises unless ``on_exhausted="flag"``), ``record_dt`` (readout sampling grid), and
+      ``pseudo_drive``/``max_pseudospikes`` (pseudodynamics after ``t1``, see `simjax.event`) for events;
       ``solver``, ``stepsize_controller``, ``adjoint``, ``dt0``, ``saveat``, ``max_steps`` for ODEs.
 
     **Returns:** an `Output`.
