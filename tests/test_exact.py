@@ -80,3 +80,21 @@ def test_simulate_rejects_nan_inputs_and_wrong_widths():
         sj.simulate(net, np.zeros((5, 2, 3)), dt=1.0, method="evnt")
     with pytest.raises(ValueError, match="dt must be finite and > 0, got -1.0"):
         sj.simulate(net, np.zeros((5, 2, 3)), dt=-1.0)
+
+
+def test_exact_with_a_replacement_surrogate_returns_updates_shaped_like_the_model():
+    """`Exact(surrogate=...)` differentiates with another pseudo-derivative, but its updates keep the
+    model's own structure (optimisers and `fit` apply them to the model), and equal the gradient of
+    the same network built with that surrogate."""
+    kwargs = dict(n_in=3, n_rec=5, n_out=2, key=jax.random.key(0), in_scale=3.0,
+                  trainable=("w_in", "w_rec", "w_out", "b_out", "neuron"))
+    net = sj.networks.RSNN(**kwargs, surrogate=sj.surrogates.FastSigmoid(slope=25.0))
+    built = sj.networks.RSNN(**kwargs, surrogate=sj.surrogates.Triangle(dampening=0.3))
+    task = sj.tasks.Supervised(loss="mse", dt=1.0)
+    batch = sj.tasks.Batch(inputs=jnp.asarray(RNG.uniform(size=(15, 2, 3))), targets=jnp.asarray(RNG.normal(size=(15, 2, 2))))
+    _, updates, _ = sj.rules.Exact(surrogate=sj.surrogates.Triangle(dampening=0.3))(net, task, batch, None)
+    _, reference, _ = sj.rules.Exact()(built, task, batch, None)
+    assert jax.tree.structure(updates) == jax.tree.structure(partition(net)[0])
+    for name in ("w_in", "w_rec", "w_out"):
+        np.testing.assert_allclose(getattr(updates, name).weight, getattr(reference, name).weight, rtol=1e-12)
+    np.testing.assert_allclose(updates.neuron.tau_mem, reference.neuron.tau_mem, rtol=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 from ..parameters import partition
 from ..surrogates import AbstractSurrogate, replace_surrogate
@@ -39,9 +40,21 @@ class Exact(AbstractRule):
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def __call__(self, model, task, batch, key):
+        original = model
         if self.surrogate is not None:
             model = replace_surrogate(model, self.surrogate)
         params, static = partition(model)
         (loss, outputs), grads = jax.value_and_grad(loss_and_outputs, has_aux=True)(
             params, static, task, batch, key, dict(self.simulate_kwargs))
+        if self.surrogate is not None:
+            # updates are shaped like the model's own parameters: its surrogates (which get no
+            # gradient, they only act backward) come back in place of the replacement
+            grads = _restore_surrogates(grads, partition(original)[0])
         return loss, grads, task.metrics(outputs, batch)
+
+
+def _restore_surrogates(grads, reference):
+    is_surrogate = lambda x: isinstance(x, AbstractSurrogate)  # noqa: E731
+    originals = iter([x for x in jax.tree.leaves(reference, is_leaf=is_surrogate) if is_surrogate(x)])
+    return jax.tree.map(lambda x: jax.tree.map(jnp.zeros_like, next(originals)) if is_surrogate(x) else x, grads,
+                        is_leaf=is_surrogate)
