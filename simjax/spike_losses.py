@@ -24,25 +24,33 @@ def _finite(times, t_missing):
 
 
 def first_spike_cross_entropy(times: Float[Array, "*batch n"], labels: Int[Array, "*batch"], *, t1: Any,
-                              tau: Any = 1.0, missing_weight: Any = 0.0,
-                              t_missing: Any = None) -> Float[Array, ""]:
+                              tau: Any = 1.0, missing_weight: Any = 0.0, early_weight: Any = 0.0,
+                              early_tau: Any = 1.0, t_missing: Any = None) -> Float[Array, ""]:
     r"""Time-to-first-spike classification loss: the earliest output neuron should be the label's.
 
-        L = mean[ -log softmax(-t / tau)_label  +  a max(t_label - t1, 0)^2 / tau^2 ]
+        L = mean[ -log softmax(-t / tau)_label  +  a max(t_label - t1, 0)^2 / tau^2
+                  +  b (exp(t_label / tau_b) - 1) ]
 
-    (Mostafa 2017; Göltz et al. 2021 for the first term). The second term (``a = missing_weight``)
-    pulls the label neuron's pseudospike into the trial when it is silent.
+    (Mostafa 2017; Göltz et al. 2021 for the first and last terms). The second term
+    (``a = missing_weight``) pulls the label neuron's pseudospike into the trial when it is silent.
+    The third (``b = early_weight``, ``tau_b = early_tau``; Göltz et al. 2021's time regulariser)
+    always rewards an earlier label spike: it keeps the label neuron firing while the first term
+    pushes the others late, so that output spikes are not lost (LIF, where a lost spike has no
+    smooth way back).
 
     **Arguments:**
     - ``times``: first spike times ``[*batch, n]`` (pseudospikes ``> t1`` included; ``inf``: none).
     - ``labels``: integer classes ``[*batch]``.
     - ``t1``: trial end. ``tau``: softmax temperature (time units, > 0).
-    - ``missing_weight``: ``a >= 0``. ``t_missing``: replaces ``inf`` (default ``2 t1``).
+    - ``missing_weight``: ``a >= 0``. ``early_weight``: ``b >= 0``. ``early_tau``: ``tau_b > 0``.
+      ``t_missing``: replaces ``inf`` (default ``2 t1``).
 
     **Returns:** the scalar loss.
     """
     check_positive("tau", tau, owner="first_spike_cross_entropy")
     check_positive("missing_weight", missing_weight, allow_zero=True, owner="first_spike_cross_entropy")
+    check_positive("early_weight", early_weight, allow_zero=True, owner="first_spike_cross_entropy")
+    check_positive("early_tau", early_tau, owner="first_spike_cross_entropy")
     times = jnp.asarray(times)
     labels = jnp.asarray(labels)
     if labels.shape != times.shape[:-1]:
@@ -52,7 +60,9 @@ def first_spike_cross_entropy(times: Float[Array, "*batch n"], labels: Int[Array
     ce = optax.softmax_cross_entropy_with_integer_labels(-times / tau, labels.astype(jnp.int32))
     t_label = jnp.take_along_axis(times, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
     late = jnp.maximum(t_label - t1, 0.0) / tau
-    return jnp.mean(ce + missing_weight * late**2)
+    off = isinstance(early_weight, (int, float)) and early_weight == 0  # (no exp overflow when off)
+    early = 0.0 if off else early_weight * jnp.expm1(t_label / early_tau)
+    return jnp.mean(ce + missing_weight * late**2 + early)
 
 
 def first_spike_prediction(times: Float[Array, "*batch n"], t1: Any) -> tuple[Int[Array, "*batch"], Any]:

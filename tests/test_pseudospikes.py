@@ -283,3 +283,31 @@ def test_bad_input_is_rejected():
         first_spike_cross_entropy(jnp.zeros((2, 3)), jnp.zeros((2,), int), t1=T1, tau=0.0)
     with pytest.raises(ValueError, match="k must be a positive int"):
         spike_times_per_neuron(x, k=0)
+
+
+def test_first_spike_cross_entropy_terms_match_their_formulas():
+    """The three terms of the time-to-first-spike loss, by hand in NumPy: softmax cross-entropy on
+    -t / tau, the missing-spike term a max(t_label - t1, 0)^2 / tau^2 and Göltz et al.'s time
+    regulariser b (exp(t_label / tau_b) - 1); inf counts as t_missing."""
+    times = np.array([[0.4, 1.1, 2.6], [2.3, 0.9, np.inf]])
+    labels = np.array([2, 0])
+    tau, a, b, tau_b = 0.3, 0.7, 0.05, 0.5
+    t = np.where(np.isfinite(times), times, 2 * T1)
+    z = -t / tau
+    ce = -(z[np.arange(2), labels] - np.log(np.exp(z).sum(axis=1)))
+    t_label = t[np.arange(2), labels]
+    expected = np.mean(ce + a * (np.maximum(t_label - T1, 0) / tau) ** 2 + b * np.expm1(t_label / tau_b))
+    got = first_spike_cross_entropy(jnp.asarray(times), jnp.asarray(labels), t1=T1, tau=tau, missing_weight=a,
+                                    early_weight=b, early_tau=tau_b)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+    plain = first_spike_cross_entropy(jnp.asarray(times), jnp.asarray(labels), t1=T1, tau=tau)
+    assert float(plain) == pytest.approx(np.mean(ce), rel=1e-12)
+    # The regulariser's gradient always pulls the label spike earlier, the other neurons untouched.
+    g = jax.grad(lambda t: first_spike_cross_entropy(t, jnp.asarray(labels), t1=T1, tau=tau, early_weight=b,
+                                                     early_tau=tau_b) - first_spike_cross_entropy(
+        t, jnp.asarray(labels), t1=T1, tau=tau))(jnp.asarray(t))
+    expected_g = np.zeros_like(t)
+    expected_g[np.arange(2), labels] = b * np.exp(t_label / tau_b) / tau_b / 2
+    np.testing.assert_allclose(g, expected_g, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="early_tau must be finite and > 0"):
+        first_spike_cross_entropy(jnp.asarray(times), jnp.asarray(labels), t1=T1, early_weight=b, early_tau=0.0)

@@ -93,6 +93,7 @@ def test_single_neuron_demo_quick_mode(tmp_path):
     ({"t_min": 1.0, "t_max": 0.5}, "t_min < t_max <= t1"),
     ({"pseudo_drive": -1.0}, "pseudo_drive must be a positive number or None"),
     ({"tau": 0.0}, "tau must be finite and > 0"),
+    ({"early_weight": -0.1}, "early_weight must be finite and >= 0"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -115,4 +116,8 @@ def test_bad_points_and_config_values():
     raw = load(bad)
     raw["demo"]["pseudo_drive"] = 0.5
     with pytest.raises(ConfigError, match="demo.pseudo_drive = 0.5 is not allowed"):
+        _merged(exact_spikes, raw, False)
+    raw = load(bad)
+    raw["yinyang"]["lif_pseudo_drive"] = 0.9
+    with pytest.raises(ConfigError, match="yinyang.lif_pseudo_drive = 0.9 is not allowed"):
         _merged(exact_spikes, raw, False)

@@ -55,7 +55,9 @@ DEFAULTS = {
     "recurrent": {"n": 50, "n_in": 4, "steps": 300, "learning_rate": 0.03, "in_scale": 1.0, "rec_scale": 0.2},
     "yinyang": {"models": list(MODELS), "n_train": 5000, "n_test": 1000, "hidden": 100, "epochs": 30,
                 "batch_size": 50, "learning_rate": 5e-3, "tau": 0.25, "missing_weight": 1.0,
-                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "lif_mean": [1.5, 0.4], "lif_exact_learning_rate": 1e-3, "dt": 0.02,
+                "qif_scale": [4.0, 1.0], "lif_scale": [4.0, 1.0], "lif_mean": [1.5, 0.4],
+                "lif_exact_learning_rate": 5e-3, "lif_decay": True, "lif_tau": 0.1,
+                "lif_early_weight": 0.01, "lif_early_tau": 0.5, "lif_pseudo_drive": 1.2, "dt": 0.02,
                 "slope": 25.0},
 }
 QUICK = {
@@ -82,7 +84,8 @@ def validate(cfg: dict) -> None:
             v = cfg[section][key]
             require(isinstance(v, int) and v >= 2, f"{section}.{key}", v, "an integer >= 2")
     for section, key in (("single_neuron", "learning_rate"), ("recurrent", "learning_rate"),
-                         ("yinyang", "learning_rate"), ("yinyang", "lif_exact_learning_rate"), ("yinyang", "tau"), ("yinyang", "dt"), ("yinyang", "slope")):
+                         ("yinyang", "learning_rate"), ("yinyang", "lif_exact_learning_rate"), ("yinyang", "tau"),
+                         ("yinyang", "lif_tau"), ("yinyang", "lif_early_tau"), ("yinyang", "dt"), ("yinyang", "slope")):
         require(cfg[section][key] > 0, f"{section}.{key}", cfg[section][key], "a positive number")
     require(y["batch_size"] <= y["n_train"], "yinyang.batch_size", y["batch_size"], "at most yinyang.n_train")
     require(len(y["models"]) > 0 and all(m in MODELS for m in y["models"]), "yinyang.models", y["models"],
@@ -90,6 +93,10 @@ def validate(cfg: dict) -> None:
     for key in ("qif_scale", "lif_scale"):
         require(len(y[key]) == 2 and all(v > 0 for v in y[key]), f"yinyang.{key}", y[key],
                 "two positive numbers (hidden, output layer)")
+    require(y["lif_early_weight"] >= 0, "yinyang.lif_early_weight", y["lif_early_weight"], "a number >= 0")
+    require(y["lif_pseudo_drive"] > 1.0, "yinyang.lif_pseudo_drive", y["lif_pseudo_drive"],
+            "a number > 1 (LIF with v_th = 1 must fire after t1)")
+    require(isinstance(y["lif_decay"], bool), "yinyang.lif_decay", y["lif_decay"], "true or false")
     require(len(y["lif_mean"]) == 2, "yinyang.lif_mean", y["lif_mean"], "two numbers (hidden, output layer)")
 
 
@@ -251,7 +258,8 @@ def yinyang_setup(cfg: dict, name: str, key):
         task = YinYang(pseudo_drive=d["pseudo_drive"], **common)
         model = SpikingFeedForward(sizes, QIF(bias=d["qif_bias"]), key=key, scale=y["qif_scale"])
     elif name == "lif_exact":
-        task = YinYang(pseudo_drive=d["pseudo_drive"], **common)
+        task = YinYang(pseudo_drive=y["lif_pseudo_drive"], early_weight=y["lif_early_weight"],
+                       early_tau=y["lif_early_tau"], **{**common, "tau": y["lif_tau"]})
         model = SpikingFeedForward(sizes, lif, key=key, scale=y["lif_scale"], mean=y["lif_mean"])
     else:
         task = YinYang(pseudo_drive=None, **common)
@@ -259,9 +267,16 @@ def yinyang_setup(cfg: dict, name: str, key):
     return model, task
 
 
-def learning_rate(cfg: dict, name: str) -> float:
+def learning_rate(cfg: dict, name: str):
+    """Adam's learning rate for model ``name``: a number, or for ``lif_exact`` with ``lif_decay`` a
+    cosine decay over all steps to 5 % of ``lif_exact_learning_rate``."""
     y = cfg["yinyang"]
-    return y["lif_exact_learning_rate"] if name == "lif_exact" else y["learning_rate"]
+    if name != "lif_exact":
+        return y["learning_rate"]
+    if not y["lif_decay"]:
+        return y["lif_exact_learning_rate"]
+    steps = y["epochs"] * (y["n_train"] // y["batch_size"])
+    return optax.cosine_decay_schedule(y["lif_exact_learning_rate"], steps, 0.05)
 
 
 def train_yinyang(model, task, *, epochs: int, batch_size: int, learning_rate: float, key, log=print):

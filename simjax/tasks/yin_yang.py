@@ -63,7 +63,7 @@ class YinYang(AbstractTask):
     - ``t_min``, ``t_max``: input spike times of coordinate 0 and 1; ``t_bias``: the bias spike.
     - ``t1``: trial end. ``pseudo_drive``: current added after ``t1`` (pseudodynamics, event-driven
       `SpikingFeedForward` only; ``None``: off).
-    - ``tau``, ``missing_weight``: of `simjax.spike_losses.first_spike_cross_entropy`.
+    - ``tau``, ``missing_weight``, ``early_weight``, ``early_tau``: of `simjax.spike_losses.first_spike_cross_entropy`.
     - ``dt``: time step for clock-driven models.
 
     **Models.** A `simjax.networks.SpikingFeedForward` (``5 -> ... -> 3``) is simulated event-driven;
@@ -84,11 +84,14 @@ class YinYang(AbstractTask):
     pseudo_drive: float | None = eqx.field(static=True)
     tau: float = eqx.field(static=True)
     missing_weight: float = eqx.field(static=True)
+    early_weight: float = eqx.field(static=True)
+    early_tau: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
 
     def __init__(self, seed: int = 0, n_train: int = 5000, n_test: int = 1000, *, t_min: float = 0.1,
                  t_max: float = 1.0, t_bias: float = 0.1, t1: float = 2.0, pseudo_drive: float | None = 10.0,
-                 tau: float = 0.25, missing_weight: float = 1.0, dt: float = 0.02):
+                 tau: float = 0.25, missing_weight: float = 1.0, dt: float = 0.02,
+                 early_weight: float = 0.0, early_tau: float = 1.0):
         for name, n in (("n_train", n_train), ("n_test", n_test)):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
                 raise ValueError(f"YinYang: {name} must be an int >= 3 (a point per class), got {n!r}")
@@ -99,6 +102,8 @@ class YinYang(AbstractTask):
         check_positive("t_min", t_min, allow_zero=True, owner="YinYang")
         check_positive("t_bias", t_bias, allow_zero=True, owner="YinYang")
         check_positive("missing_weight", missing_weight, allow_zero=True, owner="YinYang")
+        check_positive("early_weight", early_weight, allow_zero=True, owner="YinYang")
+        check_positive("early_tau", early_tau, owner="YinYang")
         if not t_min < t_max <= t1 or t_bias > t1:
             raise ValueError(f"YinYang: input times must satisfy t_min < t_max <= t1 and t_bias <= t1, got "
                              f"t_min={t_min!r}, t_max={t_max!r}, t_bias={t_bias!r}, t1={t1!r}")
@@ -113,6 +118,7 @@ class YinYang(AbstractTask):
         self.t_min, self.t_max, self.t_bias, self.t1 = float(t_min), float(t_max), float(t_bias), float(t1)
         self.pseudo_drive = None if pseudo_drive is None else float(pseudo_drive)
         self.tau, self.missing_weight, self.dt = float(tau), float(missing_weight), float(dt)
+        self.early_weight, self.early_tau = float(early_weight), float(early_tau)
 
     def encode(self, xy: Float[Array, "*batch 2"]) -> SpikeTrain:
         """Points ``[*batch, 2]`` as ``SpikeTrain`` of 5 channels (``x, y, 1-x, 1-y``, bias)."""
@@ -156,7 +162,8 @@ class YinYang(AbstractTask):
         kind, values = self._scores(outputs)
         if kind == "times":
             return first_spike_cross_entropy(values, batch.targets, t1=self.t1, tau=self.tau,
-                                             missing_weight=self.missing_weight)
+                                             missing_weight=self.missing_weight, early_weight=self.early_weight,
+                                             early_tau=self.early_tau)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(values, batch.targets))
 
     def metrics(self, outputs: Output, batch: Batch) -> dict:
