@@ -13,8 +13,9 @@ seeds-5-8 Seed 7): QIF (theta) neurons with pseudodynamics after the trial end.
 - ``yinyang``: the Yin-Yang data set with a ``5-H-3`` network and time-to-first-spike readout,
   trained three ways: QIF with exact gradients and pseudodynamics from a network with no output
   spikes (``qif_exact``), LIF with exponential synapses and exact event-driven gradients
-  (``lif_exact``, the EventProp gradient), and clock-driven LIF with surrogate gradients and a
-  max-over-time readout (``lif_surrogate``). ``summary.json`` holds the comparison table: test
+  (``lif_exact``, the EventProp gradient; trained with Göltz et al. 2021's time regulariser, a
+  sharper softmax, cosine learning-rate decay and a weak pseudo drive: the ``lif_*`` keys), and
+  clock-driven LIF with surrogate gradients and a max-over-time readout (``lif_surrogate``). ``summary.json`` holds the comparison table: test
   accuracy, seconds per epoch (after compilation), compile time, fraction of steps whose
   gradient had a non-finite entry (those steps are skipped); ``history.csv`` per-epoch metrics.
 """
