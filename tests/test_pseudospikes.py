@@ -247,11 +247,12 @@ def test_recurrent_network_learns_target_spike_times():
             updates, state = opt.update(g, state, params)
             return (optax.apply_updates(params, updates), state), value
 
+        start = times_of(eqx.combine(params, static))  # (inside the one compiled program)
         (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-        return params, losses, times_of(eqx.combine(params, static))
+        return params, losses, start, times_of(eqx.combine(params, static))
 
-    params, losses, times = train(params)
-    assert np.all(np.asarray(times_of(net)) > T1)  # silent in the trial at the start
+    params, losses, start, times = train(params)
+    assert np.all(np.asarray(start) > T1)  # silent in the trial at the start
     errors = np.abs(np.asarray(times - targets))
     assert np.all(np.asarray(times) <= T1)  # every neuron now spikes in the trial
     assert float(jnp.sqrt(losses[-1])) < 0.02 * float(jnp.sqrt(losses[0]))
@@ -297,15 +298,17 @@ def test_first_spike_cross_entropy_terms_match_their_formulas():
     ce = -(z[np.arange(2), labels] - np.log(np.exp(z).sum(axis=1)))
     t_label = t[np.arange(2), labels]
     expected = np.mean(ce + a * (np.maximum(t_label - T1, 0) / tau) ** 2 + b * np.expm1(t_label / tau_b))
-    got = first_spike_cross_entropy(jnp.asarray(times), jnp.asarray(labels), t1=T1, tau=tau, missing_weight=a,
-                                    early_weight=b, early_tau=tau_b)
+    loss = lambda t, **kw: first_spike_cross_entropy(t, jnp.asarray(labels), t1=T1, tau=tau, **kw)
+    regulariser = lambda t: loss(t, early_weight=b, early_tau=tau_b) - loss(t)
+
+    @jax.jit  # (one compiled program instead of many eager operations)
+    def evaluate(times, t):
+        return loss(times, missing_weight=a, early_weight=b, early_tau=tau_b), loss(times), jax.grad(regulariser)(t)
+
+    got, plain, g = evaluate(jnp.asarray(times), jnp.asarray(t))
     assert float(got) == pytest.approx(expected, rel=1e-12)
-    plain = first_spike_cross_entropy(jnp.asarray(times), jnp.asarray(labels), t1=T1, tau=tau)
     assert float(plain) == pytest.approx(np.mean(ce), rel=1e-12)
     # The regulariser's gradient always pulls the label spike earlier, the other neurons untouched.
-    g = jax.grad(lambda t: first_spike_cross_entropy(t, jnp.asarray(labels), t1=T1, tau=tau, early_weight=b,
-                                                     early_tau=tau_b) - first_spike_cross_entropy(
-        t, jnp.asarray(labels), t1=T1, tau=tau))(jnp.asarray(t))
     expected_g = np.zeros_like(t)
     expected_g[np.arange(2), labels] = b * np.exp(t_label / tau_b) / tau_b / 2
     np.testing.assert_allclose(g, expected_g, rtol=1e-12, atol=1e-15)

@@ -1,9 +1,6 @@
 """Yin-Yang data (Kriener et al. 2022), a silent QIF network learning it, and the exact_spikes CLI."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -73,11 +70,12 @@ def test_silent_qif_network_learns_yinyang_with_pseudospikes():
     assert sum(r["nonfinite_steps"] for r in hist["epochs"]) == 0
 
 
-def test_single_neuron_demo_quick_mode(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "simjax", "run", "configs/exact_single_neuron.toml", "--quick",
-                             "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "MPLBACKEND": "Agg"})
-    assert result.returncode == 0, result.stderr
+def test_single_neuron_demo_quick_mode(tmp_path, capsys):
+    # In process (the CLI's own entry point) rather than in a new interpreter: no second start-up of JAX.
+    from simjax.cli import main
+
+    code = main(["run", str(ROOT / "configs" / "exact_single_neuron.toml"), "--quick", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["qif"]["jump_ratio_on_4x_finer_grid"] < 0.35  # continuous: jumps shrink with the step
     assert summary["lif"]["jump_ratio_on_4x_finer_grid"] > 0.9   # a jump that refinement keeps
