@@ -178,8 +178,10 @@ def test_loss_is_continuous_through_the_trial_end_for_qif_and_jumps_for_lif():
     lif = sj.neurons.LIF(tau_mem=1.0, tau_syn=0.5, v_th=1.0)
     for neuron, (lo, hi), continuous in ((qif, (2.0, 2.3), True), (lif, (3.0, 6.0), False)):
         jumps = []
-        for n in (101, 401):
-            loss, t = _sweep(neuron, np.linspace(lo, hi, n))
+        coarse, fine = np.linspace(lo, hi, 101), np.linspace(lo, hi, 401)
+        both = _sweep(neuron, np.concatenate([coarse, fine]))  # (one compiled program per neuron)
+        for part in (slice(0, 101), slice(101, None)):
+            loss, t = (a[part] for a in both)
             assert (t <= T1).any() and (t > T1).any()  # the spike crosses the trial end within the sweep
             jumps.append(np.max(np.abs(np.diff(loss))))
         if continuous:
