@@ -1,6 +1,7 @@
 """e-prop: equality with the exact gradient where e-prop is exact, eligibility traces against
 hand-written recursions, online mode, learning, memory, bad input."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,11 @@ from simjax.rules import EProp
 from simjax.rules.eprop import eligibility_traces
 
 T, B, N_IN, N_REC, N_OUT = 40, 3, 5, 6, 2
+
+
+def _jit(rule):
+    # One compiled program per rule call: far cheaper than dispatching the rule op by op.
+    return eqx.filter_jit(rule)
 
 
 def _rel(a, b):
@@ -43,10 +49,14 @@ def test_equals_exact_without_recurrence(kind, data):
     # for W_rec itself too.
     net = _net(kind, w_rec=jnp.zeros((N_REC, N_REC)))
     task = sj.tasks.Supervised(loss="mse")
-    out = sj.simulate(net, data.inputs, dt=1.0)
-    assert 0.02 < float(out.spikes.mean()) < 0.8  # the surrogate path is exercised
-    loss_e, g_exact, _ = sj.rules.Exact()(net, task, data, jax.random.key(0))
-    loss_p, g_eprop, _ = EProp()(net, task, data, jax.random.key(0))
+
+    @eqx.filter_jit  # one program for the three calls
+    def run(net, data, key):
+        rate = sj.simulate(net, data.inputs, dt=1.0).spikes.mean()
+        return rate, sj.rules.Exact()(net, task, data, key)[:2], EProp()(net, task, data, key)[:2]
+
+    rate, (loss_e, g_exact), (loss_p, g_eprop) = run(net, data, jax.random.key(0))
+    assert 0.02 < float(rate) < 0.8  # the surrogate path is exercised
     assert float(loss_p) == pytest.approx(float(loss_e), rel=1e-12)
     for a, b in zip(jax.tree.leaves(g_exact), jax.tree.leaves(g_eprop)):
         assert _rel(a, b) < 1e-8
@@ -56,8 +66,8 @@ def test_rate_rnn_equals_exact_without_recurrence(data):
     net = sj.networks.RateRNN(N_IN, N_REC, N_OUT, key=jax.random.key(3), tau_out=5.0, w_rec=jnp.zeros((N_REC, N_REC)),
                               b_rec=0.1 * jnp.ones(N_REC))
     task = sj.tasks.Supervised(loss="mse")
-    _, g_exact, _ = sj.rules.Exact()(net, task, data, jax.random.key(0))
-    _, g_eprop, _ = EProp()(net, task, data, jax.random.key(0))
+    _, g_exact, _ = _jit(sj.rules.Exact())(net, task, data, jax.random.key(0))
+    _, g_eprop, _ = _jit(EProp())(net, task, data, jax.random.key(0))
     for a, b in zip(jax.tree.leaves(g_exact), jax.tree.leaves(g_eprop)):
         assert _rel(a, b) < 1e-8
 
@@ -131,16 +141,22 @@ def test_alif_trace_matches_hand_recursion(reset):
 def test_online_with_one_update_at_the_end_is_offline(kind):
     # online_every >= T applies nothing inside the trial: the same gradient as the offline mode.
     task = sj.tasks.PatternGeneration(n_in=N_IN, n_out=N_OUT, duration=30.0, rate=100.0)
-    batch = task.sample(None, 2)
     net = _net(kind, rec_scale=2.0)
-    _, g_off, _ = EProp()(net, task, batch, jax.random.key(0))
-    loss_on, g_on, _ = EProp(online_every=30, learning_rate=0.1)(net, task, batch, jax.random.key(0))
-    loss_exact, _, _ = sj.rules.Exact()(net, task, batch, jax.random.key(0))
+
+    offline, online_end = EProp(), EProp(online_every=30, learning_rate=0.1)
+    online_5 = EProp(online_every=5, learning_rate=0.05)
+
+    @eqx.filter_jit  # one program for the sample and the four rule calls
+    def run(net, key):
+        batch = task.sample(None, 2)
+        return (offline(net, task, batch, key)[1], online_end(net, task, batch, key),
+                sj.rules.Exact()(net, task, batch, key)[0], online_5(net, task, batch, key))
+
+    g_off, (loss_on, g_on, _), loss_exact, (loss_k, g_k, _) = run(net, jax.random.key(0))
     assert float(loss_on) == pytest.approx(float(loss_exact), rel=1e-12)   # sum of per-step losses = loss
     for a, b in zip(jax.tree.leaves(g_off), jax.tree.leaves(g_on)):
         assert _rel(a, b) < 1e-10
     # Updates inside the scan change the trial: a different (here lower) loss than without them.
-    loss_k, g_k, _ = EProp(online_every=5, learning_rate=0.05)(net, task, batch, jax.random.key(0))
     assert float(loss_k) < float(loss_on)
     assert jax.tree.structure(g_k) == jax.tree.structure(g_on)
 
@@ -149,8 +165,8 @@ def test_symmetric_random_adaptive_differ_only_in_feedback(data):
     # W_out and b_out get their exact gradient in every variant; the hidden updates differ.
     net = _net("lif", rec_scale=2.0)
     task = sj.tasks.Supervised(loss="mse")
-    _, g_exact, _ = sj.rules.Exact()(net, task, data, jax.random.key(0))
-    grads = {v: EProp(v, key=4)(net, task, data, jax.random.key(0))[1] for v in ("symmetric", "random")}
+    _, g_exact, _ = _jit(sj.rules.Exact())(net, task, data, jax.random.key(0))
+    grads = {v: _jit(EProp(v, key=4))(net, task, data, jax.random.key(0))[1] for v in ("symmetric", "random")}
     for g in grads.values():
         assert _rel(g_exact.w_out.weight, g.w_out.weight) < 1e-10
         assert _rel(g_exact.b_out, g.b_out) < 1e-10
@@ -158,7 +174,7 @@ def test_symmetric_random_adaptive_differ_only_in_feedback(data):
     # The adaptive variant's feedback moves with the W_out update (Kolen-Pollack).
     rule = EProp("adaptive", key=4, feedback_learning_rate=0.5, feedback_decay=0.1)
     b0 = rule.init(net)
-    _, g_ad, _, b1 = rule.step(b0, net, task, data, jax.random.key(0))
+    _, g_ad, _, b1 = eqx.filter_jit(rule.step)(b0, net, task, data, jax.random.key(0))
     np.testing.assert_allclose(b1, (1 - 0.05) * b0 - 0.5 * g_ad.w_out.weight, rtol=1e-12)
 
 
@@ -195,8 +211,13 @@ def test_alif_store_recall_above_chance():
     net = sj.networks.RSNN(task.n_in, 12, 2, neuron=sj.neurons.ALIF(tau_mem=20.0, v_th=0.6, tau_adapt=200.0, beta=1.0),
                            surrogate=sj.surrogates.Triangle(0.3, 0.6), key=jax.random.key(1), out_scale=0.5)
     trained, history = sj.fit(net, EProp(), task, optax.adam(0.01), steps=150, key=jax.random.key(0), batch_size=8)
-    batch = task.sample(jax.random.key(99), 256)
-    accuracy = float(task.metrics(sj.simulate(trained, batch.inputs, dt=1.0), batch)["accuracy"])
+
+    @eqx.filter_jit  # sampling, simulation and scoring as one program
+    def test_accuracy(net, key):
+        batch = task.sample(key, 256)
+        return task.metrics(sj.simulate(net, batch.inputs, dt=1.0), batch)["accuracy"]
+
+    accuracy = float(test_accuracy(trained, jax.random.key(99)))
     assert float(np.mean(np.asarray(history["accuracy"])[:10])) < 0.7
     assert accuracy > 0.8
 
