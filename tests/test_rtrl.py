@@ -1,5 +1,6 @@
 """RTRL: forward-mode sensitivities give the exact (surrogate) gradient; memory flat in time."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
@@ -8,6 +9,11 @@ import simjax as sj
 from simjax.rules import RTRL
 
 T, B, N_IN, N_REC, N_OUT = 40, 2, 3, 4, 2
+
+
+def _jit(rule):
+    # One compiled program per rule call: far cheaper than dispatching the rule op by op.
+    return eqx.filter_jit(rule)
 
 
 def _rel(a, b):
@@ -36,26 +42,36 @@ NETWORKS = {
 def test_equals_exact_on_recurrent_network(kind, data):
     net = NETWORKS[kind]()
     task = sj.tasks.Supervised(loss="mse")
+    exact, rtrl = sj.rules.Exact(), RTRL()
+
+    @eqx.filter_jit  # one program for both rules
+    def run(net, data, key):
+        return exact(net, task, data, key)[:2], rtrl(net, task, data, key)[:2]
+
     if kind != "rate":
-        assert float(sj.simulate(net, data.inputs, dt=1.0).spikes.mean()) > 0.02
-    loss_e, g_exact, _ = sj.rules.Exact()(net, task, data, jax.random.key(0))
-    loss_r, g_rtrl, _ = RTRL()(net, task, data, jax.random.key(0))
+        assert float(_jit(lambda n, x: sj.simulate(n, x, dt=1.0).spikes.mean())(net, data.inputs)) > 0.02
+    (loss_e, g_exact), (loss_r, g_rtrl) = run(net, data, jax.random.key(0))
     assert float(loss_r) == pytest.approx(float(loss_e), rel=1e-12)
     for a, b in zip(jax.tree.leaves(g_exact), jax.tree.leaves(g_rtrl)):
         assert _rel(a, b) < 1e-8
     # ... where e-prop, which drops the cross-neuron terms, is only an approximation.
     if kind == "lif":
-        g_eprop = sj.rules.EProp()(net, task, data, jax.random.key(0))[1]
+        g_eprop = _jit(sj.rules.EProp())(net, task, data, jax.random.key(0))[1]
         assert _rel(g_exact.w_rec.weight, g_eprop.w_rec.weight) > 1e-3
 
 
 def test_per_step_loss_path_equals_exact():
     # A task with a per-step loss: one forward pass, learning signal at every step.
     task = sj.tasks.PatternGeneration(n_in=N_IN, n_out=N_OUT, duration=30.0, rate=200.0)
-    batch = task.sample(None, B)
     net = NETWORKS["alif"]()
-    loss_e, g_exact, _ = sj.rules.Exact()(net, task, batch, jax.random.key(0))
-    loss_r, g_rtrl, _ = RTRL()(net, task, batch, jax.random.key(0))
+    exact, rtrl = sj.rules.Exact(), RTRL()
+
+    @eqx.filter_jit  # one program for the sample and both rules
+    def run(net, key):
+        batch = task.sample(None, B)
+        return exact(net, task, batch, key)[:2], rtrl(net, task, batch, key)[:2]
+
+    (loss_e, g_exact), (loss_r, g_rtrl) = run(net, jax.random.key(0))
     assert float(loss_r) == pytest.approx(float(loss_e), rel=1e-12)
     for a, b in zip(jax.tree.leaves(g_exact), jax.tree.leaves(g_rtrl)):
         assert _rel(a, b) < 1e-8
