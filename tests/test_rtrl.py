@@ -79,7 +79,7 @@ def test_per_step_loss_path_equals_exact():
 
 def _temp_bytes(rule, steps):
     task = sj.tasks.PatternGeneration(n_in=3, n_out=1, duration=float(steps))
-    batch = task.sample(None, 1)
+    batch = jax.eval_shape(lambda: task.sample(None, 1))  # shapes are all the compiler needs
     net = sj.networks.RSNN(3, 4, 1, key=jax.random.key(1))
     f = lambda n, t, b: rule(n, t, b, jax.random.key(0))[:2]  # noqa: E731
     return jax.jit(f).lower(net, task, batch).compile().memory_analysis().temp_size_in_bytes
