@@ -23,11 +23,12 @@ class _EventTask(sj.tasks.Supervised):
 
 
 def _check_against_fd(model, task, batch, eps=1e-6, rtol=1e-5, n_coords=6):
-    _, grads, _ = sj.rules.Exact()(model, task, batch, None)
+    _, grads, _ = eqx.filter_jit(sj.rules.Exact())(model, task, batch, None)
     g, _ = ravel_pytree(grads)
     params, static = partition(model)
     theta, unravel = ravel_pytree(params)
 
+    @jax.jit  # compiled once, evaluated 2 n_coords times
     def loss(t):
         m = eqx.combine(unravel(t), static)
         return task.loss(task.forward(m, batch, None), batch)
