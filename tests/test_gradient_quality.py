@@ -52,12 +52,13 @@ def test_noisy_gradient_recovers_its_bias_and_variance(setup):
 def test_hessian_vector_quantities_match_dense_hessian(setup):
     net, task, batch = setup
     rule = NoisyGradient(bias=0.3, sigma=0.05, direction="random", seed=1)
-    G = jax.vmap(lambda k: ravel_pytree(rule(net, task, batch, k)[1])[0])(jax.random.split(jax.random.key(5), 6))
-    g = ravel_pytree(sj.rules.Exact()(net, task, batch, None)[1])[0]
+    G = jax.jit(jax.vmap(lambda k: ravel_pytree(rule(net, task, batch, k)[1])[0]))(
+        jax.random.split(jax.random.key(5), 6))
+    g = jax.jit(lambda: ravel_pytree(sj.rules.Exact()(net, task, batch, None)[1])[0])()
     theta, loss_fn, _ = flat_loss(net, task, batch)
     groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(net)}
     t = summarize(G, g, groups, loss_fn=loss_fn, theta=theta)
-    H = np.asarray(jax.hessian(loss_fn)(theta))  # dense: only for this check
+    H = np.asarray(jax.jit(jax.hessian(loss_fn))(theta))  # dense: only for this check
     for name in ("total", "w_rec", "w_out"):
         idx = np.flatnonzero(groups[name])
         Hb, Gb, gb = H[np.ix_(idx, idx)], np.asarray(G)[:, idx], np.asarray(g)[idx]
@@ -69,7 +70,8 @@ def test_hessian_vector_quantities_match_dense_hessian(setup):
     np.testing.assert_allclose(hvp(loss_fn, theta, v), H @ np.asarray(v), rtol=1e-10, atol=1e-12)
     eigvals, eigvecs = np.linalg.eigh(H)
     for which, i in (("top", -1), ("bottom", 0)):
-        vec, lam = extreme_eigenvector(loss_fn, theta, jax.random.key(0), which=which, iterations=300)
+        vec, lam = jax.jit(lambda th, w=which: extreme_eigenvector(loss_fn, th, jax.random.key(0), which=w,
+                                                                  iterations=300))(theta)
         assert float(lam) == pytest.approx(eigvals[i], abs=1e-4 * abs(eigvals[-1]))
 
 
