@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
+from simjax.networks import lif_scan
 from simjax.networks.lif_scan import supports
 from simjax.synapses import Dale
 
@@ -19,6 +20,12 @@ def network(reset, **kwargs):
     lif = sj.neurons.LIF(tau_mem=jnp.linspace(10.0, 30.0, 6), v_th=1.0, reset=reset, bias=0.05, v_rest=-0.05,
                          v_reset=0.1)
     return sj.networks.RSNN(4, 6, 3, neuron=lif, key=jax.random.key(0), rec_scale=1.0, in_scale=1.0, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def always_fast(monkeypatch):
+    """These networks are small: take the fast path whatever their size."""
+    monkeypatch.setattr(lif_scan, "MIN_NEURONS", 0)
 
 
 X = 0.15 * jax.random.uniform(jax.random.key(1), (60, 2, 3, 4))  # two batch axes

@@ -23,6 +23,7 @@ from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
 from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
+from . import lif_scan as lif_scan_module
 from .lif_scan import lif_scan, supports
 
 
@@ -140,9 +141,10 @@ class RSNN(AbstractNetwork):
 
     def fast_scan(self, drive, dt, state, unroll=1):
         """The whole clock-driven run by `simjax.networks.lif_scan.lif_scan` (same dynamics and
-        gradients, less memory and time), or ``None`` when this network is not eligible (see
-        `simjax.networks.lif_scan.supports`). ``drive`` is `prepare`'s output."""
-        if not supports(self):
+        gradients), or ``None`` when this network is not eligible (see
+        `simjax.networks.lif_scan.supports`) or smaller than `simjax.networks.lif_scan.MIN_NEURONS`.
+        ``drive`` is `prepare`'s output."""
+        if not supports(self) or self.n_rec < lif_scan_module.MIN_NEURONS:
             return None
         n = self.neuron
         if any(jnp.ndim(p) > 1 or (jnp.ndim(p) == 1 and jnp.shape(p)[0] != self.n_rec)
