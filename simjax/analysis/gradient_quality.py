@@ -235,7 +235,9 @@ def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss
               theta: Any = None, learning_rate: float = 1e-3) -> Table:
     """The report for flat samples ``G [S, P]`` against the flat reference ``g [P]``, per group
     (boolean masks over ``P``); curvature quantities when ``loss_fn(theta)`` is given."""
-    return to_table(summary_arrays(G, g, groups, loss_fn=loss_fn, theta=theta, learning_rate=learning_rate))
+    report = jax.jit(lambda G, g, theta: summary_arrays(G, g, groups, loss_fn=loss_fn, theta=theta,
+                                                        learning_rate=learning_rate))
+    return to_table(report(G, g, theta))
 
 
 def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3) -> dict:
