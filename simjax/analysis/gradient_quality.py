@@ -67,8 +67,9 @@ def _name(entry) -> str:
     return str(entry)
 
 
-def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, snr_median, mHm, w_dot_c, d, tr_hcov):
-    """The reported quantities of one set of ``n`` samples from its sufficient statistics."""
+def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, mHm, w_dot_c, d, tr_hcov):
+    """The reported quantities (all but the median SNR) of one set of ``n`` samples from its
+    sufficient statistics."""
     bias2 = m_norm2 - 2 * m_dot_g + gnorm2 - tr_cov / n
     return {
         "relative_bias": jnp.sqrt(jnp.maximum(bias2, 0.0) / gnorm2),
@@ -76,7 +77,6 @@ def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, snr_median,
         "cosine_mean": m_dot_g / jnp.maximum(jnp.sqrt(m_norm2 * gnorm2), 1e-300),
         "cosine_sample": per_cos,
         "sign_agreement": agree,
-        "snr_median": snr_median,
         "curvature_bias": mHm - 2 * w_dot_c + d - tr_hcov / n,
         "curvature_variance": tr_hcov,
     }
@@ -101,9 +101,9 @@ def full_stats(G, g, K, c, d):
     S = G.shape[0]
     m, _, q, gnorm2, per_cos, agree = _sample_terms(G, g)
     diag = jnp.diag(K)
-    return _quantities(S, m @ g, m @ m, jnp.sum(q) / (S - 1), gnorm2, jnp.mean(per_cos), jnp.mean(agree),
-                       _snr_median(m, q / (S - 1)), jnp.mean(K), jnp.mean(c), d,
-                       (jnp.sum(diag) - S * jnp.mean(K)) / (S - 1))
+    stats = _quantities(S, m @ g, m @ m, jnp.sum(q) / (S - 1), gnorm2, jnp.mean(per_cos), jnp.mean(agree),
+                        jnp.mean(K), jnp.mean(c), d, (jnp.sum(diag) - S * jnp.mean(K)) / (S - 1))
+    return {**stats, "snr_median": _snr_median(m, q / (S - 1))}
 
 
 def _with_jackknife(G, g, K, c, d):
@@ -123,15 +123,14 @@ def _with_jackknife(G, g, K, c, d):
     m_loo_dot_g = m @ g - shift @ g
     m_loo_norm2 = m @ m - 2 * (shift @ m) + D2 / (S - 1) ** 2
     tr_cov_loo = (Q - S / (S - 1) * D2) / (S - 2)
-    snr_loo = jnp.zeros(S)  # its own (block) jackknife below
     mHm_loo = (jnp.sum(K) - jnp.sum(K, axis=0) - jnp.sum(K, axis=1) + diag) / (S - 1) ** 2
     w_dot_c_loo = (jnp.sum(c) - c) / (S - 1)
     tr_hcov_loo = (jnp.sum(diag) - diag - (S - 1) * mHm_loo) / (S - 2)
     others = lambda v: (jnp.sum(v) - v) / (S - 1)  # noqa: E731
-    loo = _quantities(S - 1, m_loo_dot_g, m_loo_norm2, tr_cov_loo, gnorm2, others(per_cos), others(agree), snr_loo,
+    loo = _quantities(S - 1, m_loo_dot_g, m_loo_norm2, tr_cov_loo, gnorm2, others(per_cos), others(agree),
                       mHm_loo, w_dot_c_loo, d, tr_hcov_loo)
     se = jax.tree.map(lambda a: jnp.sqrt((S - 1) / S * jnp.sum((a - jnp.mean(a)) ** 2)), loo)
-    se["snr_median"] = _snr_median_se(D, m, q)
+    se["snr_median"] = _snr_median_se(D, m, q)  # a block jackknife (see `snr_blocks`)
     return full, se
 
 

@@ -89,24 +89,23 @@ def _fwd(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset,
     return out, (u, out[2], w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0)
 
 
-def _dense(g, like):
-    """A cotangent, or ``None`` for a symbolic zero (an output the loss does not use)."""
-    return None if isinstance(g, jax.custom_derivatives.SymbolicZero) else g
+def _is_symbolic_zero(g):
+    return isinstance(g, jax.custom_derivatives.SymbolicZero)
 
 
 def _bwd(reset, unroll, residuals, cotangents):
     u, o, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0 = residuals
-    g_s, g_v, g_o, (g_vT, g_sT, g_oT) = jax.tree.map(_dense, cotangents, (u, u, o, (v0, s0, o0)),
-                                                     is_leaf=lambda x: isinstance(x, jax.custom_derivatives.SymbolicZero))
-    zeros = lambda like: jnp.zeros_like(like)  # noqa: E731
-    g_vT = zeros(v0) if g_vT is None else g_vT
-    g_sT = zeros(s0) if g_sT is None else g_sT
+    # ``None`` for the symbolic zeros (outputs the loss does not use)
+    g_s, g_v, g_o, (g_vT, g_sT, g_oT) = jax.tree.map(lambda g: None if _is_symbolic_zero(g) else g, cotangents,
+                                                     is_leaf=_is_symbolic_zero)
+    g_vT = jnp.zeros_like(v0) if g_vT is None else g_vT
+    g_sT = jnp.zeros_like(s0) if g_sT is None else g_sT
 
     # Readout adjoint: obar_t = kappa obar_{t+1} + dL/do_t (obar_T also gets the final state's).
-    g_o = zeros(o) if g_o is None else g_o
+    g_o = jnp.zeros_like(o) if g_o is None else g_o
     if g_oT is not None:
         g_o = g_o.at[-1].add(g_oT)
-    _, obar = _leaky_sum(g_o, zeros(o0), kappa, reverse=True)
+    _, obar = _leaky_sum(g_o, jnp.zeros_like(o0), kappa, reverse=True)
 
     def body(carry, xs):
         carry_v, carry_s = carry
