@@ -176,3 +176,47 @@ def test_bad_input_gives_clear_errors():
         xor.loss(_output(jnp.zeros((xor.steps, 4, 3))), xb)
     with pytest.raises(ValueError, match=r"readout has shape \(\d+, 5, 2\)"):
         xor.loss(_output(jnp.zeros((xor.steps, 5, 2))), xb)
+
+
+def _groups(inputs, channels):
+    """``[time, batch, groups * channels]`` analog inputs -> ``[time, batch, groups]`` 0/1 activity."""
+    x = np.asarray(inputs)
+    return x.reshape(x.shape[0], x.shape[1], -1, channels)[..., 0]
+
+
+def test_store_recall_labels_the_bit_shown_at_the_store_cue():
+    task = sj.tasks.StoreRecall(n_periods=5, period=4.0, channels=2, coding="rate")
+    for min_delay in (1, 3):
+        t = task.with_min_delay(min_delay)
+        batch = t.sample(jax.random.key(min_delay), 400)
+        g = _groups(batch.inputs, 2)[::4]                            # one row per period: [periods, batch, 4]
+        store, recall, value = g[..., 0], g[..., 1], g[..., 2:]
+        assert np.all(store.sum(0) == 1) and np.all(recall[-1] == 1) and np.all(recall[:-1] == 0)
+        s = np.argmax(store, axis=0)
+        assert set(s) == set(range(5 - min_delay))                   # delays of at least min_delay periods
+        shown = value[s, np.arange(400)]                               # [batch, 2] one-hot bit at the store
+        np.testing.assert_array_equal(np.argmax(shown, -1), np.asarray(batch.targets))
+        np.testing.assert_array_equal(np.asarray(batch.mask), np.repeat([0, 0, 0, 0, 1], 4))
+    with pytest.raises(ValueError, match="min_delay=5 periods does not fit"):
+        task.with_min_delay(5)
+
+
+@pytest.mark.parametrize("bias", [0.5, 0.7, 1.0])
+def test_evidence_accumulation_labels_the_majority_and_biases_cues(bias):
+    """Right-cue count k of n cues: a fair mixture of Binomial(n, p) and Binomial(n, 1 - p), so
+    E (k - n/2)^2 = n p (1 - p) + n^2 (p - 1/2)^2."""
+    n, trials = 7, 4000
+    task = sj.tasks.EvidenceAccumulation(n_cues=n, cue_duration=2.0, cue_gap=1.0, delay=3.0, decision=2.0,
+                                         channels=1, coding="rate", cue_bias=bias)
+    batch = task.sample(jax.random.key(0), trials)
+    g = _groups(batch.inputs, 1)
+    cues = g[: 3 * n: 3]                                             # first step of each cue: [cues, batch, 3]
+    assert np.all(cues[..., :2].sum(-1) == 1) and not g[3 * n:, :, :2].any()
+    k = cues[..., 1].sum(0)
+    np.testing.assert_array_equal((2 * k > n).astype(int), np.asarray(batch.targets))
+    second_moment = np.mean((k - n / 2) ** 2)
+    assert abs(second_moment - (n * bias * (1 - bias) + n**2 * (bias - 0.5) ** 2)) < 0.15
+    np.testing.assert_array_equal(np.asarray(batch.mask)[-2:], 1)
+    np.testing.assert_array_equal(g[-2:, :, 2], 1)
+    with pytest.raises(ValueError, match="cue_bias must be a probability in \\[0.5, 1\\], got 0.3"):
+        sj.tasks.EvidenceAccumulation(cue_bias=0.3)

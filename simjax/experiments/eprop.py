@@ -5,6 +5,10 @@ readout against the targets (or the decision logits) and a spike raster of a tra
 Sections are those of `train`, plus ``[quick]``: dotted overrides applied by ``simjax run --quick``
 (e.g. ``"task.duration" = 200.0``, ``"train.steps" = 5``), so every config has a seconds-long form.
 
+After training, the metrics are measured again on ``train.eval_batch`` held-out trials (``test_*``
+in the summary); for `StoreRecall` also the held-out accuracy restricted to delays of at least
+``k`` periods (``test_accuracy_delay_ge_<k * period>ms``, drawn with ``min_delay = k``).
+
 Writes ``history.csv``, ``summary.json``, ``params.eqx`` and (with matplotlib) ``eprop.png``.
 """
 
@@ -39,7 +43,13 @@ def merge_config(raw: dict) -> dict:
             raw.setdefault(section, {})
             raw[section] = {**raw[section], key: value}
     raw.setdefault("rule", {"type": "eprop"})
-    return generic.merge_config(raw)
+    train = dict(raw.get("train", {}))
+    eval_batch = train.pop("eval_batch", 256)
+    if isinstance(eval_batch, bool) or not isinstance(eval_batch, int) or eval_batch < 1:
+        raise ConfigError(f"train.eval_batch = {eval_batch!r}: expected a positive integer (held-out trials)")
+    cfg = generic.merge_config({**raw, "train": train})
+    cfg["train"]["eval_batch"] = eval_batch
+    return cfg
 
 
 def validate(cfg: dict) -> None:
@@ -60,6 +70,7 @@ def run(cfg: dict, out_dir: Path) -> dict:
                          progress=True)
     seconds = time.perf_counter() - start
     final = {k: float(np.asarray(v)[-1]) for k, v in history.items()}
+    final.update(held_out_metrics(model, task, jax.random.fold_in(key, 2), tr["eval_batch"]))
     io.write_rows(out_dir / "history.csv", io.history_rows(
         {k: np.asarray(v)[:: tr["log_every"]] for k, v in history.items()}, rule=cfg["rule"]["type"]))
     io.write_json(out_dir / "summary.json", {"final": final, "seconds": seconds})
@@ -67,6 +78,28 @@ def run(cfg: dict, out_dir: Path) -> dict:
     print("final: " + "  ".join(f"{k} {v:.4g}" for k, v in final.items()))
     _plot(out_dir, model, task, history, jax.random.fold_in(key, 1))
     return final
+
+
+def held_out_metrics(model, task, key, batch_size: int) -> dict:
+    """``task.metrics`` on ``batch_size`` fresh trials, as ``test_<name>``; for `StoreRecall`, also the
+    accuracy over trials whose delay is at least ``k`` periods, for every possible ``k``."""
+    import equinox as eqx
+
+    from ..simulate import simulate
+    from ..tasks import StoreRecall
+
+    @eqx.filter_jit
+    def evaluate(model, task, key):
+        batch = task.sample(key, batch_size)
+        return task.metrics(simulate(model, batch.inputs, dt=task.dt), batch)
+
+    result = {f"test_{k}": float(v) for k, v in evaluate(model, task, key).items()}
+    if isinstance(task, StoreRecall):
+        for k in range(task.min_delay + 1, task.n_periods):
+            longer = task.with_min_delay(k)
+            ms = round(k * task.period_steps * task.dt)
+            result[f"test_accuracy_delay_ge_{ms}ms"] = float(evaluate(model, longer, key)["accuracy"])
+    return result
 
 
 def _plot(out_dir: Path, model, task, history: dict, key) -> None:

@@ -56,6 +56,11 @@ class StoreRecall(AbstractCuedDecision):
     def n_in(self) -> int:
         return 4 * self.channels
 
+    def with_min_delay(self, min_delay: int) -> "StoreRecall":
+        """The same task with only delays of at least ``min_delay`` periods."""
+        return StoreRecall(self.n_periods, self.period_steps * self.dt, min_delay, self.distractors, self.channels,
+                           self.coding, self.rate, self.background, self.amplitude, self.dt)
+
     @property
     def steps(self) -> int:
         return self.n_periods * self.period_steps
