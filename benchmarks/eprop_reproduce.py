@@ -54,7 +54,9 @@ def run_case(name: str, quick: bool, out_root: Path) -> dict:
     config, overrides, metric, target = CASES[name]
     raw = cfgmod.load(CONFIGS / f"{config}.toml")
     quick_overrides = raw.pop("quick", {})
-    raw["quick"] = {"apply": True, **(quick_overrides if quick else {}), **overrides}
+    raw.update({k: v for k, v in overrides.items() if "." not in k})            # whole sections
+    dotted = {k: v for k, v in overrides.items() if "." in k}
+    raw["quick"] = {"apply": True, **(quick_overrides if quick else {}), **dotted}
     cfg = eprop.merge_config(raw)
     eprop.validate(cfg)
     start = time.perf_counter()

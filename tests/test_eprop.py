@@ -222,6 +222,29 @@ def test_alif_store_recall_above_chance():
     assert accuracy > 0.8
 
 
+def test_adaptation_lets_eprop_accumulate_evidence_across_a_delay():
+    # Three 20 ms cues (70:30 towards a favoured side), a 100 ms delay, then the decision: 16 ALIF
+    # neurons trained by e-prop report the majority side on > 85 % of 256 fresh trials; the same
+    # network without adaptation (beta = 0, LIF) trained identically stays at least 10 points lower.
+    task = sj.tasks.EvidenceAccumulation(n_cues=3, cue_duration=20.0, cue_gap=10.0, delay=100.0, decision=20.0,
+                                         channels=3, rate=200.0, background=0.0, cue_bias=0.7)
+
+    @eqx.filter_jit
+    def test_accuracy(net, key):
+        batch = task.sample(key, 256)
+        return task.metrics(sj.simulate(net, batch.inputs, dt=1.0), batch)["accuracy"]
+
+    accuracy = {}
+    for beta in (0.5, 0.0):
+        neuron = sj.neurons.ALIF(tau_mem=20.0, v_th=0.6, tau_adapt=500.0, beta=beta)
+        net = sj.networks.RSNN(task.n_in, 16, 2, neuron=neuron, surrogate=sj.surrogates.Triangle(0.3, 0.6),
+                               key=jax.random.key(1), out_scale=0.5)
+        trained, _ = sj.fit(net, EProp(), task, optax.adam(0.01), steps=100, key=jax.random.key(0), batch_size=16)
+        accuracy[beta] = float(test_accuracy(trained, jax.random.key(99)))
+    assert accuracy[0.5] > 0.85
+    assert accuracy[0.0] < accuracy[0.5] - 0.1
+
+
 def _temp_bytes(rule, neuron, steps, n_rec=4):
     task = sj.tasks.PatternGeneration(n_in=3, n_out=1, duration=float(steps))
     batch = jax.eval_shape(lambda: task.sample(None, 1))  # shapes are all the compiler needs
