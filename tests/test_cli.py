@@ -51,3 +51,21 @@ def test_run_config_errors_are_one_line(tmp_path):
     unknown.write_text('[experiment]\nname = "quickstrat"\n')
     result = simjax("run", str(unknown))
     assert result.returncode == 2 and "'quickstrat' is not a known experiment" in result.stderr
+
+
+def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
+    import jax.numpy as jnp
+    import pytest
+
+    from simjax.config import ConfigError
+    from simjax.experiments.train import build_optimizer
+
+    opt = build_optimizer({"type": "sgd", "learning_rate": 1.0, "clip_norm": 0.5})
+    grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array(0.0)}            # global norm 5
+    updates, _ = opt.update(grads, opt.init(grads))
+    np_updates = jnp.concatenate([jnp.ravel(u) for u in updates.values()])
+    assert math.isclose(float(jnp.linalg.norm(np_updates)), 0.5, rel_tol=1e-12)
+    assert math.isclose(float(updates["a"][0] / updates["a"][1]), 0.75, rel_tol=1e-12)   # direction kept
+    for bad in (-1.0, 0, True, "1"):
+        with pytest.raises(ConfigError, match="optimizer.clip_norm"):
+            build_optimizer({"type": "adam", "learning_rate": 1e-3, "clip_norm": bad})

@@ -12,7 +12,8 @@ surrogate = { type = "fast_sigmoid", slope = 25.0 }
 type = "pattern_generation"
 [rule]             # type = exact | truncated_bptt | feedback_alignment | ...
 type = "exact"
-[optimizer]        # type = adam | sgd | adamw | rmsprop, plus optax keywords
+[optimizer]        # type = adam | sgd | adamw | rmsprop, plus optax keywords;
+                   # clip_norm = c clips the update's global norm to c first (optax.clip_by_global_norm)
 type = "adam"
 learning_rate = 3e-3
 [train]
@@ -76,8 +77,22 @@ def build(cfg: dict, key: Any) -> tuple[Any, Any, Any, Any]:
             extra[size] = getattr(task, size)
     model = construct("model", spec, "model", **extra)
     rule = construct("rule", cfg["rule"], "rule")
-    optimizer = construct("optimizer", cfg["optimizer"], "optimizer")
-    return model, task, rule, optimizer
+    return model, task, rule, build_optimizer(cfg["optimizer"])
+
+
+def build_optimizer(spec: dict):
+    """An optax optimizer from ``{type, clip_norm?, **kwargs}`` (``clip_norm``: global-norm clipping of the
+    update before the optimizer)."""
+    import optax
+
+    spec = dict(spec)
+    clip = spec.pop("clip_norm", None)
+    optimizer = construct("optimizer", spec, "optimizer")
+    if clip is None:
+        return optimizer
+    if isinstance(clip, (bool, str)) or (isinstance(clip, (int, float)) and not clip > 0):  # (traced: unchecked)
+        require(False, "optimizer.clip_norm", clip, "a positive number")
+    return optax.chain(optax.clip_by_global_norm(clip), optimizer)
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
