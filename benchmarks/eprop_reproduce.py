@@ -14,7 +14,7 @@ interrupted run keeps what it finished; ``--only`` reruns chosen cases and merge
 run folder (learning curve, outputs and raster in ``eprop.png``) goes to ``runs/eprop_reproduce/<case>``.
 
 Usage: ``python benchmarks/eprop_reproduce.py [--only pattern_symmetric store_recall_alif ...] [--quick]``
-(about 40 min on 2 CPU cores; ``--quick``: the configs' seconds-long forms, to check the script).
+(about 25 min on 2 CPU cores; ``--quick``: the configs' seconds-long forms, to check the script).
 """
 
 from __future__ import annotations

@@ -69,3 +69,15 @@ def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
     for bad in (-1.0, 0, True, "1"):
         with pytest.raises(ConfigError, match="optimizer.clip_norm"):
             build_optimizer({"type": "adam", "learning_rate": 1e-3, "clip_norm": bad})
+
+
+def test_eprop_experiment_rejects_a_bad_eval_batch():
+    import pytest
+
+    from simjax.config import ConfigError
+    from simjax.experiments import eprop
+
+    assert eprop.merge_config({"train": {"eval_batch": 16}})["train"]["eval_batch"] == 16
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match=rf"train.eval_batch = {bad!r} is not allowed"):
+            eprop.merge_config({"train": {"eval_batch": bad}})

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from .. import io
-from ..config import ConfigError
+from ..config import ConfigError, require
 from . import train as generic
 
 DEFAULTS = {**generic.DEFAULTS, "experiment": {"name": "eprop", "seed": 0}, "rule": {"type": "eprop"}}
@@ -45,8 +45,8 @@ def merge_config(raw: dict) -> dict:
     raw.setdefault("rule", {"type": "eprop"})
     train = dict(raw.get("train", {}))
     eval_batch = train.pop("eval_batch", 256)
-    if isinstance(eval_batch, bool) or not isinstance(eval_batch, int) or eval_batch < 1:
-        raise ConfigError(f"train.eval_batch = {eval_batch!r}: expected a positive integer (held-out trials)")
+    require(isinstance(eval_batch, int) and not isinstance(eval_batch, bool) and eval_batch > 0, "train.eval_batch",
+            eval_batch, "a positive integer (held-out trials)")
     cfg = generic.merge_config({**raw, "train": train})
     cfg["train"]["eval_batch"] = eval_batch
     return cfg

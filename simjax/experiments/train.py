@@ -90,8 +90,9 @@ def build_optimizer(spec: dict):
     optimizer = construct("optimizer", spec, "optimizer")
     if clip is None:
         return optimizer
-    if isinstance(clip, (bool, str)) or (isinstance(clip, (int, float)) and not clip > 0):  # (traced: unchecked)
-        require(False, "optimizer.clip_norm", clip, "a positive number")
+    concrete = isinstance(clip, (bool, str, int, float))  # (a traced value, in a sweep, is not checked)
+    require(not concrete or (not isinstance(clip, (bool, str)) and clip > 0), "optimizer.clip_norm", clip,
+            "a positive number")
     return optax.chain(optax.clip_by_global_norm(clip), optimizer)
 
 
