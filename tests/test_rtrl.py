@@ -2,29 +2,18 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import pytest
 
 import simjax as sj
+from _helpers import jit_rule as _jit, max_rel_error as _rel, spike_regression_batch
 from simjax.rules import RTRL
 
 T, B, N_IN, N_REC, N_OUT = 40, 2, 3, 4, 2
 
 
-def _jit(rule):
-    # One compiled program per rule call: far cheaper than dispatching the rule op by op.
-    return eqx.filter_jit(rule)
-
-
-def _rel(a, b):
-    return float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(a)), 1e-300))
-
-
 @pytest.fixture(scope="module")
 def data():
-    x = (jax.random.uniform(jax.random.key(0), (T, B, N_IN)) < 0.3).astype(jnp.float64)
-    y = jax.random.normal(jax.random.key(1), (T, B, N_OUT))
-    return sj.tasks.Batch(inputs=x, targets=y)
+    return spike_regression_batch(T, B, N_IN, N_OUT, 0.3)
 
 
 NETWORKS = {
