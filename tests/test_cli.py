@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,7 +57,6 @@ def test_run_config_errors_are_one_line(tmp_path):
 
 def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
     import jax.numpy as jnp
-    import pytest
 
     from simjax.config import ConfigError
     from simjax.experiments.train import build_optimizer
@@ -72,8 +73,6 @@ def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
 
 
 def test_eprop_experiment_rejects_a_bad_eval_batch():
-    import pytest
-
     from simjax.config import ConfigError
     from simjax.experiments import eprop
 

@@ -134,11 +134,10 @@ def run_single_neuron(cfg: dict, out_dir: Path) -> dict:
         lo, hi = s[f"{name}_w"]
         entry = {}
         grids = [np.linspace(lo, hi, points) for points in (s["points"], 4 * s["points"] - 3)]
-        both = [np.asarray(a) for a in loss(jnp.asarray(np.concatenate(grids)))]  # (one compiled shape)
-        for ws in grids:
+        all_values, all_times = (np.asarray(a) for a in loss(jnp.asarray(np.concatenate(grids))))  # one compile
+        cut = [len(grids[0])]
+        for ws, values, times in zip(grids, np.split(all_values, cut), np.split(all_times, cut)):
             points = len(ws)
-            values, times = (a[:points] for a in both)
-            both = [a[points:] for a in both]
             entry[f"max_jump_{points}"] = float(np.max(np.abs(np.diff(values))))
             if points == s["points"]:
                 curves[name] = (ws, values, times)

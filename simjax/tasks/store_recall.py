@@ -58,8 +58,9 @@ class StoreRecall(AbstractCuedDecision):
 
     def with_min_delay(self, min_delay: int) -> "StoreRecall":
         """The same task with only delays of at least ``min_delay`` periods."""
-        return StoreRecall(self.n_periods, self.period_steps * self.dt, min_delay, self.distractors, self.channels,
-                           self.coding, self.rate, self.background, self.amplitude, self.dt)
+        return StoreRecall(n_periods=self.n_periods, period=self.period_steps * self.dt, min_delay=min_delay,
+                           distractors=self.distractors, channels=self.channels, coding=self.coding, rate=self.rate,
+                           background=self.background, amplitude=self.amplitude, dt=self.dt)
 
     @property
     def steps(self) -> int:
