@@ -137,3 +137,16 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
     reps = np.array([float(full_stats(jnp.delete(G16, jnp.arange(2 * b, 2 * b + 2), axis=0), g, zero[:14, :14],
                                       jnp.zeros(14), jnp.zeros(()))["snr_median"]) for b in range(8)])
     np.testing.assert_allclose(se16["snr_median"], np.sqrt(7 / 8 * np.sum((reps - reps.mean()) ** 2)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_selection_median_equals_numpy_median(dtype):
+    from simjax.analysis.gradient_quality import median_nonnegative
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 6, 257):
+        x = (rng.exponential(size=(3, n)) * 10.0 ** rng.uniform(-30, 30, size=(3, n))).astype(dtype)
+        x[0, : n // 2] = 0.0  # zeros
+        x[1] = np.round(x[1] * 0 + rng.integers(0, 3, size=n))  # heavy ties
+        x[2, -1] = np.finfo(dtype).max
+        np.testing.assert_array_equal(np.asarray(median_nonnegative(jnp.asarray(x))), np.median(x, axis=-1))

@@ -22,7 +22,8 @@ Curvature enters only through Hessian-vector products: ``H g_s`` for every sampl
 (``S + 1`` products per group), from which every quadratic form above is exact for the samples (no
 dense Hessian). Error bars are delete-one jackknife standard errors over the samples (in closed form), except for
 the median SNR: a delete-a-block jackknife over at most 8 blocks (every replicate sorts all parameters,
-and the delete-one jackknife of a median is not consistent anyway).
+and the delete-one jackknife of a median is not consistent anyway); medians are found by selection
+(`median_nonnegative`), not by sorting.
 Group blocks use the diagonal block ``H_gg``. For clock-driven spiking networks the "Hessian" is the
 derivative of the surrogate gradient, so curvature and the predicted loss change are meaningful for
 smooth (rate / event-driven) models.
@@ -92,7 +93,36 @@ def _sample_terms(G, g):
 
 
 def _snr_median(mean, var):
-    return jnp.median(mean**2 / jnp.maximum(var, 1e-300), axis=-1)
+    return median_nonnegative(mean**2 / jnp.maximum(var, 1e-300))
+
+
+def median_nonnegative(x: jax.Array) -> jax.Array:
+    """``jnp.median(x, axis=-1)`` for ``x >= 0`` (NaN counts as 0), by selection instead of sorting.
+
+    Non-negative IEEE floats order like their bit patterns read as unsigned integers, so the lower
+    middle element is found exactly by bisecting on the bit pattern (one count over the last axis
+    per bit); the upper one is the next larger element. On a CPU this is several times faster than
+    XLA's sort for thousands of entries, and it vectorises over leading axes (the jackknife replicates).
+    """
+    x = jnp.where(x > 0, x, jnp.zeros((), x.dtype))  # also maps -0.0 and NaN to +0.0
+    n = x.shape[-1]
+    utype = jnp.dtype(f"uint{x.dtype.itemsize * 8}")
+    u = jax.lax.bitcast_convert_type(x, utype)
+    rank = (n - 1) // 2  # the lower middle order statistic (0-based)
+
+    def body(_, bounds):
+        lo, hi = bounds  # the answer's bit pattern lies in [lo, hi]
+        mid = lo + (hi - lo) // 2
+        enough = jnp.sum(u <= mid[..., None], axis=-1) > rank
+        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+    top = jnp.max(u, axis=-1)
+    _, lower = jax.lax.fori_loop(0, x.dtype.itemsize * 8, body, (jnp.zeros_like(top), top))
+    # upper middle: the same element if it repeats past rank n // 2, else the next larger one
+    repeats = jnp.sum(u <= lower[..., None], axis=-1) > n // 2
+    upper = jnp.where(repeats, lower, jnp.min(jnp.where(u > lower[..., None], u, top[..., None]), axis=-1))
+    lower, upper = (jax.lax.bitcast_convert_type(b, x.dtype) for b in (lower, upper))
+    return jnp.where(repeats, lower, (lower + upper) / 2)
 
 
 def full_stats(G, g, K, c, d):
@@ -245,22 +275,30 @@ def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3
     S = G.shape[0]
     nan = jnp.full((), jnp.nan, G.dtype)
     for name, mask in groups.items():
-        mk = jnp.asarray(mask, G.dtype)
-        Gm, gm = G * mk, g * mk
         if loss_fn is not None:
+            mk = jnp.asarray(mask, G.dtype)
+            Gm, gm = G * mk, g * mk
             HG = jax.vmap(lambda v: hvp(loss_fn, theta, v))(Gm) * mk
             Hg = hvp(loss_fn, theta, gm) * mk
             K, c, d = Gm @ HG.T, HG @ gm, gm @ Hg
         else:
             K, c, d = jnp.zeros((S, S), G.dtype), jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype)
-        sel = jnp.asarray(np.flatnonzero(mask))
-        full, se = _with_jackknife(Gm[:, sel], gm[sel], K, c, d)
+        full, se = _with_jackknife(*_select(mask, G, g), K, c, d)
         out[name] = {q: (full[q], se[q]) for q in QUANTITIES if loss_fn is not None or not q.startswith("curvature")}
         if name == "total" and loss_fn is not None:
             predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K, learning_rate)
             out[name]["loss_change_predicted"] = (predicted, nan)
             out[name]["loss_change_measured"] = (measured, measured_se)
     return out
+
+
+def _select(mask: np.ndarray, G, g):
+    """The columns of ``G`` and entries of ``g`` in ``mask``: a static slice when they are contiguous
+    (a parameter group always is), a gather otherwise."""
+    idx = np.flatnonzero(mask)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return G[:, idx[0]:idx[-1] + 1], g[idx[0]:idx[-1] + 1]
+    return G[:, idx], g[idx]
 
 
 def _loss_change(loss_fn, theta, G, g, K, eta):
