@@ -257,9 +257,11 @@ def _plot(out_dir: Path, kind: str, rows: list[dict]) -> None:
         ax.legend()
     else:
         for name in ("weight_perturbation", "node_perturbation"):
-            pts = [(r["size"], r["relative_variance"]) for r in rows if r["rule"] == name]
-            ax.loglog(*zip(*pts), "o-", label=name)
-        ax.set(xlabel="weights (WP) / units (NP)", ylabel="relative variance")
+            size, var = np.array([(r["size"], r["relative_variance"]) for r in rows if r["rule"] == name]).T
+            slope, intercept = np.polyfit(np.log(size), np.log(var), 1)
+            (line,) = ax.loglog(size, var, "o", label=f"{name}: slope {slope:.2f}")
+            ax.loglog(size, np.exp(intercept) * size**slope, "--", color=line.get_color())
+        ax.set(xlabel="weights (WP) / units (NP)", ylabel="relative variance", title="log-log fits (dashed)")
         ax.legend()
     fig.tight_layout()
     fig.savefig(out_dir / f"{kind}.png", dpi=100)
