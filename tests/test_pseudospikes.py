@@ -238,31 +238,20 @@ def test_recurrent_network_learns_target_spike_times():
 
     n, steps = 8, 200
     targets = jnp.linspace(0.8, 1.6, n)[:, None]
-    x = sj.SpikeTrain(jnp.asarray([[0.1, 0.3, 0.5, 0.7]]), jnp.asarray([[0, 1, 2, 3]]), n=4)
+    x = sj.SpikeTrain(jnp.asarray([0.1, 0.3, 0.5, 0.7]), jnp.asarray([0, 1, 2, 3]), n=4)
     net = sj.networks.RSNN(n_in=4, n_rec=n, n_out=1, neuron=sj.neurons.QIF(bias=-1.0), key=jax.random.key(4),
                            in_scale=1.0, rec_scale=0.2, tau_out=1.0)
-
-    def times_of(net):
-        out = sj.simulate(net, x, method="event", t1=T1, max_events=24, pseudo_drive=DRIVE, max_pseudospikes=24)
-        return spike_times_per_neuron(out.spikes, out.info["pseudospikes"], k=1)[0]
-
-    params, static = sj.parameters.partition(net)
-    loss = lambda p: spike_time_loss(times_of(eqx.combine(p, static)), targets, t_missing=2 * T1)
+    task = sj.tasks.SpikeTimeTargets(x, targets, t1=T1, pseudo_drive=DRIVE, max_events=24, max_pseudospikes=24)
+    batch = task.sample(None, 1)
+    times_of = lambda net: task.spike_times(task.forward(net, batch))[0]  # noqa: E731
     opt = optax.adam(optax.cosine_decay_schedule(0.03, steps, 0.02))
 
-    @jax.jit
-    def train(params):
-        def step(carry, _):
-            params, state = carry
-            value, g = jax.value_and_grad(loss)(params)
-            updates, state = opt.update(g, state, params)
-            return (optax.apply_updates(params, updates), state), value
+    @eqx.filter_jit
+    def train(net):
+        trained, history = sj.fit(net, sj.rules.Exact(), task, opt, steps=steps, key=jax.random.key(0), batch_size=1)
+        return history["loss"], times_of(net), times_of(trained)  # (inside the one compiled program)
 
-        start = times_of(eqx.combine(params, static))  # (inside the one compiled program)
-        (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-        return params, losses, start, times_of(eqx.combine(params, static))
-
-    params, losses, start, times = train(params)
+    losses, start, times = train(net)
     assert np.all(np.asarray(start) > T1)  # silent in the trial at the start
     errors = np.abs(np.asarray(times - targets))
     assert np.all(np.asarray(times) <= T1)  # every neuron now spikes in the trial

@@ -44,6 +44,7 @@ from ..surrogates import FastSigmoid
 from ..tasks._base import Batch
 from ..tasks.spike_targets import SpikeTimeTargets
 from ..tasks.yin_yang import YinYang
+from ..train import fit
 
 KINDS = ("single_neuron", "recurrent", "yinyang")
 MODELS = ("qif_exact", "lif_exact", "lif_surrogate")
@@ -218,25 +219,14 @@ def run_recurrent(cfg: dict, out_dir: Path) -> dict:
                             max_pseudospikes=budget)
     batch = task.sample(None, 1)
     times_of = lambda net: task.spike_times(task.forward(net, batch))[0]
-    params, static = partition(net)
-    loss = lambda p: task.loss(task.forward(eqx.combine(p, static), batch), batch)
     opt = optax.adam(optax.cosine_decay_schedule(r["learning_rate"], r["steps"], 0.02))
-
-    @jax.jit
-    def train(params):
-        def step(carry, _):
-            params, state = carry
-            value, g = jax.value_and_grad(loss)(params)
-            updates, state = opt.update(g, state, params)
-            return (optax.apply_updates(params, updates), state), value
-
-        (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=r["steps"])
-        return params, losses
+    train = eqx.filter_jit(lambda net: fit(net, Exact(), task, opt, steps=r["steps"], key=key, batch_size=1))
 
     start = time.perf_counter()
     t_init = np.asarray(times_of(net))
-    params, losses = train(params)
-    times = np.asarray(times_of(eqx.combine(params, static)))
+    trained, history = train(net)
+    losses = history["loss"]
+    times = np.asarray(times_of(trained))
     errors = np.abs(times - np.asarray(targets))
     summary = {"n": n, "t1": t1, "seconds": time.perf_counter() - start,
                "spiking_at_start": int(np.sum(t_init <= t1)), "spiking_at_end": int(np.sum(times <= t1)),

@@ -70,6 +70,25 @@ class AbstractNetwork(eqx.Module):
         raise NotImplementedError(f"{type(self).__name__} has no continuous-time (method='ode') form")
 
 
+class AbstractLayeredNetwork(AbstractNetwork):
+    """A network made of a chain of projections ``layers`` (input -> hidden ... -> output)."""
+
+    layers: eqx.AbstractVar[tuple[AbstractProjection, ...]]
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].shape[1]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Units per layer, input first."""
+        return (self.n_in, *(p.shape[1] for p in self.layers))
+
+
 class AbstractWrappedNetwork(AbstractNetwork):
     """A network that wraps ``net`` and changes how it is simulated (truncated gradients, injected
     noise, ...): sizes, initial state and the learnable parameters are ``net``'s."""

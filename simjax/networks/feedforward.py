@@ -35,7 +35,7 @@ from ..neurons.rate import InstantaneousRate
 from ..surrogates import AbstractSurrogate
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
-from ._base import AbstractNetwork, Record, as_projection, check_sizes
+from ._base import AbstractLayeredNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
 
 _FIELDS = ("layers", "biases", "neurons", "tau_out")
@@ -78,7 +78,7 @@ def _neurons(neuron, surrogate, n_hidden) -> tuple[AbstractNeuron, ...]:
     return tuple(out)
 
 
-class FeedForward(AbstractNetwork):
+class FeedForward(AbstractLayeredNetwork):
     """Feed-forward network of rate or spiking layers with a readout (equations in the module docstring).
 
     **Arguments:**
@@ -144,18 +144,6 @@ class FeedForward(AbstractNetwork):
             raise ValueError(f"FeedForward: unknown trainable field(s) {unknown}; expected names among "
                              f"{', '.join(map(repr, _FIELDS))}")
         self.trainable = tuple(trainable)
-
-    @property
-    def n_in(self):
-        return self.layers[0].shape[0]
-
-    @property
-    def n_out(self):
-        return self.layers[-1].shape[1]
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.n_in, *(p.shape[1] for p in self.layers))
 
     @property
     def is_static(self) -> bool:

@@ -22,12 +22,12 @@ from jaxtyping import Array, PyTree
 from ..neurons._base import AbstractSpikingNeuron
 from ..synapses._base import AbstractProjection
 from ..synapses.dense import Dense
-from ._base import AbstractNetwork, Record, as_projection, check_sizes
+from ._base import AbstractLayeredNetwork, Record, as_projection, check_sizes
 
 _FIELDS = ("layers", "neurons")
 
 
-class SpikingFeedForward(AbstractNetwork):
+class SpikingFeedForward(AbstractLayeredNetwork):
     """Feed-forward network of spiking layers, the last one included (see the module docstring).
 
     **Arguments:**
@@ -83,18 +83,6 @@ class SpikingFeedForward(AbstractNetwork):
         from ..event_layers import half_synaptic_lif
 
         self.closed_form = tuple("neurons" not in self.trainable and half_synaptic_lif(n) for n in neurons)
-
-    @property
-    def n_in(self):
-        return self.layers[0].shape[0]
-
-    @property
-    def n_out(self):
-        return self.layers[-1].shape[1]
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.n_in, *(p.shape[1] for p in self.layers))
 
     def init(self, key, batch_shape) -> tuple[PyTree[Array], ...]:
         """One neuron state per layer (each at its neuron's rest)."""
