@@ -30,3 +30,15 @@ def test_perturbation_variance_scales_linearly(quick):
     assert len({r["size"] for r in rows if r["rule"] == "weight_perturbation"}) >= 4
     assert abs(summary["weight_perturbation_slope"] - 1) <= 0.15, summary
     assert abs(summary["node_perturbation_slope"] - 1) <= 0.15, summary
+
+
+def test_minibatch_variance_lowers_gap_and_hessian_trace_isotropic_noise_does_not(quick):
+    rows, summary = bv._generalization(quick)
+    by = summary["by_estimator"]
+    mini, iso = by["minibatch 4"], by["isotropic sigma=2.0"]
+    # comparable variance at the start (relative to |g|^2), opposite effects on generalisation
+    assert 0.3 < mini["relative_variance_at_start"] / iso["relative_variance_at_start"] < 3
+    n = len({r["seed"] for r in rows})
+    assert mini["seeds_with_lower_trace"] == n and mini["trace_change"] < -3 * mini["trace_change_sem"]
+    assert mini["seeds_with_lower_gap"] == n
+    assert iso["gap_change"] > 0

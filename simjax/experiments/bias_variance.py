@@ -7,8 +7,12 @@ descent with the controlled estimator `simjax.rules.NoisyGradient`
 - ``penalty``: final training loss over a (sigma x beta) grid, seeds vmapped: one program.
 - ``curvature``: bias along the Hessian's top vs bottom eigenvector at equal beta.
 - ``width``: loss penalty at fixed sigma for widths 16 ... 1024.
-- ``generalization``: test-train gap and the final Hessian trace (Hutchinson) for small sigma vs 0,
-  on an over-parameterised student with few training points.
+- ``generalization``: test-train gap and final Hessian trace (Hutchinson) of an over-parameterised
+  student after ``[generalization] steps``, for two kinds of estimator variance against exact
+  full-batch descent from the same seed: the isotropic noise ``sigma xi`` of `NoisyGradient`
+  (``sigmas``) and the exact gradient of random minibatches (``batch_sizes``; its relative variance at
+  the start is measured with `gradient_quality`). Train loss = full training set, final weights;
+  differences are paired by seed.
 - ``scaling``: relative variance of weight perturbation vs the number of parameters and of node
   perturbation vs the number of units of a single-layer linear student (`gradient_quality`);
   log-log slopes (Werfel, Xie & Seung 2005).
@@ -25,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from .. import io
 from ..analysis import gradient_quality
@@ -32,6 +37,7 @@ from ..config import require
 from ..curvature import flat_loss, hvp
 from ..networks import FeedForward
 from ..rules import NodePerturbation, WeightPerturbation
+from ..rules.exact import Exact
 from ..rules.noisy_gradient import NoisyGradient
 from ..simulate import simulate
 from ..tasks import Dataset, TeacherStudent
@@ -47,6 +53,7 @@ DEFAULTS = {
     "estimator": {"sigmas": [0.0, 0.5, 1.0, 2.0], "betas": [0.0, 0.5, 1.0], "sigma": 2.0, "beta": 0.5,
                   "direction_seed": 0, "power_iterations": 30},
     "scaling": {"sizes": [2, 4, 8, 16, 32], "samples": 128, "perturbation": 1e-4},
+    "generalization": {"steps": 3000, "seeds": 10, "sigmas": [0.5, 2.0], "batch_sizes": [16, 4]},
 }
 QUICK = {
     "data": {"n_train": 64, "n_test": 256},
@@ -54,6 +61,7 @@ QUICK = {
     "train": {"steps": 150, "seeds": 3},
     "estimator": {"sigmas": [0.0, 2.0], "betas": [0.0, 1.0], "power_iterations": 15},
     "scaling": {"sizes": [2, 4, 8, 16, 32], "samples": 256},
+    "generalization": {"steps": 300, "seeds": 3, "sigmas": [2.0], "batch_sizes": [4]},
 }
 
 
@@ -68,6 +76,12 @@ def validate(cfg: dict) -> None:
         require(all(v >= 0 for v in cfg["estimator"][key]), f"estimator.{key}", cfg["estimator"][key], "values >= 0")
     require(all(w > 0 for w in cfg["model"]["widths"]), "model.widths", cfg["model"]["widths"], "positive integers")
     require(len(cfg["scaling"]["sizes"]) >= 2, "scaling.sizes", cfg["scaling"]["sizes"], "at least two sizes")
+    gen = cfg["generalization"]
+    require(gen["steps"] > 0 and gen["seeds"] > 1, "generalization.steps/seeds", (gen["steps"], gen["seeds"]),
+            "steps > 0 and seeds > 1")
+    require(all(v > 0 for v in gen["sigmas"]), "generalization.sigmas", gen["sigmas"], "values > 0")
+    require(all(isinstance(b, int) and 0 < b < cfg["data"]["n_train"] for b in gen["batch_sizes"]),
+            "generalization.batch_sizes", gen["batch_sizes"], f"integers in 1 ... {cfg['data']['n_train'] - 1}")
 
 
 def _data(cfg):
@@ -86,27 +100,33 @@ def _student(cfg, width, key):
     return FeedForward((d["n_in"], width, d["n_out"]), neuron=cfg["model"]["activation"], key=key)
 
 
-def _train_grid(cfg, width, direction, biases, sigmas, seeds):
-    """Trains one student per (bias, sigma, seed) triple in one vmapped program.
+def _train_grid(cfg, width, direction, biases, sigmas, seeds, *, steps=None, batch_size=None, probes=16):
+    """Trains one student per (bias, sigma, seed) triple in one vmapped program (full batch, or
+    minibatches of ``batch_size`` drawn without replacement).
 
-    **Returns:** ``(final_train_loss, test_loss, hessian_trace)`` arrays, one entry per triple.
+    **Returns:** ``(final_train_loss, test_loss, hessian_trace, train_loss)`` arrays, one entry per
+    triple: the training loss averaged over the last 10 % of steps (as the rule saw it), the test
+    loss, the Hutchinson trace of the training-loss Hessian and the full training loss, all at the
+    final weights.
     """
     train, test = _data(cfg)
     tr, est = cfg["train"], cfg["estimator"]
-    steps, tail = tr["steps"], max(1, tr["steps"] // 10)
+    steps = tr["steps"] if steps is None else steps
+    tail = max(1, steps // 10)
+    data = train if batch_size is None else Dataset(train.inputs, train.targets, full_batch=False)
 
     def one(bias, sigma, seed):
         key = jax.random.key(seed)
         model = _student(cfg, width, jax.random.fold_in(key, 0))
         rule = NoisyGradient(bias=bias, sigma=sigma, direction=direction, seed=est["direction_seed"],
                              iterations=est["power_iterations"])
-        model, hist = fit(model, rule, train, optax.sgd(tr["learning_rate"]), steps=steps,
-                          key=jax.random.fold_in(key, 1), batch_size=train.size)
+        model, hist = fit(model, rule, data, optax.sgd(tr["learning_rate"]), steps=steps,
+                          key=jax.random.fold_in(key, 1), batch_size=batch_size or train.size)
         test_loss = test.loss(simulate(model, test.inputs, dt=test.dt), test.all())
         theta, loss_fn, _ = flat_loss(model, train, train.all())
-        probes = jax.random.rademacher(jax.random.fold_in(key, 2), (16, theta.size), theta.dtype)
-        trace = jnp.mean(jax.vmap(lambda z: jnp.vdot(z, hvp(loss_fn, theta, z)))(probes))
-        return jnp.mean(hist["loss"][-tail:]), test_loss, trace
+        z = jax.random.rademacher(jax.random.fold_in(key, 2), (probes, theta.size), theta.dtype)
+        trace = jnp.mean(jax.vmap(lambda v: jnp.vdot(v, hvp(loss_fn, theta, v)))(z))
+        return jnp.mean(hist["loss"][-tail:]), test_loss, trace, loss_fn(theta)
 
     f = jax.jit(jax.vmap(one))
     dtype = jnp.result_type(float)
@@ -122,7 +142,7 @@ def _grid(values_a, values_b, seeds):
 def _penalty(cfg):
     est, seeds = cfg["estimator"], list(range(cfg["train"]["seeds"]))
     sig, bet, sd = _grid(est["sigmas"], est["betas"], seeds)
-    loss, _, _ = _train_grid(cfg, cfg["model"]["width"], "random", bet, sig, sd)
+    loss, *_ = _train_grid(cfg, cfg["model"]["width"], "random", bet, sig, sd)
     base = {s: loss[(sig == 0) & (bet == 0) & (sd == s)].item() for s in seeds} if 0.0 in est["sigmas"] and \
         0.0 in est["betas"] else {s: 0.0 for s in seeds}
     rows = [dict(sigma=float(a), beta=float(b), seed=int(s), final_loss=float(l), penalty=float(l - base[s]))
@@ -138,10 +158,10 @@ def _curvature(cfg):
     est, seeds = cfg["estimator"], list(range(cfg["train"]["seeds"]))
     width = cfg["model"]["width"]
     zeros = np.zeros(len(seeds))
-    base, _, _ = _train_grid(cfg, width, "random", zeros, zeros, seeds)
+    base, *_ = _train_grid(cfg, width, "random", zeros, zeros, seeds)
     rows, pen = [], {}
     for direction in ("top_hessian", "bottom_hessian"):
-        loss, _, _ = _train_grid(cfg, width, direction, np.full(len(seeds), est["beta"]), zeros, seeds)
+        loss, *_ = _train_grid(cfg, width, direction, np.full(len(seeds), est["beta"]), zeros, seeds)
         pen[direction] = float(np.mean(loss - base))
         rows += [dict(direction=direction, beta=est["beta"], seed=s, final_loss=float(l), penalty=float(l - b))
                  for s, l, b in zip(seeds, loss, base)]
@@ -156,7 +176,7 @@ def _width(cfg):
     rows, penalties = [], []
     for width in cfg["model"]["widths"]:
         n = len(seeds)
-        loss, _, _ = _train_grid(cfg, width, "random", np.zeros(2 * n), np.repeat([0.0, est["sigma"]], n), seeds * 2)
+        loss, *_ = _train_grid(cfg, width, "random", np.zeros(2 * n), np.repeat([0.0, est["sigma"]], n), seeds * 2)
         pen = loss[n:] - loss[:n]
         penalties.append(float(np.mean(pen)))
         rows += [dict(width=width, sigma=est["sigma"], seed=s, penalty=float(p)) for s, p in zip(seeds, pen)]
@@ -166,17 +186,47 @@ def _width(cfg):
 
 
 def _generalization(cfg):
-    est, seeds = cfg["estimator"], list(range(cfg["train"]["seeds"]))
+    gen = cfg["generalization"]
+    seeds, width, steps = list(range(gen["seeds"])), cfg["model"]["width"], gen["steps"]
     n = len(seeds)
-    loss, test, trace = _train_grid(cfg, cfg["model"]["width"], "random", np.zeros(2 * n),
-                                    np.repeat([0.0, est["sigma"]], n), seeds * 2)
-    gap = test - loss
-    rows = [dict(sigma=float(sg), seed=s, train_loss=float(l), test_loss=float(t), gap=float(g), hessian_trace=float(h))
-            for sg, s, l, t, g, h in zip(np.repeat([0.0, est["sigma"]], n), seeds * 2, loss, test, gap, trace)]
-    return rows, {"gap_exact": float(gap[:n].mean()), "gap_noisy": float(gap[n:].mean()),
-                  "trace_exact": float(trace[:n].mean()), "trace_noisy": float(trace[n:].mean()),
-                  "noise_lowers_gap": bool(gap[n:].mean() < gap[:n].mean()),
-                  "noise_lowers_hessian_trace": bool(trace[n:].mean() < trace[:n].mean())}
+    zeros = np.zeros(n)
+    train, _ = _data(cfg)
+    g_norm = float(jnp.linalg.norm(ravel_pytree(Exact()(_student(cfg, width, jax.random.key(0)), train,
+                                                                train.all(), None)[1])[0]))
+    arms = [("exact", {}, 0.0)]
+    arms += [(f"isotropic sigma={s}", {"sigma": float(s)}, (s / g_norm) ** 2) for s in gen["sigmas"]]
+    minibatches = Dataset(train.inputs, train.targets, full_batch=False)
+    for b in gen["batch_sizes"]:
+        table = gradient_quality(_student(cfg, width, jax.random.key(0)), Exact(), minibatches, key=jax.random.key(1),
+                                 samples=64, batch=train.all(), resample_batch=True, batch_size=b, curvature=False)
+        arms.append((f"minibatch {b}", {"batch_size": int(b)}, table.value(group="total", quantity="relative_variance")))
+    rows, results = [], {}
+    for label, kw, rel_var in arms:
+        _, test, trace, train_loss = _train_grid(cfg, width, "random", zeros, np.full(n, kw.get("sigma", 0.0)), seeds,
+                                                 steps=steps, batch_size=kw.get("batch_size"), probes=32)
+        results[label] = (test - train_loss, trace)
+        rows += [dict(estimator=label, relative_variance_at_start=float(rel_var), seed=s, train_loss=float(l),
+                      test_loss=float(t), gap=float(t - l), hessian_trace=float(h))
+                 for s, l, t, h in zip(seeds, train_loss, test, trace)]
+    gap0, trace0 = results["exact"]
+    summary = {}
+    for label, (gap, trace) in results.items():
+        d_gap, d_trace = gap - gap0, trace - trace0
+        summary[label] = {"gap": float(gap.mean()), "hessian_trace": float(trace.mean()),
+                          "gap_change": float(d_gap.mean()), "gap_change_sem": float(d_gap.std(ddof=1) / np.sqrt(n)),
+                          "trace_change": float(d_trace.mean()),
+                          "trace_change_sem": float(d_trace.std(ddof=1) / np.sqrt(n)),
+                          "seeds_with_lower_gap": int(np.sum(d_gap < 0)),
+                          "seeds_with_lower_trace": int(np.sum(d_trace < 0)),
+                          "relative_variance_at_start": next(v for a, _, v in arms if a == label)}
+    lowers = lambda label, key: summary[label][f"{key}_change"] < 0  # noqa: E731
+    iso = [a for a, _, _ in arms if a.startswith("isotropic")]
+    mini = [a for a, _, _ in arms if a.startswith("minibatch")]
+    return rows, {"by_estimator": summary,
+                  "isotropic_noise_lowers_gap": bool(iso and all(lowers(a, "gap") for a in iso)),
+                  "isotropic_noise_lowers_hessian_trace": bool(iso and all(lowers(a, "trace") for a in iso)),
+                  "minibatch_noise_lowers_gap": bool(mini and all(lowers(a, "gap") for a in mini)),
+                  "minibatch_noise_lowers_hessian_trace": bool(mini and all(lowers(a, "trace") for a in mini))}
 
 
 def _scaling(cfg):
@@ -221,7 +271,11 @@ def run(cfg: dict, out_dir: Path) -> dict:
     io.write_json(out_dir / "summary.json", {"study": kind, **summary})
     _plot(out_dir, kind, rows)
     for k, v in summary.items():
-        print(f"  {k}: {v}")
+        if isinstance(v, dict):
+            for name, value in v.items():
+                print(f"  {k} / {name}: {value}")
+        else:
+            print(f"  {k}: {v}")
     return summary
 
 
@@ -250,11 +304,15 @@ def _plot(out_dir: Path, kind: str, rows: list[dict]) -> None:
         ax.semilogx(widths, [np.mean([r["penalty"] for r in rows if r["width"] == w]) for w in widths], "o-")
         ax.set(xlabel="width", ylabel="loss penalty at fixed sigma")
     elif kind == "generalization":
-        for key in ("gap", "hessian_trace"):
-            sig = sorted({r["sigma"] for r in rows})
-            ax.plot(sig, [np.mean([r[key] for r in rows if r["sigma"] == s]) for s in sig], "o-", label=key)
-        ax.set(xlabel="sigma")
-        ax.legend()
+        ax2 = ax.twinx()
+        for arm in dict.fromkeys(r["estimator"] for r in rows):
+            mine = [r for r in rows if r["estimator"] == arm]
+            x = max(mine[0]["relative_variance_at_start"], 1e-4)
+            ax.semilogx(x, np.mean([r["gap"] for r in mine]), "o", color="C0")
+            ax2.semilogx(x, np.mean([r["hessian_trace"] for r in mine]), "s", color="C1")
+            ax.annotate(arm, (x, np.mean([r["gap"] for r in mine])), fontsize=7)
+        ax.set(xlabel="relative variance of the estimator at the start (exact: left edge)", ylabel="test - train gap (o)")
+        ax2.set_ylabel("Hessian trace (s)")
     else:
         for name in ("weight_perturbation", "node_perturbation"):
             size, var = np.array([(r["size"], r["relative_variance"]) for r in rows if r["rule"] == name]).T
