@@ -191,34 +191,33 @@ def _generalization(cfg):
     n = len(seeds)
     zeros = np.zeros(n)
     train, _ = _data(cfg)
-    g_norm = float(jnp.linalg.norm(ravel_pytree(Exact()(_student(cfg, width, jax.random.key(0)), train,
-                                                                train.all(), None)[1])[0]))
+    start = _student(cfg, width, jax.random.fold_in(jax.random.key(seeds[0]), 0))  # the first seed's student
+    g_norm = float(jnp.linalg.norm(ravel_pytree(Exact()(start, train, train.all(), None)[1])[0]))
     arms = [("exact", {}, 0.0)]
     arms += [(f"isotropic sigma={s}", {"sigma": float(s)}, (s / g_norm) ** 2) for s in gen["sigmas"]]
     minibatches = Dataset(train.inputs, train.targets, full_batch=False)
     for b in gen["batch_sizes"]:
-        table = gradient_quality(_student(cfg, width, jax.random.key(0)), Exact(), minibatches, key=jax.random.key(1),
-                                 samples=64, batch=train.all(), resample_batch=True, batch_size=b, curvature=False)
+        table = gradient_quality(start, Exact(), minibatches, key=jax.random.key(1), samples=64, batch=train.all(),
+                                 resample_batch=True, batch_size=b, curvature=False)
         arms.append((f"minibatch {b}", {"batch_size": int(b)}, table.value(group="total", quantity="relative_variance")))
     rows, results = [], {}
     for label, kw, rel_var in arms:
         _, test, trace, train_loss = _train_grid(cfg, width, "random", zeros, np.full(n, kw.get("sigma", 0.0)), seeds,
                                                  steps=steps, batch_size=kw.get("batch_size"), probes=32)
-        results[label] = (test - train_loss, trace)
+        results[label] = (test - train_loss, trace, float(rel_var))
         rows += [dict(estimator=label, relative_variance_at_start=float(rel_var), seed=s, train_loss=float(l),
                       test_loss=float(t), gap=float(t - l), hessian_trace=float(h))
                  for s, l, t, h in zip(seeds, train_loss, test, trace)]
-    gap0, trace0 = results["exact"]
+    gap0, trace0, _ = results["exact"]
     summary = {}
-    for label, (gap, trace) in results.items():
+    for label, (gap, trace, rel_var) in results.items():
         d_gap, d_trace = gap - gap0, trace - trace0
         summary[label] = {"gap": float(gap.mean()), "hessian_trace": float(trace.mean()),
                           "gap_change": float(d_gap.mean()), "gap_change_sem": float(d_gap.std(ddof=1) / np.sqrt(n)),
                           "trace_change": float(d_trace.mean()),
                           "trace_change_sem": float(d_trace.std(ddof=1) / np.sqrt(n)),
                           "seeds_with_lower_gap": int(np.sum(d_gap < 0)),
-                          "seeds_with_lower_trace": int(np.sum(d_trace < 0)),
-                          "relative_variance_at_start": next(v for a, _, v in arms if a == label)}
+                          "seeds_with_lower_trace": int(np.sum(d_trace < 0)), "relative_variance_at_start": rel_var}
     lowers = lambda label, key: summary[label][f"{key}_change"] < 0  # noqa: E731
     iso = [a for a, _, _ in arms if a.startswith("isotropic")]
     mini = [a for a, _, _ in arms if a.startswith("minibatch")]
