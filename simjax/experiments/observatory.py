@@ -1,13 +1,14 @@
 """The gradient-quality observatory: every learning rule on one model and task, one row each.
 
 For each rule in ``rules`` (a list of ``{type = name, label = ..., **kwargs}``, built by name), draws
-``samples`` updates (one vmapped program per rule) and compares them with the exact gradient
-(`simjax.analysis.gradient_quality`): relative bias and variance, cosines, sign agreement, SNR, and
-(for smooth models) curvature terms. Optionally trains every rule for ``track_steps`` steps while
-tracking its alignment. Writes ``gradient_quality.csv`` (rule x group x quantity), ``observatory.md``
-(the table), ``bias_variance_plane.png`` and ``alignment.png``; results are written after every
-rule, so an interrupted run keeps the rules it finished. A rule that cannot handle the model is
-reported and skipped.
+``samples`` updates and compares them with the exact gradient (`simjax.analysis.report_arrays`):
+relative bias and variance, cosines, sign agreement, SNR, and (for smooth models) curvature terms.
+Every rule's report is traced first on its own (`eqx.filter_eval_shape`): a rule that cannot handle
+the model is reported and skipped; the others run as ONE compiled program (each rule's samples
+vmapped). Should that program fail, the rules run one program each, and the table is written after
+every rule. Optionally trains every rule for ``track_steps`` steps while tracking its alignment
+(written after every rule). Writes ``gradient_quality.csv`` (rule x group x quantity),
+``observatory.md`` (the table), ``bias_variance_plane.png`` and ``alignment.png``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import numpy as np
 import optax
 
 from .. import io
-from ..analysis import QualityTracker, gradient_quality
+from ..analysis import QualityTracker, report_arrays, to_table
 from ..config import ConfigError, require
 from ..networks import RSNN
 from ..neurons import LIF
@@ -51,7 +53,10 @@ DEFAULTS = {
         {"type": "rtrl", "label": "RTRL"},
     ],
 }
-QUICK = {"model": {"n_rec": 12}, "task": {"n_in": 8, "duration": 30.0}, "report": {"samples": 4}}
+QUICK = {"model": {"n_rec": 12}, "task": {"n_in": 8, "duration": 30.0},
+         "report": {"samples": 4, "track_steps": 10, "track_every": 5}}
+_UNSUPPORTED = (ConfigError, ValueError, TypeError, NotImplementedError)
+_FAILED = (*_UNSUPPORTED, RuntimeError, MemoryError)
 SHOWN = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sample", "sign_agreement")
 
 
@@ -85,26 +90,43 @@ def _setup(cfg):
 def run(cfg: dict, out_dir: Path) -> dict:
     net, task = _setup(cfg)
     r = cfg["report"]
-    rows, skipped, curves = [], {}, {}
     key = jax.random.key(cfg["experiment"]["seed"] + 1)
     batch = task.sample(key, r["batch_size"])
+    report = lambda rule: report_arrays(net, rule, task, batch, key, samples=r["samples"],  # noqa: E731
+                                        curvature=r["curvature"])
+    rules, skipped = {}, {}
     for i, spec in enumerate(cfg["rules"]):
         label = spec.get("label", spec["type"])
         try:
             rule = _rule(spec, f"rules[{i}]")
-            table = gradient_quality(net, rule, task, key=key, samples=r["samples"], batch=batch,
-                                     curvature=r["curvature"])
-            if r["track_steps"]:
-                curves[label] = _track(net, rule, task, cfg)
-        except (ConfigError, ValueError, TypeError, NotImplementedError) as err:
+            eqx.filter_eval_shape(report, rule)  # trace only: can this rule handle the model?
+            rules[label] = rule
+        except _UNSUPPORTED as err:
             skipped[label] = str(err).splitlines()[0]
             print(f"  {label:<28} skipped: {skipped[label]}")
-            continue
-        rows += [{"rule": label, **row} for row in table.rows()]
+    rows = []
+
+    def add(label, arrays):
+        table = to_table(arrays)
+        rows.extend({"rule": label, **row} for row in table.rows())
         total = {q: table.value(group="total", quantity=q) for q in SHOWN}
         print(f"  {label:<28} " + "  ".join(f"{q} {v:.3g}" for q, v in total.items()))
         io.write_rows(out_dir / "gradient_quality.csv", rows)
-    summary = {"rules": sorted({row["rule"] for row in rows}), "skipped": skipped}
+
+    try:
+        everything = eqx.filter_jit(lambda rules: {label: report(rule) for label, rule in rules.items()})(rules)
+    except _FAILED as err:
+        print(f"  (one program for all rules failed: {str(err).splitlines()[0]}; one program per rule)")
+        everything = None
+    for label, rule in rules.items():
+        add(label, everything[label] if everything is not None else eqx.filter_jit(report)(rule))
+    curves = {}
+    for label, rule in rules.items() if r["track_steps"] else ():
+        try:
+            curves[label] = _track(net, rule, task, cfg)
+        except _FAILED as err:
+            print(f"  {label:<28} not tracked: {str(err).splitlines()[0]}")
+    summary = {"rules": list(rules), "skipped": skipped}
     io.write_json(out_dir / "summary.json", summary)
     (out_dir / "observatory.md").write_text(markdown_table(rows))
     _plot_plane(out_dir, rows)

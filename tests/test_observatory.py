@@ -1,0 +1,35 @@
+"""The observatory: several rules' reports in one compiled program, rendered by ``simjax report``."""
+
+import math
+
+from simjax import config
+from simjax.experiments import observatory
+from simjax.report import report
+
+
+def test_observatory_rules_in_one_program_and_report(tmp_path, capsys):
+    cfg = config.merge(observatory.DEFAULTS, observatory.QUICK)
+    cfg["rules"] = [{"type": "exact", "label": "exact"},
+                    {"type": "exact", "label": "slope 5", "surrogate": {"type": "fast_sigmoid", "slope": 5.0}},
+                    {"type": "node_perturbation", "label": "NP", "sigma": 1e-2, "samples": 1}]
+    cfg["report"]["track_steps"] = 0  # (tracking is `fit`'s, tested with it)
+    summary = observatory.run(cfg, tmp_path)
+    assert summary == {"rules": ["exact", "slope 5", "NP"], "skipped": {}}
+    assert "one program per rule" not in capsys.readouterr().out
+
+    with open(tmp_path / "gradient_quality.csv") as f:
+        lines = f.read().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    value = lambda rule, q: float(next(r["value"] for r in rows  # noqa: E731
+                                       if r["rule"] == rule and r["group"] == "total" and r["quantity"] == q))
+    # the reference itself: no bias, no variance; another surrogate: a deterministic bias; NP: variance
+    assert value("exact", "relative_bias") < 1e-6 and value("exact", "relative_variance") == 0
+    assert math.isclose(value("exact", "cosine_mean"), 1.0, rel_tol=1e-6)
+    assert value("slope 5", "relative_bias") > 0.01 and value("slope 5", "relative_variance") == 0
+    assert value("NP", "relative_variance") > 1.0
+    assert (tmp_path / "observatory.md").read_text().count("|") > 20
+
+    written = report(tmp_path)
+    assert tmp_path / "bias_variance_plane.png" in written
+    assert "slope 5" in capsys.readouterr().out
