@@ -121,11 +121,12 @@ def run(cfg: dict, out_dir: Path) -> dict:
     for label, rule in rules.items():
         add(label, everything[label] if everything is not None else eqx.filter_jit(report)(rule))
     curves = {}
-    for label, rule in rules.items() if r["track_steps"] else ():
-        try:
-            curves[label] = _track(net, rule, task, cfg)
-        except _FAILED as err:
-            print(f"  {label:<28} not tracked: {str(err).splitlines()[0]}")
+    if r["track_steps"]:
+        for label, rule in rules.items():
+            try:
+                curves[label] = _track(net, rule, task, cfg)
+            except _FAILED as err:
+                print(f"  {label:<28} not tracked: {str(err).splitlines()[0]}")
     summary = {"rules": list(rules), "skipped": skipped}
     io.write_json(out_dir / "summary.json", summary)
     (out_dir / "observatory.md").write_text(markdown_table(rows))
