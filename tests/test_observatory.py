@@ -1,5 +1,6 @@
 """The observatory: several rules' reports in one compiled program, rendered by ``simjax report``."""
 
+import csv
 import math
 
 from simjax import config
@@ -17,10 +18,8 @@ def test_observatory_rules_in_one_program_and_report(tmp_path, capsys):
     assert summary == {"rules": ["exact", "slope 5", "NP"], "skipped": {}}
     assert "one program per rule" not in capsys.readouterr().out
 
-    with open(tmp_path / "gradient_quality.csv") as f:
-        lines = f.read().splitlines()
-    header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    with open(tmp_path / "gradient_quality.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     value = lambda rule, q: float(next(r["value"] for r in rows  # noqa: E731
                                        if r["rule"] == rule and r["group"] == "total" and r["quantity"] == q))
     # the reference itself: no bias, no variance; another surrogate: a deterministic bias; NP: variance

@@ -6,8 +6,8 @@ relative bias and variance, cosines, sign agreement, SNR, and (for smooth models
 Every rule's report is traced first on its own (`eqx.filter_eval_shape`): a rule that cannot handle
 the model is reported and skipped; the others run as ONE compiled program (each rule's samples
 vmapped). Should that program fail, the rules run one program each, and the table is written after
-every rule. Optionally trains every rule for ``track_steps`` steps while tracking its alignment
-(written after every rule). Writes ``gradient_quality.csv`` (rule x group x quantity),
+every rule. Optionally trains every rule for ``track_steps`` steps while tracking its alignment.
+Writes ``gradient_quality.csv`` (rule x group x quantity),
 ``observatory.md`` (the table), ``bias_variance_plane.png`` and ``alignment.png``.
 """
 
