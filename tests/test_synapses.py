@@ -28,6 +28,22 @@ def test_sparse_equals_numpy_dense_forward_and_gradient():
     np.testing.assert_allclose(grad, expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("lead", [(), (3,), (5, 2), (4, 2, 3)])
+def test_dense_any_leading_axes_forward_and_gradient(lead):
+    """Leading axes are merged before the product (one 2-D matmul); values and the weight gradient
+    are those of ``x @ W`` in NumPy."""
+    w = RNG.normal(size=(4, 3))
+    x = RNG.normal(size=(*lead, 4))
+    proj = sj.synapses.Dense(jnp.asarray(w))
+    out = proj(jnp.asarray(x))
+    assert out.shape == (*lead, 3)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-12)
+    grad = jax.grad(lambda w: jnp.sum(jnp.sin(sj.synapses.Dense(w)(jnp.asarray(x)))))(jnp.asarray(w))
+    upstream = np.cos(x @ w)
+    expected = (x.reshape(-1, 4).T @ upstream.reshape(-1, 3))
+    np.testing.assert_allclose(grad, expected, rtol=1e-10)
+
+
 def test_sparse_random_structure_and_errors():
     proj = Sparse.random(50, 50, 0.2, key=jax.random.key(0), self_connections=False)
     assert not np.any(np.asarray(proj.pre_idx) == np.asarray(proj.post_idx))

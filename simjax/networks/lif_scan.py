@@ -34,6 +34,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ..synapses._base import project
+
 
 def _post_reset(u, s, theta, v_reset, reset):
     return u - s * theta if reset == "subtract" else u * (1.0 - s) + s * v_reset
@@ -74,7 +76,7 @@ def _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_re
     (v_t, s_t), u = jax.lax.scan(body, (v0, s0), drive, unroll=unroll)
     spikes = (u - theta > 0).astype(u.dtype)  # exactly the loop's decisions
     # The readout does not feed back: one large matmul, then a cheap n_out-wide recursion.
-    o_t, o = _leaky_sum(spikes @ w_out + b_out, o0, kappa)
+    o_t, o = _leaky_sum(project(spikes, w_out) + b_out, o0, kappa)
     v = _post_reset(u, spikes, theta, v_reset, reset)
     return (spikes, v, o, (v_t, s_t, o_t)), u
 
@@ -87,6 +89,17 @@ def _fwd(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset,
     out, u = _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
     # Residuals: u (one float trace) and the n_out-wide readout trace.
     return out, (u, out[2], w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0)
+
+
+def _contract_leading(x, y):
+    """``sum_{t,b} x[t, b, :]^T y[t, b, :]``: one ``(I, T B) x (T B, J)`` matmul.
+
+    The leading axes are merged first (a free reshape): XLA's CPU backend runs a ``dot_general``
+    that contracts two axes several times slower than the same product on merged 2-D operands
+    (measured 75-110 ms vs 23 ms for ``T B = 16000``, ``I = J = 256``).
+    """
+    x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    return jax.lax.dot_general(x2, y2, (((0,), (0,)), ((), ())))
 
 
 def _is_symbolic_zero(g):
@@ -124,7 +137,7 @@ def _bwd(reset, unroll, residuals, cotangents):
     s = (u - theta > 0).astype(u.dtype)
     v = _post_reset(u, s, theta, v_reset, reset)
     time_and_batch = tuple(range(u.ndim - 1))
-    contract = lambda x, y: jax.lax.dot_general(x, y, ((time_and_batch, time_and_batch), ((), ())))  # noqa: E731
+    contract = _contract_leading
     s_prev = jnp.concatenate([s0[None], s[:-1]], axis=0)
     g_w_rec = contract(s_prev, delta)
     g_w_out = contract(s, obar)
@@ -151,11 +164,10 @@ lif_scan.defvjp(_fwd, _bwd, symbolic_zeros=True)
 
 
 #: Smallest population for which `RSNN` takes this path by itself. Measured on one CPU thread (one
-#: BPTT + Adam step, B = 32, against autodiff of the generic step): it is slower at N = 256 (1.29x
-#: vs 1.07x the hand-written scan), even at N = 512 (1.15x vs 1.19x) and much faster at N = 1024
-#: (0.91x vs 1.34x): the per-step work is the same and the single large weight-gradient matmul
-#: only pays off once the recurrent matmuls dominate. Set it to 0 to always use the fast path.
-MIN_NEURONS = 512
+#: BPTT + Adam step, T = 500, B = 32, paired against the hand-written scan of `benchmarks/bptt_step.py`)
+#: it is faster than autodiff of the generic step at every size tried (N = 64 ... 1024), so it is 0;
+#: raise it to differentiate the generic step instead (e.g. to compare the two).
+MIN_NEURONS = 0
 
 
 def supports(net: Any) -> bool:

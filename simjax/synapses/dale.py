@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._checks import as_float_array, as_optional_float, check_positive
-from ._base import AbstractProjection
+from ._base import AbstractProjection, project
 
 
 class Dale(AbstractProjection):
@@ -70,7 +70,7 @@ class Dale(AbstractProjection):
         return w
 
     def __call__(self, pre):
-        return pre @ self._projected(self.weight)
+        return project(pre, self._projected(self.weight))
 
     @property
     def shape(self):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array
-from ._base import AbstractProjection
+from ._base import AbstractProjection, project
 
 
 class Dense(AbstractProjection):
@@ -32,7 +32,7 @@ class Dense(AbstractProjection):
         return cls(w)
 
     def __call__(self, pre):
-        return pre @ self.weight
+        return project(pre, self.weight)
 
     @property
     def shape(self):
