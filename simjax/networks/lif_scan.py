@@ -13,8 +13,10 @@ with ``d_t = x_t W_in`` (one large matmul outside the loop) and ``s_t`` treated 
 the reset. The gradient is the same as autodiff's (the tests compare them in float64) but computed
 differently:
 
-- The forward keeps one float trace, the pre-reset voltage ``u``; spikes and post-reset voltages
-  are recomputed from it (``s_t = 1[u_t > theta]`` exactly as the forward decided).
+- Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``; spikes
+  and post-reset voltages are recomputed from it (``s_t = 1[u_t > theta]`` exactly as the forward
+  decided) and the readout is one matmul after the loop. Evaluated without differentiation it is
+  a single scan with the readout inside.
 - The backward recursion only propagates ``delta_t = dL/du_t``:
 
       delta_t = gv_t r_t + gs_t h(u_t - theta),     r_t = 1 (subtract) or 1 - s_t (zero)
@@ -54,7 +56,17 @@ def lif_scan(reset: str, unroll: int, drive, w_rec, w_out, b_out, kappa, a, c, t
     (masked), ``w_out [N, O]``, ``b_out [O]``, scalar ``kappa``, per-neuron ``a, c, theta, v_reset
     [N]``, the surrogate, and the initial ``v0, s0 [*batch, N]``, ``o0 [*batch, O]``.
     """
-    return _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)[0]
+    # Not differentiated: one scan with the readout inside (no voltage trace to keep for later).
+    def body(carry, d_t):
+        v, s, o = carry
+        u = a * v + c + d_t + s @ w_rec
+        s = (u - theta > 0).astype(u.dtype)
+        v = _post_reset(u, s, theta, v_reset, reset)
+        o = kappa * o + s @ w_out + b_out
+        return (v, s, o), (s, v, o)
+
+    (v_t, s_t, o_t), (spikes, v, o) = jax.lax.scan(body, (v0, s0, o0), drive, unroll=unroll)
+    return spikes, v, o, (v_t, s_t, o_t)
 
 
 def _leaky_sum(z, start, kappa, reverse=False):
