@@ -64,8 +64,13 @@ def initial_state(net):
     return eqx.tree_at(lambda s: (s.spikes, s.neuron.v), state, (spikes, v))
 
 
-@pytest.mark.parametrize("reset, dale", [("subtract", False), ("zero", False), ("subtract", True)])
-def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale):
+@pytest.mark.parametrize("reset, dale, neuron_major",
+                         [("subtract", False, False), ("zero", False, False), ("subtract", True, False),
+                          ("subtract", False, True), ("zero", True, True)])
+def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale, neuron_major, monkeypatch):
+    """Values, loss and gradients of the fast path (both loop layouts) against autodiff of the
+    generic step, from a non-resting state, with two batch axes."""
+    monkeypatch.setattr(lif_scan, "NEURON_MAJOR_FROM", 0 if neuron_major else 10**9)
     kwargs = {}
     if dale:
         kwargs["w_rec"] = Dale.init(6, 6, key=jax.random.key(4), frac_excitatory=0.5, scale=1.0)
