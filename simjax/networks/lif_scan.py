@@ -58,7 +58,7 @@ def lif_scan(reset: str, unroll: int, drive, w_rec, w_out, b_out, kappa, a, c, t
     """
     # Not differentiated: one scan with the readout inside (no voltage trace to keep for later).
     lay = _Layout(drive, w_rec)
-    a_, c_, theta_, v_reset_ = lay.per_neuron(a, c, theta, v_reset)
+    a_, c_, theta_, v_reset_, b_out_ = lay.per_neuron(a, c, theta, v_reset, b_out)
     readout = lay.right(w_out)
 
     def body(carry, d_t):
@@ -66,7 +66,7 @@ def lif_scan(reset: str, unroll: int, drive, w_rec, w_out, b_out, kappa, a, c, t
         u = a_ * v + c_ + d_t + lay.recurrent(s)
         s = (u - theta_ > 0).astype(u.dtype)
         v = _post_reset(u, s, theta_, v_reset_, reset)
-        o = kappa * o + readout(s) + lay.per_neuron(b_out)[0]
+        o = kappa * o + readout(s) + b_out_
         return (v, s, o), (s, v, o)
 
     (v_t, s_t, o_t), traces = jax.lax.scan(body, lay.states(v0, s0, o0), lay.traces(drive), unroll=unroll)
@@ -219,10 +219,9 @@ def _bwd(reset, unroll, residuals, cotangents):
     s = (u - theta > 0).astype(u.dtype)
     v = _post_reset(u, s, theta, v_reset, reset)
     time_and_batch = tuple(range(u.ndim - 1))
-    contract = _contract_leading
     s_prev = jnp.concatenate([s0[None], s[:-1]], axis=0)
-    g_w_rec = contract(s_prev, delta)
-    g_w_out = contract(s, obar)
+    g_w_rec = _contract_leading(s_prev, delta)
+    g_w_out = _contract_leading(s, obar)
     g_b_out = jnp.sum(obar, axis=time_and_batch)
     g_kappa = jnp.sum(obar[1:] * o[:-1]) + jnp.sum(obar[0] * o0)
     g_o0 = kappa * obar[0]
