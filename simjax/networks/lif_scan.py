@@ -87,9 +87,10 @@ class _Layout:
         self.major = self.n >= NEURON_MAJOR_FROM
         self.batch = drive.shape[1:-1]
         self.w_rec = w_rec
-        # transposed here, outside the loop: inside it XLA folds the transpose into the product and
-        # picks the slow kernel again
-        self.w_rec_t = w_rec.T if self.major else None
+        # Transposed here, outside the loops: inside a loop body XLA folds the transpose into the
+        # product and picks its slower transposed-operand kernel (neuron-major forward; and the
+        # row-major backward's ``delta W^T``).
+        self.w_rec_t = w_rec.T
 
     def recurrent(self, s):
         """``s W`` (forward step)."""
@@ -97,7 +98,7 @@ class _Layout:
 
     def recurrent_adjoint(self, delta):
         """``delta W^T`` (backward step)."""
-        return self.w_rec @ delta if self.major else delta @ self.w_rec.T
+        return self.w_rec @ delta if self.major else delta @ self.w_rec_t
 
     def right(self, w):
         """``x -> x w`` in this layout."""
