@@ -84,7 +84,8 @@ class _Layout:
 
     def __init__(self, drive, w_rec):
         self.n = w_rec.shape[0]
-        self.major = self.n >= NEURON_MAJOR_FROM
+        # measured on XLA's CPU backend only; elsewhere the arrays' own layout is kept
+        self.major = self.n >= NEURON_MAJOR_FROM and jax.default_backend() == "cpu"
         self.batch = drive.shape[1:-1]
         self.w_rec = w_rec
         # Transposed here, outside the loops: inside a loop body XLA folds the transpose into the
@@ -251,8 +252,8 @@ lif_scan.defvjp(_fwd, _bwd, symbolic_zeros=True)
 #: raise it to differentiate the generic step instead (e.g. to compare the two).
 MIN_NEURONS = 0
 
-#: From this many neurons the fast path's loops run neuron-major (see `_Layout`; measured on one
-#: CPU thread, the switch pays between N = 768 and 1024).
+#: From this many neurons the fast path's loops run neuron-major on the CPU backend (see `_Layout`;
+#: measured on one CPU thread, the switch pays between N = 768 and 1024).
 NEURON_MAJOR_FROM = 1024
 
 
