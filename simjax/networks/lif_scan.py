@@ -58,18 +58,17 @@ def lif_scan(reset: str, unroll: int, drive, w_rec, w_out, b_out, kappa, a, c, t
     """
     # Not differentiated: one scan with the readout inside (no voltage trace to keep for later).
     lay = _Layout(drive, w_rec)
-    a_, c_, theta_, v_reset_, b_out_ = lay.per_neuron(a, c, theta, v_reset, b_out)
+    step = lay.lif_step(reset, a, c, theta, v_reset)
     readout = lay.right(w_out)
+    (b_out_,) = lay.per_neuron(b_out)
 
     def body(carry, d_t):
         v, s, o = carry
-        u = a_ * v + c_ + d_t + lay.recurrent(s)
-        s = (u - theta_ > 0).astype(u.dtype)
-        v = _post_reset(u, s, theta_, v_reset_, reset)
+        _, v, s = step(v, s, d_t)
         o = kappa * o + readout(s) + b_out_
         return (v, s, o), (s, v, o)
 
-    (v_t, s_t, o_t), traces = jax.lax.scan(body, lay.states(v0, s0, o0), lay.traces(drive), unroll=unroll)
+    (v_t, s_t, o_t), traces = jax.lax.scan(body, lay.states(v0, s0, o0), lay.traces(drive)[0], unroll=unroll)
     return (*lay.untraces(*traces), lay.unstates(v_t, s_t, o_t))
 
 
@@ -83,9 +82,8 @@ class _Layout:
     """
 
     def __init__(self, drive, w_rec):
-        self.n = w_rec.shape[0]
         # measured on XLA's CPU backend only; elsewhere the arrays' own layout is kept
-        self.major = self.n >= NEURON_MAJOR_FROM and jax.default_backend() == "cpu"
+        self.major = w_rec.shape[0] >= NEURON_MAJOR_FROM and jax.default_backend() == "cpu"
         self.batch = drive.shape[1:-1]
         self.w_rec = w_rec
         # Transposed here, outside the loops: inside a loop body XLA folds the transpose into the
@@ -111,12 +109,22 @@ class _Layout:
     def per_neuron(self, *params):
         return tuple(p[:, None] for p in params) if self.major else params
 
+    def lif_step(self, reset, a, c, theta, v_reset):
+        """``(v, s, d_t) -> (u, v, s)``: one step of the recurrent LIF network (module docstring)."""
+        a, c, theta, v_reset = self.per_neuron(a, c, theta, v_reset)
+
+        def step(v, s, d_t):
+            u = a * v + c + d_t + self.recurrent(s)
+            s = (u - theta > 0).astype(u.dtype)
+            return u, _post_reset(u, s, theta, v_reset, reset), s
+
+        return step
+
     def traces(self, *xs):
         """``[T, *batch, K] -> [T, K, B]`` (neuron-major) or unchanged; ``None`` stays ``None``."""
         if not self.major:
-            return xs if len(xs) > 1 else xs[0]
-        out = tuple(None if x is None else jnp.swapaxes(x.reshape(x.shape[0], -1, x.shape[-1]), 1, 2) for x in xs)
-        return out if len(out) > 1 else out[0]
+            return xs
+        return tuple(None if x is None else jnp.swapaxes(x.reshape(x.shape[0], -1, x.shape[-1]), 1, 2) for x in xs)
 
     def untraces(self, *xs):
         if not self.major:
@@ -142,15 +150,13 @@ def _leaky_sum(z, start, kappa, reverse=False):
 
 def _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0):
     lay = _Layout(drive, w_rec)
-    a_, c_, theta_, v_reset_ = lay.per_neuron(a, c, theta, v_reset)
+    step = lay.lif_step(reset, a, c, theta, v_reset)
 
     def body(carry, d_t):
-        v, s = carry
-        u = a_ * v + c_ + d_t + lay.recurrent(s)
-        s = (u - theta_ > 0).astype(u.dtype)
-        return (_post_reset(u, s, theta_, v_reset_, reset), s), u
+        u, v, s = step(*carry, d_t)
+        return (v, s), u
 
-    (v_t, s_t), u = jax.lax.scan(body, lay.states(v0, s0), lay.traces(drive), unroll=unroll)
+    (v_t, s_t), u = jax.lax.scan(body, lay.states(v0, s0), lay.traces(drive)[0], unroll=unroll)
     (u,), (v_t, s_t) = lay.untraces(u), lay.unstates(v_t, s_t)
     spikes = (u - theta > 0).astype(u.dtype)  # exactly the loop's decisions
     # The readout does not feed back: one large matmul, then a cheap n_out-wide recursion.
