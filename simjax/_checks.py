@@ -56,19 +56,34 @@ def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> N
         raise ValueError(f"{where}{name} has shape {shape}, expected {want}")
 
 
-def check_finite(name: str, array: Any) -> jax.Array:
-    """Inside or outside ``jit``: errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf."""
+def finite_flag(name: str, array: Any) -> jax.Array | None:
+    """A scalar zero that errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf; add it to
+    something the computation needs so that the check runs. Concrete arrays are checked now
+    (``ValueError``) and give ``None``."""
     import equinox as eqx
 
     if is_concrete(array):
         if not np.all(np.isfinite(np.asarray(array))):
             raise ValueError(f"{name} contains NaN or inf values")
-        return jnp.asarray(array)
+        return None
+    array = jnp.asarray(array)
+    return eqx.error_if(jnp.zeros((), array.dtype), ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
+
+
+def check_finite(name: str, array: Any) -> jax.Array:
+    """Inside or outside ``jit``: errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf."""
+    flag = finite_flag(name, array)
     # The error is threaded through a scalar: passing the whole array through `error_if` makes XLA
     # keep several copies of it (one per branch of the check).
-    array = jnp.asarray(array)
-    flag = eqx.error_if(jnp.zeros((), array.dtype), ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
-    return array + flag
+    return jnp.asarray(array) if flag is None else jnp.asarray(array) + flag
+
+
+def with_flag(tree: Any, flag: jax.Array | None) -> Any:
+    """``tree`` with ``flag`` (a scalar zero from `finite_flag`) added to its floating leaves."""
+    if flag is None:
+        return tree
+    return jax.tree.map(lambda x: x + flag.astype(x.dtype) if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else x,
+                        tree)
 
 
 def as_optional_float(x: Any) -> jax.Array | None:

@@ -70,6 +70,17 @@ def check_event_neuron(neuron: Any, owner: str) -> None:
                         "event-driven simulation; use method='clock' or method='ode'")
 
 
+def check_spike_inputs(inputs: Any, n_in: int, t1: Any, owner: str) -> None:
+    """Raises unless ``inputs`` is a `SpikeTrain` with ``n_in`` channels and ``t1`` a positive end time."""
+    if not isinstance(inputs, SpikeTrain):
+        raise TypeError(f"{owner}: inputs must be a simjax.SpikeTrain(times, ids, n), got {type(inputs).__name__}")
+    if inputs.n != n_in:
+        raise ValueError(f"{owner}: the spike train has n={inputs.n} channels, expected n_in={n_in}")
+    if t1 is None:
+        raise ValueError(f"{owner}: needs t1, the end time (e.g. t1=100.0)")
+    check_positive("t1", t1, owner=owner)
+
+
 def check_pseudo_drive(neuron: Any, drive: Any, owner: str) -> None:
     """Raises ``ValueError`` unless ``drive`` is finite and (for QIF, when concrete) makes every
     neuron's current ``bias + drive`` positive, so that every neuron fires after the trial."""
@@ -265,13 +276,7 @@ def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Arra
     if net.tau_out is None:
         raise ValueError(f"{owner}: needs a leaky readout (tau_out=None is a sum of Dirac deltas in continuous "
                          "time); build the RSNN with tau_out > 0")
-    if not isinstance(inputs, SpikeTrain):
-        raise TypeError(f"{owner}: inputs must be a simjax.SpikeTrain(times, ids, n), got {type(inputs).__name__}")
-    if inputs.n != net.n_in:
-        raise ValueError(f"{owner}: the spike train has n={inputs.n} channels, expected n_in={net.n_in}")
-    if t1 is None:
-        raise ValueError(f"{owner}: needs t1, the end time (e.g. t1=100.0)")
-    check_positive("t1", t1, owner=owner)
+    check_spike_inputs(inputs, net.n_in, t1, owner)
     if not isinstance(max_events, (int, np.integer)) or isinstance(max_events, bool) or max_events < 1:
         raise ValueError(f"{owner}: max_events must be a positive int, got {max_events!r}")
     check_choice("on_exhausted", on_exhausted, ("raise", "flag"), owner=owner)

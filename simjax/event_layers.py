@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ._checks import check_choice, check_positive, is_concrete
-from .event import check_event_neuron, check_pseudo_drive
+from ._checks import check_choice, is_concrete
+from .event import check_event_neuron, check_pseudo_drive, check_spike_inputs
 from .networks.spiking_feedforward import SpikingFeedForward
 from .neurons.qif import _propagator
 from .simulate import Output
@@ -213,13 +213,7 @@ def simulate_layers(net: SpikingFeedForward, inputs: SpikeTrain, *, t1: Any, pse
     pseudospikes (``> t1``). ``v``, ``readout`` and ``final_state`` are ``None``.
     """
     owner = "simulate(method='event')"
-    if not isinstance(inputs, SpikeTrain):
-        raise TypeError(f"{owner}: inputs must be a simjax.SpikeTrain(times, ids, n), got {type(inputs).__name__}")
-    if inputs.n != net.n_in:
-        raise ValueError(f"{owner}: the spike train has n={inputs.n} channels, expected n_in={net.n_in}")
-    if t1 is None:
-        raise ValueError(f"{owner}: needs t1, the end time (e.g. t1=2.0)")
-    check_positive("t1", t1, owner=owner)
+    check_spike_inputs(inputs, net.n_in, t1, owner)
     for f in record:
         check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
     for neuron in net.neurons:

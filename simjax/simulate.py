@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from ._checks import check_choice, check_finite, check_positive
+from ._checks import check_choice, check_positive, finite_flag, with_flag
 from .networks._base import AbstractNetwork, Record
 
 Method = Literal["clock", "event", "ode"]
@@ -139,12 +139,14 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     if inputs.ndim < 2 or inputs.shape[-1] != net.n_in:
         raise ValueError(f"simulate: inputs have shape {inputs.shape}, expected [time, *batch, {net.n_in}] "
                          f"(the network has n_in={net.n_in})")
-    if checks:
-        inputs = check_finite("simulate: inputs", inputs)
+    # NaN / inf inputs error at run time; the check's flag is added to the (small) initial state, not
+    # to the inputs, which would cost a pass over them.
+    flag = finite_flag("simulate: inputs", inputs) if checks else None
     if method == "ode":
         from .ode import simulate_ode
 
-        return simulate_ode(net, inputs, dt=dt, t1=t1, state=state, key=key, record=record, **method_kwargs)
+        return simulate_ode(net, with_flag(inputs, flag), dt=dt, t1=t1, state=state, key=key, record=record,
+                            **method_kwargs)
 
     if method_kwargs:
         raise TypeError(f"simulate: unexpected keyword(s) {sorted(method_kwargs)} for method='clock'")
@@ -153,5 +155,8 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     check_positive("dt", dt, owner="simulate")
     if state is None:
         state = net.init(key, inputs.shape[1:-1])
+    state = with_flag(state, flag)
+    if flag is not None and not any(jnp.issubdtype(jnp.result_type(x), jnp.inexact) for x in jax.tree.leaves(state)):
+        inputs = inputs + flag
     return _clock(net, inputs, dt=dt, state=state, record=record, stride=stride, memory=memory,
                   segment=segment, unroll=unroll)

@@ -1,6 +1,8 @@
 """`Exact()` against central finite differences for every simulation method, and simulate's input
 checks."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -81,6 +83,28 @@ def test_simulate_rejects_nan_inputs_and_wrong_widths():
         sj.simulate(net, np.zeros((5, 2, 3)), dt=1.0, method="evnt")
     with pytest.raises(ValueError, match="dt must be finite and > 0, got -1.0"):
         sj.simulate(net, np.zeros((5, 2, 3)), dt=-1.0)
+
+
+@pytest.mark.parametrize("kind,method", [("rsnn", "clock"), ("feedforward", "clock"), ("rate", "ode")])
+def test_simulate_rejects_nan_inputs_under_jit(kind, method):
+    """Traced inputs are checked at run time; only the readout is used, so the check must not be
+    dropped as dead code, and finite inputs give the unchecked result."""
+    key = jax.random.key(0)
+    net = {"rsnn": lambda: sj.networks.RSNN(3, 4, 2, key=key, tau_out=5.0),
+           "feedforward": lambda: sj.networks.FeedForward((3, 4, 2), key=key),
+           "rate": lambda: sj.networks.RateRNN(3, 4, 2, key=key)}[kind]()
+    kwargs = dict(dt=0.5, t1=2.5) if method == "ode" else dict(dt=1.0)
+
+    @functools.partial(jax.jit, static_argnames="checks")
+    def readout(x, checks=True):
+        return sj.simulate(net, x, method=method, record=("readout",), checks=checks, **kwargs).readout
+
+    x = np.asarray(RNG.normal(size=(5, 2, 3)))
+    np.testing.assert_array_equal(readout(x), readout(x, checks=False))
+    x[2, 1, 0] = np.inf
+    with pytest.raises(Exception, match="inputs contains NaN or inf"):
+        jax.block_until_ready(readout(x))
+    assert np.all(np.isfinite(readout(np.where(np.isfinite(x), x, 0.0))))
 
 
 def test_exact_with_a_replacement_surrogate_returns_updates_shaped_like_the_model():
