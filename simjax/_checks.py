@@ -57,9 +57,11 @@ def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> N
 
 
 def finite_flag(name: str, array: Any) -> jax.Array | None:
-    """A scalar zero that errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf; add it to
-    something the computation needs so that the check runs. Concrete arrays are checked now
-    (``ValueError``) and give ``None``."""
+    """A scalar zero that errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf; add it
+    (`with_flag`) to something the computation needs so that the check runs. Threading the error
+    through a scalar, not through ``array`` itself, keeps XLA from holding copies of the array (one per
+    branch of the check) or making a pass over it. Concrete arrays are checked now (``ValueError``)
+    and give ``None``."""
     import equinox as eqx
 
     if is_concrete(array):
@@ -70,20 +72,14 @@ def finite_flag(name: str, array: Any) -> jax.Array | None:
     return eqx.error_if(jnp.zeros((), array.dtype), ~jnp.all(jnp.isfinite(array)), f"{name} contains NaN or inf values")
 
 
-def check_finite(name: str, array: Any) -> jax.Array:
-    """Inside or outside ``jit``: errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf."""
-    flag = finite_flag(name, array)
-    # The error is threaded through a scalar: passing the whole array through `error_if` makes XLA
-    # keep several copies of it (one per branch of the check).
-    return jnp.asarray(array) if flag is None else jnp.asarray(array) + flag
-
-
-def with_flag(tree: Any, flag: jax.Array | None) -> Any:
-    """``tree`` with ``flag`` (a scalar zero from `finite_flag`) added to its floating leaves."""
+def with_flag(tree: Any, flag: jax.Array | None) -> tuple[Any, bool]:
+    """``tree`` with ``flag`` (from `finite_flag`) added to its floating leaves, and whether it had any
+    (``True`` when ``flag`` is ``None``: nothing to add)."""
     if flag is None:
-        return tree
-    return jax.tree.map(lambda x: x + flag.astype(x.dtype) if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else x,
-                        tree)
+        return tree, True
+    inexact = lambda x: jnp.issubdtype(jnp.result_type(x), jnp.inexact)  # noqa: E731
+    tree = jax.tree.map(lambda x: x + flag.astype(x.dtype) if inexact(x) else x, tree)
+    return tree, any(inexact(x) for x in jax.tree.leaves(tree))
 
 
 def as_optional_float(x: Any) -> jax.Array | None:

@@ -145,7 +145,7 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     if method == "ode":
         from .ode import simulate_ode
 
-        return simulate_ode(net, with_flag(inputs, flag), dt=dt, t1=t1, state=state, key=key, record=record,
+        return simulate_ode(net, with_flag(inputs, flag)[0], dt=dt, t1=t1, state=state, key=key, record=record,
                             **method_kwargs)
 
     if method_kwargs:
@@ -155,8 +155,8 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
     check_positive("dt", dt, owner="simulate")
     if state is None:
         state = net.init(key, inputs.shape[1:-1])
-    state = with_flag(state, flag)
-    if flag is not None and not any(jnp.issubdtype(jnp.result_type(x), jnp.inexact) for x in jax.tree.leaves(state)):
-        inputs = inputs + flag
+    state, attached = with_flag(state, flag)
+    if not attached:  # a state without floating leaves: the inputs carry the flag
+        inputs, _ = with_flag(inputs, flag)
     return _clock(net, inputs, dt=dt, state=state, record=record, stride=stride, memory=memory,
                   segment=segment, unroll=unroll)
