@@ -47,7 +47,12 @@ def quartiles(v):
 def time_cell(libs, cfg, rounds, warmup):
     steps = {}
     for lib in libs:
-        steps[lib] = importlib.import_module(MODULES[lib]).build(cfg).step
+        try:
+            module = importlib.import_module(MODULES[lib])
+            steps[lib] = module.build(cfg).step
+        except ImportError as e:
+            raise SystemExit(f"interleaved.py: {lib} cannot be built in this interpreter ({e}); install it "
+                             "next to simjax (see the module docstring) or drop it from --libs") from e
         for _ in range(warmup):
             steps[lib]()
     times = {lib: [] for lib in libs}
