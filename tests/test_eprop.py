@@ -23,6 +23,7 @@ def data():
 
 NEURONS = {
     "lif": lambda: sj.neurons.LIF(tau_mem=20.0, v_th=0.5),
+    "lif_refractory": lambda: sj.neurons.LIF(tau_mem=20.0, v_th=0.5, t_ref=2.5),
     "alif": lambda: sj.neurons.ALIF(tau_mem=20.0, v_th=0.5, tau_adapt=50.0, beta=0.3),
     "alif_base": lambda: sj.neurons.ALIF(tau_mem=20.0, v_th=0.5, tau_adapt=50.0, beta=0.3, reset="subtract_base"),
 }

@@ -30,6 +30,22 @@ propagator and adjoint, and the per-synapse state is touched once per block, wit
 matmuls over ``(time x batch)`` (`_alif_block`); the online mode and `eligibility_traces` step
 them directly.
 
+**LIF with a refractory period** (``t_ref > 0``: ``v`` held and input ignored while refractory):
+the membrane no longer filters every synapse alike. With ``a_j^t`` the decay of neuron ``j``'s
+voltage over step ``t`` (``alpha`` when free, ``exp(-t_free / tau_mem)`` when the hold ends within
+the step, 1 while held), ``m_j^t`` = 1 if the step's input reaches it (0 while held) and ``h_j^t``
+the surrogate derivative at its voltage (the held voltage too: BPTT through the same step sees it),
+
+    eps_ji^t = a_j^t eps_ji^{t-1} + m_j^t p_i^t,        e_ji^t = h_j^t eps_ji^t,
+
+the exact own-neuron ``dv_j/dW_ji`` and ``dz_j/dW_ji``. ``eps`` is per synapse. In the offline mode
+a backward pass over each block gives the per-neuron adjoint ``A^t = q^t + a^{t+1} A^{t+1}``
+(``q = h Ltilde``), so the block adds ``sum_t p^{tT} (m^t A^t)`` (one matmul) plus
+``eps^0 . (a^1 A^1)``, and ``eps`` is carried to the next block by one batched matmul
+(`_refractory_block`). ``a``, ``m`` and ``h`` come from forward-mode derivatives of `LIF.step` in
+the voltage and the drive. (Bellec et al. instead set the pseudo-derivative to zero during the
+refractory period of a neuron that keeps integrating; this project's LIF holds ``v``.)
+
 **Leaky rate units** (`simjax.networks.RateRNN` with `simjax.neurons.LeakyRate`): the same as LIF
 with ``alpha = exp(-dt / tau)`` and ``psi = dphi(x)/d drive = phi'(x) (1 - alpha)``.
 
@@ -78,7 +94,7 @@ from .._checks import as_float_array, check_choice, check_positive, is_concrete
 from ..networks.rate_rnn import RateRNN
 from ..networks.rsnn import RSNN
 from ..neurons.alif import ALIF
-from ..neurons.lif import LIF
+from ..neurons.lif import LIF, LIFState
 from ..neurons.rate import LeakyRate
 from ..networks._readout import readout_decay
 from ..parameters import partition
@@ -96,19 +112,18 @@ def _scalar(x) -> bool:
 
 
 def network_kind(model: Any, owner: str = "EProp") -> str:
-    """``"lif"``, ``"alif"`` or ``"rate"``: which eligibility recursion applies to ``model``.
+    """``"lif"``, ``"lif_refractory"``, ``"alif"`` or ``"rate"``: which eligibility recursion applies to
+    ``model``.
 
     **Raises:** ``TypeError``/``ValueError`` naming what is not supported.
     """
     if isinstance(model, RSNN):
         neuron, fields = model.neuron, _SUPPORTED_FIELDS["RSNN"]
         if type(neuron) is LIF:
-            kind = "lif"
+            kind = "lif_refractory" if neuron.refractoriness else "lif"
             if neuron.reset_mode != "subtract":
                 raise ValueError(f"{owner}: LIF reset={neuron.reset_mode!r} is not supported; e-prop's LIF trace "
                                  "needs reset='subtract'")
-            if neuron.refractoriness:
-                raise ValueError(f"{owner}: LIF with a refractory period (t_ref > 0) is not supported; use t_ref=0")
         elif type(neuron) is ALIF:
             kind = "alif"
             if neuron.reset_mode not in ("subtract", "subtract_base"):
@@ -170,15 +185,29 @@ class _Dynamics(eqx.Module):
         return d + w["b_rec"] if "b_rec" in w else d
 
     def step(self, w, carry, x_t, with_psi=False, drive_in=None):
+        """``((state, spikes, readout), psi)``; ``psi = dz/d drive``, or for ``"lif_refractory"`` the
+        per-neuron ``(a, m, h)`` of the module docstring."""
         ns, z_prev, o = carry
         d = (self.input_drive(w, x_t) if drive_in is None else drive_in) + z_prev @ w["w_rec"]
-        if with_psi:
+        if with_psi and self.kind == "lif_refractory":
+            (ns, z), psi = self._refractory_coefficients(ns, d)
+        elif with_psi:
             (ns, z), (_, psi) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (jnp.ones_like(d),))
         else:
             ns, z = self.neuron.step(ns, d, self.dt)
             psi = None
         o = self.kappa * o + self.gain * (z @ w["w_out"] + w["b_out"])
         return (ns, z, o), psi
+
+    def _refractory_coefficients(self, ns, d):
+        """``(new state, spikes), (a, m, h)``: the step's ``dv/dv_prev``, ``dv/d drive`` and ``dz/dv``
+        (the reset carries no gradient, so these are the pre-reset voltage's)."""
+        step = lambda v, dd: self.neuron.step(LIFState(v=v, i=ns.i, refractory=ns.refractory), dd, self.dt)  # noqa: E731
+        zeros, ones = jnp.zeros_like(d), jnp.ones_like(d)
+        out, (dstate_v, dz_v) = jax.jvp(step, (ns.v, d), (ones, zeros))
+        _, (dstate_d, _) = jax.jvp(step, (ns.v, d), (zeros, ones))
+        a, m = dstate_v.v, dstate_d.v
+        return out, (a, m, dz_v / a)          # a >= exp(-dt / tau_mem) > 0
 
 
 def _dynamics(model, kind, dt, dtype):
@@ -213,6 +242,8 @@ class _Traces:
 
     def init(self, batch, n_pre, n_post, dtype):
         st = {"p": jnp.zeros((batch, n_pre), dtype)}
+        if self.kind == "lif_refractory":
+            st["eps"] = jnp.zeros((batch, n_pre, n_post), dtype)
         if self.kind == "alif":
             st["ea"] = jnp.zeros((batch, n_pre, n_post), dtype)
             if self.subtract:
@@ -221,7 +252,12 @@ class _Traces:
 
     def step(self, st, pre, psi, z):
         """``(state, (pbar, extra))``: the trace is ``e = psi pbar + extra`` (``extra`` per synapse, ALIF's
-        adaptation part; ``None`` for LIF and rate units)."""
+        adaptation part; ``None`` for LIF and rate units). For ``"lif_refractory"`` ``psi = (a, m, h)``
+        and the whole trace is ``extra`` (``pbar = None``)."""
+        if self.kind == "lif_refractory":
+            a, m, h = psi
+            eps = a[:, None, :] * st["eps"] + pre[:, :, None] * m[:, None, :]
+            return {**st, "eps": eps}, (None, h[:, None, :] * eps)
         p = self.alpha * st["p"] + pre
         if self.kind != "alif":
             return {"p": p}, (p, None)
@@ -236,6 +272,8 @@ class _Traces:
 
 def _expand(e, psi):
     p, extra = e
+    if p is None:
+        return extra
     full = p[:, :, None] * psi[:, None, :]
     return full if extra is None else full + extra
 
@@ -459,7 +497,9 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
         aux = {**aux, "rate_loss": rate_loss}
 
     # Pass 2: traces forward; the factorised part of sum_t e^t Ltilde^t is one matmul per block
-    # over (time x batch). ALIF's per-synapse adaptation part is handled per block (`_alif_block`).
+    # over (time x batch). ALIF's per-synapse adaptation part and the refractory LIF's per-synapse
+    # trace are handled per block (`_alif_block`, `_refractory_block`).
+    refractory = traces.kind == "lif_refractory"
     def chunk_body(carry, xs):
         state, tr, acc = carry
         x_c, g_c = xs
@@ -470,14 +510,17 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
             x_t, d_t = xs_t
             pre = layout.concat(x_t, state[1])
             state, psi = dyn.step(w, state, None, with_psi=True, drive_in=d_t)
-            p = dyn.alpha * p + pre
+            p = pre if refractory else dyn.alpha * p + pre      # raw presynaptic activity / its trace
             return (state, p), (p, psi, state[1])
 
         (state, p), (p_c, psi_c, z_c) = jax.lax.scan(inner, (state, tr["p"]), (x_c, dyn.input_drive(w, x_c)))
-        q_c = psi_c * signal
+        q_c = (psi_c[2] if refractory else psi_c) * signal
         rows = lambda a: a.reshape((-1, a.shape[-1]))  # noqa: E731
         if traces.kind == "alif":
             tr, q_c, boundary = _alif_block(traces, tr, p_c, psi_c, z_c, q_c)
+            acc_pre = acc["pre"] + boundary
+        elif refractory:
+            tr, q_c, boundary = _refractory_block(tr, p_c, psi_c[0], psi_c[1], q_c)
             acc_pre = acc["pre"] + boundary
         else:
             acc_pre = acc["pre"]
@@ -536,6 +579,33 @@ def _alif_block(traces, tr, p_c, psi_c, z_c, q_c):
     d = (p21[:, None, :] * ea0 + p22[:, None, :] * d0
          + jnp.einsum("tbi,tbj->bij", p_c, w_d * psi_c))
     return {**tr, "ea": ea, "d": d}, q_c + psi_c * a_e, boundary
+
+
+def _refractory_block(tr, p_c, a_c, m_c, q_c):
+    r"""The refractory LIF's per-synapse trace ``eps^t = a^t eps^{t-1} + m^t p^t`` over one block of
+    ``C`` steps, touching the per-synapse state once.
+
+    Its contribution ``sum_t q^t . eps^t`` (``q = h Ltilde``) is, with the per-neuron adjoint
+    ``A^t = q^t + a^{t+1} A^{t+1}`` (``A^{C+1} = 0``) and propagator ``P^t = prod_{s > t} a^s``,
+
+        sum_t q^t . eps^t = (a^1 A^1) . eps^0 + sum_t p^t (m^t A^t)        (the latter folded into q)
+        eps^C = P^0 eps^0 + sum_t p^t (m^t P^t)                             (one batched matmul)
+
+    **Returns:** ``(new traces, m A, boundary contribution [n_pre, n_rec])``.
+    """
+    def back(carry, xs):
+        adj, prop = carry               # a^{t+1} A^{t+1} and P^t on entry
+        a, m, q = xs
+        adj_t = q + adj
+        return (a * adj_t, a * prop), (m * adj_t, m * prop)
+
+    ones = jnp.ones_like(a_c[0])
+    (adj0, prop0), (signal, carry_in) = jax.lax.scan(back, (jnp.zeros_like(ones), ones), (a_c, m_c, q_c),
+                                                     reverse=True)
+    eps0 = tr["eps"]
+    boundary = jnp.sum(adj0[:, None, :] * eps0, axis=0)
+    eps = prop0[:, None, :] * eps0 + jnp.einsum("tbi,tbj->bij", p_c, carry_in)
+    return {**tr, "eps": eps}, signal, boundary
 
 
 def _zeros(traces, layout, w, inputs, init):
