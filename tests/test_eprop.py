@@ -25,6 +25,7 @@ NEURONS = {
     "lif": lambda: sj.neurons.LIF(tau_mem=20.0, v_th=0.5),
     "lif_refractory": lambda: sj.neurons.LIF(tau_mem=20.0, v_th=0.5, t_ref=2.5),
     "alif": lambda: sj.neurons.ALIF(tau_mem=20.0, v_th=0.5, tau_adapt=50.0, beta=0.3),
+    "alif_refractory": lambda: sj.neurons.ALIF(tau_mem=20.0, v_th=0.5, tau_adapt=50.0, beta=0.3, t_ref=2.5),
     "alif_base": lambda: sj.neurons.ALIF(tau_mem=20.0, v_th=0.5, tau_adapt=50.0, beta=0.3, reset="subtract_base"),
 }
 
@@ -148,28 +149,33 @@ def test_refractory_lif_blocks_and_online_agree_with_exact():
         assert _rel(a, b) < 1e-10
 
 
-@pytest.mark.parametrize("reset", ["subtract", "subtract_base"])
-def test_alif_trace_matches_hand_recursion(reset):
+@pytest.mark.parametrize("reset,t_ref", [("subtract", 0.0), ("subtract_base", 0.0), ("subtract", 2.5)])
+def test_alif_trace_matches_hand_recursion(reset, t_ref):
     # One ALIF neuron: threshold A = v_th + beta a (a decayed by rho before the step's comparison),
     # eligibility vector eps_a^t = (rho - c psi^t) eps_a^{t-1} + psi^t v-sensitivity, c = beta rho
     # (Bellec et al. 2020's ALIF trace in this project's timing; module docstring of simjax.neurons.alif).
+    # With t_ref > 0 the voltage is held (input lost) while refractory, as for LIF above.
     tau, tau_a, beta, v_th, gamma, steps = 10.0, 30.0, 0.4, 0.5, 0.3, 40
     rng = np.random.default_rng(1)
     x = (rng.random((steps, 1, 2)) < 0.5).astype(float)
     w_in = np.array([[0.5], [0.35]])
     net = sj.networks.RSNN(2, 1, 1, neuron=sj.neurons.ALIF(tau_mem=tau, v_th=v_th, tau_adapt=tau_a, beta=beta,
-                                                           reset=reset),
+                                                           reset=reset, t_ref=t_ref),
                            surrogate=sj.surrogates.Triangle(gamma, v_th), w_in=w_in, w_rec=np.zeros((1, 1)),
                            w_out=np.ones((1, 1)))
     e = np.asarray(eligibility_traces(net, x, 1.0)["w_in"])[:, 0, :, 0]
     alpha, rho = np.exp(-1.0 / tau), np.exp(-1.0 / tau_a)
-    v, a = 0.0, 0.0
+    v, a, left = 0.0, 0.0, 0.0
     dv, da = np.zeros(2), np.zeros(2)      # dv/dw_i (after reset), da/dw_i
-    expected, n_spikes = [], 0
+    expected, n_spikes, held_steps = [], 0, 0
     for t in range(steps):
+        decay = np.exp(-(max(1.0 - left, 0.0) if left > 0 else 1.0) / tau)
+        left = max(left - 1.0, 0.0)
+        gate = 0.0 if left > 0 else 1.0
+        held_steps += gate == 0.0
         a_dec = rho * a
-        v = alpha * v + x[t, 0] @ w_in[:, 0]
-        dv_pre = alpha * dv + x[t, 0]
+        v = decay * v + gate * (x[t, 0] @ w_in[:, 0])
+        dv_pre = decay * dv + gate * x[t, 0]
         h = v - v_th - beta * a_dec
         psi = _triangle(h, gamma, v_th)
         z = 1.0 if h > 0 else 0.0
@@ -180,7 +186,8 @@ def test_alif_trace_matches_hand_recursion(reset):
         da = rho * da + e_t
         a = a_dec + z
         n_spikes += z
-    assert n_spikes >= 3
+        left = t_ref if z else left
+    assert n_spikes >= 3 and (held_steps >= 3) == (t_ref > 0)
     np.testing.assert_allclose(e, np.array(expected), rtol=1e-12, atol=1e-14)
 
 

@@ -39,7 +39,7 @@ from jaxtyping import Array, Float
 from .._checks import as_float_array, as_optional_float, check_choice, check_positive
 from ..surrogates import AbstractSurrogate, FastSigmoid
 from ._base import AbstractSpikingNeuron
-from .lif import LIF, LIFState
+from .lif import LIF, LIFState, may_be_refractory
 
 _RESETS = ("subtract", "subtract_base", "zero")
 
@@ -81,6 +81,7 @@ class ALIF(AbstractSpikingNeuron):
     reset_mode: Literal["subtract", "subtract_base", "zero"] = eqx.field(static=True, default="subtract")
     surrogate: AbstractSurrogate = eqx.field(default_factory=FastSigmoid)
     detach_reset: bool = eqx.field(static=True, default=True)
+    refractoriness: bool = eqx.field(static=True, default=False)
 
     def __init__(self, tau_mem=20.0, v_th=1.0, tau_adapt=200.0, beta=0.07, reset="subtract", *, v_reset=0.0,
                  t_ref=0.0, bias=0.0, tau_syn=None, v_rest=0.0, surrogate=None, detach_reset=True):
@@ -97,6 +98,7 @@ class ALIF(AbstractSpikingNeuron):
         self.reset_mode = reset
         self.surrogate = FastSigmoid() if surrogate is None else surrogate
         self.detach_reset = detach_reset
+        self.refractoriness = may_be_refractory(self.t_ref)
 
     def __check_init__(self):
         check_positive("tau_mem", self.tau_mem, owner="ALIF")
@@ -110,9 +112,10 @@ class ALIF(AbstractSpikingNeuron):
         return self.reset_mode
 
     def membrane(self) -> LIF:
-        """The LIF membrane (``v``, ``i``, refractory hold) without adaptation."""
+        """The LIF membrane (``v``, ``i``, refractory hold) without adaptation (the hold compiled in
+        only if this neuron's ``t_ref`` may be nonzero, as decided when it was built)."""
         return LIF(self.tau_mem, self.v_th, self.v_reset, "zero" if self.reset_mode == "zero" else "subtract",
-                   tau_syn=self.tau_syn, t_ref=self.t_ref, v_rest=self.v_rest, bias=self.bias,
+                   tau_syn=self.tau_syn, t_ref=self.t_ref if self.refractoriness else 0.0, v_rest=self.v_rest, bias=self.bias,
                    surrogate=self.surrogate, detach_reset=self.detach_reset)
 
     def adaptive_threshold(self, state: ALIFState) -> Float[Array, "..."]:
@@ -148,8 +151,8 @@ class ALIF(AbstractSpikingNeuron):
     def receive(self, state, weight):
         """Delta synapses: ``v += weight`` unless refractory; exponential synapses: ``i += weight``."""
         if self.tau_syn is None:
-            return ALIFState(v=state.v + jnp.where(state.refractory > 0, 0.0, weight), i=state.i, a=state.a,
-                             refractory=state.refractory)
+            held = jnp.where(state.refractory > 0, 0.0, weight) if self.refractoriness else weight
+            return ALIFState(v=state.v + held, i=state.i, a=state.a, refractory=state.refractory)
         return ALIFState(v=state.v, i=state.i + weight, a=state.a, refractory=state.refractory)
 
     def time_to_spike(self, state, horizon):
@@ -170,7 +173,8 @@ class ALIF(AbstractSpikingNeuron):
         s = jax.lax.stop_gradient(spikes) if self.detach_reset else spikes
         after = self.reset(new)
         v = new.v + s * (after.v - new.v)
-        refractory = jnp.where(jax.lax.stop_gradient(spikes) > 0, after.refractory, new.refractory)
+        refractory = (jnp.where(jax.lax.stop_gradient(spikes) > 0, after.refractory, new.refractory)
+                      if self.refractoriness else new.refractory)
         return ALIFState(v=v, i=new.i, a=new.a + spikes, refractory=refractory), spikes
 
     def output(self, state):

@@ -63,6 +63,12 @@ def synaptic_coupling(dt, tau_mem, tau_syn):
     return jnp.where(small, series, general)
 
 
+def may_be_refractory(t_ref) -> bool:
+    """Whether refractory bookkeeping must be compiled in: ``t_ref`` is not known to be zero (a
+    traced ``t_ref`` counts)."""
+    return not (is_concrete(t_ref) and bool(np.all(np.asarray(t_ref) == 0)))
+
+
 class LIF(AbstractSpikingNeuron):
     """Leaky integrate-and-fire neuron (see the module docstring for the equations).
 
@@ -102,8 +108,7 @@ class LIF(AbstractSpikingNeuron):
         self.reset_mode = reset
         self.surrogate = FastSigmoid() if surrogate is None else surrogate
         self.detach_reset = detach_reset
-        # Refractory bookkeeping is compiled in only when it can matter (a traced t_ref counts).
-        self.refractoriness = not (is_concrete(self.t_ref) and bool(np.all(np.asarray(self.t_ref) == 0)))
+        self.refractoriness = may_be_refractory(self.t_ref)
 
     def __check_init__(self):
         check_positive("tau_mem", self.tau_mem, owner="LIF")

@@ -14,37 +14,30 @@ neuron's surrogate (the one `simjax.rules.Exact` differentiates). The trace fact
 update is ``dW = sum_t pbar^{t T} (psi^t * Ltilde^t)``: a matmul over the batch per step, no
 per-synapse state.
 
-**ALIF** (this project's `simjax.neurons.ALIF`, threshold ``v_th + beta a``, ``a^t = rho a^{t-1} + z^t``,
-``c = beta rho`` the threshold change one step after a spike): with ``E^a = da_j/dW_ji``,
+**Per-synapse traces** (ALIF; LIF with a refractory period). The membrane of neuron ``j`` then
+filters its synapses in its own way: over step ``t`` its voltage decays by ``a_j^t`` (``alpha``
+when free; while refractory ``v`` is held, ``a = 1``, and in the step where the hold ends it
+decays over the free part only), the step's input reaches it with gain ``m_j^t`` (0 while held),
+and ``h_j^t = dz_j^t / dv_j^t`` is the surrogate derivative at its voltage (the held voltage too,
+which BPTT through the same step also sees). With ``V = dv_j/dW_ji`` (after the reset, which
+carries no gradient through the spike) and, for ALIF (this project's `simjax.neurons.ALIF`,
+threshold ``v_th + beta a``, ``a^t = rho a^{t-1} + z^t``, ``c = beta rho`` the threshold change one
+step after a spike), ``E = da_j/dW_ji``:
 
-    e^t   = psi^t (pbar^t + alpha D^{t-1} - c E^{a,t-1})
-    E^a,t = rho E^{a,t-1} + e^t
-    D^t   = alpha D^{t-1} - z^t c E^{a,t-1}      (reset="subtract" only; D = 0 for "subtract_base")
+    e^t = h^t (a^t V^{t-1} + m^t p^t - c E^{t-1})
+    E^t = rho E^{t-1} + e^t
+    V^t = a^t V^{t-1} + m^t p^t - z^t c E^{t-1}      (the z term for reset="subtract" only)
 
-``D`` is the part of ``dv/dW`` caused by the adaptive threshold subtracted at a spike. The
-adaptation component does not factorise (it is filtered by ``rho - c psi_j^t``, which depends on
-the postsynaptic neuron), so ``E^a`` and ``D`` are per synapse (``[batch, n_pre, n_post]``). In
-the offline mode they are not stepped per time step: over a block of ``C`` steps the recursion is
-linear with per-neuron coefficients, so a backward pass over the block per neuron gives its
-propagator and adjoint, and the per-synapse state is touched once per block, with the rest as
-matmuls over ``(time x batch)`` (`_alif_block`); the online mode and `eligibility_traces` step
-them directly.
-
-**LIF with a refractory period** (``t_ref > 0``: ``v`` held and input ignored while refractory):
-the membrane no longer filters every synapse alike. With ``a_j^t`` the decay of neuron ``j``'s
-voltage over step ``t`` (``alpha`` when free, ``exp(-t_free / tau_mem)`` when the hold ends within
-the step, 1 while held), ``m_j^t`` = 1 if the step's input reaches it (0 while held) and ``h_j^t``
-the surrogate derivative at its voltage (the held voltage too: BPTT through the same step sees it),
-
-    eps_ji^t = a_j^t eps_ji^{t-1} + m_j^t p_i^t,        e_ji^t = h_j^t eps_ji^t,
-
-the exact own-neuron ``dv_j/dW_ji`` and ``dz_j/dW_ji``. ``eps`` is per synapse. In the offline mode
-a backward pass over each block gives the per-neuron adjoint ``A^t = q^t + a^{t+1} A^{t+1}``
-(``q = h Ltilde``), so the block adds ``sum_t p^{tT} (m^t A^t)`` (one matmul) plus
-``eps^0 . (a^1 A^1)``, and ``eps`` is carried to the next block by one batched matmul
-(`_refractory_block`). ``a``, ``m`` and ``h`` come from forward-mode derivatives of `LIF.step` in
-the voltage and the drive. (Bellec et al. instead set the pseudo-derivative to zero during the
-refractory period of a neuron that keeps integrating; this project's LIF holds ``v``.)
+(LIF: ``c = 0``, no ``E``; without a refractory period ``V`` is ``pbar`` and factorises, above.)
+This is a linear recursion ``X^t = M^t X^{t-1} + u^t p^t``, ``e^t = g^t . X^{t-1} + d^t p^t`` with
+per-neuron coefficients (`_Traces.coefficients`), and ``X`` is per synapse (``[batch, n_pre,
+n_post]``). In the offline mode it is not stepped per time step: a backward pass over a block of
+``C`` steps per neuron gives the adjoint and the propagator, so the per-synapse state is touched
+once per block and the rest is one matmul over ``(time x batch)`` (`_linear_block`); the online
+mode and `eligibility_traces` step it directly. ``a``, ``m`` and ``h`` come from forward-mode
+derivatives of the neuron's step in the voltage and the drive. (Bellec et al. set the
+pseudo-derivative to zero during the refractory period of a neuron that keeps integrating; this
+project's LIF and ALIF hold ``v``.)
 
 **Leaky rate units** (`simjax.networks.RateRNN` with `simjax.neurons.LeakyRate`): the same as LIF
 with ``alpha = exp(-dt / tau)`` and ``psi = dphi(x)/d drive = phi'(x) (1 - alpha)``.
@@ -87,14 +80,13 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_choice, check_positive, is_concrete
 from ..networks.rate_rnn import RateRNN
 from ..networks.rsnn import RSNN
 from ..neurons.alif import ALIF
-from ..neurons.lif import LIF, LIFState
+from ..neurons.lif import LIF
 from ..neurons.rate import LeakyRate
 from ..networks._readout import readout_decay
 from ..parameters import partition
@@ -103,6 +95,7 @@ from ._per_step import has_step_loss, reverse_filter, step_error, trajectory_err
 from .feedback_alignment import as_key
 
 VARIANTS = ("symmetric", "random", "adaptive")
+PER_SYNAPSE = ("alif", "lif_refractory")      # kinds whose trace is carried per synapse
 _SUPPORTED_FIELDS = {"RSNN": ("w_in", "w_rec", "w_out", "b_out"),
                      "RateRNN": ("w_in", "w_rec", "w_out", "b_rec", "b_out")}
 
@@ -129,8 +122,6 @@ def network_kind(model: Any, owner: str = "EProp") -> str:
             if neuron.reset_mode not in ("subtract", "subtract_base"):
                 raise ValueError(f"{owner}: ALIF reset={neuron.reset_mode!r} is not supported; expected "
                                  "'subtract' or 'subtract_base'")
-            if is_concrete(neuron.t_ref) and np.any(np.asarray(neuron.t_ref) != 0):  # (traced: not checked)
-                raise ValueError(f"{owner}: ALIF with a refractory period (t_ref > 0) is not supported; use t_ref=0")
         else:
             raise TypeError(f"{owner}: RSNN neuron {type(neuron).__name__} is not supported; expected "
                             "simjax.neurons.LIF or simjax.neurons.ALIF")
@@ -185,12 +176,12 @@ class _Dynamics(eqx.Module):
         return d + w["b_rec"] if "b_rec" in w else d
 
     def step(self, w, carry, x_t, with_psi=False, drive_in=None):
-        """``((state, spikes, readout), psi)``; ``psi = dz/d drive``, or for ``"lif_refractory"`` the
+        """``((state, spikes, readout), psi)``; ``psi = dz/d drive``, or for the per-synapse kinds the
         per-neuron ``(a, m, h)`` of the module docstring."""
         ns, z_prev, o = carry
         d = (self.input_drive(w, x_t) if drive_in is None else drive_in) + z_prev @ w["w_rec"]
-        if with_psi and self.kind == "lif_refractory":
-            (ns, z), psi = self._refractory_coefficients(ns, d)
+        if with_psi and self.kind in PER_SYNAPSE:
+            (ns, z), psi = self._membrane_coefficients(ns, d)
         elif with_psi:
             (ns, z), (_, psi) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (jnp.ones_like(d),))
         else:
@@ -199,11 +190,14 @@ class _Dynamics(eqx.Module):
         o = self.kappa * o + self.gain * (z @ w["w_out"] + w["b_out"])
         return (ns, z, o), psi
 
-    def _refractory_coefficients(self, ns, d):
+    def _membrane_coefficients(self, ns, d):
         """``(new state, spikes), (a, m, h)``: the step's ``dv/dv_prev``, ``dv/d drive`` and ``dz/dv``
-        (the reset carries no gradient, so these are the pre-reset voltage's)."""
-        step = lambda v, dd: self.neuron.step(LIFState(v=v, i=ns.i, refractory=ns.refractory), dd, self.dt)  # noqa: E731
+        (the reset carries no gradient through the spike, so these are the pre-reset voltage's)."""
         zeros, ones = jnp.zeros_like(d), jnp.ones_like(d)
+        if not self.neuron.refractoriness:      # a = alpha, m = 1 (``None``: constants): h = dz/d drive
+            out, (_, h) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (ones,))
+            return out, (None, None, h)
+        step = lambda v, dd: self.neuron.step(eqx.tree_at(lambda s: s.v, ns, v), dd, self.dt)  # noqa: E731
         out, (dstate_v, dz_v) = jax.jvp(step, (ns.v, d), (ones, zeros))
         _, (dstate_d, _) = jax.jvp(step, (ns.v, d), (zeros, ones))
         a, m = dstate_v.v, dstate_d.v
@@ -236,46 +230,45 @@ class _Traces:
 
     def __init__(self, dyn, neuron, kind, dt):
         self.alpha, self.kind = dyn.alpha, kind
+        self.per_synapse = kind in PER_SYNAPSE
         self.subtract = kind == "alif" and neuron.reset_mode == "subtract"
         if kind == "alif":
             self.rho, self.c = _adaptation(neuron, dt)
 
     def init(self, batch, n_pre, n_post, dtype):
         st = {"p": jnp.zeros((batch, n_pre), dtype)}
-        if self.kind == "lif_refractory":
-            st["eps"] = jnp.zeros((batch, n_pre, n_post), dtype)
-        if self.kind == "alif":
-            st["ea"] = jnp.zeros((batch, n_pre, n_post), dtype)
-            if self.subtract:
-                st["d"] = jnp.zeros((batch, n_pre, n_post), dtype)
+        if self.per_synapse:
+            st["x"] = tuple(jnp.zeros((batch, n_pre, n_post), dtype) for _ in range(2 if self.kind == "alif" else 1))
         return st
 
-    def step(self, st, pre, psi, z):
-        """``(state, (pbar, extra))``: the trace is ``e = psi pbar + extra`` (``extra`` per synapse, ALIF's
-        adaptation part; ``None`` for LIF and rate units). For ``"lif_refractory"`` ``psi = (a, m, h)``
-        and the whole trace is ``extra`` (``pbar = None``)."""
+    def coefficients(self, psi, z):
+        """``(M, u, g, d)`` of ``X^t = M X^{t-1} + u p^t``, ``e^t = g . X^{t-1} + d p^t`` (module
+        docstring), per neuron, from ``psi = (a, m, h)`` (``a, m = None``: ``alpha``, 1) and the
+        step's spikes ``z``. ``X = (V,)`` for LIF, ``(E, V)`` for ALIF."""
+        a, m, h = psi
+        a, m = (self.alpha, 1.0) if a is None else (a, m)
         if self.kind == "lif_refractory":
-            a, m, h = psi
-            eps = a[:, None, :] * st["eps"] + pre[:, :, None] * m[:, None, :]
-            return {**st, "eps": eps}, (None, h[:, None, :] * eps)
-        p = self.alpha * st["p"] + pre
-        if self.kind != "alif":
+            return ((a,),), (m,), (h * a,), h * m
+        rho, c = self.rho, self.c
+        zc = c * z if self.subtract else jnp.zeros_like(z)
+        return ((rho - c * h, h * a), (-zc, a)), (h * m, m), (-c * h, h * a), h * m
+
+    def step(self, st, pre, psi, z):
+        """``(state, (pbar, e))``: the trace is ``psi pbar`` (factorised: LIF, rate units; ``e = None``)
+        or the per-synapse ``e`` (``pbar = None``)."""
+        if not self.per_synapse:
+            p = self.alpha * st["p"] + pre
             return {"p": p}, (p, None)
-        ea = st["ea"]
-        corr = (self.alpha * st["d"] - self.c * ea) if self.subtract else -self.c * ea
-        extra = psi[:, None, :] * corr                     # e = psi pbar + extra
-        new = {"p": p, "ea": self.rho * ea + extra + p[:, :, None] * psi[:, None, :]}
-        if self.subtract:
-            new["d"] = self.alpha * st["d"] - z[:, None, :] * self.c * ea
-        return new, (p, extra)
+        mat, u, g, d = self.coefficients(psi, z)
+        x, col, outer = st["x"], (lambda v: v[:, None, :] if jnp.ndim(v) else v), pre[:, :, None]
+        e = sum(col(gi) * xi for gi, xi in zip(g, x)) + outer * col(d)
+        new = tuple(sum(col(mij) * xj for mij, xj in zip(row, x)) + outer * col(ui) for row, ui in zip(mat, u))
+        return {**st, "x": new}, (None, e)
 
 
 def _expand(e, psi):
-    p, extra = e
-    if p is None:
-        return extra
-    full = p[:, :, None] * psi[:, None, :]
-    return full if extra is None else full + extra
+    p, per_synapse = e
+    return p[:, :, None] * psi[:, None, :] if per_synapse is None else per_synapse
 
 
 class _Layout:
@@ -496,10 +489,8 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
         loss = loss + rate_loss
         aux = {**aux, "rate_loss": rate_loss}
 
-    # Pass 2: traces forward; the factorised part of sum_t e^t Ltilde^t is one matmul per block
-    # over (time x batch). ALIF's per-synapse adaptation part and the refractory LIF's per-synapse
-    # trace are handled per block (`_alif_block`, `_refractory_block`).
-    refractory = traces.kind == "lif_refractory"
+    # Pass 2: traces forward; sum_t e^t Ltilde^t is one matmul per block over (time x batch), plus
+    # the per-synapse state's part once per block (`_linear_block`).
     def chunk_body(carry, xs):
         state, tr, acc = carry
         x_c, g_c = xs
@@ -510,20 +501,16 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
             x_t, d_t = xs_t
             pre = layout.concat(x_t, state[1])
             state, psi = dyn.step(w, state, None, with_psi=True, drive_in=d_t)
-            p = pre if refractory else dyn.alpha * p + pre      # raw presynaptic activity / its trace
+            p = pre if traces.per_synapse else dyn.alpha * p + pre   # raw presynaptic activity / its trace
             return (state, p), (p, psi, state[1])
 
         (state, p), (p_c, psi_c, z_c) = jax.lax.scan(inner, (state, tr["p"]), (x_c, dyn.input_drive(w, x_c)))
-        q_c = (psi_c[2] if refractory else psi_c) * signal
         rows = lambda a: a.reshape((-1, a.shape[-1]))  # noqa: E731
-        if traces.kind == "alif":
-            tr, q_c, boundary = _alif_block(traces, tr, p_c, psi_c, z_c, q_c)
-            acc_pre = acc["pre"] + boundary
-        elif refractory:
-            tr, q_c, boundary = _refractory_block(tr, p_c, psi_c[0], psi_c[1], q_c)
-            acc_pre = acc["pre"] + boundary
+        if traces.per_synapse:
+            x, q_c, boundary = _linear_block(tr["x"], p_c, traces.coefficients, psi_c, z_c, signal)
+            tr, acc_pre = {**tr, "x": x}, acc["pre"] + boundary
         else:
-            acc_pre = acc["pre"]
+            q_c, acc_pre = psi_c * signal, acc["pre"]
         if layout.total:
             acc_pre = acc_pre + rows(p_c).T @ rows(q_c)
         acc = {"pre": acc_pre,
@@ -532,80 +519,46 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
         return (state, {**tr, "p": p}, acc), None
 
     tr0, acc0 = _zeros(traces, layout, w, inputs, init)
-    if traces.kind == "alif" and "d" not in tr0:
-        tr0["d"] = jnp.zeros_like(tr0["ea"])
     (_, _, acc), _ = jax.lax.scan(chunk_body, (init, tr0, acc0), (x_chunks, chunked(g_tilde)))
     return loss, aux, _dense(acc, layout, w)
 
 
-def _alif_block(traces, tr, p_c, psi_c, z_c, q_c):
-    r"""ALIF's adaptation traces over one block of ``C`` steps without per-step per-synapse work.
+def _linear_block(x0, p_c, coefficients, psi_c, z_c, signal):
+    r"""The per-synapse recursion ``X^t = M^t X^{t-1} + u^t p^t`` over one block of ``C`` steps,
+    touching the per-synapse state ``X`` once.
 
-    Per synapse the state ``X = (E^a, D)`` is linear, ``X^t = M^t X^{t-1} + u^t pbar^t`` with the
-    per-neuron ``M^t = [[rho - c psi^t, alpha psi^t], [-c z^t, 0 + alpha]]``, ``u^t = (psi^t, 0)``
-    (``z`` term absent for ``reset="subtract_base"``), and its contribution to the update is
-    ``sum_t h^t . X^{t-1}``, ``h^t = q^t (-c, alpha)``, ``q^t = psi^t Ltilde^t``. A backward pass over
-    the block (per neuron, ``O(C batch n_rec)``) gives the adjoint ``a^{t-1} = h^t + M^{tT} a^t``
-    (``a^C = 0``) and the propagators ``P^{t-1} = P^t M^t`` (``P^C = I``), so that
+    With the learning signal ``L^t``, the block's contribution ``sum_t L^t e^t`` (``e^t = g^t . X^{t-1}
+    + d^t p^t``) is rewritten with the per-neuron adjoint ``lam^{t-1} = L^t g^t + M^{tT} lam^t``
+    (``lam^C = 0``) and propagator ``P^{t-1} = P^t M^t`` (``P^C = I``), both from one backward pass
+    over the block (``O(C batch n_post k^2)`` for ``k`` components):
 
-        sum_t h^t . X^{t-1} = a^0 . X^0 + sum_t (a^t . u^t) pbar^t      (folded into q: one matmul)
-        X^C = P^0 X^0 + sum_t (P^t u^t) pbar^t                          (batched matmuls over t)
+        sum_t L^t e^t = lam^0 . X^0 + sum_t p^t (L^t d^t + lam^t . u^t)      (the latter: one matmul)
+        X^C = P^0 X^0 + sum_t p^t (P^t u^t)                                  (batched matmuls)
 
-    **Returns:** ``(new traces, q + psi a_ea, boundary contribution [n_pre, n_rec])``.
+    **Arguments:** ``x0``: the ``k`` components of ``X`` (``[batch, n_pre, n_post]``); ``p_c
+    [C, batch, n_pre]``; ``coefficients``: `_Traces.coefficients`, applied per step to the block's
+    ``psi_c`` and spikes ``z_c``; ``signal [C, batch, n_post]``.
+    **Returns:** ``(X^C, per-step coefficients of p [C, batch, n_post], lam^0 . X^0 [n_pre, n_post])``.
     """
-    alpha, rho, c = traces.alpha, traces.rho, traces.c
-    zc = c * z_c if traces.subtract else jnp.zeros_like(z_c)
+    k = len(x0)
 
     def back(carry, xs):
-        a_e, a_d, p11, p12, p21, p22 = carry
-        psi, zc_t, q = xs
-        m11, m12, m21, m22 = rho - c * psi, alpha * psi, -zc_t, alpha
-        # outputs at index t: a^t, P^t (before stepping back), used with u^t = (psi^t, 0)
-        out = (a_e, p11, p21)
-        h_e, h_d = -c * q, alpha * q
-        new_a_e = h_e + m11 * a_e + m21 * a_d
-        new_a_d = h_d + m12 * a_e + m22 * a_d
-        n11, n12 = p11 * m11 + p12 * m21, p11 * m12 + p12 * m22
-        n21, n22 = p21 * m11 + p22 * m21, p21 * m12 + p22 * m22
-        return (new_a_e, new_a_d, n11, n12, n21, n22), out
+        lam, prop = carry
+        psi, z, sig = xs
+        mat, u, g, d = coefficients(psi, z)
+        coef = sig * d + sum(lam[i] * u[i] for i in range(k))
+        reach = tuple(sum(prop[i][j] * u[j] for j in range(k)) for i in range(k))
+        lam = tuple(sig * g[j] + sum(lam[i] * mat[i][j] for i in range(k)) for j in range(k))
+        prop = tuple(tuple(sum(prop[i][l] * mat[l][j] for l in range(k)) for j in range(k)) for i in range(k))
+        return (lam, prop), (coef, reach)
 
-    zeros, ones = jnp.zeros_like(psi_c[0]), jnp.ones_like(psi_c[0])
-    (a0_e, a0_d, p11, p12, p21, p22), (a_e, w_e, w_d) = jax.lax.scan(
-        back, (zeros, zeros, ones, zeros, zeros, ones), (psi_c, zc, q_c), reverse=True)
-    ea0, d0 = tr["ea"], tr["d"]
-    boundary = jnp.sum(a0_e[:, None, :] * ea0 + a0_d[:, None, :] * d0, axis=0)
-    ea = (p11[:, None, :] * ea0 + p12[:, None, :] * d0
-          + jnp.einsum("tbi,tbj->bij", p_c, w_e * psi_c))
-    d = (p21[:, None, :] * ea0 + p22[:, None, :] * d0
-         + jnp.einsum("tbi,tbj->bij", p_c, w_d * psi_c))
-    return {**tr, "ea": ea, "d": d}, q_c + psi_c * a_e, boundary
-
-
-def _refractory_block(tr, p_c, a_c, m_c, q_c):
-    r"""The refractory LIF's per-synapse trace ``eps^t = a^t eps^{t-1} + m^t p^t`` over one block of
-    ``C`` steps, touching the per-synapse state once.
-
-    Its contribution ``sum_t q^t . eps^t`` (``q = h Ltilde``) is, with the per-neuron adjoint
-    ``A^t = q^t + a^{t+1} A^{t+1}`` (``A^{C+1} = 0``) and propagator ``P^t = prod_{s > t} a^s``,
-
-        sum_t q^t . eps^t = (a^1 A^1) . eps^0 + sum_t p^t (m^t A^t)        (the latter folded into q)
-        eps^C = P^0 eps^0 + sum_t p^t (m^t P^t)                             (one batched matmul)
-
-    **Returns:** ``(new traces, m A, boundary contribution [n_pre, n_rec])``.
-    """
-    def back(carry, xs):
-        adj, prop = carry               # a^{t+1} A^{t+1} and P^t on entry
-        a, m, q = xs
-        adj_t = q + adj
-        return (a * adj_t, a * prop), (m * adj_t, m * prop)
-
-    ones = jnp.ones_like(a_c[0])
-    (adj0, prop0), (signal, carry_in) = jax.lax.scan(back, (jnp.zeros_like(ones), ones), (a_c, m_c, q_c),
-                                                     reverse=True)
-    eps0 = tr["eps"]
-    boundary = jnp.sum(adj0[:, None, :] * eps0, axis=0)
-    eps = prop0[:, None, :] * eps0 + jnp.einsum("tbi,tbj->bij", p_c, carry_in)
-    return {**tr, "eps": eps}, signal, boundary
+    zeros, ones = jnp.zeros_like(signal[0]), jnp.ones_like(signal[0])
+    identity = tuple(tuple(ones if i == j else zeros for j in range(k)) for i in range(k))
+    (lam0, prop0), (coef, reach) = jax.lax.scan(back, ((zeros,) * k, identity), (psi_c, z_c, signal), reverse=True)
+    boundary = jnp.sum(sum(lam0[i][:, None, :] * x0[i] for i in range(k)), axis=0)   # one reduction (3x faster)
+    x = tuple(sum(prop0[i][j][:, None, :] * x0[j] for j in range(k)) + jnp.einsum("tbi,tbj->bij", p_c, reach[i])
+              for i in range(k))
+    return x, coef, boundary
 
 
 def _zeros(traces, layout, w, inputs, init):
