@@ -35,13 +35,15 @@ def _select(record: Record, fields: tuple[str, ...]) -> Record:
     return Record(**{f: (getattr(record, f) if f in fields else None) for f in _RECORDABLE})
 
 
-def _scan(net: AbstractNetwork, state, prepared, *, dt, record, unroll, recompute, fast):
-    """One scan of the step over the prepared inputs: the network's fast path when it has one."""
-    if fast and getattr(net, "fast_scan", None) is not None:
-        result = net.fast_scan(prepared, dt, state, unroll)
+def _scan(net: AbstractNetwork, state, inputs, *, raw, dt, record, unroll, recompute, fast):
+    """One scan of the step over ``inputs`` (raw, or already `prepare`d when ``raw`` is False): the
+    network's fast path when it has one (it takes the raw inputs and prepares them itself)."""
+    if fast and raw and getattr(net, "fast_scan", None) is not None:
+        result = net.fast_scan(inputs, dt, state, unroll)
         if result is not None:
             recs, final = result
             return final, _select(recs, record)
+    prepared = net.prepare(inputs, dt) if raw else inputs
     step = net.step_fn(dt)
 
     def body(carry, x_t):
@@ -66,18 +68,20 @@ def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, s
 
         @jax.checkpoint
         def outer(carry, chunk):
-            return scan(carry, net.prepare(chunk, dt) if local else chunk)
+            return scan(carry, chunk, raw=local)
 
         final, recs = jax.lax.scan(outer, state, split(inputs if local else net.prepare(inputs, dt), segment))
         recs = jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), recs)
     elif stride == 1:
-        final, recs = scan(state, net.prepare(inputs, dt))
+        final, recs = scan(state, inputs, raw=True)
     else:
+        local = net.local_prepare
+
         def outer(carry, chunk):
-            carry, recs = scan(carry, chunk)
+            carry, recs = scan(carry, chunk, raw=local)
             return carry, jax.tree.map(lambda a: a[-1], recs)
 
-        final, recs = jax.lax.scan(outer, state, split(net.prepare(inputs, dt), stride))
+        final, recs = jax.lax.scan(outer, state, split(inputs if local else net.prepare(inputs, dt), stride))
     return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
 
 

@@ -96,6 +96,27 @@ def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale, neuron_major
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * scale, err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.parametrize("w_in", ["dense", "sparse"])
+def test_input_gradients_equal_autodiff(w_in):
+    """Gradients with respect to the inputs and the input weights: the fast path applies dense input
+    weights inside its loops and receives the current of any other projection (here sparse)."""
+    kwargs = {} if w_in == "dense" else {"w_in": sj.synapses.Sparse.random(4, 6, p=0.6, key=jax.random.key(7),
+                                                                            scale=1.0)}
+    net = network("subtract", **kwargs)
+
+    def readout_loss(args, memory):
+        n, x = args
+        out = sj.simulate(n, x, dt=1.0, memory=memory, record=("readout", "v"))
+        return jnp.sum(jnp.sin(out.readout)) + 0.1 * jnp.sum(out.v ** 2)
+
+    grad = eqx.filter_grad(readout_loss)
+    (gn_fast, gx_fast), (gn_slow, gx_slow) = grad((net, X), "store"), grad((net, X), "recompute")
+    assert float(jnp.max(jnp.abs(gx_slow))) > 0
+    np.testing.assert_allclose(gx_fast, gx_slow, rtol=0, atol=1e-10 * float(jnp.max(jnp.abs(gx_slow))))
+    for a, b in zip(jax.tree.leaves(gn_fast.w_in), jax.tree.leaves(gn_slow.w_in)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * float(jnp.max(jnp.abs(b))))
+
+
 def test_only_eligible_networks_take_the_fast_path():
     assert supports(network("subtract"))
     assert not supports(network("subtract", w_rec=sj.synapses.Sparse.random(6, 6, p=0.5, key=jax.random.key(0))))

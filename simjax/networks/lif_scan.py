@@ -9,8 +9,11 @@ generic step. The dynamics are identical to `LIF.step` + `RSNN.step`:
     v_t = u_t - s_t theta     (reset="subtract")  or  u_t (1 - s_t) + s_t v_reset   (reset="zero")
     o_t = kappa o_{t-1} + s_t W_out + b
 
-with ``d_t = x_t W_in`` (one large matmul outside the loop) and ``s_t`` treated as a constant in
-the reset. The gradient is the same as autodiff's (the tests compare them in float64) but computed
+with ``d_t = x_t W_in`` and ``s_t`` treated as a constant in the reset. The input current is
+computed inside the loop, step by step: a ``[T, B, N]`` current written by one large matmul and read
+back costs more memory traffic than the small per-step product (W2 of the peer harness, one
+thread: the forward 9 % faster at N = 256 and 22 % at N = 1024, a training step 3 % faster;
+`benchmarks/README.md`). Its gradient is still one matmul over time x batch. The gradient is the same as autodiff's (the tests compare them in float64) but computed
 differently:
 
 - Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``; spikes
@@ -49,26 +52,29 @@ def _sum_to(x, like):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def lif_scan(reset: str, unroll: int, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0):
+def lif_scan(reset: str, unroll: int, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0,
+             o0):
     """``(spikes, v, readout, (v_T, s_T, o_T))`` traces ``[T, *batch, ...]`` of the recurrent LIF network above.
 
-    **Arguments:** ``drive [T, *batch, N]`` (the input current ``x W_in``), ``w_rec [N, N]``
-    (masked), ``w_out [N, O]``, ``b_out [O]``, scalar ``kappa``, per-neuron ``a, c, theta, v_reset
-    [N]``, the surrogate, and the initial ``v0, s0 [*batch, N]``, ``o0 [*batch, O]``.
+    **Arguments:** the inputs ``x [T, *batch, n_in]`` and ``w_in [n_in, N]`` (or ``w_in = None`` and
+    ``x`` the input current ``d [T, *batch, N]`` itself), ``w_rec [N, N]`` (masked), ``w_out [N, O]``,
+    ``b_out [O]``, scalar ``kappa``, per-neuron ``a, c, theta, v_reset [N]``, the surrogate, and the
+    initial ``v0, s0 [*batch, N]``, ``o0 [*batch, O]``.
     """
-    # Not differentiated: one scan with the readout inside (no voltage trace to keep for later).
-    lay = _Layout(drive, w_rec)
+    # Not differentiated: one scan with the input current and the readout inside.
+    lay = _Layout(x, w_rec)
     step = lay.lif_step(reset, a, c, theta, v_reset)
+    current = (lambda x_t: x_t) if w_in is None else lay.right(w_in)
     readout = lay.right(w_out)
     (b_out_,) = lay.per_neuron(b_out)
 
-    def body(carry, d_t):
+    def body(carry, x_t):
         v, s, o = carry
-        _, v, s = step(v, s, d_t)
+        _, v, s = step(v, s, current(x_t))
         o = kappa * o + readout(s) + b_out_
         return (v, s, o), (s, v, o)
 
-    (v_t, s_t, o_t), traces = jax.lax.scan(body, lay.states(v0, s0, o0), lay.traces(drive)[0], unroll=unroll)
+    (v_t, s_t, o_t), traces = jax.lax.scan(body, lay.states(v0, s0, o0), lay.traces(x)[0], unroll=unroll)
     return (*lay.untraces(*traces), lay.unstates(v_t, s_t, o_t))
 
 
@@ -148,15 +154,16 @@ def _leaky_sum(z, start, kappa, reverse=False):
     return jax.lax.scan(body, start, z, reverse=reverse)
 
 
-def _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0):
-    lay = _Layout(drive, w_rec)
+def _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0):
+    lay = _Layout(x, w_rec)
     step = lay.lif_step(reset, a, c, theta, v_reset)
+    current = (lambda x_t: x_t) if w_in is None else lay.right(w_in)
 
-    def body(carry, d_t):
-        u, v, s = step(*carry, d_t)
+    def body(carry, x_t):
+        u, v, s = step(*carry, current(x_t))
         return (v, s), u
 
-    (v_t, s_t), u = jax.lax.scan(body, lay.states(v0, s0), lay.traces(drive)[0], unroll=unroll)
+    (v_t, s_t), u = jax.lax.scan(body, lay.states(v0, s0), lay.traces(x)[0], unroll=unroll)
     (u,), (v_t, s_t) = lay.untraces(u), lay.unstates(v_t, s_t)
     spikes = (u - theta > 0).astype(u.dtype)  # exactly the loop's decisions
     # The readout does not feed back: one large matmul, then a cheap n_out-wide recursion.
@@ -165,14 +172,14 @@ def _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_re
     return (spikes, v, o, (v_t, s_t, o_t)), u
 
 
-def _fwd(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0):
+def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0):
     primal = jax.custom_derivatives.CustomVJPPrimal
-    (drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0) = jax.tree.map(
-        lambda x: x.value, (drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0),
-        is_leaf=lambda x: isinstance(x, primal))
-    out, u = _forward(reset, unroll, drive, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
-    # Residuals: u (one float trace) and the n_out-wide readout trace.
-    return out, (u, out[2], w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0)
+    (x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0) = jax.tree.map(
+        lambda p: p.value, (x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0),
+        is_leaf=lambda p: isinstance(p, primal))
+    out, u = _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
+    # Residuals: u (one float trace), the n_out-wide readout trace, and the inputs (the caller's).
+    return out, (u, out[2], x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0)
 
 
 def _contract_leading(x, y):
@@ -191,7 +198,7 @@ def _is_symbolic_zero(g):
 
 
 def _bwd(reset, unroll, residuals, cotangents):
-    u, o, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0 = residuals
+    u, o, x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0 = residuals
     # ``None`` for the symbolic zeros (outputs the loss does not use)
     g_s, g_v, g_o, (g_vT, g_sT, g_oT) = jax.tree.map(lambda g: None if _is_symbolic_zero(g) else g, cotangents,
                                                      is_leaf=_is_symbolic_zero)
@@ -246,7 +253,8 @@ def _bwd(reset, unroll, residuals, cotangents):
     else:
         g_v_reset = _sum_to(gv * s[:-1], v_reset) + _sum_to(gv_last * s[-1], v_reset)
     g_surrogate = jax.tree.map(jnp.zeros_like, surrogate)
-    return (delta, g_w_rec, g_w_out, g_b_out, g_kappa, g_a, g_c, g_theta, g_v_reset, g_surrogate, g_v0, g_s0, g_o0)
+    g_x, g_w_in = (delta, None) if w_in is None else (project(delta, w_in.T), _contract_leading(x, delta))
+    return (g_x, g_w_in, g_w_rec, g_w_out, g_b_out, g_kappa, g_a, g_c, g_theta, g_v_reset, g_surrogate, g_v0, g_s0, g_o0)
 
 
 lif_scan.defvjp(_fwd, _bwd, symbolic_zeros=True)

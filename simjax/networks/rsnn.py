@@ -20,6 +20,7 @@ from ..neurons._base import AbstractSpikingNeuron
 from ..neurons.lif import LIF, LIFState
 from ..surrogates import AbstractSurrogate
 from ..synapses._base import AbstractProjection
+from ..synapses.dale import Dale
 from ..synapses.dense import Dense
 from ._base import AbstractNetwork, Record, as_projection, check_sizes
 from ._readout import leaky_readout, readout_decay
@@ -139,22 +140,26 @@ class RSNN(AbstractNetwork):
         w_rec, kappa = self.recurrent_projection(), readout_decay(self.tau_out, dt)
         return lambda state, x_t: self.step(state, x_t, dt, w_rec=w_rec, kappa=kappa)
 
-    def fast_scan(self, drive, dt, state, unroll=1):
+    def fast_scan(self, inputs, dt, state, unroll=1):
         """The whole clock-driven run by `simjax.networks.lif_scan.lif_scan` (same dynamics and
         gradients), or ``None`` when this network is not eligible (see
         `simjax.networks.lif_scan.supports`) or smaller than `simjax.networks.lif_scan.MIN_NEURONS`.
-        ``drive`` is `prepare`'s output."""
+        ``inputs`` are the raw inputs (not `prepare`'s output): dense (or Dale) input weights are
+        applied inside the fast path, others here."""
         if not supports(self) or self.n_rec < lif_scan_module.MIN_NEURONS:
             return None
         n = self.neuron
         if any(jnp.ndim(p) > 1 or (jnp.ndim(p) == 1 and jnp.shape(p)[0] != self.n_rec)
                for p in (n.tau_mem, n.v_th, n.v_reset, n.v_rest, n.bias)):
             return None
-        full = lambda x: jnp.broadcast_to(x, (self.n_rec,)).astype(drive.dtype)  # noqa: E731
+        w_in = self.w_in.dense() if type(self.w_in) in (Dense, Dale) else None
+        x = inputs if w_in is not None else self.w_in(inputs)
+        dtype = jnp.result_type(x) if w_in is None else jnp.result_type(x, w_in)
+        full = lambda p: jnp.broadcast_to(p, (self.n_rec,)).astype(dtype)  # noqa: E731
         a = jnp.exp(-dt / n.tau_mem)
         c = (1.0 - a) * (n.v_rest + n.bias)
         spikes, v, readout, (v_t, s_t, o_t) = lif_scan(
-            n.reset_mode, unroll, drive, self.recurrent_weight(), self.w_out.dense(), self.b_out,
+            n.reset_mode, unroll, x, w_in, self.recurrent_weight(), self.w_out.dense(), self.b_out,
             readout_decay(self.tau_out, dt), full(a), full(c), full(n.v_th), full(n.v_reset), n.surrogate,
             state.neuron.v, state.spikes, state.readout)
         neuron = LIFState(v=v_t, i=state.neuron.i, refractory=state.neuron.refractory)
