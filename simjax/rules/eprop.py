@@ -7,8 +7,9 @@ weights (the cross-neuron terms of the RTRL Jacobian are dropped):
 
     dW_ji = sum_t L_j^t  ebar_ji^t,      ebar^t = kappa ebar^{t-1} + e^t      (readout leak kappa)
 
-**LIF** (delta synapses, reset by subtraction that carries no gradient): the eligibility vector is
-the presynaptic trace filtered by the membrane, ``pbar_i^t = alpha pbar_i^{t-1} + p_i^t``, and
+**LIF** (delta synapses, no refractory period, reset by subtraction that carries no gradient): the
+eligibility vector is the presynaptic trace filtered by the membrane,
+``pbar_i^t = alpha pbar_i^{t-1} + p_i^t``, and
 ``e_ji^t = psi_j^t pbar_i^t`` with the pseudo-derivative ``psi_j^t = dz_j^t / dI_j^t`` of the
 neuron's surrogate (the one `simjax.rules.Exact` differentiates). The trace factorises, so the
 update is ``dW = sum_t pbar^{t T} (psi^t * Ltilde^t)``: a matmul over the batch per step, no
