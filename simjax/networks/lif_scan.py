@@ -13,8 +13,8 @@ with ``d_t = x_t W_in`` and ``s_t`` treated as a constant in the reset. The inpu
 computed inside the loop, step by step: a ``[T, B, N]`` current written by one large matmul and read
 back costs more memory traffic than the small per-step product (W2 of the peer harness, one
 thread: the forward 9 % faster at N = 256 and 22 % at N = 1024, a training step 3 % faster;
-`benchmarks/README.md`). Its gradient is still one matmul over time x batch. The gradient is the same as autodiff's (the tests compare them in float64) but computed
-differently:
+`benchmarks/README.md`); its gradient is still one matmul over time x batch. The gradient is the
+same as autodiff's (the tests compare them in float64) but computed differently:
 
 - Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``; spikes
   and post-reset voltages are recomputed from it (``s_t = 1[u_t > theta]`` exactly as the forward
@@ -63,8 +63,7 @@ def lif_scan(reset: str, unroll: int, x, w_in, w_rec, w_out, b_out, kappa, a, c,
     """
     # Not differentiated: one scan with the input current and the readout inside.
     lay = _Layout(x, w_rec)
-    step = lay.lif_step(reset, a, c, theta, v_reset)
-    current = (lambda x_t: x_t) if w_in is None else lay.right(w_in)
+    step, current = lay.lif_step(reset, a, c, theta, v_reset), lay.input_current(w_in)
     readout = lay.right(w_out)
     (b_out_,) = lay.per_neuron(b_out)
 
@@ -112,6 +111,10 @@ class _Layout:
         w_t = w.T
         return lambda x: w_t @ x
 
+    def input_current(self, w_in):
+        """``x_t -> x_t W_in`` in this layout (``w_in = None``: ``x_t`` is the current already)."""
+        return (lambda x_t: x_t) if w_in is None else self.right(w_in)
+
     def per_neuron(self, *params):
         return tuple(p[:, None] for p in params) if self.major else params
 
@@ -156,8 +159,7 @@ def _leaky_sum(z, start, kappa, reverse=False):
 
 def _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0):
     lay = _Layout(x, w_rec)
-    step = lay.lif_step(reset, a, c, theta, v_reset)
-    current = (lambda x_t: x_t) if w_in is None else lay.right(w_in)
+    step, current = lay.lif_step(reset, a, c, theta, v_reset), lay.input_current(w_in)
 
     def body(carry, x_t):
         u, v, s = step(*carry, current(x_t))
@@ -254,7 +256,8 @@ def _bwd(reset, unroll, residuals, cotangents):
         g_v_reset = _sum_to(gv * s[:-1], v_reset) + _sum_to(gv_last * s[-1], v_reset)
     g_surrogate = jax.tree.map(jnp.zeros_like, surrogate)
     g_x, g_w_in = (delta, None) if w_in is None else (project(delta, w_in.T), _contract_leading(x, delta))
-    return (g_x, g_w_in, g_w_rec, g_w_out, g_b_out, g_kappa, g_a, g_c, g_theta, g_v_reset, g_surrogate, g_v0, g_s0, g_o0)
+    return (g_x, g_w_in, g_w_rec, g_w_out, g_b_out, g_kappa, g_a, g_c, g_theta, g_v_reset, g_surrogate, g_v0, g_s0,
+            g_o0)
 
 
 lif_scan.defvjp(_fwd, _bwd, symbolic_zeros=True)

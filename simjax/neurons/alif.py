@@ -115,8 +115,8 @@ class ALIF(AbstractSpikingNeuron):
         """The LIF membrane (``v``, ``i``, refractory hold) without adaptation (the hold compiled in
         only if this neuron's ``t_ref`` may be nonzero, as decided when it was built)."""
         return LIF(self.tau_mem, self.v_th, self.v_reset, "zero" if self.reset_mode == "zero" else "subtract",
-                   tau_syn=self.tau_syn, t_ref=self.t_ref if self.refractoriness else 0.0, v_rest=self.v_rest, bias=self.bias,
-                   surrogate=self.surrogate, detach_reset=self.detach_reset)
+                   tau_syn=self.tau_syn, t_ref=self.t_ref if self.refractoriness else 0.0, v_rest=self.v_rest,
+                   bias=self.bias, surrogate=self.surrogate, detach_reset=self.detach_reset)
 
     def adaptive_threshold(self, state: ALIFState) -> Float[Array, "..."]:
         """``A = v_th + beta a``."""
