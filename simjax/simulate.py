@@ -59,13 +59,12 @@ def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, s
         raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")
     scan = functools.partial(_scan, net, dt=dt, record=record, unroll=unroll, recompute=memory == "recompute",
                              fast=memory != "recompute")
+    local = net.local_prepare  # whether `prepare` may run on chunks of the sequence
     split = lambda tree, n: jax.tree.map(lambda a: a.reshape(a.shape[0] // n, n, *a.shape[1:]), tree)  # noqa: E731
     if memory == "checkpoint" and stride == 1 and steps % segment == 0 and steps > segment:
         # Nested scan with checkpointed segments: the state is kept every `segment` steps and each
         # segment is recomputed in the backward pass. When `prepare` is local in time it runs per
         # segment, so no full-length trace of the input current is kept either.
-        local = net.local_prepare
-
         @jax.checkpoint
         def outer(carry, chunk):
             return scan(carry, chunk, raw=local)
@@ -75,8 +74,6 @@ def _clock(net: AbstractNetwork, inputs, *, dt, state, record, stride, memory, s
     elif stride == 1:
         final, recs = scan(state, inputs, raw=True)
     else:
-        local = net.local_prepare
-
         def outer(carry, chunk):
             carry, recs = scan(carry, chunk, raw=local)
             return carry, jax.tree.map(lambda a: a[-1], recs)
