@@ -10,6 +10,8 @@ an RSNN of ``N`` LIF or ALIF neurons (``tau_mem = 20 ms``, ``v_th = 0.6``, trian
   adaptation traces for ALIF).
 - **eprop_online_lif / eprop_online_alif** (memory only): ``EProp(online_every=T)`` (one pass).
 - **bptt_lif / bptt_alif**: `simjax.rules.Exact()` (reverse mode through the scan).
+- **eprop_lif_ref / bptt_lif_ref**: the LIF network with a 2 ms refractory period (e-prop then
+  carries a per-synapse trace; BPTT differentiates the generic step, the fast path excludes it).
 - **rtrl / bptt_small**: `simjax.rules.RTRL()` and `Exact()` on a small LIF network (``N_small``);
   timed up to ``T = 1000`` (RTRL costs ``parameters x state`` per step), memory at every ``T``.
 
@@ -42,8 +44,8 @@ def make_step(rule_name: str, N: int, T: int, B: int, neuron_kind: str):
     task = sj.tasks.PatternGeneration(n_in=100, n_out=3, duration=float(T), rate=10.0)
     if neuron_kind == "alif":
         neuron = sj.neurons.ALIF(tau_mem=f32(20.0), v_th=f32(0.6), tau_adapt=f32(200.0), beta=f32(0.5))
-    else:
-        neuron = sj.neurons.LIF(tau_mem=f32(20.0), v_th=f32(0.6))
+    else:  # "lif", or "lif_ref": a 2 ms refractory period (per-synapse e-prop trace)
+        neuron = sj.neurons.LIF(tau_mem=f32(20.0), v_th=f32(0.6), t_ref=f32(2.0 if neuron_kind == "lif_ref" else 0.0))
     net = sj.networks.RSNN(100, N, 3, neuron=neuron, surrogate=sj.surrogates.Triangle(f32(0.3), f32(0.6)),
                            key=jax.random.key(0), tau_out=f32(20.0), out_scale=0.1)
     net = jax.tree.map(lambda a: a.astype(f32) if eqx.is_inexact_array(a) else a, net)
@@ -75,6 +77,7 @@ def make_step(rule_name: str, N: int, T: int, B: int, neuron_kind: str):
 def run(Ts, N, N_small, B, steps, repeats, warmup, rtrl_max_T=1000):
     cases = {"eprop_lif": ("eprop", N, "lif"), "eprop_alif": ("eprop", N, "alif"),
              "bptt_lif": ("bptt", N, "lif"), "bptt_alif": ("bptt", N, "alif"),
+             "eprop_lif_ref": ("eprop", N, "lif_ref"), "bptt_lif_ref": ("bptt", N, "lif_ref"),
              "rtrl": ("rtrl", N_small, "lif"), "bptt_small": ("bptt", N_small, "lif")}
     memory_only = {"eprop_online_lif": ("eprop_online", N, "lif"), "eprop_online_alif": ("eprop_online", N, "alif")}
     rows = []
@@ -90,7 +93,8 @@ def run(Ts, N, N_small, B, steps, repeats, warmup, rtrl_max_T=1000):
                 for _ in range(warmup):
                     step()
                 fns[name] = step
-        timing = _common.interleaved({k: fns[k] for k in ("bptt_lif", "eprop_lif", "eprop_alif", "bptt_alif")},
+        timing = _common.interleaved({k: fns[k] for k in ("bptt_lif", "eprop_lif", "eprop_alif", "bptt_alif",
+                                                          "eprop_lif_ref", "bptt_lif_ref")},
                                      steps=steps, repeats=repeats, reference="bptt_lif")
         small = {} if T > rtrl_max_T else _common.interleaved(
             {k: fns[k] for k in ("bptt_small", "rtrl")}, steps=steps, repeats=repeats, reference="bptt_small")
@@ -99,6 +103,8 @@ def run(Ts, N, N_small, B, steps, repeats, warmup, rtrl_max_T=1000):
             "eprop_lif/bptt_lif": timing["eprop_lif"]["ratio_paired"],
             "eprop_alif/bptt_lif": timing["eprop_alif"]["ratio_paired"],
             "bptt_alif/bptt_lif": timing["bptt_alif"]["ratio_paired"],
+            "eprop_lif_ref/bptt_lif": timing["eprop_lif_ref"]["ratio_paired"],
+            "bptt_lif_ref/bptt_lif": timing["bptt_lif_ref"]["ratio_paired"],
             **({"rtrl/bptt_small": small["rtrl"]["ratio_paired"]} if small else {})}
         print(f"T={T}: CPU ms/step " + "  ".join(f"{k} {v['cpu_median_ms']:.1f}" for k, v in row["timing"].items())
               + "\n      ratios " + "  ".join(f"{k} {v:.2f}" for k, v in row["ratios_cpu_paired"].items())
