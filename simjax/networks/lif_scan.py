@@ -86,10 +86,10 @@ class _Layout:
     neurons the loops carry their state transposed (the traces are transposed once, outside).
     """
 
-    def __init__(self, drive, w_rec):
+    def __init__(self, trace, w_rec):
         # measured on XLA's CPU backend only; elsewhere the arrays' own layout is kept
         self.major = w_rec.shape[0] >= NEURON_MAJOR_FROM and jax.default_backend() == "cpu"
-        self.batch = drive.shape[1:-1]
+        self.batch = trace.shape[1:-1]      # of any [T, *batch, K] trace (inputs, voltages)
         self.w_rec = w_rec
         # Transposed here, outside the loops: inside a loop body XLA folds the transpose into the
         # product and picks its slower transposed-operand kernel (neuron-major forward; and the

@@ -240,10 +240,10 @@ class _Traces:
             self.rho, self.c = _adaptation(neuron, dt)
 
     def init(self, batch, n_pre, n_post, dtype):
-        st = {"p": jnp.zeros((batch, n_pre), dtype)}
-        if self.per_synapse:
-            st["x"] = tuple(jnp.zeros((batch, n_pre, n_post), dtype) for _ in range(2 if self.kind == "alif" else 1))
-        return st
+        """``{"p": pbar}`` (factorised) or ``{"x": X}`` (per synapse)."""
+        if not self.per_synapse:
+            return {"p": jnp.zeros((batch, n_pre), dtype)}
+        return {"x": tuple(jnp.zeros((batch, n_pre, n_post), dtype) for _ in range(2 if self.kind == "alif" else 1))}
 
     def coefficients(self, psi, z):
         """``(M, u, g, d)`` of ``X^t = M X^{t-1} + u p^t``, ``e^t = g . X^{t-1} + d p^t`` (module
