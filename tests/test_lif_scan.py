@@ -69,8 +69,10 @@ def initial_state(net):
                           ("subtract", False, True), ("zero", True, True)])
 def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale, neuron_major, monkeypatch):
     """Values, loss and gradients of the fast path (both loop layouts) against autodiff of the
-    generic step, from a non-resting state, with two batch axes."""
+    generic step, from a non-resting state, with two batch axes; the readout and the weight
+    gradients run over ten chunks of time."""
     monkeypatch.setattr(lif_scan, "NEURON_MAJOR_FROM", 0 if neuron_major else 10**9)
+    monkeypatch.setattr(lif_scan, "CHUNK_ROWS", 42)  # 6 rows per step: chunks of 6 of the 60 steps
     kwargs = {}
     if dale:
         kwargs["w_rec"] = Dale.init(6, 6, key=jax.random.key(4), frac_excitatory=0.5, scale=1.0)

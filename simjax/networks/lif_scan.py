@@ -16,24 +16,36 @@ thread: the forward 9 % faster at N = 256 and 22 % at N = 1024, a training step 
 `benchmarks/README.md`); its gradient is still one matmul over time x batch. The gradient is the
 same as autodiff's (the tests compare them in float64) but computed differently:
 
-- Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``; spikes
-  and post-reset voltages are recomputed from it (``s_t = 1[u_t > theta]`` exactly as the forward
-  decided) and the readout is one matmul after the loop. Evaluated without differentiation it is
-  a single scan with the readout inside.
-- The backward recursion only propagates ``delta_t = dL/du_t``:
+- Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``, and the
+  spikes as one byte each; the readout is computed after the loop. Evaluated without
+  differentiation it is a single scan with the readout inside.
+- The backward recursion only propagates ``delta_t = dL/du_t``, and writes it over ``u_t`` (read
+  for the last time in that step), so the backward pass needs no second float trace:
 
       delta_t = gv_t r_t + gs_t h(u_t - theta),     r_t = 1 (subtract) or 1 - s_t (zero)
       gv_t = a delta_{t+1} + dL/dv_t,   gs_t = delta_{t+1} W^T + obar_t W_out^T + dL/ds_t
       obar_t = kappa obar_{t+1} + dL/do_t
 
-- Every parameter gradient is then one reduction over time x batch, e.g.
-  ``dL/dW = sum_t s_{t-1}^T delta_t`` as a single ``(N, T B) x (T B, N)`` matmul, instead of a small
-  outer product accumulated at every step (Pehle et al. 2023 and others use the same split).
+- Every parameter gradient is then a reduction over time x batch, e.g.
+  ``dL/dW = sum_t s_{t-1}^T delta_t`` as ``(N, R) x (R, N)`` matmuls over chunks of ``R ~``
+  `CHUNK_ROWS` rows (time steps x batch), instead of a small outer product accumulated at every
+  step (Pehle et al. 2023 and others use the same split); the float spikes exist one chunk at a
+  time. (The leak's gradient ``sum_t delta_t v_{t-1}``, which needs the voltages, is accumulated
+  inside the backward loop, and only when it is wanted.)
+
+Scratch memory of a training step is therefore about 1.25 float traces ``[T, B, N]`` (u, then
+delta, and the spikes), instead of the four of storing spikes, shifted spikes, voltages and
+deltas. Beyond the memory itself this matters on Linux: glibc serves allocations above 32 MiB
+with fresh pages from the kernel on every call, and XLA's CPU backend allocates a program's
+scratch memory as one block per run, so a step whose scratch exceeds 32 MiB pays a page fault
+per 4 KiB on every call (W1 of the peer harness at N = 256: 65 MiB of scratch, 16,600 faults per
+step, about a fifth of its time; 23 MiB and no faults now; `benchmarks/README.md`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -116,6 +128,10 @@ class _Layout:
         """``x_t -> x_t W_in`` in this layout (``w_in = None``: ``x_t`` is the current already)."""
         return (lambda x_t: x_t) if w_in is None else self.right(w_in)
 
+    def sum_batch(self, x):
+        """Sums a per-step ``[*batch, N]`` (or ``[N, B]``) array over the batch: ``[N]``."""
+        return jnp.sum(x, axis=-1) if self.major else jnp.sum(x, axis=tuple(range(x.ndim - 1)))
+
     def per_neuron(self, *params):
         return tuple(p[:, None] for p in params) if self.major else params
 
@@ -178,26 +194,33 @@ def _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_
     def body(carry, x_t):
         u, s, keep = carry
         u, s = step(u, s, keep, current(x_t))
-        return (u, s, 1.0), u
+        return (u, s, 1.0), (u, s.astype(jnp.int8))
 
-    (u_t, s_t, _), u = jax.lax.scan(body, (*lay.states(v0, s0), 0.0), lay.traces(x)[0], unroll=unroll)
-    (u,), (u_t, s_t) = lay.untraces(u), lay.unstates(u_t, s_t)
+    (u_t, s_t, _), (u, spikes) = jax.lax.scan(body, (*lay.states(v0, s0), 0.0), lay.traces(x)[0], unroll=unroll)
+    (u, spikes), (u_t, s_t) = lay.untraces(u, spikes), lay.unstates(u_t, s_t)
     v_t = _post_reset(u_t, s_t, theta, v_reset, reset)
-    spikes = (u - theta > 0).astype(u.dtype)  # exactly the loop's decisions
-    # The readout does not feed back: one large matmul, then a cheap n_out-wide recursion.
-    o_t, o = _leaky_sum(project(spikes, w_out) + b_out, o0, kappa)
-    v = _post_reset(u, spikes, theta, v_reset, reset)
-    return (spikes, v, o, (v_t, s_t, o_t)), u
+    # The readout does not feed back: large matmuls over chunks of time (the spikes are kept as one
+    # byte each, never as a full-length float trace; see `_time_chunks`), then a cheap n_out-wide
+    # recursion.
+    current = _time_chunks(lambda _, s_c: (None, project(s_c.astype(u.dtype), w_out)), None, spikes)[1]
+    o_t, o = _leaky_sum(current + b_out, o0, kappa)
+    s_float = spikes.astype(u.dtype)
+    return (s_float, _post_reset(u, s_float, theta, v_reset, reset), o, (v_t, s_t, o_t)), (u, spikes)
 
 
 def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0):
     primal = jax.custom_derivatives.CustomVJPPrimal
+    a_perturbed = a.perturbed
     (x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0) = jax.tree.map(
         lambda p: p.value, (x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0),
         is_leaf=lambda p: isinstance(p, primal))
-    out, u = _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
-    # Residuals: u (one float trace), the n_out-wide readout trace, and the inputs (the caller's).
-    return out, (u, out[2], x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0)
+    out, (u, spikes) = _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
+    # Residuals: u (one float trace), the spikes (one byte each), the n_out-wide readout trace, the
+    # inputs (the caller's), and whether the leak's gradient is wanted (``()``) or not (``None``):
+    # it is the one reduction that needs the voltages, which the backward loop overwrites.
+    leak_grad = () if a_perturbed else None
+    return out, (u, spikes, out[2], x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0,
+                 leak_grad)
 
 
 def _contract_leading(x, y):
@@ -215,8 +238,33 @@ def _is_symbolic_zero(g):
     return isinstance(g, jax.custom_derivatives.SymbolicZero)
 
 
+def _chunk_length(steps, rows, neurons):
+    """Time steps per chunk of `_time_chunks`: a divisor of ``steps`` (so that chunking is a free
+    reshape, not a copy) near ``max(CHUNK_ROWS, 4 neurons) / rows``, and ``steps`` itself when no
+    divisor is at least a quarter of that (e.g. a prime number of steps: one chunk)."""
+    target = max(1.0, max(CHUNK_ROWS, 4 * neurons) / max(rows, 1))
+    divisors = [d for d in range(1, steps) if steps % d == 0 and d >= target / 4] + [max(steps, 1)]
+    return min(divisors, key=lambda d: abs(math.log(d / target)))
+
+
+def _time_chunks(fn, acc, *traces):
+    """``fn(acc, *chunks) -> (acc, out)`` over consecutive chunks of the ``[T, ...]`` traces; returns
+    the final ``acc`` and the chunks' ``out`` in time order (``[T, ...]``, or ``None``).
+
+    The products over time x batch (weight gradients, the readout) run chunk by chunk so that their
+    float operands (the spikes) never exist as full-length traces: a chunk of about `CHUNK_ROWS`
+    rows (time steps x batch) is as fast as one large matmul, and the step's scratch memory stays
+    small (see the module docstring).
+    """
+    steps = traces[0].shape[0]
+    length = _chunk_length(steps, math.prod(traces[0].shape[1:-1]), traces[0].shape[-1])
+    chunked = tuple(t.reshape(steps // length, length, *t.shape[1:]) for t in traces)
+    acc, out = jax.lax.scan(lambda acc, xs: fn(acc, *xs), acc, chunked)
+    return acc, None if out is None else out.reshape(steps, *out.shape[2:])
+
+
 def _bwd(reset, unroll, residuals, cotangents):
-    u, o, x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0 = residuals
+    u, spikes, o, x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0, leak_grad = residuals
     # ``None`` for the symbolic zeros (outputs the loss does not use)
     g_s, g_v, g_o, (g_vT, g_sT, g_oT) = jax.tree.map(lambda g: None if _is_symbolic_zero(g) else g, cotangents,
                                                      is_leaf=_is_symbolic_zero)
@@ -232,33 +280,47 @@ def _bwd(reset, unroll, residuals, cotangents):
     lay = _Layout(u, w_rec)
     a_, theta_ = lay.per_neuron(a, theta)
     readout_adjoint = lay.right(w_out.T)
+    post_reset = lay.post_reset(reset, theta, v_reset)
+    (v0_,) = lay.states(v0)
 
     def body(carry, xs):
-        carry_v, carry_s = carry
-        u_t, obar_t, g_s_t, g_v_t = xs
-        x = u_t - theta_
+        carry_v, carry_s, buf, g_a = carry
+        t, obar_t, g_s_t, g_v_t = xs
+        x = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False) - theta_
         gv = carry_v if g_v_t is None else carry_v + g_v_t
         gs = readout_adjoint(obar_t) + carry_s  # (n_out wide: cheaper here than as a full-length trace)
         gs = gs if g_s_t is None else gs + g_s_t
         reach = gv if reset == "subtract" else gv * (1.0 - (x > 0).astype(x.dtype))
         delta = reach + gs * surrogate.derivative(x)
-        return (a_ * delta, lay.recurrent_adjoint(delta)), delta
+        if g_a is not None:  # sum_t delta_t v_{t-1}, while u_{t-1} is still in the buffer
+            u_prev = jax.lax.dynamic_index_in_dim(buf, jnp.maximum(t - 1, 0), keepdims=False)
+            v_prev = jnp.where(t > 0, post_reset(u_prev, (u_prev - theta_ > 0).astype(x.dtype)), v0_)
+            g_a = g_a + lay.sum_batch(delta * v_prev)
+        buf = jax.lax.dynamic_update_index_in_dim(buf, delta, t, 0)
+        return (a_ * delta, lay.recurrent_adjoint(delta), buf, g_a), None
 
-    (g_v0, g_s0), delta = jax.lax.scan(body, lay.states(g_vT, g_sT), lay.traces(u, obar, g_s, g_v), reverse=True,
-                                       unroll=unroll)
+    # delta_t is written over u_t, which is not read again (in place: one float trace in all).
+    g_a0 = None if leak_grad is None else jnp.zeros_like(a_[..., 0] if lay.major else a_)
+    (g_v0, g_s0, delta, g_a), _ = jax.lax.scan(
+        body, (*lay.states(g_vT, g_sT), *lay.traces(u), g_a0),
+        (jnp.arange(u.shape[0]), *lay.traces(obar, g_s, g_v)), reverse=True, unroll=unroll)
     (delta,), (g_v0, g_s0) = lay.untraces(delta), lay.unstates(g_v0, g_s0)
 
-    # Everything else is a reduction over time x batch (previous-step terms by slicing: no shifted copies).
-    s = (u - theta > 0).astype(u.dtype)
-    v = _post_reset(u, s, theta, v_reset, reset)
+    # Everything else is a reduction over time x batch: the weight gradients chunk by chunk.
+    def weight_gradients(acc, s, delta, obar):
+        g_w_rec, g_w_out, s_last = acc  # s_last: the spikes of the previous chunk's last step
+        s = s.astype(delta.dtype)
+        s_prev = jnp.concatenate([s_last[None], s[:-1]])
+        return (g_w_rec + _contract_leading(s_prev, delta), g_w_out + _contract_leading(s, obar), s[-1]), None
+
+    (g_w_rec, g_w_out, _), _ = _time_chunks(weight_gradients, (jnp.zeros_like(w_rec), jnp.zeros_like(w_out), s0),
+                                            spikes, delta, obar)
     time_and_batch = tuple(range(u.ndim - 1))
-    s_prev = jnp.concatenate([s0[None], s[:-1]], axis=0)
-    g_w_rec = _contract_leading(s_prev, delta)
-    g_w_out = _contract_leading(s, obar)
+    s = spikes.astype(u.dtype)
     g_b_out = jnp.sum(obar, axis=time_and_batch)
     g_kappa = jnp.sum(obar[1:] * o[:-1]) + jnp.sum(obar[0] * o0)
     g_o0 = kappa * obar[0]
-    g_a = _sum_to(delta[1:] * v[:-1], a) + _sum_to(delta[0] * v0, a)
+    g_a = jnp.zeros_like(a) if g_a is None else g_a
     g_c = _sum_to(delta, a)
     # gv_t, the cotangent of the post-reset v_t, is a delta_{t+1} + dL/dv_t (dL/dv_T at the end):
     # the threshold and reset-value gradients are reductions of it.
@@ -284,6 +346,10 @@ lif_scan.defvjp(_fwd, _bwd, symbolic_zeros=True)
 #: it is faster than autodiff of the generic step at every size tried (N = 64 ... 1024), so it is 0;
 #: raise it to differentiate the generic step instead (e.g. to compare the two).
 MIN_NEURONS = 0
+
+#: Rows (time steps x batch) per chunk of `_time_chunks` (at least four times the number of neurons:
+#: a chunk's product must outweigh adding it to the accumulated weight gradient).
+CHUNK_ROWS = 1024
 
 #: From this many neurons the fast path's loops run neuron-major on the CPU backend (see `_Layout`;
 #: measured on one CPU thread, the switch pays between N = 768 and 1024).
