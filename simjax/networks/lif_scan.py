@@ -307,14 +307,17 @@ def _bwd(reset, unroll, residuals, cotangents):
     (delta,), (g_v0, g_s0) = lay.untraces(delta), lay.unstates(g_v0, g_s0)
 
     # Everything else is a reduction over time x batch: the weight gradients chunk by chunk.
+    # (Accumulated transposed, as delta^T s and obar^T s: XLA's CPU backend runs the n_out-wide product
+    # five times faster that way round, 1.7 vs 8.9 ms over 20 chunks at N = 256.)
     def weight_gradients(acc, s, delta, obar):
-        g_w_rec, g_w_out, s_last = acc  # s_last: the spikes of the previous chunk's last step
+        g_w_rec_t, g_w_out_t, s_last = acc  # s_last: the spikes of the previous chunk's last step
         s = s.astype(delta.dtype)
         s_prev = jnp.concatenate([s_last[None], s[:-1]])
-        return (g_w_rec + _contract_leading(s_prev, delta), g_w_out + _contract_leading(s, obar), s[-1]), None
+        return (g_w_rec_t + _contract_leading(delta, s_prev), g_w_out_t + _contract_leading(obar, s), s[-1]), None
 
-    (g_w_rec, g_w_out, _), _ = _time_chunks(weight_gradients, (jnp.zeros_like(w_rec), jnp.zeros_like(w_out), s0),
-                                            spikes, delta, obar)
+    (g_w_rec_t, g_w_out_t, _), _ = _time_chunks(
+        weight_gradients, (jnp.zeros_like(w_rec.T), jnp.zeros_like(w_out.T), s0), spikes, delta, obar)
+    g_w_rec, g_w_out = g_w_rec_t.T, g_w_out_t.T
     time_and_batch = tuple(range(u.ndim - 1))
     s = spikes.astype(u.dtype)
     g_b_out = jnp.sum(obar, axis=time_and_batch)
