@@ -132,11 +132,19 @@ def interleaved(fns: dict[str, Callable[[], object]], *, steps: int, repeats: in
         out[name] = {"median_ms": 1e3 * statistics.median(wall[name]), "min_ms": 1e3 * min(wall[name]),
                      "cpu_median_ms": 1e3 * statistics.median(cpu[name]),
                      "repeat_median_ms": [round(1e3 * t, 3) for t in reps[name]],
+                     "cpu_repeat_median_ms": [round(1e3 * t, 3) for t in cpu_reps[name]],
                      "foreign_cores": round(statistics.mean(foreign[name]), 3), "n": len(wall[name])}
         if reference is not None:
             paired = [a / b for a, b in zip(cpu_reps[name], cpu_reps[reference])]
             out[name]["ratio_paired"] = round(statistics.median(paired), 4)
     return out
+
+
+def paired_ratio(timing: dict, name: str, reference: str, scale: float = 1.0) -> float:
+    """Median over repeats of ``name``'s CPU time / (``scale`` x ``reference``'s) in the same repeat
+    (both timed by `interleaved`)."""
+    a, b = timing[name]["cpu_repeat_median_ms"], timing[reference]["cpu_repeat_median_ms"]
+    return round(statistics.median(x / (scale * y) for x, y in zip(a, b)), 4)
 
 
 def best_of(fn: Callable[[], object], *, min_time: float, max_reps: int) -> float:
@@ -208,6 +216,24 @@ def matmul_rates(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype: str = 
     t_chain = best_of(lambda: chain(s0, w).block_until_ready(), min_time=2 * min_time, max_reps=50)
     rates["jax_chain"] = 2 * B * N * N * T / t_chain / 1e9
     return {k: round(v, 2) for k, v in rates.items()}
+
+
+def matmul_floor_program(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype: str = "float32"):
+    """``(program, scale)``: a jitted ``(T B, N) x (N, N)`` product (the largest of the network's
+    matmuls, the one this machine runs fastest) and the factor that turns its time into a training
+    step's matmul FLOPs (`rnn_matmul_flops`) at that rate. Timed interleaved with the programs it
+    bounds, it gives a floor measured under the same machine load (`floor_ms` charges the FLOPs at
+    a best-of rate measured before or after them)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(rng.standard_normal((T * B, N)), dtype)
+    w = jnp.asarray(rng.standard_normal((N, N)), dtype)
+    product = jax.jit(lambda a, w: a @ w)
+    scale = rnn_matmul_flops(B=B, T=T, n_in=n_in, N=N, n_out=n_out)["train"] / (2 * T * B * N * N)
+    return (lambda: product(a, w).block_until_ready()), scale
 
 
 def floor_ms(flops: dict[str, int], rates: dict[str, float]) -> dict[str, float]:

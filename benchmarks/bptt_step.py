@@ -193,6 +193,9 @@ def run_config(N: int, T: int, B: int, *, warmup: int, steps: int, repeats: int,
               f"w_out {a['grad_w_out_rel_err']:.1e}", flush=True)
 
     fns = {"simjax": simjax_step(data, jnp.float32)[0], "baseline": baseline_step(data, jnp.float32)[0]}
+    floor_program, floor_scale = _common.matmul_floor_program(B=B, T=T, n_in=N_IN, N=N, n_out=N_OUT)
+    for _ in range(1 + warmup):
+        floor_program()
     if breakdown:  # the same simjax step without the runtime NaN check of the inputs
         fns["simjax_nocheck"] = simjax_step(data, jnp.float32, checks=False)[0]
     compile_s = {}
@@ -200,7 +203,8 @@ def run_config(N: int, T: int, B: int, *, warmup: int, steps: int, repeats: int,
         compile_s[name] = _common.timed(fn.compile)  # trace + lower + XLA compile (ahead of time)
         for _ in range(1 + warmup):  # the first call compiles again (its own cache), then warm-up
             fn()
-    timing = _common.interleaved(fns, steps=steps, repeats=repeats, reference="baseline")
+    timing = _common.interleaved({**fns, "floor": floor_program}, steps=steps, repeats=repeats,
+                                 reference="baseline")
     for name in fns:
         timing[name]["compile_s"] = round(compile_s[name], 3)
     result["timing"] = timing
@@ -216,20 +220,25 @@ def run_config(N: int, T: int, B: int, *, warmup: int, steps: int, repeats: int,
                         "simjax/floor_cpu": round(timing["simjax"]["cpu_median_ms"] / floor["peak"], 3),
                         "baseline/floor_cpu": round(timing["baseline"]["cpu_median_ms"] / floor["peak"], 3),
                         "baseline/floor": round(ref_ms / floor["peak"], 3),
-                        "simjax/floor_sequential": round(sj_ms / floor["sequential"], 3)}
+                        "simjax/floor_sequential": round(sj_ms / floor["sequential"], 3),
+                        "simjax/floor_timed": _common.paired_ratio(timing, "simjax", "floor", floor_scale),
+                        "baseline/floor_timed": _common.paired_ratio(timing, "baseline", "floor", floor_scale)}
+    result["floor_timed_ms"] = round(floor_scale * timing["floor"]["median_ms"], 3)
     return result
 
 
 def print_table(results: list[dict]) -> None:
-    head = (f"{'N':>5} {'T':>5} {'B':>3} | {'simjax ms':>9} {'base ms':>8} {'floor ms':>8} | {'sj/base':>7} "
-            f"{'(cpu)':>6} {'sj/floor':>8} {'base/floor':>10} | {'compile s sj/base':>17} | foreign")
+    head = (f"{'N':>5} {'T':>5} {'B':>3} | {'simjax ms':>9} {'base ms':>8} {'floor ms':>8} {'timed':>6} | "
+            f"{'sj/base':>7} {'(cpu)':>6} {'sj/floor':>8} {'timed':>6} {'base/floor':>10} | {'compile s sj/base':>17} "
+            f"| foreign")
     print(head)
     print("-" * len(head))
     for r in results:
         t, f, q = r["timing"], r["floor_ms"], r["ratios"]
         print(f"{r['N']:>5} {r['T']:>5} {r['B']:>3} | {t['simjax']['median_ms']:>9.1f} "
-              f"{t['baseline']['median_ms']:>8.1f} {f['peak']:>8.1f} | {q['simjax/baseline']:>7.3f} "
-              f"{q['simjax/baseline_cpu_paired']:>6.3f} {q['simjax/floor']:>8.2f} {q['baseline/floor']:>10.2f} | "
+              f"{t['baseline']['median_ms']:>8.1f} {f['peak']:>8.1f} {r['floor_timed_ms']:>6.1f} | "
+              f"{q['simjax/baseline']:>7.3f} {q['simjax/baseline_cpu_paired']:>6.3f} {q['simjax/floor']:>8.2f} "
+              f"{q['simjax/floor_timed']:>6.2f} {q['baseline/floor']:>10.2f} | "
               f"{t['simjax']['compile_s']:>8.2f}/{t['baseline']['compile_s']:<8.2f} | "
               f"{max(v['foreign_cores'] for v in t.values()):.2f}")
         if "simjax_nocheck" in t:
