@@ -125,3 +125,15 @@ def test_only_eligible_networks_take_the_fast_path():
     for neuron in (sj.neurons.LIF(t_ref=2.0), sj.neurons.LIF(tau_syn=5.0), sj.neurons.LIF(detach_reset=False),
                    sj.neurons.ALIF()):
         assert not supports(sj.networks.RSNN(2, 3, 1, neuron=neuron, key=jax.random.key(0)))
+
+
+def test_time_chunks_divide_the_sequence(monkeypatch):
+    """Chunk lengths divide the number of steps (chunking is a reshape), sit near the target number
+    of rows, and fall back to one chunk when no divisor is long enough (a prime number of steps)."""
+    monkeypatch.setattr(lif_scan, "CHUNK_ROWS", 1024)
+    assert lif_scan._chunk_length(500, 32, 256) == 25  # target 32 steps; divisors 25 and 50 nearest
+    assert lif_scan._chunk_length(499, 32, 256) == 499  # prime: one chunk
+    assert lif_scan._chunk_length(60, 6, 6) == 60  # target 171 steps > 60: one chunk
+    assert lif_scan._chunk_length(1, 32, 256) == 1
+    for steps in (7, 48, 100, 360, 1000):
+        assert steps % lif_scan._chunk_length(steps, 8, 64) == 0
