@@ -105,8 +105,9 @@ def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt:
       always through the generic step (autodiff of `step`, also for forward-mode ``jax.jvp``).
       Networks with a fast path (`RSNN` of current-free, non-refractory `LIF` neurons, see
       `simjax.networks.lif_scan`) use it under ``"store"`` and inside each ``"checkpoint"`` segment:
-      it keeps one float trace (the pre-reset voltage) and computes weight gradients as single
-      matmuls over time x batch, with the same gradients as autodiff. It is reverse-mode only
+      it keeps one float trace (the pre-reset voltage, which its backward pass overwrites with
+      the adjoint) and the spikes as bytes, and computes weight gradients as large matmuls over
+      time x batch, with the same gradients as autodiff. It is reverse-mode only
       (``jax.grad``, and forward-over-reverse Hessian-vector products); for ``jax.jvp``/``jacfwd``
       through such a network use ``memory="recompute"``.
     - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
