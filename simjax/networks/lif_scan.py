@@ -196,8 +196,11 @@ def _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_
         u, s = step(u, s, keep, current(x_t))
         return (u, s, 1.0), (u, s.astype(jnp.int8))
 
-    (u_t, s_t, _), (u, spikes) = jax.lax.scan(body, (*lay.states(v0, s0), 0.0), lay.traces(x)[0], unroll=unroll)
-    (u, spikes), (u_t, s_t) = lay.untraces(u, spikes), lay.unstates(u_t, s_t)
+    (u_t, s_t, _), (u_loop, spikes) = jax.lax.scan(body, (*lay.states(v0, s0), 0.0), lay.traces(x)[0],
+                                                   unroll=unroll)
+    # u stays in the loops' layout for the backward pass (transposed only for the voltage output,
+    # which is not computed unless used).
+    (u, spikes), (u_t, s_t) = lay.untraces(u_loop, spikes), lay.unstates(u_t, s_t)
     v_t = _post_reset(u_t, s_t, theta, v_reset, reset)
     # The readout does not feed back: large matmuls over chunks of time (the spikes are kept as one
     # byte each, never as a full-length float trace; see `_time_chunks`), then a cheap n_out-wide
@@ -205,7 +208,7 @@ def _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_
     current = _time_chunks(lambda _, s_c: (None, project(s_c.astype(u.dtype), w_out)), None, spikes)[1]
     o_t, o = _leaky_sum(current + b_out, o0, kappa)
     s_float = spikes.astype(u.dtype)
-    return (s_float, _post_reset(u, s_float, theta, v_reset, reset), o, (v_t, s_t, o_t)), (u, spikes)
+    return (s_float, _post_reset(u, s_float, theta, v_reset, reset), o, (v_t, s_t, o_t)), (u_loop, spikes)
 
 
 def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0):
@@ -215,9 +218,10 @@ def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_rese
         lambda p: p.value, (x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0, o0),
         is_leaf=lambda p: isinstance(p, primal))
     out, (u, spikes) = _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
-    # Residuals: u (one float trace), the spikes (one byte each), the n_out-wide readout trace, the
-    # inputs (the caller's), and whether the leak's gradient is wanted (``()``) or not (``None``):
-    # it is the one reduction that needs the voltages, which the backward loop overwrites.
+    # Residuals: u (one float trace, in the loops' layout), the spikes (one byte each), the n_out-wide
+    # readout trace, the inputs (the caller's), and whether the leak's gradient is wanted (``()``)
+    # or not (``None``): it is the one reduction that needs the voltages, which the backward loop
+    # overwrites.
     leak_grad = () if a_perturbed else None
     return out, (u, spikes, out[2], x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0,
                  leak_grad)
@@ -277,7 +281,7 @@ def _bwd(reset, unroll, residuals, cotangents):
         g_o = g_o.at[-1].add(g_oT)
     _, obar = _leaky_sum(g_o, jnp.zeros_like(o0), kappa, reverse=True)
 
-    lay = _Layout(u, w_rec)
+    lay = _Layout(spikes, w_rec)
     a_, theta_ = lay.per_neuron(a, theta)
     readout_adjoint = lay.right(w_out.T)
     post_reset = lay.post_reset(reset, theta, v_reset)
@@ -301,24 +305,28 @@ def _bwd(reset, unroll, residuals, cotangents):
 
     # delta_t is written over u_t, which is not read again (in place: one float trace in all).
     g_a0 = None if leak_grad is None else jnp.zeros_like(a_[..., 0] if lay.major else a_)
-    (g_v0, g_s0, delta, g_a), _ = jax.lax.scan(
-        body, (*lay.states(g_vT, g_sT), *lay.traces(u), g_a0),
+    (g_v0, g_s0, delta_loop, g_a), _ = jax.lax.scan(
+        body, (*lay.states(g_vT, g_sT), u, g_a0),
         (jnp.arange(u.shape[0]), *lay.traces(obar, g_s, g_v)), reverse=True, unroll=unroll)
-    (delta,), (g_v0, g_s0) = lay.untraces(delta), lay.unstates(g_v0, g_s0)
+    # delta in the arrays' layout (a transpose, neuron-major) for the input weights' gradient, one
+    # large matmul, and the per-neuron gradients; the other weight gradients transpose it one chunk
+    # at a time.
+    (delta,), (g_v0, g_s0) = lay.untraces(delta_loop), lay.unstates(g_v0, g_s0)
 
     # Everything else is a reduction over time x batch: the weight gradients chunk by chunk.
     # (Accumulated transposed, as delta^T s and obar^T s: XLA's CPU backend runs the n_out-wide product
     # five times faster that way round, 1.7 vs 8.9 ms over 20 chunks at N = 256.)
     def weight_gradients(acc, s, delta, obar):
         g_w_rec_t, g_w_out_t, s_last = acc  # s_last: the spikes of the previous chunk's last step
+        (delta,) = lay.untraces(delta)
         s = s.astype(delta.dtype)
         s_prev = jnp.concatenate([s_last[None], s[:-1]])
         return (g_w_rec_t + _contract_leading(delta, s_prev), g_w_out_t + _contract_leading(obar, s), s[-1]), None
 
     (g_w_rec_t, g_w_out_t, _), _ = _time_chunks(
-        weight_gradients, (jnp.zeros_like(w_rec.T), jnp.zeros_like(w_out.T), s0), spikes, delta, obar)
+        weight_gradients, (jnp.zeros_like(w_rec.T), jnp.zeros_like(w_out.T), s0), spikes, delta_loop, obar)
     g_w_rec, g_w_out = g_w_rec_t.T, g_w_out_t.T
-    time_and_batch = tuple(range(u.ndim - 1))
+    time_and_batch = tuple(range(spikes.ndim - 1))
     s = spikes.astype(u.dtype)
     g_b_out = jnp.sum(obar, axis=time_and_batch)
     g_kappa = jnp.sum(obar[1:] * o[:-1]) + jnp.sum(obar[0] * o0)
