@@ -39,7 +39,7 @@ deltas. Beyond the memory itself this matters on Linux: glibc serves allocations
 with fresh pages from the kernel on every call, and XLA's CPU backend allocates a program's
 scratch memory as one block per run, so a step whose scratch exceeds 32 MiB pays a page fault
 per 4 KiB on every call (W1 of the peer harness at N = 256: 65 MiB of scratch, 16,600 faults per
-step, about a fifth of its time; 23 MiB and no faults now; `benchmarks/README.md`).
+step, about a quarter of its time; 23 MiB and no faults now; `benchmarks/README.md`).
 """
 
 from __future__ import annotations
