@@ -135,16 +135,18 @@ def interleaved(fns: dict[str, Callable[[], object]], *, steps: int, repeats: in
                      "cpu_repeat_median_ms": [round(1e3 * t, 3) for t in cpu_reps[name]],
                      "foreign_cores": round(statistics.mean(foreign[name]), 3), "n": len(wall[name])}
         if reference is not None:
-            paired = [a / b for a, b in zip(cpu_reps[name], cpu_reps[reference])]
-            out[name]["ratio_paired"] = round(statistics.median(paired), 4)
+            out[name]["ratio_paired"] = _median_ratio(cpu_reps[name], cpu_reps[reference])
     return out
+
+
+def _median_ratio(times, reference_times, scale=1.0) -> float:
+    return round(statistics.median(x / (scale * y) for x, y in zip(times, reference_times)), 4)
 
 
 def paired_ratio(timing: dict, name: str, reference: str, scale: float = 1.0) -> float:
     """Median over repeats of ``name``'s CPU time / (``scale`` x ``reference``'s) in the same repeat
     (both timed by `interleaved`)."""
-    a, b = timing[name]["cpu_repeat_median_ms"], timing[reference]["cpu_repeat_median_ms"]
-    return round(statistics.median(x / (scale * y) for x, y in zip(a, b)), 4)
+    return _median_ratio(timing[name]["cpu_repeat_median_ms"], timing[reference]["cpu_repeat_median_ms"], scale)
 
 
 def best_of(fn: Callable[[], object], *, min_time: float, max_reps: int) -> float:
