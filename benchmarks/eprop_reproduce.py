@@ -1,5 +1,5 @@
 """e-prop's three tasks at full size (Bellec et al. 2020), with the final held-out figures against the
-targets of the spec (Seed 6), each run through the shipped config (`simjax.experiments.eprop`).
+targets of the spec (Seed 6), each run through the shipped config (`simjax._app.experiments.eprop`).
 
 | case | config, overrides | target |
 |---|---|---|
@@ -48,8 +48,8 @@ CASES = {
 
 
 def run_case(name: str, quick: bool, out_root: Path) -> dict:
-    from simjax import config as cfgmod
-    from simjax.experiments import eprop
+    from simjax._app import config as cfgmod
+    from simjax._app.experiments import eprop
 
     config, overrides, metric, target = CASES[name]
     raw = cfgmod.load(CONFIGS / f"{config}.toml")

@@ -40,7 +40,7 @@ def main() -> int:
     import jax
 
     jax.config.update("jax_enable_x64", bool(args.x64))
-    from simjax.experiments.exact_spikes import DEFAULTS, MODELS, learning_rate, train_yinyang, yinyang_setup
+    from simjax._app.experiments.exact_spikes import DEFAULTS, MODELS, learning_rate, train_yinyang, yinyang_setup
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["yinyang"]["epochs"] = args.epochs

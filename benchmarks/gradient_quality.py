@@ -43,9 +43,9 @@ def main(argv=None) -> dict:
     import jax
 
     import simjax as sj
+    from simjax._app.registry import available, construct
     from simjax.analysis import report_arrays
-    from simjax.analysis.gradient_quality import sample_updates
-    from simjax.registry import available, construct
+    from simjax.analysis._gradient_quality import sample_updates
 
     samples = 8 if args.quick else args.samples
     repeats = 1 if args.quick else args.repeats

@@ -2,7 +2,7 @@
 
 Workload: a small recurrent LIF network (20 inputs, 32 neurons, 2 readouts) learning a 50 ms
 pattern-generation task, 50 Adam steps of batch 8 per run, built exactly as ``simjax sweep`` builds
-its runs (`simjax.sweep._train_fn`). For 1, 8, 64 and 256 seeds it times (after compilation)
+its runs (`simjax._app.sweep._train_fn`). For 1, 8, 64 and 256 seeds it times (after compilation)
 
 - ``vmapped``: all seeds in one ``jax.vmap``-ed, jitted program (what ``simjax sweep`` runs);
 - ``loop``: the same single-run program (jitted once) called seed after seed from Python;
@@ -46,8 +46,8 @@ def main(argv=None) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from simjax.experiments import train as generic
-    from simjax.sweep import Group, _train_fn
+    from simjax._app.experiments import train as generic
+    from simjax._app.sweep import Group, _train_fn
 
     seeds = [1, 8] if args.quick else args.seeds
     repeats = 1 if args.quick else args.repeats

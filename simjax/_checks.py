@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +40,56 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False, owner: st
         raise ValueError(f"{where}{name} must be finite and {bound}, got {value!r}")
 
 
+def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None,
+              owner: str = "") -> int:
+    """Returns ``value`` as a Python ``int`` or raises ``ValueError`` naming ``name``: it must be an
+    integer (Python or NumPy, not ``bool``) in ``[minimum, maximum]`` (either bound ``None``: open)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if ok and minimum is not None and value < minimum:
+        ok = False
+    if ok and maximum is not None and value > maximum:
+        ok = False
+    if not ok:
+        where = f"{owner}: " if owner else ""
+        if minimum == 1 and maximum is None:
+            want = "a positive int"
+        elif minimum == 0 and maximum is None:
+            want = "a non-negative int"
+        else:
+            lo = "" if minimum is None else f">= {minimum}"
+            hi = "" if maximum is None else f"<= {maximum}"
+            want = "an int" + (" " if lo or hi else "") + " and ".join(b for b in (lo, hi) if b)
+        raise ValueError(f"{where}{name} must be {want}, got {value!r}")
+    return int(value)
+
+
+def grid_count(t1: Any, dt: Any, *, names: tuple[str, str] = ("t1", "dt"), owner: str = "") -> int:
+    """``t1 / dt`` as a positive int, or ``ValueError`` when ``t1`` is not a positive multiple of ``dt``
+    (relative tolerance 1e-9). Both must be concrete numbers."""
+    where = f"{owner}: " if owner else ""
+    if not (is_concrete(t1) and is_concrete(dt)):
+        raise ValueError(f"{where}{names[0]} and {names[1]} must be concrete numbers here (the number of steps "
+                         "is static)")
+    ratio = float(t1) / float(dt)
+    n = int(round(ratio))
+    if n < 1 or abs(n - ratio) > 1e-9 * max(1.0, ratio):
+        raise ValueError(f"{where}{names[0]}={float(t1)!r} must be a positive multiple of "
+                         f"{names[1]}={float(dt)!r}")
+    return n
+
+
+def steps_of(name: str, value: Any, dt: Any, *, minimum: int = 1, owner: str = "") -> int:
+    """``round(value / dt)``, the number of clock steps a duration ``value`` (ms) covers; ``ValueError``
+    naming ``name`` when ``value`` is negative (zero only with ``minimum=0``) or shorter than
+    ``minimum`` steps."""
+    check_positive(name, value, allow_zero=minimum == 0, owner=owner)
+    n = int(round(value / dt))
+    if n < minimum:
+        where = f"{owner}: " if owner else ""
+        raise ValueError(f"{where}{name}={value!r} ms is shorter than one step of dt={dt!r} ms")
+    return n
+
+
 def check_choice(name: str, value: Any, allowed: tuple, *, owner: str = "") -> None:
     """Raises ``ValueError`` when ``value`` is not one of ``allowed``."""
     if value not in allowed:
@@ -62,8 +113,6 @@ def finite_flag(name: str, array: Any) -> jax.Array | None:
     through a scalar, not through ``array`` itself, keeps XLA from holding copies of the array (one per
     branch of the check) or making a pass over it. Concrete arrays are checked now (``ValueError``)
     and give ``None``."""
-    import equinox as eqx
-
     if is_concrete(array):
         if not np.all(np.isfinite(np.asarray(array))):
             raise ValueError(f"{name} contains NaN or inf values")

@@ -3,8 +3,8 @@ and the perturbation estimators' variance scales as Werfel, Xie & Seung (2005) p
 
 import pytest
 
-from simjax import config
-from simjax.experiments import bias_variance as bv
+from simjax._app import config
+from simjax._app.experiments import bias_variance as bv
 
 
 @pytest.fixture(scope="module")

@@ -58,8 +58,8 @@ def test_run_config_errors_are_one_line(tmp_path):
 def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
     import jax.numpy as jnp
 
-    from simjax.config import ConfigError
-    from simjax.experiments.train import build_optimizer
+    from simjax._app.config import ConfigError
+    from simjax._app.experiments.train import build_optimizer
 
     opt = build_optimizer({"type": "sgd", "learning_rate": 1.0, "clip_norm": 0.5})
     grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array(0.0)}            # global norm 5
@@ -73,8 +73,8 @@ def test_optimizer_clip_norm_clips_the_update_and_rejects_bad_values():
 
 
 def test_eprop_experiment_rejects_a_bad_eval_batch():
-    from simjax.config import ConfigError
-    from simjax.experiments import eprop
+    from simjax._app.config import ConfigError
+    from simjax._app.experiments import eprop
 
     assert eprop.merge_config({"train": {"eval_batch": 16}})["train"]["eval_batch"] == 16
     for bad in (0, 2.5, True):

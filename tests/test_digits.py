@@ -11,7 +11,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import simjax as sj
-from simjax.tasks import digits as digits_module
+from simjax.tasks import _digits as digits_module
 
 N_IMAGES = 1797
 

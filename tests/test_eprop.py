@@ -7,11 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _helpers import jit_rule as _jit
+from _helpers import max_rel_error as _rel
+from _helpers import spike_regression_batch
 
 import simjax as sj
-from _helpers import jit_rule as _jit, max_rel_error as _rel, spike_regression_batch
 from simjax.rules import EProp
-from simjax.rules.eprop import eligibility_traces
+from simjax.rules._eprop import eligibility_traces
 
 T, B, N_IN, N_REC, N_OUT = 40, 3, 5, 6, 2
 
@@ -155,7 +157,7 @@ def test_blocks_and_online_agree_with_exact(kind):
 def test_alif_trace_matches_hand_recursion(reset, t_ref):
     # One ALIF neuron: threshold A = v_th + beta a (a decayed by rho before the step's comparison),
     # eligibility vector eps_a^t = (rho - c psi^t) eps_a^{t-1} + psi^t v-sensitivity, c = beta rho
-    # (Bellec et al. 2020's ALIF trace in this project's timing; module docstring of simjax.neurons.alif).
+    # (Bellec et al. 2020's ALIF trace in this project's timing; module docstring of simjax.neurons._alif).
     # With t_ref > 0 the voltage is held (input lost) while refractory, as for LIF above.
     tau, tau_a, beta, v_th, gamma, steps = 10.0, 30.0, 0.4, 0.5, 0.3, 40
     rng = np.random.default_rng(1)

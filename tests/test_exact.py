@@ -11,7 +11,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import simjax as sj
-from simjax.neurons.rate import LeakyRate
+from simjax.neurons._rate import LeakyRate
 from simjax.parameters import partition
 
 RNG = np.random.default_rng(3)

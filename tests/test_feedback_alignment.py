@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import LeakyRate
+from simjax.neurons._rate import LeakyRate
 from simjax.rules import DirectFeedbackAlignment, FeedbackAlignment, FeedbackProjection, SignSymmetry
 
 MSE = sj.tasks.Supervised("mse", "all", dt=1.0)
@@ -72,6 +72,12 @@ class _Gained(sj.synapses.AbstractProjection):
 
     def dense(self):
         return self.gain * self.weight
+
+    def without_self_connections(self):
+        return self
+
+    def constrain(self):
+        return self
 
 
 def test_feedback_projection_keeps_local_gradient_and_replaces_transport():
@@ -162,7 +168,7 @@ def test_dfa_with_forward_weights_is_exact_without_recurrent_transport():
     assert _max_diff(g, g0) < 1e-10 * _scale(g0)
 
 
-class _NoRecurrentTransport(sj.networks.AbstractNetwork):
+class _NoRecurrentTransport(sj.networks.AbstractWrappedNetwork):
     """Reference: the RSNN with its recurrent input computed from stop_gradient(spikes)."""
 
     net: sj.networks.RSNN
@@ -170,18 +176,20 @@ class _NoRecurrentTransport(sj.networks.AbstractNetwork):
     def __init__(self, net):
         self.net = net
 
-    trainable = property(lambda self: ("net",))
-    n_in = property(lambda self: self.net.n_in)
-    n_out = property(lambda self: self.net.n_out)
-
-    def init(self, key, batch_shape):
-        return self.net.init(key, batch_shape)
-
     def prepare(self, inputs, dt):
         return self.net.prepare(inputs, dt)
 
     def step(self, state, x, dt):
         return self.net.step(eqx.tree_at(lambda s: s.spikes, state, jax.lax.stop_gradient(state.spikes)), x, dt)
+
+    def step_fn(self, dt):
+        return lambda state, x: self.step(state, x, dt)
+
+    def vector_field(self, t, state, inputs_t):
+        raise NotImplementedError
+
+    def observe(self, state):
+        raise NotImplementedError
 
 
 def test_dfa_on_rsnn_cuts_recurrent_transport():

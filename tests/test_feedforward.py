@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import InstantaneousRate, LeakyRate
+from simjax.neurons._rate import InstantaneousRate, LeakyRate
 
 SIZES = (4, 6, 5, 3)
 

@@ -64,7 +64,7 @@ def test_progress_mode_equals_the_single_scan():
     _leaves_equal(chunked, single, rtol=1e-12)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dale_model():
     """Layer 0 is Dale-signed with small weights (any update of the wrong sign would flip them);
     the biases are frozen."""

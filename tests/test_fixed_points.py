@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from simjax import simulate
 from simjax.analysis import find_fixed_points, network_field
-from simjax.networks import FullUpdate, RSNN, RateRNN
+from simjax.networks import RSNN, FullUpdate, RateRNN
 from simjax.neurons import LIF, LeakyRate
-from simjax.simulate import simulate
 from simjax.synapses import Dense
 from simjax.tasks import FixedPointMemory, orthonormal_patterns
 

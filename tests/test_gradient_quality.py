@@ -8,10 +8,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import simjax as sj
+from simjax._curvature import extreme_eigenvector, flat_loss, hvp
 from simjax.analysis import gradient_quality, parameter_groups, summarize
-from simjax.curvature import extreme_eigenvector, flat_loss, hvp
-from simjax.neurons.rate import LeakyRate
-from simjax.rules.noisy_gradient import NoisyGradient
+from simjax.neurons._rate import LeakyRate
+from simjax.rules._noisy_gradient import NoisyGradient
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_quality_is_tracked_inside_fit(setup):
 
 
 def test_closed_form_jackknife_equals_recomputing_without_each_sample():
-    from simjax.analysis.gradient_quality import _with_jackknife, full_stats
+    from simjax.analysis._gradient_quality import _with_jackknife, full_stats
 
     rng = np.random.default_rng(0)
     S, P = 7, 12
@@ -128,7 +128,7 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
         np.testing.assert_allclose(se[q], expected, rtol=1e-9, atol=1e-14, err_msg=q)
 
     # the median SNR: delete-a-block jackknife (S = 16 -> 8 blocks of 2 consecutive samples)
-    from simjax.analysis.gradient_quality import snr_blocks
+    from simjax.analysis._gradient_quality import snr_blocks
 
     G16 = jnp.asarray(rng.normal(size=(16, P)) + 0.3)
     zero = jnp.zeros((16, 16))
@@ -141,7 +141,7 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_selection_median_equals_numpy_median(dtype):
-    from simjax.analysis.gradient_quality import median_nonnegative
+    from simjax.analysis._gradient_quality import median_nonnegative
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 6, 257):

@@ -11,7 +11,7 @@ import simjax as sj
 from simjax.rules import BCM, Hebbian, Oja
 
 
-class TwoPatterns(sj.tasks.AbstractTask):
+class TwoPatterns(sj.tasks.AbstractClockTask):
     """Each trial shows one of two fixed input patterns (chosen with probability 1/2)."""
 
     patterns: jax.Array
@@ -23,6 +23,9 @@ class TwoPatterns(sj.tasks.AbstractTask):
 
     def loss(self, outputs, batch):
         return jnp.mean((outputs.readout - batch.targets) ** 2)
+
+    def metrics(self, outputs, batch):
+        return {"loss": self.loss(outputs, batch)}
 
 
 def _fit(model, rule, task, lr, steps, seed):

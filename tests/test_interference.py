@@ -12,19 +12,19 @@ import numpy as np
 import optax
 import pytest
 
+from simjax import Output
+from simjax._app.cli import _merged
+from simjax._app.config import ConfigError, load
+from simjax._app.experiments import interference as experiment
+from simjax._fit.fit import fit
+from simjax._fit.sequential import TaskLosses, train_sequence
 from simjax.analysis import angle, relative_interference, spearman, update_overlap
-from simjax.cli import _merged
-from simjax.config import ConfigError, load
-from simjax.experiments import interference as experiment
 from simjax.networks import FullUpdate, LowRankUpdate, RateRNN, SubspaceUpdate, random_coupling
 from simjax.neurons import LeakyRate
 from simjax.parameters import params
 from simjax.rules import Exact, WeightPerturbation
-from simjax.sequential import TaskLosses, train_sequence
-from simjax.simulate import Output
 from simjax.synapses import Dense
 from simjax.tasks import FixedPointMemory, InputTracking, SineGeneration, orthonormal_patterns
-from simjax.train import fit
 
 N = 10
 

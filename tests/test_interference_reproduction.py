@@ -10,9 +10,9 @@ plain gradient descent.
 import numpy as np
 import pytest
 
-from simjax.cli import _merged
-from simjax.config import load
-from simjax.experiments import interference as experiment
+from simjax._app.cli import _merged
+from simjax._app.config import load
+from simjax._app.experiments import interference as experiment
 
 GS = (0.0, 1.0)
 SEEDS = 8

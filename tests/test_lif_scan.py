@@ -1,4 +1,4 @@
-"""The recurrent-LIF fast path (`simjax.networks.lif_scan`) against plain autodiff of the generic step.
+"""The recurrent-LIF fast path (`simjax.networks._lif_scan`) against plain autodiff of the generic step.
 
 `simulate(..., memory="recompute")` always takes the generic path (autodiff through `RSNN.step`,
 recomputed per step), so it is an independent reference for the hand-derived backward pass.
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.networks import lif_scan
-from simjax.networks.lif_scan import supports
+from simjax.networks import _lif_scan as lif_scan
+from simjax.networks._lif_scan import supports
 from simjax.synapses import Dale
 
 
@@ -20,12 +20,6 @@ def network(reset, **kwargs):
     lif = sj.neurons.LIF(tau_mem=jnp.linspace(10.0, 30.0, 6), v_th=1.0, reset=reset, bias=0.05, v_rest=-0.05,
                          v_reset=0.1)
     return sj.networks.RSNN(4, 6, 3, neuron=lif, key=jax.random.key(0), rec_scale=1.0, in_scale=1.0, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def always_fast(monkeypatch):
-    """Take the fast path whatever `MIN_NEURONS` is set to."""
-    monkeypatch.setattr(lif_scan, "MIN_NEURONS", 0)
 
 
 X = 0.15 * jax.random.uniform(jax.random.key(1), (60, 2, 3, 4))  # two batch axes
@@ -42,7 +36,7 @@ def loss(net, state, memory):
 
 def test_readout_only_loss_and_hessian_vector_products():
     """Unused outputs are symbolic zeros in the backward pass; forward-over-reverse (HVPs, as in
-    `simjax.curvature`) differentiates the hand-derived backward pass itself."""
+    `simjax._curvature`) differentiates the hand-derived backward pass itself."""
     net = network("subtract")
     w0 = net.w_rec.weight
 

@@ -3,9 +3,9 @@
 import csv
 import math
 
-from simjax import config
-from simjax.experiments import observatory
-from simjax.report import report
+from simjax._app import config
+from simjax._app.experiments import observatory
+from simjax._app.report import report
 
 
 def test_observatory_rules_in_one_program_and_report(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import LeakyRate
+from simjax.neurons._rate import LeakyRate
 
 TAU, TAU_OUT = 2.0, 1.5
 N_IN, N_REC, N_OUT, STEPS, BATCH, DT = 2, 5, 3, 6, 2, 0.5

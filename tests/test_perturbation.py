@@ -39,7 +39,7 @@ def _sample(task, seed, batch):
 
 def _rate_rnn_problem():
     steps, batch, n_in, n_rec, n_out = 4, 2, 3, 4, 2
-    net = sj.networks.RateRNN(n_in, n_rec, n_out, neuron=sj.neurons.rate.LeakyRate(tau=2.0), tau_out=3.0,
+    net = sj.networks.RateRNN(n_in, n_rec, n_out, neuron=sj.neurons.LeakyRate(tau=2.0), tau_out=3.0,
                               key=jax.random.key(0), g=1.2)
     rng = np.random.default_rng(1)
     data = sj.tasks.Batch(inputs=jnp.asarray(rng.normal(size=(steps, batch, n_in))),
@@ -53,7 +53,7 @@ def _mlp_problem():
     return net, task, _sample(task, 4, 5)
 
 
-class _Both(sj.rules.AbstractRule):
+class _Both(sj.rules.AbstractStatelessRule):
     """Weight and node perturbation from one key, in one compiled program."""
 
     samples: int = 1

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.event_layers import layer_first_spikes
-from simjax.pseudospikes import pseudospike_times
-from simjax.spike_losses import first_spike_cross_entropy, spike_time_loss, spike_times_per_neuron
+from simjax._simulate.event_layers import layer_first_spikes
+from simjax._simulate.pseudospikes import pseudospike_times
+from simjax.losses._spike_times import first_spike_cross_entropy, spike_time_loss, spike_times_per_neuron
 
 T1, T_IN, DRIVE = 2.0, 0.5, 8.0  # trial end, input spike time, pseudo drive (units of tau_mem)
 K = 1.0  # QIF bias -K^2: rest at V = -K, unstable point (threshold) at V = +K
@@ -138,8 +138,8 @@ def test_lif_closed_form_with_half_synaptic_time_constant_matches_root_finding()
     agrees with the generic bracketed root finding, values and gradients."""
     import equinox as eqx
 
-    from simjax.event_layers import _lif_time_to_spike_closed, half_synaptic_lif
-    from simjax.neurons.lif import LIFState
+    from simjax._simulate.event_layers import _lif_time_to_spike_closed
+    from simjax.neurons._lif import LIFState, half_synaptic_lif
 
     neuron = sj.neurons.LIF(tau_mem=1.0, tau_syn=0.5)
     assert half_synaptic_lif(neuron) and not half_synaptic_lif(sj.neurons.LIF(tau_mem=1.0, tau_syn=0.4))

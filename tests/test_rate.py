@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import InstantaneousRate, LeakyRate
+from simjax.neurons._rate import InstantaneousRate, LeakyRate
 
 NUMPY_ACTIVATIONS = {
     "tanh": np.tanh,

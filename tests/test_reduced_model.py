@@ -9,13 +9,13 @@ import numpy as np
 import optax
 import pytest
 
+from simjax._fit.fit import fit
 from simjax.analysis import ReducedModel, ReducedTask, integrate_gradient_flow, learning_modes, plane_matrix
 from simjax.networks import FullUpdate, RateRNN, SubspaceUpdate
 from simjax.neurons import LeakyRate
 from simjax.rules import Exact
 from simjax.synapses import Dense
 from simjax.tasks import FixedPointMemory, orthonormal_patterns
-from simjax.train import fit
 
 N = 24
 M = jnp.array([[1.6, 0.3], [-0.5, 0.7]])

@@ -3,9 +3,11 @@
 import equinox as eqx
 import jax
 import pytest
+from _helpers import jit_rule as _jit
+from _helpers import max_rel_error as _rel
+from _helpers import spike_regression_batch
 
 import simjax as sj
-from _helpers import jit_rule as _jit, max_rel_error as _rel, spike_regression_batch
 from simjax.rules import RTRL
 
 T, B, N_IN, N_REC, N_OUT = 40, 2, 3, 4, 2

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from simjax.sweep import collect, sweep
+from simjax._app.sweep import collect, sweep
 
 CONFIG = """
 [experiment]
@@ -102,7 +102,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path):
 ])
 def test_bad_configs_exit_with_one_clear_line(tmp_path, capsys, edit, message):
     # in process (the command-line entry point itself is exercised by the subprocess tests above)
-    from simjax.cli import main
+    from simjax._app.cli import main
 
     cfg = _write(tmp_path, "bad.toml")
     cfg.write_text(cfg.read_text().replace(*edit, 1))

@@ -135,7 +135,7 @@ def test_bit_task_loss_and_accuracy_against_numpy():
 
 def test_a_rate_rnn_learns_delayed_xor():
     task = DelayedXOR(bit_duration=3.0, gap=1.0, delay=3.0, decision=2.0)
-    net = sj.networks.RateRNN(task.n_in, 24, 2, neuron=sj.neurons.rate.LeakyRate(tau=2.0), key=jax.random.key(0),
+    net = sj.networks.RateRNN(task.n_in, 24, 2, neuron=sj.neurons.LeakyRate(tau=2.0), key=jax.random.key(0),
                               g=1.0, in_scale=2.0)
 
     @eqx.filter_jit

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import InstantaneousRate
+from simjax.neurons._rate import InstantaneousRate
 from simjax.parameters import partition
 from simjax.rules import TruncatedBPTT, TruncatedNetwork
 

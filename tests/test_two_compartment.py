@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.neurons.rate import LeakyRate
-from simjax.neurons.two_compartment import TwoCompartment, TwoCompartmentDrive, TwoCompartmentState
+from simjax.neurons._rate import LeakyRate
+from simjax.neurons._two_compartment import TwoCompartment, TwoCompartmentDrive, TwoCompartmentState
 
 
 def state(soma, dendrite):

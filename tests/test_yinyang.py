@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import simjax as sj
-from simjax.experiments.exact_spikes import DEFAULTS, train_yinyang
-from simjax.tasks.yin_yang import yin_yang_class
+from simjax._app.experiments.exact_spikes import DEFAULTS, train_yinyang
+from simjax.tasks._yin_yang import yin_yang_class
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def test_silent_qif_network_learns_yinyang_with_pseudospikes():
 
 def test_single_neuron_demo_quick_mode(tmp_path, capsys):
     # In process (the CLI's own entry point) rather than in a new interpreter: no second start-up of JAX.
-    from simjax.cli import main
+    from simjax._app.cli import main
 
     code = main(["run", str(ROOT / "configs" / "exact_single_neuron.toml"), "--quick", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
@@ -103,9 +103,9 @@ def test_bad_points_and_config_values():
     with pytest.raises(ValueError, match=r"expected \[..., 2\]"):
         task.encode(np.zeros((4, 3)))
     bad = ROOT / "configs" / "exact_yinyang.toml"
-    from simjax.cli import _merged
-    from simjax.config import ConfigError, load
-    from simjax.experiments import exact_spikes
+    from simjax._app.cli import _merged
+    from simjax._app.config import ConfigError, load
+    from simjax._app.experiments import exact_spikes
 
     raw = load(bad)
     raw["yinyang"]["models"] = ["qif_exact", "bptt"]

@@ -1,12 +1,23 @@
-"""Analyses: gradient quality of learning rules against the exact gradient."""
+"""Analyses: gradient quality of learning rules against the exact gradient, interference, fixed points."""
 
-from .gradient_quality import QUANTITIES, gradient_quality, parameter_groups, report_arrays, summarize, to_table
-from .fixed_points import FixedPoints, find_fixed_points, network_field, newton
-from .interference import angle, relative_interference, spearman, trial_end, update_overlap
-from .reduced_model import ReducedModel, ReducedTask, integrate_gradient_flow, learning_modes, plane_matrix
-from .tracking import QualityTracker
-
-__all__ = ["QUANTITIES", "gradient_quality", "parameter_groups", "summarize", "report_arrays", "to_table", "QualityTracker"]
-__all__ += ["FixedPoints", "find_fixed_points", "network_field", "newton", "angle", "relative_interference",
-            "spearman", "trial_end", "update_overlap", "ReducedModel", "ReducedTask", "integrate_gradient_flow",
-            "learning_modes", "plane_matrix"]
+from ._fixed_points import FixedPoints as FixedPoints
+from ._fixed_points import find_fixed_points as find_fixed_points
+from ._fixed_points import network_field as network_field
+from ._fixed_points import newton as newton
+from ._gradient_quality import QUANTITIES as QUANTITIES
+from ._gradient_quality import gradient_quality as gradient_quality
+from ._gradient_quality import parameter_groups as parameter_groups
+from ._gradient_quality import report_arrays as report_arrays
+from ._gradient_quality import summarize as summarize
+from ._gradient_quality import to_table as to_table
+from ._interference import angle as angle
+from ._interference import relative_interference as relative_interference
+from ._interference import spearman as spearman
+from ._interference import trial_end as trial_end
+from ._interference import update_overlap as update_overlap
+from ._reduced_model import ReducedModel as ReducedModel
+from ._reduced_model import ReducedTask as ReducedTask
+from ._reduced_model import integrate_gradient_flow as integrate_gradient_flow
+from ._reduced_model import learning_modes as learning_modes
+from ._reduced_model import plane_matrix as plane_matrix
+from ._tracking import QualityTracker as QualityTracker

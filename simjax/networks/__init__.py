@@ -1,13 +1,19 @@
 """Networks: compositions of populations and projections with leaky readouts."""
 
-from ._base import AbstractNetwork, AbstractWrappedNetwork, Record
-from .feedforward import FeedForward, FeedForwardState, LayerActivity
-from .learned_connectivity import AbstractUpdate, FullUpdate, LowRankUpdate, SubspaceUpdate, random_coupling
-from .rate_rnn import RateRNN, RateRNNState
-from .rsnn import RSNN, RSNNState
-from .spiking_feedforward import SpikingFeedForward
-
-__all__ = ["AbstractNetwork", "AbstractWrappedNetwork", "Record", "RSNN", "RSNNState", "RateRNN", "RateRNNState", "FeedForward",
-           "FeedForwardState", "LayerActivity"]
-__all__ += ["AbstractUpdate", "FullUpdate", "LowRankUpdate", "SubspaceUpdate", "random_coupling"]
-__all__ += ["SpikingFeedForward"]
+from ._base import AbstractFastScanNetwork as AbstractFastScanNetwork
+from ._base import AbstractLayeredNetwork as AbstractLayeredNetwork
+from ._base import AbstractNetwork as AbstractNetwork
+from ._base import AbstractWrappedNetwork as AbstractWrappedNetwork
+from ._feedforward import FeedForward as FeedForward
+from ._feedforward import FeedForwardState as FeedForwardState
+from ._feedforward import LayerActivity as LayerActivity
+from ._learned_connectivity import AbstractUpdate as AbstractUpdate
+from ._learned_connectivity import FullUpdate as FullUpdate
+from ._learned_connectivity import LowRankUpdate as LowRankUpdate
+from ._learned_connectivity import SubspaceUpdate as SubspaceUpdate
+from ._learned_connectivity import random_coupling as random_coupling
+from ._rate_rnn import RateRNN as RateRNN
+from ._rate_rnn import RateRNNState as RateRNNState
+from ._rsnn import RSNN as RSNN
+from ._rsnn import RSNNState as RSNNState
+from ._spiking_feedforward import SpikingFeedForward as SpikingFeedForward

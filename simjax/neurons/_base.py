@@ -8,7 +8,7 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
 
-from ..surrogates import AbstractSurrogate
+from ..surrogates._surrogates import AbstractSurrogate
 
 
 class AbstractNeuron(eqx.Module):
@@ -30,18 +30,18 @@ class AbstractNeuron(eqx.Module):
         """The resting state of ``shape`` neurons."""
 
     @abc.abstractmethod
-    def vector_field(self, t: Any, state: PyTree[Array], drive: Float[Array, "..."]) -> PyTree[Array]:
+    def vector_field(self, t: Any, state: PyTree[Array], drive: Float[Array, ...]) -> PyTree[Array]:
         """``d state / dt`` under a continuous input current ``drive`` (a diffrax vector field)."""
 
     @abc.abstractmethod
-    def step(self, state: PyTree[Array], drive: Float[Array, "..."], dt: Any) -> tuple[PyTree[Array], Float[Array, "..."]]:
+    def step(self, state: PyTree[Array], drive: Float[Array, ...], dt: Any) -> tuple[PyTree[Array], Float[Array, ...]]:
         """Advances ``state`` by ``dt`` (exact exponential integration where it exists).
 
         **Returns:** ``(state, output)`` — spikes (0/1, surrogate derivative) or rates.
         """
 
     @abc.abstractmethod
-    def output(self, state: PyTree[Array]) -> Float[Array, "..."]:
+    def output(self, state: PyTree[Array]) -> Float[Array, ...]:
         """The observable of a state: membrane potential (spiking) or activation (rate)."""
 
 
@@ -55,28 +55,38 @@ class AbstractSpikingNeuron(AbstractNeuron):
     surrogate: eqx.AbstractVar[AbstractSurrogate]
 
     @abc.abstractmethod
-    def threshold(self, state: PyTree[Array]) -> Float[Array, "..."]:
+    def threshold(self, state: PyTree[Array]) -> Float[Array, ...]:
         """A value whose upward zero crossing is a spike (``v - v_th`` for LIF)."""
 
     @abc.abstractmethod
     def reset(self, state: PyTree[Array]) -> PyTree[Array]:
         """The jump map applied at a spike (to every neuron of ``state``; mask as needed)."""
 
-    # -- event-driven interface (used by ``simulate(..., method="event")`` and `simjax.spike_times`) --
 
+class AbstractEventNeuron(AbstractSpikingNeuron):
+    """A spiking neuron with an exact event-driven form: closed-form flow between events, the jump
+    a synaptic event causes, and the time of the next threshold crossing.
+
+    `simjax.simulate` with ``method="event"``, `simjax.spike_times` and the pseudodynamics need
+    these; a neuron without them is simulated clock-driven or as an ODE. ``bias`` is the constant
+    input current (the pseudodynamics raise it after the trial).
+    """
+
+    bias: eqx.AbstractVar[Float[Array, "*pop"]]
+
+    @abc.abstractmethod
     def free_flow(self, state: PyTree[Array], dt: Any) -> PyTree[Array]:
-        """The exact state after ``dt`` with no synaptic input (constant parameters such as a bias
-        current included). Models without a closed form raise; use ``method="ode"`` for them."""
-        raise NotImplementedError(f"{type(self).__name__} has no closed-form free flow for event-driven simulation")
+        """The exact state after ``dt`` with no synaptic input (constant parameters such as the bias
+        current included)."""
 
-    def receive(self, state: PyTree[Array], weight: Float[Array, "..."]) -> PyTree[Array]:
+    @abc.abstractmethod
+    def receive(self, state: PyTree[Array], weight: Float[Array, ...]) -> PyTree[Array]:
         """The state right after a presynaptic spike of ``weight`` arrives (the synaptic jump)."""
-        raise NotImplementedError(f"{type(self).__name__} does not define a synaptic jump for event-driven simulation")
 
-    def time_to_spike(self, state: PyTree[Array], horizon: Any) -> Float[Array, "..."]:
+    @abc.abstractmethod
+    def time_to_spike(self, state: PyTree[Array], horizon: Any) -> Float[Array, ...]:
         """Time until `threshold` first crosses zero from below under `free_flow`, or ``inf`` if not
-        within ``horizon``. Closed forms where they exist; gradients exact (implicit function theorem)."""
-        raise NotImplementedError(f"{type(self).__name__} has no event-driven spike-time solver")
+        within ``horizon``; exact gradients (closed forms or the implicit function theorem)."""
 
 
 class AbstractRateNeuron(AbstractNeuron):

@@ -14,7 +14,8 @@ so gradients are exact (to the accuracy of ``t*``) and do not depend on the iter
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -91,7 +92,7 @@ def _root_jvp(fn, grid, iterations, polish, primals, tangents):
 
 
 def first_crossing(fn: Callable[[Any, PyTree], Float[Array, "*shape"]], args: PyTree, horizon: Any, *,
-                   knots: Float[Array, "k *shape"] | None = None, grid: int = 32,
+                   knots: Float[Array, k *shape] | None = None, grid: int = 32,
                    iterations: int | None = None, polish: int = 3) -> Float[Array, "*shape"]:
     r"""The first time ``t`` in ``[0, horizon]`` at which ``fn(t, args)`` crosses zero from below.
 

@@ -1,21 +1,23 @@
-"""Learning rules behind one contract: ``rule(model, task, batch, key) -> (loss, updates, aux)``."""
+"""Learning rules behind one contract: `rule(model, task, batch, key) -> (loss, updates, aux)`."""
 
-from ._base import AbstractRule
-from .exact import Exact
-from .noisy_gradient import NoisyGradient
-from .direct_feedback_alignment import DirectFeedbackAlignment
-from .feedback_alignment import FeedbackAlignment, SignSymmetry
-from .feedback_projection import FeedbackProjection
-from .truncated import TruncatedBPTT, TruncatedNetwork
-from .hebbian import BCM, AbstractHebbian, Hebbian, Oja
-from .perturbation import NodePerturbation, PerturbedNetwork, WeightPerturbation
-from ._names import get, names
-
-__all__ = ["AbstractRule", "Exact", "NoisyGradient", "TruncatedBPTT", "TruncatedNetwork", "FeedbackAlignment",
-           "DirectFeedbackAlignment", "SignSymmetry", "FeedbackProjection",
-           "NodePerturbation", "WeightPerturbation", "PerturbedNetwork", "AbstractHebbian", "Hebbian", "Oja", "BCM",
-           "get", "names"]
-from .eprop import EProp
-from .rtrl import RTRL
-
-__all__ += ["EProp", "RTRL"]
+from ._base import AbstractRule as AbstractRule
+from ._base import AbstractStatelessRule as AbstractStatelessRule
+from ._direct_feedback_alignment import DirectFeedbackAlignment as DirectFeedbackAlignment
+from ._eprop import EProp as EProp
+from ._exact import Exact as Exact
+from ._feedback_alignment import FeedbackAlignment as FeedbackAlignment
+from ._feedback_alignment import SignSymmetry as SignSymmetry
+from ._feedback_projection import FeedbackProjection as FeedbackProjection
+from ._hebbian import BCM as BCM
+from ._hebbian import AbstractHebbian as AbstractHebbian
+from ._hebbian import Hebbian as Hebbian
+from ._hebbian import Oja as Oja
+from ._names import get as get
+from ._names import names as names
+from ._noisy_gradient import NoisyGradient as NoisyGradient
+from ._perturbation import NodePerturbation as NodePerturbation
+from ._perturbation import PerturbedNetwork as PerturbedNetwork
+from ._perturbation import WeightPerturbation as WeightPerturbation
+from ._rtrl import RTRL as RTRL
+from ._truncated import TruncatedBPTT as TruncatedBPTT
+from ._truncated import TruncatedNetwork as TruncatedNetwork

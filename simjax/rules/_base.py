@@ -6,7 +6,10 @@ import abc
 from typing import Any
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ..networks._base import AbstractNetwork
+from ..tasks._base import AbstractTask, Batch
 
 
 class AbstractRule(eqx.Module):
@@ -16,19 +19,33 @@ class AbstractRule(eqx.Module):
     leaves) and the sign convention of a gradient (descent = subtract), so any optax optimiser
     applies it. ``aux`` is a dict of scalar diagnostics (the task's metrics at least).
 
-    Rules with internal state (learned feedback, traces) override `init` and `step`, optax-style;
-    `simjax.fit` always calls `step`, so stateless and stateful rules train the same way.
+    Rules may carry internal state (learned feedback, traces), optax-style: `init` builds it and
+    `step` threads it; `simjax.fit` always calls `step`, so stateless and stateful rules train the
+    same way. Stateless rules derive from `AbstractStatelessRule`, which implements both.
     """
 
     @abc.abstractmethod
-    def __call__(self, model: Any, task: Any, batch: Any, key: Any) -> tuple[Float[Array, ""], PyTree, dict]:
+    def __call__(self, model: AbstractNetwork, task: AbstractTask, batch: Batch,
+                 key: PRNGKeyArray | None) -> tuple[Float[Array, ""], PyTree, dict[str, Any]]:
         """``(loss, updates, aux)`` for one batch."""
 
-    def init(self, model: Any, key: Any) -> PyTree:
+    @abc.abstractmethod
+    def init(self, model: AbstractNetwork, key: PRNGKeyArray | None) -> PyTree:
         """The rule's initial internal state (``None`` for stateless rules)."""
+
+    @abc.abstractmethod
+    def step(self, state: PyTree, model: AbstractNetwork, task: AbstractTask, batch: Batch,
+             key: PRNGKeyArray | None) -> tuple[Float[Array, ""], PyTree, dict[str, Any], PyTree]:
+        """``(loss, updates, aux, state)``: one batch, threading the rule's state."""
+
+
+class AbstractStatelessRule(AbstractRule):
+    """A rule without internal state: `init` gives ``None`` and `step` is `__call__`."""
+
+    def init(self, model: AbstractNetwork, key: PRNGKeyArray | None) -> None:
         return None
 
-    def step(self, state: PyTree, model: Any, task: Any, batch: Any, key: Any):
-        """``(loss, updates, aux, state)``; stateless rules ignore ``state``."""
+    def step(self, state: None, model: AbstractNetwork, task: AbstractTask, batch: Batch,
+             key: PRNGKeyArray | None) -> tuple[Float[Array, ""], PyTree, dict[str, Any], None]:
         loss, updates, aux = self(model, task, batch, key)
         return loss, updates, aux, state

@@ -1,14 +1,6 @@
 """Learning signals for forward-in-time rules (e-prop, RTRL): the task loss's gradient with respect to
-the readout, either step by step (tasks whose loss is a sum over time steps) or for the whole
-trajectory at once.
-
-A task whose loss is a weighted sum over time steps can declare it with two methods,
-
-    per_step, shared = task.step_terms(batch)   # per_step: pytree, leading axis = time
-    loss = sum_t task.step_loss(readout[t], per_step[t], shared)
-
-so that forward-in-time rules obtain ``dL/dreadout_t`` at step ``t`` without storing the trajectory.
-"""
+the readout, either step by step (tasks whose loss is a sum over time steps,
+`simjax.tasks.AbstractPerStepTask`) or for the whole trajectory at once."""
 
 from __future__ import annotations
 
@@ -17,12 +9,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..simulate import Output
+from .._simulate.output import Output
+from ..tasks._base import AbstractPerStepTask, AbstractTask
 
 
-def has_step_loss(task: Any) -> bool:
-    """Whether ``task`` declares its loss as a sum over time steps (`step_terms` / `step_loss`)."""
-    return callable(getattr(task, "step_terms", None)) and callable(getattr(task, "step_loss", None))
+def has_step_loss(task: AbstractTask) -> bool:
+    """Whether ``task`` declares its loss as a sum over time steps (`simjax.tasks.AbstractPerStepTask`)."""
+    return isinstance(task, AbstractPerStepTask)
 
 
 def step_error(task: Any, readout_t, per_step_t, shared):

@@ -41,11 +41,12 @@ class AbstractProjection(eqx.Module):
     def dense(self) -> Float[Array, "n_pre n_post"]:
         """The effective weights as a dense ``(n_pre, n_post)`` matrix."""
 
-    def without_self_connections(self) -> "AbstractProjection":
+    @abc.abstractmethod
+    def without_self_connections(self) -> AbstractProjection:
         """The projection with its ``i -> i`` synapses removed (square projections of a recurrent
         population); the same projection where that has no meaning."""
-        return self
 
-    def constrain(self) -> "AbstractProjection":
-        """Projects the parameters back onto their allowed set (identity by default)."""
-        return self
+    @abc.abstractmethod
+    def constrain(self) -> AbstractProjection:
+        """Projects the parameters back onto their allowed set (Dale signs, bounds); the same
+        projection where nothing is constrained."""

@@ -1,22 +1,23 @@
-"""Tasks: ``sample(key, batch_size) -> Batch``, ``loss(outputs, batch)``, ``metrics(outputs, batch)``."""
+"""Tasks: `sample(key, batch_size) -> Batch`, `loss(outputs, batch)`, `metrics(outputs, batch)`."""
 
-from ._base import AbstractTask, Batch
-from .dataset import Dataset
-from .digits import Digits
-from .memory import AbstractPatternTask, FixedPointMemory, InputTracking, SineGeneration, orthonormal_patterns
-from .pattern_generation import PatternGeneration
-from .supervised import Supervised
-from .teacher_student import TeacherStudent
-from .temporal import AbstractBitSequence, DelayedXOR, Parity
-
-__all__ = ["AbstractTask", "Batch", "Dataset", "Digits", "PatternGeneration", "Supervised", "TeacherStudent",
-           "AbstractBitSequence", "DelayedXOR", "Parity"]
-__all__ += ["AbstractPatternTask", "FixedPointMemory", "InputTracking", "SineGeneration", "orthonormal_patterns"]
-from .store_recall import StoreRecall
-from .evidence_accumulation import EvidenceAccumulation
-
-__all__ += ["StoreRecall", "EvidenceAccumulation"]
-from .yin_yang import YinYang  # noqa: E402
-__all__ += ["YinYang"]
-from .spike_targets import SpikeTimeTargets  # noqa: E402
-__all__ += ["SpikeTimeTargets"]
+from ._base import AbstractClockTask as AbstractClockTask
+from ._base import AbstractPerStepTask as AbstractPerStepTask
+from ._base import AbstractTask as AbstractTask
+from ._base import Batch as Batch
+from ._dataset import Dataset as Dataset
+from ._digits import Digits as Digits
+from ._evidence_accumulation import EvidenceAccumulation as EvidenceAccumulation
+from ._memory import AbstractPatternTask as AbstractPatternTask
+from ._memory import FixedPointMemory as FixedPointMemory
+from ._memory import InputTracking as InputTracking
+from ._memory import SineGeneration as SineGeneration
+from ._memory import orthonormal_patterns as orthonormal_patterns
+from ._pattern_generation import PatternGeneration as PatternGeneration
+from ._spike_targets import SpikeTimeTargets as SpikeTimeTargets
+from ._store_recall import StoreRecall as StoreRecall
+from ._supervised import Supervised as Supervised
+from ._teacher_student import TeacherStudent as TeacherStudent
+from ._temporal import AbstractBitSequence as AbstractBitSequence
+from ._temporal import DelayedXOR as DelayedXOR
+from ._temporal import Parity as Parity
+from ._yin_yang import YinYang as YinYang

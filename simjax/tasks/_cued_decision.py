@@ -19,16 +19,8 @@ import optax
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_choice, check_positive
-from ._base import AbstractTask
-from .supervised import select_readout
-
-
-def steps_of(name, value, dt, owner, minimum=1):
-    check_positive(name, value, allow_zero=minimum == 0, owner=owner)
-    n = int(round(value / dt))
-    if n < minimum:
-        raise ValueError(f"{owner}: {name}={value!r} ms is shorter than one step of dt={dt!r} ms")
-    return n
+from ._base import AbstractPerStepTask
+from ._supervised import select_readout
 
 
 def check_count(owner, name, value, minimum=1):
@@ -36,7 +28,7 @@ def check_count(owner, name, value, minimum=1):
         raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
 
 
-class AbstractCuedDecision(AbstractTask):
+class AbstractCuedDecision(AbstractPerStepTask):
     """A two-choice task with channel groups of ``channels`` inputs each (module docstring).
 
     Subclasses build the ``[time, batch, groups]`` activity pattern and the labels.

@@ -1,0 +1,1 @@
+"""The command-line application: configs, experiments, sweeps, reports (`simjax run|sweep|report|bench|list`)."""

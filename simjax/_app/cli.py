@@ -1,0 +1,133 @@
+"""The ``simjax`` command line: ``run CONFIG``, ``sweep CONFIG``, ``list``, ``report DIR``, ``bench [NAME]``."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from . import config as cfgmod
+from . import io
+from .experiments import EXPERIMENTS
+from .registry import available
+from .report import report
+from .sweep import run_sweep
+
+
+def _experiment(cfg: dict):
+    name = cfg.get("experiment", {}).get("name")
+    if name not in EXPERIMENTS:
+        raise cfgmod.ConfigError(f"experiment.name = {name!r} is not a known experiment; expected one of "
+                                 f"{', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[name]
+
+
+def _merged(module, raw: dict, quick: bool) -> dict:
+    """The experiment's defaults updated by the config (and by its quick overrides)."""
+    custom = getattr(module, "merge_config", None)
+    if custom is not None:
+        cfg = custom(_deep_update(raw, module.QUICK) if quick else raw)
+    else:
+        cfg = cfgmod.merge(module.DEFAULTS, raw)
+        cfg = cfgmod.merge(cfg, module.QUICK) if quick else cfg
+    module.validate(cfg)
+    return cfg
+
+
+def _deep_update(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        out[k] = _deep_update(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def cmd_run(args) -> int:
+    raw = cfgmod.load(args.config)
+    module = _experiment(raw)
+    cfg = _merged(module, raw, args.quick)
+    out_dir = Path(args.out) if args.out else io.new_run_dir("runs", cfg["experiment"]["name"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(out_dir / "config.json", {"config": cfg, "hash": cfgmod.digest(cfg)})
+    module.run(cfg, out_dir)
+    print(f"results written to {out_dir}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    raw = cfgmod.load(args.config)
+    module = _experiment(raw)
+    if not hasattr(module, "build"):
+        raise cfgmod.ConfigError(f"experiment {raw['experiment']['name']!r} has no sweep form; use `simjax run`")
+    cfg = _merged(module, raw, args.quick)
+    table = run_sweep(cfg, module.build, args.out)
+    print(f"{len(table)} rows; results in {args.out or 'runs/'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    report(Path(args.dir))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    names = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
+    if not names:
+        raise cfgmod.ConfigError("no benchmarks/ folder next to the package (benchmarks ship with the source tree)")
+    if args.name is None:
+        print("benchmarks: " + ", ".join(names))
+        return 0
+    if args.name not in names:
+        raise cfgmod.ConfigError(f"unknown benchmark {args.name!r}; expected one of {', '.join(names)}")
+    return subprocess.call([sys.executable, str(bench_dir / f"{args.name}.py"), *args.rest])
+
+
+def cmd_list(args) -> int:
+    for kind, label in (("neuron", "neurons"), ("model", "networks"), ("surrogate", "surrogates"),
+                        ("rule", "rules"), ("task", "tasks"), ("optimizer", "optimizers")):
+        print(f"{label + ':':<13}" + ", ".join(available(kind)))
+    print("experiments: " + ", ".join(sorted(EXPERIMENTS)))
+    configs = sorted(p.name for p in Path("configs").glob("*.toml")) if Path("configs").is_dir() else []
+    print("configs:     " + (", ".join(configs) if configs else "(none in ./configs)"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="simjax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run one experiment from a TOML config")
+    p.add_argument("config")
+    p.add_argument("--out", help="run folder (default runs/<name>-<time>)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long version (for tests)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("sweep", help="run the cartesian product of a config's [sweep] axes (resumes in --out)")
+    p.add_argument("config")
+    p.add_argument("--out", help="sweep folder (default runs/<name>-sweep-<time>); an existing one resumes")
+    p.add_argument("--quick", action="store_true", help="a seconds-long version (for tests)")
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("report", help="plots and tables for a run or sweep folder")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("bench", help="list benchmarks, or run one (extra arguments are passed on)")
+    p.add_argument("name", nargs="?")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("list", help="list neurons, networks, rules, tasks, experiments, configs")
+    p.set_defaults(func=cmd_list)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except cfgmod.ConfigError as err:
+        print(f"simjax: config error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simjax: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Experiments bound to `configs/*.toml` and run by `simjax run` / `simjax sweep`."""
+
+from . import bias_variance, eprop, exact_spikes, interference, observatory, quickstart, train
+
+EXPERIMENTS = {
+    "bias_variance": bias_variance,
+    "eprop": eprop,
+    "exact_spikes": exact_spikes,
+    "interference": interference,
+    "observatory": observatory,
+    "quickstart": quickstart,
+    "train": train,
+}

@@ -1,0 +1,1 @@
+"""Training loops: `simjax.fit` and `simjax.train_sequence`."""

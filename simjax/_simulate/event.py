@@ -1,0 +1,290 @@
+r"""Event-driven simulation of spiking networks: exact spike times, exact gradients.
+
+``simulate(net, spike_train, method="event", t1=..., max_events=...)`` integrates a
+`simjax.networks.RSNN` from one event to the next instead of on a clock grid. Between events every
+neuron follows its exact free flow (`free_flow`: leak, bias current, synaptic decay, refractory
+hold); an event is either an input spike or the first threshold crossing of any neuron
+(`time_to_spike`, closed forms or bracketed root finding). Each iteration
+
+1. takes the earliest of the next input spike and the earliest `time_to_spike` of any neuron
+   (a neuron reaching threshold at the same instant as an input spike fires first);
+2. advances every neuron to that time with `free_flow`;
+3. applies the event with zero synaptic delay: an input spike of channel ``c`` calls
+   ``receive(W_in[c])`` on the population; a spike of neuron ``j`` applies `reset` to ``j`` and
+   then ``receive(W_rec[j])`` (``W_rec`` = `RSNN.recurrent_weight`, diagonal masked unless
+   ``self_connections``).
+
+Simultaneous events are applied one per iteration, at the same time: a neuron pushed to threshold
+by a synaptic jump fires at that instant (``time_to_spike = 0``), and one still at or above
+threshold after its reset fires again. Each iteration costs ``O(n_rec)`` (every neuron's
+`time_to_spike`, one row of ``W_rec`` or ``W_in``).
+
+The loop is a ``lax.scan`` over a static budget of ``max_events`` iterations (reverse-mode
+differentiable, unlike ``lax.while_loop``); iterations after ``t1`` is reached change nothing.
+If the budget ends before ``t1`` the result is incomplete: this raises an error naming
+``max_events`` (``on_exhausted="raise"``, the default) or is flagged in ``info["exhausted"]``
+(``on_exhausted="flag"``); it is never truncated silently.
+
+**Readout.** The leaky readout relaxes to ``b_out`` with time constant ``tau_out`` and jumps by
+``W_out[j]`` at each spike of neuron ``j``:
+
+    o(t) = b_out + (o(0) - b_out) exp(-t / tau_out) + sum_k W_out[j_k] exp(-(t - t_k) / tau_out)
+
+so the clock-driven readout ``o_t = kappa o_{t-1} + s_t W_out + b_out`` converges to it as
+``dt -> 0`` when ``b_out = 0`` (the clock-driven form accumulates ``b_out`` once per step).
+
+**Gradients.** Spike times are closed forms or roots with implicit-function-theorem derivatives,
+and every state update is a smooth function of the event times, so autodiff through the scan
+gives the exact gradient of any loss on spike times, final state or readout with respect to the
+weights, neuron parameters and input spike times (as long as the order of events does not
+change, as for any exact spike-time gradient: Bohte et al. 2002; Wunderlich & Pehle 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PyTree
+
+from .._checks import check_choice, check_int, check_positive, grid_count, is_concrete
+from .._spike_train import SpikeTrain
+from ..networks._rsnn import RSNN, RSNNState
+from ..networks._spiking_feedforward import SpikingFeedForward
+from ._spikes import check_event_neuron, check_pseudo_drive, check_spike_inputs, sorted_inputs
+from .event_layers import simulate_layers
+from .output import Output
+
+
+def _where(mask, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
+
+
+class _Weights(eqx.Module):
+    w_in: Float[Array, "n_in n_rec"]
+    w_rec: Float[Array, "n_rec n_rec"]
+    w_out: Float[Array, "n_rec n_out"]
+    b_out: Float[Array, " n_out"]
+    tau_out: Float[Array, ""]
+
+
+def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
+    """``n_pseudo`` events of the pseudodynamics from the state ``ns`` at ``t1``: the network
+    continues without inputs, every neuron's constant current raised by ``drive``."""
+    boosted = eqx.tree_at(lambda m: m.bias, neuron, neuron.bias + drive)
+    n_rec = w_rec.shape[0]
+    inf = jnp.asarray(jnp.inf, t1.dtype)
+
+    def body(carry, _):
+        t, ns = carry
+        to_spike = boosted.time_to_spike(ns, inf)
+        j = jnp.argmin(to_spike)
+        fires = jnp.isfinite(to_spike[j])
+        dt = jnp.where(fires, to_spike[j], 0.0)
+        flowed = boosted.free_flow(ns, dt)
+        flowed = _where((jnp.arange(n_rec) == j) & fires, boosted.reset(flowed), flowed)
+        ns = boosted.receive(flowed, jnp.where(fires, w_rec[j], 0.0))
+        t = t + dt
+        return (t, ns), (jnp.where(fires, t, inf), j.astype(jnp.int32))
+
+    _, (times, ids) = jax.lax.scan(body, (t1, ns), None, length=n_pseudo)
+    return times, ids
+
+
+def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
+    """One trial: ``times``/``ids`` are sorted input spikes padded with one trailing ``inf``; ``o0``
+    the readout at ``t = 0`` minus ``b_out``; ``grid`` the readout sample times.
+
+    The scan runs ``max_events + 1`` iterations; an event found by the last one means the budget
+    was too small (``exhausted``) and is not applied."""
+    n_rec, n_in = w.w_rec.shape[0], w.w_in.shape[0]
+    dtype = o0.dtype
+    inf = jnp.asarray(jnp.inf, dtype)
+
+    def body(carry, n):
+        t, ns, o, k = carry
+        to_spike = neuron.time_to_spike(ns, t1 - t)
+        j = jnp.argmin(to_spike)
+        t_spike = t + to_spike[j]
+        spike = t_spike <= times[k]  # a neuron at threshold fires before a simultaneous input spike
+        t_next = jnp.where(spike, t_spike, times[k])
+        due = t_next <= t1
+        active = due & (n < max_events)
+        spike = spike & active
+        given = active & ~spike
+        dt = jnp.where(active, t_next - t, 0.0)
+        flowed = neuron.free_flow(ns, dt)
+        flowed = _where((jnp.arange(n_rec) == j) & spike, neuron.reset(flowed), flowed)
+        w_input = w.w_in[jnp.clip(ids[k], 0, n_in - 1)]
+        weight = jnp.where(spike, w.w_rec[j], jnp.where(given, w_input, 0.0))
+        ns = _where(active, neuron.receive(flowed, weight), ns)
+        o = jnp.where(active, o * jnp.exp(-dt / w.tau_out) + jnp.where(spike, w.w_out[j], 0.0), o)
+        t = jnp.where(active, t_next, t)
+        k = k + given.astype(k.dtype)
+        record = (jnp.where(spike, t, inf), j.astype(jnp.int32), jnp.where(active, t, inf), o, due & ~active)
+        return (t, ns, o, k), record
+
+    zero = jnp.zeros((), dtype)
+    (t, ns, o, k), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
+        body, (zero, ns, o0, jnp.zeros((), jnp.int32)), jnp.arange(max_events + 1))
+    spike_t, spike_j, event_t, event_o = spike_t[:-1], spike_j[:-1], event_t[:-1], event_o[:-1]
+    exhausted = left[-1]
+    final = neuron.free_flow(ns, jnp.maximum(t1 - t, 0.0))
+    # The readout at each grid time decays from the last event at or before it (t = 0: o0).
+    event_t = jnp.concatenate([zero[None], event_t])
+    event_o = jnp.concatenate([o0[None], event_o])
+    last = jnp.searchsorted(event_t, grid, side="right") - 1
+    lag = grid - event_t[last]
+    readout = event_o[last] * jnp.exp(-lag / w.tau_out)[:, None] + w.b_out
+    # Spikes first, in time order (padding inf last).
+    order = jnp.argsort(spike_t, stable=True)
+    n_spikes = jnp.sum(jnp.isfinite(spike_t)).astype(k.dtype)
+    info = {"exhausted": exhausted, "n_events": k + n_spikes, "n_spikes": n_spikes,
+            "t_reached": jnp.where(exhausted, t, t1)}
+    if n_pseudo:
+        info["pseudospike_times"], info["pseudospike_ids"] = _pseudo(neuron, w.w_rec, final, t1, drive, n_pseudo)
+    return spike_t[order], spike_j[order], readout, final, info
+
+
+@eqx.filter_jit
+def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
+    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid, drive, n_pseudo)
+    return jax.vmap(trial)(times, ids, ns, o0)
+
+
+def _readout_grid(t1, record_dt, dtype):
+    """Readout sample times: ``record_dt, 2 record_dt, ..., t1`` (just ``t1`` without ``record_dt``)."""
+    if record_dt is None:
+        return jnp.reshape(jnp.asarray(t1, dtype=dtype), (1,))
+    check_positive("record_dt", record_dt, owner="simulate(method='event')")
+    if not (is_concrete(record_dt) and is_concrete(t1)):
+        raise ValueError("simulate(method='event'): record_dt needs concrete t1 and record_dt (the number of "
+                         "readout samples is static); leave record_dt=None under jit to get the readout at t1")
+    n = grid_count(t1, record_dt, names=("t1", "record_dt"), owner="simulate(method='event')")
+    return jnp.asarray(np.arange(1, n + 1) * (float(t1) / n), dtype=dtype)
+
+
+def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] | None = None, key: Any = None,
+                   record: tuple[str, ...] = ("spikes", "v", "readout"), checks: bool = True,
+                   max_events: int = 1024, record_dt: Any = None,
+                   on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,
+                   max_pseudospikes: int | None = None) -> Output:
+    r"""Event-driven simulation of ``net`` driven by the input spikes ``inputs`` on ``[0, t1]``.
+
+    Called by ``simulate(net, inputs, method="event", t1=..., ...)``; see the module docstring for
+    the algorithm and its semantics.
+
+    **Arguments:**
+    - ``net``: a `simjax.networks.RSNN` whose neuron implements `free_flow`, `receive` and
+      `time_to_spike` (LIF, ALIF, QIF), with a leaky readout (``tau_out`` not ``None``).
+    - ``inputs``: a `simjax.SpikeTrain` with ``n = net.n_in``; leading axes of ``times``/``ids`` are
+      batch axes. Input spikes at times outside ``[0, t1]`` (and ``inf`` padding) are ignored.
+    - ``t1``: end time (ms).
+    - ``state``: initial `RSNNState` (default ``net.init(key, batch)``: rest, readout 0).
+    - ``record``: ``"spikes"`` and ``"readout"`` are recorded when listed; ``"v"`` is not recorded
+      (``Output.v`` is ``None``: potentials are only defined at events).
+    - ``checks``: reject NaN input spike times (when they are concrete).
+    - ``max_events``: the static budget of loop iterations (input spikes plus network spikes
+      within ``[0, t1]``, per trial).
+    - ``record_dt``: sample the readout every ``record_dt`` ms up to ``t1`` (concrete values only).
+    - ``on_exhausted``: ``"raise"`` (default) errors if a trial needs more than ``max_events``
+      events (a ``RuntimeError`` when values are concrete, ``eqx.error_if`` under ``jit``/``grad``);
+      ``"flag"`` only reports it in ``info["exhausted"]`` (the result then stops at
+      ``info["t_reached"]``).
+    - ``pseudo_drive``: pseudodynamics (Klos & Memmesheimer, Phys. Rev. Lett. 2025): after ``t1``
+      the network continues from its state at ``t1`` without inputs, every neuron's constant
+      current raised by ``pseudo_drive`` (large enough that every neuron fires: ``bias +
+      pseudo_drive > 0`` for QIF), for ``max_pseudospikes`` more spikes (default ``n_rec``), which
+      keep interacting through ``W_rec``. These *pseudospikes* (times ``> t1``) extend the spike
+      times continuously (QIF) and change nothing in ``[0, t1]``; losses that use them let
+      gradient descent add and remove spikes (`simjax.losses`).
+      `simjax.networks.SpikingFeedForward` networks take ``pseudo_drive`` too
+      (`simjax._simulate.event_layers`: there every neuron emits its first spike, real or pseudo).
+
+    **Returns:** an `Output` with
+    - ``spikes``: `simjax.SpikeTrain` of the network's spikes, ``times [*batch, max_events]``
+      in time order padded with ``inf``, ``ids`` the neuron indices, ``n = n_rec``;
+    - ``readout``: ``[time, *batch, n_out]`` at the times ``record_dt, 2 record_dt, ..., t1``
+      (only ``t1`` when ``record_dt`` is ``None``; ``info["readout_times"]`` holds the times);
+    - ``final_state``: the `RSNNState` at ``t1`` (its ``spikes`` field is zero);
+    - ``info``: ``exhausted`` (bool), ``n_events``, ``n_spikes``, ``t_reached`` (``t1`` unless
+      exhausted), each ``[*batch]``, and ``readout_times``; with ``pseudo_drive``,
+      ``pseudospikes``: a `simjax.SpikeTrain` (``times [*batch, max_pseudospikes]``, in time order).
+    """
+    owner = "simulate(method='event')"
+    if isinstance(net, SpikingFeedForward):
+        if state is not None or record_dt is not None:
+            raise TypeError(f"{owner}: SpikingFeedForward starts from rest and records first spike times; "
+                            "drop state and record_dt")
+        if max_pseudospikes is not None:
+            raise TypeError(f"{owner}: SpikingFeedForward gives every neuron one (pseudo)spike; drop max_pseudospikes")
+        return simulate_layers(net, inputs, t1=t1, pseudo_drive=pseudo_drive, checks=checks, record=record)
+    if not isinstance(net, RSNN):
+        raise TypeError(f"{owner}: supports simjax.networks.RSNN and SpikingFeedForward, got {type(net).__name__}")
+    check_event_neuron(net.neuron, owner)
+    if net.tau_out is None:
+        raise ValueError(f"{owner}: needs a leaky readout (tau_out=None is a sum of Dirac deltas in continuous "
+                         "time); build the RSNN with tau_out > 0")
+    check_spike_inputs(inputs, net.n_in, t1, owner)
+    check_int("max_events", max_events, owner=owner)
+    check_choice("on_exhausted", on_exhausted, ("raise", "flag"), owner=owner)
+    n_pseudo = 0
+    if pseudo_drive is not None:
+        n_pseudo = net.n_rec if max_pseudospikes is None else max_pseudospikes
+        check_int("max_pseudospikes", n_pseudo, owner=owner)
+        check_pseudo_drive(net.neuron, pseudo_drive, owner)
+    elif max_pseudospikes is not None:
+        raise TypeError(f"{owner}: max_pseudospikes needs pseudo_drive (the current added after t1)")
+    record = tuple(record)
+    for f in record:
+        check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
+
+    dtype = jnp.result_type(net.b_out)
+    grid = _readout_grid(t1, record_dt, dtype)
+    t1 = jnp.asarray(t1, dtype=dtype)
+    # Sorted input spikes, times outside [0, t1] as padding, one trailing inf per trial.
+    times, ids = sorted_inputs(inputs, t1, checks=checks, owner=owner)
+    batch = times.shape[:-1]
+    if state is None:
+        state = net.init(key, batch)
+    w = _Weights(w_in=net.w_in.dense(), w_rec=net.recurrent_weight(), w_out=net.w_out.dense(), b_out=net.b_out,
+                 tau_out=net.tau_out)
+    times = jnp.concatenate([times, jnp.full((*batch, 1), jnp.inf, dtype)], axis=-1)
+    ids = jnp.concatenate([ids, jnp.zeros((*batch, 1), ids.dtype)], axis=-1)
+
+    size = math.prod(batch)
+    flat = lambda a: jnp.reshape(a, (size, *a.shape[len(batch):]))
+    ns = jax.tree.map(flat, state.neuron)
+    o0 = flat(jnp.broadcast_to(state.readout, (*batch, net.n_out))) - net.b_out
+
+    drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
+    spike_t, spike_j, readout, final, info = _run(net.neuron, w, flat(times), flat(ids), ns, o0, t1,
+                                                  int(max_events), grid, drive, int(n_pseudo))
+    unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))
+    spike_t, spike_j, readout, final, info = jax.tree.map(unflat, (spike_t, spike_j, readout, final, info))
+    readout = jnp.moveaxis(readout, len(batch), 0)
+
+    if on_exhausted == "raise":
+        message = (f"{owner}: the event budget max_events={max_events} ran out before t1; raise max_events "
+                   "(it must cover the input spikes plus the network's spikes in [0, t1]), or pass "
+                   "on_exhausted='flag' to get the truncated result with info['exhausted']")
+        exhausted = info["exhausted"]
+        if is_concrete(exhausted):
+            if np.any(np.asarray(exhausted)):
+                reached = float(np.min(np.asarray(info["t_reached"])))
+                raise RuntimeError(message.replace("ran out before t1",
+                                                   f"ran out at t={reached:g} ms before t1={float(t1):g} ms"))
+        else:
+            spike_t, readout, final = eqx.error_if((spike_t, readout, final), jnp.any(exhausted), message)
+
+    final_state = RSNNState(neuron=final, spikes=jnp.zeros((*batch, net.n_rec), dtype), readout=readout[-1])
+    info["readout_times"] = grid
+    if n_pseudo:
+        info["pseudospikes"] = SpikeTrain(info.pop("pseudospike_times"), info.pop("pseudospike_ids"), n=net.n_rec)
+    spikes = SpikeTrain(spike_t, spike_j, n=net.n_rec) if "spikes" in record else None
+    return Output(spikes=spikes, v=None, readout=readout if "readout" in record else None,
+                  final_state=final_state, info=info)
