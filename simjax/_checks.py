@@ -40,26 +40,30 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False, owner: st
         raise ValueError(f"{where}{name} must be finite and {bound}, got {value!r}")
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None,
+def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None, what: str = "",
               owner: str = "") -> int:
     """Returns ``value`` as a Python ``int`` or raises ``ValueError`` naming ``name``: it must be an
-    integer (Python or NumPy, not ``bool``) in ``[minimum, maximum]`` (either bound ``None``: open)."""
+    integer (Python or NumPy, not ``bool``) in ``[minimum, maximum]`` (a bound ``None`` is open).
+    ``what`` says what the number means, for the message."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if ok and minimum is not None and value < minimum:
-        ok = False
-    if ok and maximum is not None and value > maximum:
+    if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
         ok = False
     if not ok:
         where = f"{owner}: " if owner else ""
-        if minimum == 1 and maximum is None:
+        if minimum is not None and maximum is not None:
+            want = f"an int in [{minimum}, {maximum}]"
+        elif minimum == 1:
             want = "a positive int"
-        elif minimum == 0 and maximum is None:
+        elif minimum == 0:
             want = "a non-negative int"
+        elif minimum is not None:
+            want = f"an int >= {minimum}"
+        elif maximum is not None:
+            want = f"an int <= {maximum}"
         else:
-            lo = "" if minimum is None else f">= {minimum}"
-            hi = "" if maximum is None else f"<= {maximum}"
-            want = "an int" + (" " if lo or hi else "") + " and ".join(b for b in (lo, hi) if b)
-        raise ValueError(f"{where}{name} must be {want}, got {value!r}")
+            want = "an int"
+        meaning = f" ({what})" if what else ""
+        raise ValueError(f"{where}{name} must be {want}{meaning}, got {value!r}")
     return int(value)
 
 

@@ -40,8 +40,3 @@ class Table:
         if len(sub) != 1:
             raise KeyError(f"{len(sub)} rows match {equal}, expected exactly one")
         return sub.columns[column][0].item()
-
-    def to_pandas(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.columns)

@@ -1,6 +1,8 @@
 """Feedback alignment, sign symmetry and DFA: exact limits, a NumPy DFA reference, and learning a
 linear teacher with random feedback (Lillicrap et al. 2016)."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -62,6 +64,7 @@ class _Gained(sj.synapses.AbstractProjection):
 
     weight: jax.Array
     gain: jax.Array
+    trainable: ClassVar[tuple[str, ...]] = ("weight", "gain")
 
     def __call__(self, pre):
         return pre @ (self.gain * self.weight)

@@ -122,5 +122,5 @@ def test_bad_input_gives_clear_errors():
         BCM(rate=2.0)
     with pytest.raises(ValueError, match="decay must be finite and >= 0"):
         Hebbian(decay=-1.0)
-    with pytest.raises(TypeError, match="layer must be an int"):
+    with pytest.raises(ValueError, match="layer must be an int"):
         Oja(layer=0.5)

@@ -27,19 +27,12 @@ def _merged(module, raw: dict, quick: bool) -> dict:
     """The experiment's defaults updated by the config (and by its quick overrides)."""
     custom = getattr(module, "merge_config", None)
     if custom is not None:
-        cfg = custom(_deep_update(raw, module.QUICK) if quick else raw)
+        cfg = custom(cfgmod.overlay(raw, module.QUICK) if quick else raw)
     else:
         cfg = cfgmod.merge(module.DEFAULTS, raw)
         cfg = cfgmod.merge(cfg, module.QUICK) if quick else cfg
     module.validate(cfg)
     return cfg
-
-
-def _deep_update(base: dict, new: dict) -> dict:
-    out = dict(base)
-    for k, v in new.items():
-        out[k] = _deep_update(out.get(k, {}), v) if isinstance(v, dict) else v
-    return out
 
 
 def cmd_run(args) -> int:

@@ -44,6 +44,15 @@ def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
     return out
 
 
+def overlay(base: dict, new: dict) -> dict:
+    """``base`` with ``new``'s values laid over it, nested tables merged (no validation: `merge` checks
+    keys and types against an experiment's defaults)."""
+    out = dict(base)
+    for key, value in new.items():
+        out[key] = overlay(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
 def _same_type(default: Any, value: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)

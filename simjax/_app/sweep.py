@@ -54,13 +54,6 @@ def _set(cfg: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def _get(cfg: dict, dotted: str) -> Any:
-    node = cfg
-    for p in dotted.split("."):
-        node = node[p]
-    return node
-
-
 def axes_of(cfg: dict) -> tuple[list[int], dict[str, list]]:
     """``(seeds, {dotted_key: values})`` from a merged config's ``[sweep]`` table."""
     spec = dict(cfg.get("sweep", {}))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .._checks import is_concrete
+from .._checks import check_int, is_concrete
 from ..parameters._parameters import constrain, partition
 
 
@@ -62,10 +62,8 @@ def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformatio
     **Returns:** ``(trained_model, history)`` with ``history[name]`` of shape ``[steps]`` for the loss
     and every scalar in the rule's ``aux``.
     """
-    if not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"fit: steps must be a positive int, got {steps!r}")
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    check_int("steps", steps, owner="fit")
+    check_int("batch_size", batch_size, owner="fit")
     params, static = partition(model)
     k_rule, k_steps = jax.random.split(key)
     carry = (params, optimizer.init(params), rule.init(model, k_rule))

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Complex, Float
 
+from ..networks._rate_rnn import RateRNN
+
 
 class FixedPoints(eqx.Module):
     """Newton's result for each start: ``x`` (``[*starts, N]``), ``residual`` (``max |F(x)|``),
@@ -37,10 +39,10 @@ class FixedPoints(eqx.Module):
 def network_field(model: Any, inputs_t: Float[Array, " n_in"] | None = None):
     """``F(x)``: the ``neuron`` part of ``model.vector_field`` at state ``x`` and constant input
     ``inputs_t`` (zeros by default), for a single state ``x [N]``."""
+    if not isinstance(model, RateRNN):
+        raise TypeError(f"network_field: needs a rate network (simjax.networks.RateRNN, whose state has one array "
+                        f"'neuron'), got {type(model).__name__}")
     template = model.init(None, ())
-    if not isinstance(getattr(template, "neuron", None), jax.Array):
-        raise TypeError(f"network_field: {type(model).__name__}'s state has no array field 'neuron' "
-                        "(rate networks such as simjax.networks.RateRNN have one)")
     u = jnp.zeros((model.n_in,), template.neuron.dtype) if inputs_t is None else inputs_t
 
     def field(x):

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .._checks import check_int
 from .._curvature import flat_loss, hvp
 from .._table import Table
 from ..parameters._parameters import params as trainable_params
@@ -62,9 +63,12 @@ def parameter_groups(model: Any) -> dict[str, np.ndarray]:
 
 
 def _name(entry) -> str:
-    for attr in ("name", "key", "idx"):
-        if hasattr(entry, attr):
-            return str(getattr(entry, attr))
+    if isinstance(entry, jax.tree_util.GetAttrKey):
+        return entry.name
+    if isinstance(entry, jax.tree_util.DictKey):
+        return str(entry.key)
+    if isinstance(entry, jax.tree_util.SequenceKey):
+        return str(entry.idx)
     return str(entry)
 
 
@@ -244,8 +248,7 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
     **Returns:** a `simjax.analysis.Table` with columns ``group`` (parameter group or ``"total"``),
     ``quantity``, ``value``, ``stderr``.
     """
-    if not isinstance(samples, int) or samples < 3:
-        raise ValueError(f"gradient_quality: samples must be an int >= 3, got {samples!r}")
+    check_int("samples", samples, minimum=3, owner="gradient_quality")
     batch = task.sample(jax.random.split(key, 3)[0], batch_size) if batch is None else batch
     arrays = eqx.filter_jit(report_arrays)(model, rule, task, batch, key, samples=samples, reference=reference,
                                            curvature=curvature, learning_rate=learning_rate,

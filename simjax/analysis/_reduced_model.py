@@ -74,13 +74,13 @@ class ReducedModel(eqx.Module):
     ``activation`` (``"tanh"``; any `simjax.neurons.LeakyRate` activation).
     """
 
-    basis: Float[Array, "n k"] = eqx.field(converter=as_float_array)
-    tau: Float[Array, ""] = eqx.field(converter=as_float_array)
+    basis: Float[Array, "n k"]
+    tau: Float[Array, ""]
     activation: str = eqx.field(static=True)
 
     def __init__(self, basis, tau=1.0, activation="tanh"):
         get_activation(activation, owner="ReducedModel")
-        self.basis, self.tau, self.activation = basis, tau, activation
+        self.basis, self.tau, self.activation = as_float_array(basis), as_float_array(tau), activation
 
     def __check_init__(self):
         check_shape("basis", self.basis, (None, None), owner="ReducedModel")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 from .._spike_train import SpikeTrain
 
 
@@ -106,8 +106,7 @@ def spike_times_per_neuron(*trains: SpikeTrain, k: int) -> Float[Array, "*batch 
     n = trains[0].n
     if any(t.n != n for t in trains):
         raise ValueError(f"spike_times_per_neuron: trains have different sizes {[t.n for t in trains]}")
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"spike_times_per_neuron: k must be a positive int, got {k!r}")
+    check_int("k", k, owner="spike_times_per_neuron")
     times = jnp.concatenate([t.times for t in trains], axis=-1)
     ids = jnp.concatenate([t.ids for t in trains], axis=-1)
     mine = ids[..., None, :] == jnp.arange(n)[:, None]

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_shape
+from .._checks import as_float_array, check_int, check_shape
 from ..synapses._base import AbstractProjection
 
 
@@ -65,13 +65,13 @@ class FullUpdate(AbstractUpdate):
     **Arguments:** ``base [n_pre, n_post]`` (fixed), ``delta`` (same shape, learned).
     """
 
-    base: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)
-    delta: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)
+    base: Float[Array, "n_pre n_post"]
+    delta: Float[Array, "n_pre n_post"]
     trainable = ("delta",)
 
     def __init__(self, base, delta=None):
-        self.base = base
-        self.delta = jnp.zeros_like(as_float_array(base)) if delta is None else delta
+        self.base = as_float_array(base)
+        self.delta = jnp.zeros_like(self.base) if delta is None else as_float_array(delta)
 
     def __check_init__(self):
         check_shape("base", self.base, (None, None), owner="FullUpdate")
@@ -89,13 +89,13 @@ class LowRankUpdate(AbstractUpdate):
     random factors, e.g. `LowRankUpdate.init`.
     """
 
-    base: Float[Array, "n n"] = eqx.field(converter=as_float_array)
-    u: Float[Array, "n rank"] = eqx.field(converter=as_float_array)
-    v: Float[Array, "n rank"] = eqx.field(converter=as_float_array)
+    base: Float[Array, "n n"]
+    u: Float[Array, "n rank"]
+    v: Float[Array, "n rank"]
     trainable = ("u", "v")
 
     def __init__(self, base, u, v):
-        self.base, self.u, self.v = base, u, v
+        self.base, self.u, self.v = as_float_array(base), as_float_array(u), as_float_array(v)
 
     def __check_init__(self):
         n = self.base.shape[0]
@@ -106,8 +106,7 @@ class LowRankUpdate(AbstractUpdate):
     @classmethod
     def init(cls, base, rank: int, *, key, scale=0.1) -> LowRankUpdate:
         """Factors ``u, v ~ N(0, scale^2)`` of rank ``rank``."""
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-            raise ValueError(f"LowRankUpdate: rank must be a positive int, got {rank!r}")
+        check_int("rank", rank, owner="LowRankUpdate")
         base = as_float_array(base)
         k_u, k_v = jax.random.split(key)
         shape = (base.shape[0], rank)
@@ -132,15 +131,15 @@ class SubspaceUpdate(AbstractUpdate):
     **Arguments:** ``base [N, N]`` (fixed), ``basis [N, K]`` (fixed), ``m [K, K]`` (learned, default 0).
     """
 
-    base: Float[Array, "n n"] = eqx.field(converter=as_float_array)
-    basis: Float[Array, "n k"] = eqx.field(converter=as_float_array)
-    m: Float[Array, "k k"] = eqx.field(converter=as_float_array)
+    base: Float[Array, "n n"]
+    basis: Float[Array, "n k"]
+    m: Float[Array, "k k"]
     trainable = ("m",)
 
     def __init__(self, base, basis, m=None):
-        self.base, self.basis = base, basis
+        self.base, self.basis = as_float_array(base), as_float_array(basis)
         k = jnp.shape(basis)[-1]
-        self.m = jnp.zeros((k, k), jnp.result_type(float)) if m is None else m
+        self.m = jnp.zeros((k, k), jnp.result_type(float)) if m is None else as_float_array(m)
 
     def __check_init__(self):
         n, k = self.base.shape[0], self.basis.shape[-1]

@@ -36,10 +36,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, as_optional_float, check_choice, check_positive
+from .._checks import as_float_array, check_choice, check_positive
 from ..surrogates._surrogates import AbstractSurrogate, FastSigmoid
 from ._base import AbstractEventNeuron
-from ._lif import LIF, LIFState, may_be_refractory
+from ._lif import LIF, LIFState, may_be_refractory, membrane_parameters
 from ._roots import first_crossing
 
 _RESETS = ("subtract", "subtract_base", "zero")
@@ -70,47 +70,35 @@ class ALIF(AbstractEventNeuron):
     - ``detach_reset``: stop gradients through the voltage reset.
     """
 
-    tau_mem: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=20.0)
-    v_th: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=1.0)
-    tau_adapt: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=200.0)
-    beta: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.07)
-    v_reset: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    v_rest: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    tau_syn: Float[Array, "*pop"] | None = eqx.field(converter=as_optional_float, default=None)
-    t_ref: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    bias: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    reset_mode: Literal["subtract", "subtract_base", "zero"] = eqx.field(static=True, default="subtract")
-    surrogate: AbstractSurrogate = eqx.field(default_factory=FastSigmoid)
-    detach_reset: bool = eqx.field(static=True, default=True)
-    refractoriness: bool = eqx.field(static=True, default=False)
+    tau_mem: Float[Array, "*pop"]
+    v_th: Float[Array, "*pop"]
+    tau_adapt: Float[Array, "*pop"]
+    beta: Float[Array, "*pop"]
+    v_reset: Float[Array, "*pop"]
+    v_rest: Float[Array, "*pop"]
+    tau_syn: Float[Array, "*pop"] | None
+    t_ref: Float[Array, "*pop"]
+    bias: Float[Array, "*pop"]
+    reset_mode: Literal["subtract", "subtract_base", "zero"] = eqx.field(static=True)
+    surrogate: AbstractSurrogate
+    detach_reset: bool = eqx.field(static=True)
+    refractoriness: bool = eqx.field(static=True)
 
     def __init__(self, tau_mem=20.0, v_th=1.0, tau_adapt=200.0, beta=0.07, reset="subtract", *, v_reset=0.0,
                  t_ref=0.0, bias=0.0, tau_syn=None, v_rest=0.0, surrogate=None, detach_reset=True):
         check_choice("reset", reset, _RESETS, owner="ALIF")
-        self.tau_mem = as_float_array(tau_mem)
-        self.v_th = as_float_array(v_th)
+        membrane = membrane_parameters("ALIF", tau_mem=tau_mem, v_th=v_th, v_reset=v_reset, v_rest=v_rest,
+                                       tau_syn=tau_syn, t_ref=t_ref, bias=bias)
+        for name, value in membrane.items():
+            setattr(self, name, value)
         self.tau_adapt = as_float_array(tau_adapt)
         self.beta = as_float_array(beta)
-        self.v_reset = as_float_array(v_reset)
-        self.v_rest = as_float_array(v_rest)
-        self.tau_syn = as_optional_float(tau_syn)
-        self.t_ref = as_float_array(t_ref)
-        self.bias = as_float_array(bias)
+        check_positive("tau_adapt", self.tau_adapt, owner="ALIF")
+        check_positive("beta", self.beta, allow_zero=True, owner="ALIF")
         self.reset_mode = reset
         self.surrogate = FastSigmoid() if surrogate is None else surrogate
         self.detach_reset = detach_reset
         self.refractoriness = may_be_refractory(self.t_ref)
-
-    def __check_init__(self):
-        check_positive("tau_mem", self.tau_mem, owner="ALIF")
-        check_positive("tau_adapt", self.tau_adapt, owner="ALIF")
-        check_positive("beta", self.beta, allow_zero=True, owner="ALIF")
-        check_positive("tau_syn", self.tau_syn, owner="ALIF")
-        check_positive("t_ref", self.t_ref, allow_zero=True, owner="ALIF")
-
-    @property
-    def reset_kind(self) -> str:
-        return self.reset_mode
 
     def membrane(self) -> LIF:
         """The LIF membrane (``v``, ``i``, refractory hold) without adaptation (the hold compiled in

@@ -64,6 +64,18 @@ def synaptic_coupling(dt, tau_mem, tau_syn):
     return jnp.where(small, series, general)
 
 
+def membrane_parameters(owner: str, *, tau_mem, v_th, v_reset, v_rest, tau_syn, t_ref, bias) -> dict:
+    """The LIF membrane's parameters (shared by `LIF` and `ALIF`) as strongly typed arrays, checked:
+    ``tau_mem > 0``, ``tau_syn > 0`` (or ``None``: delta synapses), ``t_ref >= 0``."""
+    values = dict(tau_mem=as_float_array(tau_mem), v_th=as_float_array(v_th), v_reset=as_float_array(v_reset),
+                  v_rest=as_float_array(v_rest), tau_syn=as_optional_float(tau_syn), t_ref=as_float_array(t_ref),
+                  bias=as_float_array(bias))
+    check_positive("tau_mem", values["tau_mem"], owner=owner)
+    check_positive("tau_syn", values["tau_syn"], owner=owner)
+    check_positive("t_ref", values["t_ref"], allow_zero=True, owner=owner)
+    return values
+
+
 def may_be_refractory(t_ref) -> bool:
     """Whether refractory bookkeeping must be compiled in: ``t_ref`` is not known to be zero (a
     traced ``t_ref`` counts)."""
@@ -84,41 +96,29 @@ class LIF(AbstractEventNeuron):
     - ``detach_reset``: stop gradients through the reset term.
     """
 
-    tau_mem: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=20.0)
-    v_th: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=1.0)
-    v_reset: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    v_rest: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    tau_syn: Float[Array, "*pop"] | None = eqx.field(converter=as_optional_float, default=None)
-    t_ref: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    bias: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    reset_mode: Literal["subtract", "zero"] = eqx.field(static=True, default="subtract")
-    surrogate: AbstractSurrogate = eqx.field(default_factory=FastSigmoid)
-    detach_reset: bool = eqx.field(static=True, default=True)
-    refractoriness: bool = eqx.field(static=True, default=False)
+    tau_mem: Float[Array, "*pop"]
+    v_th: Float[Array, "*pop"]
+    v_reset: Float[Array, "*pop"]
+    v_rest: Float[Array, "*pop"]
+    tau_syn: Float[Array, "*pop"] | None
+    t_ref: Float[Array, "*pop"]
+    bias: Float[Array, "*pop"]
+    reset_mode: Literal["subtract", "zero"] = eqx.field(static=True)
+    surrogate: AbstractSurrogate
+    detach_reset: bool = eqx.field(static=True)
+    refractoriness: bool = eqx.field(static=True)
 
     def __init__(self, tau_mem=20.0, v_th=1.0, v_reset=0.0, reset="subtract", *, tau_syn=None,
                  t_ref=0.0, v_rest=0.0, bias=0.0, surrogate=None, detach_reset=True):
         check_choice("reset", reset, ("subtract", "zero"), owner="LIF")
-        self.tau_mem = as_float_array(tau_mem)
-        self.v_th = as_float_array(v_th)
-        self.v_reset = as_float_array(v_reset)
-        self.v_rest = as_float_array(v_rest)
-        self.tau_syn = as_optional_float(tau_syn)
-        self.t_ref = as_float_array(t_ref)
-        self.bias = as_float_array(bias)
+        membrane = membrane_parameters("LIF", tau_mem=tau_mem, v_th=v_th, v_reset=v_reset, v_rest=v_rest,
+                                       tau_syn=tau_syn, t_ref=t_ref, bias=bias)
+        for name, value in membrane.items():
+            setattr(self, name, value)
         self.reset_mode = reset
         self.surrogate = FastSigmoid() if surrogate is None else surrogate
         self.detach_reset = detach_reset
         self.refractoriness = may_be_refractory(self.t_ref)
-
-    def __check_init__(self):
-        check_positive("tau_mem", self.tau_mem, owner="LIF")
-        check_positive("tau_syn", self.tau_syn, owner="LIF")
-        check_positive("t_ref", self.t_ref, allow_zero=True, owner="LIF")
-
-    @property
-    def reset_kind(self) -> str:
-        return self.reset_mode
 
     def init(self, key, shape):
         del key

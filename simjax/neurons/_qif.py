@@ -109,10 +109,10 @@ class QIF(AbstractEventNeuron):
     keeps the extra ``2 pi`` turns and emits them on the following steps (one spike per step).
     """
 
-    tau_mem: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=1.0)
-    bias: Float[Array, "*pop"] = eqx.field(converter=as_float_array, default=0.0)
-    surrogate: AbstractSurrogate = eqx.field(default_factory=lambda: FastSigmoid(slope=4.0))
-    detach_reset: bool = eqx.field(static=True, default=True)
+    tau_mem: Float[Array, "*pop"]
+    bias: Float[Array, "*pop"]
+    surrogate: AbstractSurrogate
+    detach_reset: bool = eqx.field(static=True)
 
     def __init__(self, tau_mem=1.0, bias=0.0, *, surrogate=None, detach_reset=True):
         self.tau_mem = as_float_array(tau_mem)

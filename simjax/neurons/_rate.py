@@ -66,7 +66,7 @@ class LeakyRate(AbstractRateNeuron):
     - ``activation``: ``"tanh"``, ``"relu"``, ``"softplus"``, ``"sigmoid"``, ``"linear"`` or a callable.
     """
 
-    tau: Float[Array, "*pop"] = eqx.field(converter=as_float_array)
+    tau: Float[Array, "*pop"]
     activation: Activation = eqx.field(static=True)
 
     def __init__(self, tau=10.0, activation: Activation = "tanh"):

@@ -68,13 +68,13 @@ class TwoCompartment(AbstractRateNeuron):
     - ``activation``: somatic activation (default ``"relu"``).
     """
 
-    tau: Float[Array, "*pop"] = eqx.field(converter=as_float_array)
-    theta_plus: Float[Array, "*pop"] = eqx.field(converter=as_float_array)
-    theta_minus: Float[Array, "*pop"] = eqx.field(converter=as_float_array)
-    tau_dend: Float[Array, "*pop"] | None = eqx.field(converter=as_optional_float)
-    bias: Float[Array, "*pop"] = eqx.field(converter=as_float_array)
-    dend_min: Float[Array, ""] = eqx.field(converter=as_float_array)
-    dend_max: Float[Array, ""] = eqx.field(converter=as_float_array)
+    tau: Float[Array, "*pop"]
+    theta_plus: Float[Array, "*pop"]
+    theta_minus: Float[Array, "*pop"]
+    tau_dend: Float[Array, "*pop"] | None
+    bias: Float[Array, "*pop"]
+    dend_min: Float[Array, ""]
+    dend_max: Float[Array, ""]
     activation: Activation = eqx.field(static=True)
 
     def __init__(self, tau=3.0, theta_plus=0.0996, theta_minus=-0.163, *, tau_dend=None, bias=0.0,

@@ -1,9 +1,10 @@
 """Which leaves of a model learn, and the constraints every update must respect.
 
-A network names its trainable fields in ``trainable``; every inexact array inside those fields is a
-parameter, every other leaf is frozen. Models without a ``trainable`` attribute train all inexact
-arrays. Learning rules return updates shaped like `params` (``None`` at frozen leaves), so
-``eqx.apply_updates(model, updates)`` and optax work unchanged.
+Networks and projections name the fields that learn in ``trainable`` (declared on
+`simjax.networks.AbstractNetwork` and `simjax.synapses.AbstractProjection`); every inexact array
+inside those fields is a parameter, every other leaf of such a module is frozen. Other modules (and
+plain pytrees) train all their inexact arrays. Learning rules return updates shaped like `params`
+(``None`` at frozen leaves), so ``eqx.apply_updates(model, updates)`` and optax work unchanged.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from ..networks._base import AbstractNetwork
 from ..synapses._base import AbstractProjection
 
 
 def trainable_filter(model: Any) -> Any:
     """A pytree of bools shaped like ``model``: True at trainable leaves.
 
-    Every inexact array is trainable except inside the fields a network leaves out of its
-    ``trainable`` names and the fields a module lists in its ``frozen_fields`` class attribute
-    (bounds, feedback matrices: arrays that are data, not parameters).
+    Every inexact array is trainable except inside the fields a network or projection leaves out of
+    its ``trainable`` names (bounds, fixed parts, feedback matrices: arrays that are data, not
+    parameters).
     """
     spec = jax.tree.map(eqx.is_inexact_array, model)
     for get in _frozen(model, lambda m: m):
@@ -38,10 +40,7 @@ def _frozen(node: Any, get: Any):
         return
     if not isinstance(node, eqx.Module):
         return
-    names = getattr(node, "trainable", None)
-    frozen = set(getattr(type(node), "frozen_fields", ()))
-    if names is not None and not isinstance(names, (tuple, list)):
-        names = None
+    names = node.trainable if isinstance(node, (AbstractNetwork, AbstractProjection)) else None
     for f in dataclasses.fields(node):
         if f.metadata.get("static", False):
             continue
@@ -49,7 +48,7 @@ def _frozen(node: Any, get: Any):
         if not any(eqx.is_array(leaf) for leaf in jax.tree_util.tree_leaves(value)):
             continue
         field_get = lambda m, name=f.name: getattr(get(m), name)
-        if f.name in frozen or (names is not None and f.name not in names):
+        if names is not None and f.name not in names:
             yield field_get
         else:
             yield from _frozen(value, field_get)

@@ -32,16 +32,14 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from .._checks import as_float_array
 from ..networks._feedforward import FeedForward
 from ..parameters._parameters import partition
-from ._base import AbstractRule
 from ._feedback_alignment import (
+    AbstractFeedbackRule,
     _draw,
     check_feedback_names,
-    feedback_settings,
     projection_sites,
     value_and_feedback_grad,
 )
@@ -101,7 +99,7 @@ def _temporal_dfa(model, task, batch, key, feedback, simulate_kwargs):
     return value_and_feedback_grad(model, task, batch, key, fb, simulate_kwargs)
 
 
-class DirectFeedbackAlignment(AbstractRule):
+class DirectFeedbackAlignment(AbstractFeedbackRule):
     r"""Direct feedback alignment (Nøkland 2016); see the module docstring for the supported
     networks and what the rule computes in each.
 
@@ -111,17 +109,6 @@ class DirectFeedbackAlignment(AbstractRule):
     - ``feedback``: optional ``{"hidden[l]": (n_l, n_out) matrix}``; the others are drawn.
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
-
-    key: PRNGKeyArray
-    scale: Float[Array, ""] = eqx.field(converter=as_float_array)
-    feedback: dict | None
-    simulate_kwargs: tuple = eqx.field(static=True)
-
-    def __init__(self, key: Any = 0, *, scale: float = 1.0, feedback: dict | None = None, seed: int | None = None,
-                 **simulate_kwargs):
-        self.key, self.scale, self.feedback = feedback_settings("DirectFeedbackAlignment", key, scale, feedback,
-                                                                seed)
-        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_hidden n_out"]]:
         """The direct feedback matrix ``B_l`` of every hidden population of ``model``."""
@@ -141,19 +128,9 @@ class DirectFeedbackAlignment(AbstractRule):
                 out[name] = _draw(self.key, name, shape, self.scale, dtype)
         return out
 
-    def init(self, model, key):
-        del key  # the feedback depends on the rule's own key only
-        return self.feedback_for(model)
-
-    def _apply(self, model, task, batch, key, feedback):
+    def apply(self, model, task, batch, key, feedback):
         kwargs = dict(self.simulate_kwargs)
         if isinstance(model, FeedForward) and model.is_static and len(model.layers) > 2:
             return _static_dfa(model, task, batch, key, feedback, kwargs)
         return _temporal_dfa(model, task, batch, key, feedback, kwargs)
 
-    def step(self, state, model, task, batch, key):
-        loss, updates, aux = self._apply(model, task, batch, key, state)
-        return loss, updates, aux, state
-
-    def __call__(self, model, task, batch, key):
-        return self._apply(model, task, batch, key, self.feedback_for(model))

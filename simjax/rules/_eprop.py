@@ -78,7 +78,6 @@ learning signal ``rate_weight (fbar_j - f*) / (T batch)`` multiplies the unfilte
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Literal
 
 import equinox as eqx
@@ -86,7 +85,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_choice, check_positive, is_concrete
+from .._checks import as_float_array, check_choice, check_int, check_positive, is_concrete
+from .._random import as_key, fold_in_name
 from ..networks._rate_rnn import RateRNN
 from ..networks._readout import readout_decay
 from ..networks._rsnn import RSNN
@@ -95,7 +95,6 @@ from ..neurons._lif import LIF
 from ..neurons._rate import LeakyRate
 from ..parameters._parameters import partition
 from ._base import AbstractRule
-from ._feedback_alignment import as_key
 from ._per_step import has_step_loss, reverse_filter, step_error, trajectory_error
 
 VARIANTS = ("symmetric", "random", "adaptive")
@@ -352,17 +351,14 @@ class EProp(AbstractRule):
         check_positive("feedback_learning_rate", self.feedback_learning_rate, allow_zero=True, owner="EProp")
         check_positive("feedback_decay", self.feedback_decay, allow_zero=True, owner="EProp")
         if online_every is not None:
-            if isinstance(online_every, bool) or not isinstance(online_every, int) or online_every < 1:
-                raise ValueError(f"EProp: online_every must be None or a positive int (steps between updates), "
-                                 f"got {online_every!r}")
+            check_int("online_every", online_every, what="steps between updates; or None", owner="EProp")
             if learning_rate is None:
                 raise ValueError("EProp: online_every needs learning_rate (the SGD step applied inside the scan)")
         self.online_every = online_every
         self.learning_rate = None if learning_rate is None else as_float_array(learning_rate)
         check_positive("learning_rate", self.learning_rate, owner="EProp")
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"EProp: chunk must be None or a positive int (time steps per accumulation matmul), "
-                             f"got {chunk!r}")
+        if chunk is not None:
+            check_int("chunk", chunk, what="time steps per accumulation matmul; or None", owner="EProp")
         self.chunk = chunk
         self.rate_target = as_float_array(rate_target)
         self.rate_weight = as_float_array(rate_weight)
@@ -382,7 +378,7 @@ class EProp(AbstractRule):
         network_kind(model)
         w_out = model.w_out.dense()
         n_rec = w_out.shape[0]
-        k = jax.random.fold_in(self.key, zlib.crc32(b"eprop") & 0x7FFFFFFF)
+        k = fold_in_name(self.key, "eprop")
         return self.scale / jnp.sqrt(jnp.asarray(n_rec, w_out.dtype)) * jax.random.normal(k, w_out.shape, w_out.dtype)
 
     def step(self, state, model, task, batch, key):

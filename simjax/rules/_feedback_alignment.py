@@ -19,17 +19,21 @@ projection and its feedback diagonal is zeroed too.
 
 from __future__ import annotations
 
-import zlib
+import abc
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._checks import as_float_array, check_positive
+from .._random import as_key, fold_in_name
+from ..networks._base import AbstractNetwork
+from ..networks._rsnn import RSNN
 from ..parameters._parameters import partition
 from ..synapses._base import AbstractProjection
+from ..tasks._base import AbstractTask, Batch
 from ._base import AbstractRule, AbstractStatelessRule
 from ._feedback_projection import FeedbackProjection
 
@@ -47,13 +51,13 @@ def projection_sites(model: Any) -> dict[str, AbstractProjection]:
     forward pass (a recurrent network's ``recurrent_projection()`` for ``"w_rec"``)."""
     leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_projection)[0]
     sites = {_site_name(path): leaf for path, leaf in leaves if _is_projection(leaf)}
-    if "w_rec" in sites and hasattr(model, "recurrent_projection"):
+    if "w_rec" in sites and isinstance(model, RSNN):
         sites["w_rec"] = model.recurrent_projection()
     return sites
 
 
 def _mask_recurrent(model, name, matrix):
-    if name == "w_rec" and getattr(model, "self_connections", True) is False:
+    if name == "w_rec" and isinstance(model, RSNN) and not model.self_connections:
         return matrix * (1.0 - jnp.eye(*matrix.shape, dtype=matrix.dtype))
     return matrix
 
@@ -85,19 +89,8 @@ def _require_sites(model, owner):
 
 
 def _draw(key, name, shape, scale, dtype):
-    k = jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+    k = fold_in_name(key, name)
     return scale / jnp.sqrt(jnp.asarray(shape[0], dtype)) * jax.random.normal(k, shape, dtype)
-
-
-def as_key(key: Any) -> PRNGKeyArray:
-    """An int seed or a PRNG key, as a PRNG key."""
-    if isinstance(key, bool):
-        raise TypeError(f"expected an int seed or a jax.random key, got {key!r}")
-    if isinstance(key, int):
-        return jax.random.key(key)
-    if isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or key.dtype == jnp.uint32):
-        return key
-    raise TypeError(f"expected an int seed or a jax.random key, got {key!r}")
 
 
 def check_feedback_names(owner, given, sites):
@@ -137,7 +130,44 @@ def feedback_settings(owner: str, key: Any, scale: Any, feedback: dict | None, s
     return key, scale, None if feedback is None else {k: as_float_array(v) for k, v in feedback.items()}
 
 
-class FeedbackAlignment(AbstractRule):
+class AbstractFeedbackRule(AbstractRule):
+    """A rule that sends errors back through feedback matrices of its own (random, or given per site):
+    the fields, the constructor and the optax-style state (the materialised matrices) of the
+    feedback-alignment family. Subclasses say which matrices a model needs (`feedback_for`) and how
+    they are used (`apply`)."""
+
+    key: PRNGKeyArray
+    scale: Float[Array, ""]
+    feedback: dict | None
+    simulate_kwargs: tuple = eqx.field(static=True)
+
+    def __init__(self, key: Any = 0, *, scale: float = 1.0, feedback: dict | None = None, seed: int | None = None,
+                 **simulate_kwargs):
+        self.key, self.scale, self.feedback = feedback_settings(type(self).__name__, key, scale, feedback, seed)
+        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
+
+    @abc.abstractmethod
+    def feedback_for(self, model: AbstractNetwork) -> dict[str, Float[Array, "n_pre n_post"]]:
+        """The feedback matrices this rule uses for ``model``, by site name."""
+
+    @abc.abstractmethod
+    def apply(self, model: AbstractNetwork, task: AbstractTask, batch: Batch, key: PRNGKeyArray | None,
+              feedback: dict[str, Float[Array, "n_pre n_post"]]) -> tuple[Float[Array, ""], PyTree, dict]:
+        """``(loss, updates, aux)`` with the given feedback matrices."""
+
+    def init(self, model, key):
+        del key  # the feedback depends on the rule's own key only
+        return self.feedback_for(model)
+
+    def step(self, state, model, task, batch, key):
+        loss, updates, aux = self.apply(model, task, batch, key, state)
+        return loss, updates, aux, state
+
+    def __call__(self, model, task, batch, key):
+        return self.apply(model, task, batch, key, self.feedback_for(model))
+
+
+class FeedbackAlignment(AbstractFeedbackRule):
     r"""Feedback alignment: errors travel back through fixed random matrices (Lillicrap et al. 2016).
 
     For every projection site with weights ``W`` of shape ``(n_pre, n_post)`` the feedback is
@@ -154,16 +184,6 @@ class FeedbackAlignment(AbstractRule):
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
 
-    key: PRNGKeyArray
-    scale: Float[Array, ""] = eqx.field(converter=as_float_array)
-    feedback: dict | None
-    simulate_kwargs: tuple = eqx.field(static=True)
-
-    def __init__(self, key: Any = 0, *, scale: float = 1.0, feedback: dict | None = None, seed: int | None = None,
-                 **simulate_kwargs):
-        self.key, self.scale, self.feedback = feedback_settings("FeedbackAlignment", key, scale, feedback, seed)
-        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
-
     def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_pre n_post"]]:
         """The feedback matrix of every projection site of ``model``."""
         sites = _require_sites(model, "FeedbackAlignment")
@@ -176,16 +196,8 @@ class FeedbackAlignment(AbstractRule):
             out[name] = _mask_recurrent(model, name, b)
         return out
 
-    def init(self, model, key):
-        del key  # the feedback depends on the rule's own key only
-        return self.feedback_for(model)
-
-    def step(self, state, model, task, batch, key):
-        loss, updates, aux = value_and_feedback_grad(model, task, batch, key, state, dict(self.simulate_kwargs))
-        return loss, updates, aux, state
-
-    def __call__(self, model, task, batch, key):
-        return value_and_feedback_grad(model, task, batch, key, self.feedback_for(model), dict(self.simulate_kwargs))
+    def apply(self, model, task, batch, key, feedback):
+        return value_and_feedback_grad(model, task, batch, key, feedback, dict(self.simulate_kwargs))
 
 
 class SignSymmetry(AbstractStatelessRule):

@@ -15,6 +15,8 @@ network that routes its recurrent input through it gets the replacement at every
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -63,6 +65,8 @@ class FeedbackProjection(AbstractProjection):
     - ``feedback``: ``(n_pre, n_post)`` matrix, the shape of ``forward.dense()``; the backward pass
       computes ``dL/dpre = dL/dpost @ feedback.T`` in place of ``dL/dpost @ W.T``. Not differentiated.
     """
+
+    trainable: ClassVar[tuple[str, ...]] = ("forward",)
 
     forward: AbstractProjection
     feedback: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)

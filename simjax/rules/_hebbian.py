@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array, check_int, check_positive
+from ..networks._feedforward import FeedForward
 from ..parameters._parameters import partition
 from ._base import AbstractRule, AbstractStatelessRule
 
@@ -54,10 +55,10 @@ class AbstractHebbian(AbstractRule):
 
     def _activities(self, model, batch):
         name = type(self).__name__
-        if not (hasattr(model, "forward_layers") and hasattr(model, "layers")):
+        if not isinstance(model, FeedForward):
             raise TypeError(f"{name}: acts on a layer of a static simjax.networks.FeedForward (it needs the "
                             f"layer's pre- and postsynaptic activity), got {type(model).__name__}")
-        if not getattr(model, "is_static", False):
+        if not model.is_static:
             raise TypeError(f"{name}: the FeedForward network must be static (activation-name neurons and "
                             "tau_out=None) so that each layer's activity is defined per input")
         n = len(model.layers)
@@ -103,11 +104,11 @@ class Hebbian(AbstractHebbian, AbstractStatelessRule):
     """
 
     layer: int = eqx.field(static=True)
-    decay: Float[Array, ""] = eqx.field(converter=as_float_array)
+    decay: Float[Array, ""]
 
     def __init__(self, layer: int = 0, decay=0.0):
         check_positive("decay", decay, allow_zero=True, owner="Hebbian")
-        self.layer, self.decay = _check_layer(layer, "Hebbian"), decay
+        self.layer, self.decay = _check_layer(layer, "Hebbian"), as_float_array(decay)
 
     def delta(self, pre, post, weight, theta=None):
         return pre.T @ post / pre.shape[0] - self.decay.astype(weight.dtype) * weight, theta
@@ -148,15 +149,15 @@ class BCM(AbstractHebbian):
     """
 
     layer: int = eqx.field(static=True)
-    rate: Float[Array, ""] = eqx.field(converter=as_float_array)
-    theta0: Float[Array, ""] = eqx.field(converter=as_float_array)
+    rate: Float[Array, ""]
+    theta0: Float[Array, ""]
 
     def __init__(self, layer: int = 0, rate=1.0, theta0=1.0):
         check_positive("rate", rate, owner="BCM")
         if float(rate) > 1.0:
             raise ValueError(f"BCM: rate must lie in (0, 1], got {rate!r}")
         check_positive("theta0", theta0, allow_zero=True, owner="BCM")
-        self.layer, self.rate, self.theta0 = _check_layer(layer, "BCM"), rate, theta0
+        self.layer, self.rate, self.theta0 = _check_layer(layer, "BCM"), as_float_array(rate), as_float_array(theta0)
 
     def delta(self, pre, post, weight, theta=None):
         batch_theta = jnp.mean(post**2, axis=0)
@@ -164,7 +165,7 @@ class BCM(AbstractHebbian):
         return pre.T @ (post * (post - theta)) / pre.shape[0], theta
 
     def init(self, model, key):
-        n = len(getattr(model, "layers", ()))
+        n = len(model.layers) if isinstance(model, FeedForward) else 0
         if n == 0 or not -n <= self.layer < n:
             return None
         n_post = model.layers[self.layer].shape[1]
@@ -176,9 +177,7 @@ class BCM(AbstractHebbian):
 
 
 def _check_layer(layer, owner):
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise TypeError(f"{owner}: layer must be an int index into FeedForward.layers, got {layer!r}")
-    return layer
+    return check_int("layer", layer, minimum=None, what="an index into FeedForward.layers", owner=owner)
 
 
 __all__ = ["AbstractHebbian", "Hebbian", "Oja", "BCM"]

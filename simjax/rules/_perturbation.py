@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array, check_int, check_positive
 from ..networks._base import AbstractNetwork, AbstractWrappedNetwork
 from ..neurons._base import AbstractNeuron, AbstractRateNeuron, AbstractSpikingNeuron
 from ..parameters._parameters import partition, trainable_filter
@@ -61,31 +61,29 @@ from ._base import AbstractStatelessRule
 
 def _check_settings(owner, sigma, samples, fields):
     check_positive("sigma", sigma, owner=owner)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"{owner}: samples must be a positive int, got {samples!r}")
+    check_int("samples", samples, owner=owner)
     if fields is not None and (isinstance(fields, str) or not all(isinstance(f, str) for f in fields)):
         raise TypeError(f"{owner}: fields must be a tuple of field names, got {fields!r}")
 
 
-def _selection(model: Any, fields: tuple[str, ...] | None, owner: str) -> PyTree[bool]:
+def _selection(model: AbstractNetwork, fields: tuple[str, ...] | None, owner: str) -> PyTree[bool]:
     """A tree of bools shaped like ``params(model)``: True where this rule estimates the update."""
     params = partition(model)[0]
     leaves = jax.tree.leaves(params)
     if not leaves:
         raise ValueError(f"{owner}: {type(model).__name__} has no trainable parameters (its trainable "
-                         f"fields are {getattr(model, 'trainable', None)!r}); nothing to estimate")
+                         f"fields are {tuple(model.trainable)!r}); nothing to estimate")
     mask = jax.tree.map(lambda _: True, params)
     if fields is None:
         return mask
-    trainable = getattr(model, "trainable", None)
+    trainable = model.trainable
+    names = {f.name for f in dataclasses.fields(model)}
     for name in fields:
-        if not hasattr(model, name):
+        if name not in names:
             raise ValueError(f"{owner}: {type(model).__name__} has no field {name!r}")
-        if trainable is not None and name not in trainable:
+        if name not in trainable:
             raise ValueError(f"{owner}: field {name!r} is frozen ({type(model).__name__}.trainable is "
                              f"{tuple(trainable)!r}); add it to trainable or choose among those fields")
-    if not dataclasses.is_dataclass(model):
-        raise TypeError(f"{owner}: fields= needs an equinox module model, got {type(model).__name__}")
     for f in dataclasses.fields(model):
         if f.name in fields or f.metadata.get("static", False):
             continue
@@ -115,7 +113,36 @@ def _need_key(key, owner):
 # ---------------------------------------------------------------------------------------------------
 
 
-class WeightPerturbation(AbstractStatelessRule):
+class AbstractPerturbationRule(AbstractStatelessRule):
+    """A rule that estimates the gradient from the loss change under Gaussian noise: the settings and
+    constructor shared by weight and node perturbation.
+
+    **Arguments:**
+
+    - `sigma`: noise standard deviation (> 0).
+    - `samples`: perturbations averaged per update.
+    - `antithetic`: central differences (``+sigma xi`` and ``-sigma xi``, bias ``O(sigma^2)``, two
+      passes per sample) instead of forward differences (``O(sigma)``, one pass).
+    - `fields`: optional names of the model's trainable fields to estimate (default all); the other
+      trainable parameters get zero updates.
+    - `simulate_kwargs`: keywords for `simjax.simulate`.
+    """
+
+    sigma: Float[Array, ""]
+    samples: int = eqx.field(static=True)
+    antithetic: bool = eqx.field(static=True)
+    fields: tuple[str, ...] | None = eqx.field(static=True)
+    simulate_kwargs: tuple = eqx.field(static=True)
+
+    def __init__(self, sigma=1e-3, samples: int = 32, antithetic: bool = True, *, fields=None,
+                 **simulate_kwargs):
+        _check_settings(type(self).__name__, sigma, samples, fields)
+        self.sigma, self.samples, self.antithetic = as_float_array(sigma), samples, bool(antithetic)
+        self.fields = None if fields is None else tuple(fields)
+        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
+
+
+class WeightPerturbation(AbstractPerturbationRule):
     """Weight perturbation: the loss change under Gaussian parameter noise, correlated with the noise
     (module docstring). The ``samples`` perturbed passes are one vmapped computation.
 
@@ -129,18 +156,6 @@ class WeightPerturbation(AbstractStatelessRule):
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
 
-    sigma: Float[Array, ""] = eqx.field(converter=as_float_array)
-    samples: int = eqx.field(static=True)
-    antithetic: bool = eqx.field(static=True)
-    fields: tuple[str, ...] | None = eqx.field(static=True)
-    simulate_kwargs: tuple = eqx.field(static=True)
-
-    def __init__(self, sigma=1e-3, samples: int = 32, antithetic: bool = True, *, fields=None,
-                 **simulate_kwargs):
-        _check_settings("WeightPerturbation", sigma, samples, fields)
-        self.sigma, self.samples, self.antithetic = sigma, samples, bool(antithetic)
-        self.fields = None if fields is None else tuple(fields)
-        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def __call__(self, model, task, batch, key):
         _need_key(key, "WeightPerturbation")
@@ -288,7 +303,7 @@ class PerturbedNetwork(AbstractWrappedNetwork):
 
     net: AbstractNetwork
     keys: Any
-    weights: Float[Array, "*samples"] = eqx.field(converter=as_float_array)
+    weights: Float[Array, "*samples"]
     mode: str = eqx.field(static=True)
 
     def __init__(self, net: AbstractNetwork, keys: Any, weights: Any, mode: str = "perturb"):
@@ -296,7 +311,7 @@ class PerturbedNetwork(AbstractWrappedNetwork):
             raise TypeError(f"PerturbedNetwork: net must be a simjax network, got {type(net).__name__}")
         if mode not in ("perturb", "credit"):
             raise ValueError(f"PerturbedNetwork: unknown mode {mode!r}; expected 'perturb' or 'credit'")
-        self.net, self.keys, self.weights, self.mode = net, keys, weights, mode
+        self.net, self.keys, self.weights, self.mode = net, keys, as_float_array(weights), mode
 
     def prepare(self, inputs, dt):
         shape = (jnp.shape(inputs)[0], len(neuron_sites(self.net)))
@@ -345,7 +360,7 @@ class PerturbedNetwork(AbstractWrappedNetwork):
         raise NotImplementedError("PerturbedNetwork perturbs clock-driven steps; use method='clock'")
 
 
-class NodePerturbation(AbstractStatelessRule):
+class NodePerturbation(AbstractPerturbationRule):
     """Node perturbation: noise on every unit's drive and on the readout, the loss change correlated
     with the noise, times presynaptic activity (module docstring).
 
@@ -362,21 +377,11 @@ class NodePerturbation(AbstractStatelessRule):
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
 
-    sigma: Float[Array, ""] = eqx.field(converter=as_float_array)
-    samples: int = eqx.field(static=True)
-    antithetic: bool = eqx.field(static=True)
-    fields: tuple[str, ...] | None = eqx.field(static=True)
-    simulate_kwargs: tuple = eqx.field(static=True)
-
-    def __init__(self, sigma=1e-3, samples: int = 32, antithetic: bool = True, *, fields=None,
-                 **simulate_kwargs):
-        _check_settings("NodePerturbation", sigma, samples, fields)
-        if simulate_kwargs.get("method", "clock") != "clock":
-            raise ValueError(f"NodePerturbation: method {simulate_kwargs['method']!r} is not supported; units "
-                             "are perturbed at every clock-driven step (method='clock')")
-        self.sigma, self.samples, self.antithetic = sigma, samples, bool(antithetic)
-        self.fields = None if fields is None else tuple(fields)
-        self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
+    def __check_init__(self):
+        method = dict(self.simulate_kwargs).get("method", "clock")
+        if method != "clock":
+            raise ValueError(f"NodePerturbation: method {method!r} is not supported; units are perturbed at every "
+                             "clock-driven step (method='clock')")
 
     def _check_model(self, model):
         if not isinstance(model, AbstractNetwork):

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .._checks import check_int
 from ..networks._base import AbstractNetwork
 from ..parameters._parameters import partition
 from ._base import AbstractStatelessRule
@@ -47,9 +48,8 @@ class RTRL(AbstractStatelessRule):
     max_params: int | None = eqx.field(static=True)
 
     def __init__(self, max_params: int | None = 20_000):
-        if max_params is not None and (isinstance(max_params, bool) or not isinstance(max_params, int)
-                                       or max_params < 1):
-            raise ValueError(f"RTRL: max_params must be None or a positive int, got {max_params!r}")
+        if max_params is not None:
+            check_int("max_params", max_params, what="or None", owner="RTRL")
         self.max_params = max_params
 
     def __call__(self, model: Any, task: Any, batch: Any, key: Any):

@@ -25,14 +25,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_int
 from ..networks._base import AbstractNetwork, AbstractWrappedNetwork
 from ..parameters._parameters import partition
 from ._base import AbstractStatelessRule
 
 
 def _check_k(k, owner):
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{owner}: k must be a positive int (the truncation length in steps), got {k!r}")
+    check_int("k", k, what="the truncation length in steps", owner=owner)
 
 
 class TruncatedNetwork(AbstractWrappedNetwork):

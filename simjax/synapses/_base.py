@@ -24,9 +24,12 @@ def project(pre: Float[Array, "... n_pre"], weight: Float[Array, "n_pre n_post"]
 class AbstractProjection(eqx.Module):
     """A linear map ``post = pre @ W`` from ``n_pre`` to ``n_post`` neurons (last axis).
 
-    Learning rules see the trainable array leaves; constraints that must survive any update (Dale
-    signs, bounds) live in `constrain`, which `simjax.fit` applies after every update.
+    ``trainable`` names the fields whose inexact arrays learning rules update (bounds and fixed
+    parts are data, not parameters); constraints that must survive any update (Dale signs, bounds)
+    live in `constrain`, which `simjax.fit` applies after every update.
     """
+
+    trainable: eqx.AbstractClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
     def __call__(self, pre: Float[Array, "... n_pre"]) -> Float[Array, "... n_post"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,10 +34,12 @@ class Conv2d(AbstractProjection):
     ``stride`` (int or pair), ``padding`` (``"SAME"``, ``"VALID"``, an int or a pair).
     """
 
-    weight: Float[Array, "out_c in_c kh kw"] = eqx.field(converter=as_float_array)
-    bias: Float[Array, " out_c"] | None = eqx.field(converter=as_optional_float, default=None)
-    stride: tuple[int, int] = eqx.field(static=True, default=(1, 1))
-    padding: str | tuple[tuple[int, int], tuple[int, int]] = eqx.field(static=True, default="SAME")
+    trainable: ClassVar[tuple[str, ...]] = ("weight", "bias")
+
+    weight: Float[Array, "out_c in_c kh kw"]
+    bias: Float[Array, " out_c"] | None
+    stride: tuple[int, int] = eqx.field(static=True)
+    padding: str | tuple[tuple[int, int], tuple[int, int]] = eqx.field(static=True)
 
     def __init__(self, weight, bias=None, stride=1, padding="SAME"):
         self.weight = as_float_array(weight)

@@ -31,7 +31,7 @@ class Dale(AbstractProjection):
     ``max_magnitude`` (``None``, a scalar, or an array broadcastable to the weights).
     """
 
-    frozen_fields: ClassVar[tuple[str, ...]] = ("max_magnitude",)  # a bound, not a parameter
+    trainable: ClassVar[tuple[str, ...]] = ("weight",)  # max_magnitude is a bound, not a parameter
 
     weight: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)
     excitatory: Bool[Array, " n_pre"] = eqx.field(converter=lambda x: jnp.asarray(x, bool))

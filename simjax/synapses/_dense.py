@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,8 @@ class Dense(AbstractProjection):
     **Arguments:** ``weight`` — the matrix; or use `Dense.init` for a seeded Gaussian
     ``N(0, (scale / sqrt(n_pre))^2)``.
     """
+
+    trainable: ClassVar[tuple[str, ...]] = ("weight",)
 
     weight: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .._checks import as_float_array, check_positive, is_concrete
+from .._checks import as_float_array, check_int, check_positive, is_concrete
 from ._base import AbstractProjection
 
 
@@ -21,6 +23,8 @@ class Sparse(AbstractProjection):
     **Arguments:** ``weight``, ``pre_idx``, ``post_idx`` (same length), ``n_pre``, ``n_post``.
     """
 
+    trainable: ClassVar[tuple[str, ...]] = ("weight",)
+
     weight: Float[Array, " synapses"] = eqx.field(converter=as_float_array)
     pre_idx: Int[Array, " synapses"] = eqx.field(converter=lambda x: jnp.asarray(x, jnp.int32))
     post_idx: Int[Array, " synapses"] = eqx.field(converter=lambda x: jnp.asarray(x, jnp.int32))
@@ -29,8 +33,7 @@ class Sparse(AbstractProjection):
 
     def __check_init__(self):
         for name, n in (("n_pre", self.n_pre), ("n_post", self.n_post)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-                raise ValueError(f"Sparse: {name} must be a positive int, got {n!r}")
+            check_int(name, n, owner="Sparse")
         shapes = {a.shape for a in (self.weight, self.pre_idx, self.post_idx)}
         if len(shapes) != 1 or self.weight.ndim != 1:
             raise ValueError(f"Sparse: weight {self.weight.shape}, pre_idx {self.pre_idx.shape} and post_idx "

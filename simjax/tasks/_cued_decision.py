@@ -18,14 +18,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_choice, check_positive
+from .._checks import as_float_array, check_choice, check_int, check_positive
 from ._base import AbstractPerStepTask
 from ._supervised import select_readout
-
-
-def check_count(owner, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
 
 
 class AbstractCuedDecision(AbstractPerStepTask):
@@ -43,7 +38,7 @@ class AbstractCuedDecision(AbstractPerStepTask):
 
     def _setup_coding(self, owner, channels, coding, rate, background, amplitude, dt):
         check_choice("coding", coding, ("spike", "rate"), owner=owner)
-        check_count(owner, "channels", channels)
+        check_int("channels", channels, owner=owner)
         check_positive("dt", dt, owner=owner)
         for name, v in (("rate", rate), ("background", background), ("amplitude", amplitude)):
             check_positive(name, v, allow_zero=True, owner=owner)

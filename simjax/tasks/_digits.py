@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from .._checks import as_float_array, check_choice, check_positive
+from .._checks import as_float_array, check_choice, check_int, check_positive
 from ._base import AbstractClockTask, Batch
 from ._supervised import select_readout
 
@@ -60,7 +60,7 @@ class Digits(AbstractClockTask):
 
     images: Float[Array, "n 64"]
     labels: Int[Array, " n"]
-    max_rate: Float[Array, ""] = eqx.field(converter=as_float_array)
+    max_rate: Float[Array, ""]
     coding: str = eqx.field(static=True)
     split: str = eqx.field(static=True)
     readout: str = eqx.field(static=True)
@@ -76,8 +76,7 @@ class Digits(AbstractClockTask):
         check_positive("duration", duration, owner="Digits")
         check_positive("dt", dt, owner="Digits")
         check_positive("max_rate", max_rate, owner="Digits")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"Digits: seed must be an int, got {seed!r}")
+        check_int("seed", seed, minimum=None, owner="Digits")
         if not 0.0 < float(test_fraction) < 1.0:
             raise ValueError(f"Digits: test_fraction must lie in (0, 1), got {test_fraction!r}")
         steps = int(round(duration / dt))
@@ -117,9 +116,8 @@ class Digits(AbstractClockTask):
         return ((t == when) & (images > 0)).astype(images.dtype)
 
     def sample(self, key, batch_size):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size <= self.size:
-            raise ValueError(f"Digits: batch_size must be an int in [1, {self.size}] (the {self.split} split), "
-                             f"got {batch_size!r}")
+        check_int("batch_size", batch_size, maximum=self.size, what=f"the size of the {self.split} split at most",
+                  owner="Digits")
         k_idx, k_spikes = jax.random.split(key)
         idx = jax.random.choice(k_idx, self.size, (batch_size,), replace=False)
         return Batch(inputs=self.encode(k_spikes, self.images[idx]), targets=self.labels[idx])

@@ -17,9 +17,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import steps_of
+from .._checks import check_int, steps_of
 from ._base import Batch
-from ._cued_decision import AbstractCuedDecision, check_count
+from ._cued_decision import AbstractCuedDecision
 
 
 class EvidenceAccumulation(AbstractCuedDecision):
@@ -44,7 +44,7 @@ class EvidenceAccumulation(AbstractCuedDecision):
                  decision: float = 150.0, channels: int = 10, coding: str = "spike", rate: float = 40.0,
                  background: float = 10.0, amplitude: float = 1.0, dt: float = 1.0, cue_bias: float = 0.5):
         owner = "EvidenceAccumulation"
-        check_count(owner, "n_cues", n_cues)
+        check_int("n_cues", n_cues, owner=owner)
         if not (isinstance(cue_bias, (int, float)) and 0.5 <= cue_bias <= 1.0):
             raise ValueError(f"{owner}: cue_bias must be a probability in [0.5, 1], got {cue_bias!r}")
         self.cue_bias = float(cue_bias)
@@ -65,7 +65,7 @@ class EvidenceAccumulation(AbstractCuedDecision):
         return self.n_cues * (cue + gap) + delay + decision
 
     def sample(self, key, batch_size):
-        check_count("EvidenceAccumulation", "batch_size", batch_size)
+        check_int("batch_size", batch_size, owner="EvidenceAccumulation")
         k_side, k_spikes = jax.random.split(key)
         dtype = self.rate.dtype
         cue, gap, delay, decision = self.schedule

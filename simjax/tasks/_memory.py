@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_positive, check_shape
+from .._checks import as_float_array, check_int, check_positive, check_shape
 from ._base import AbstractClockTask, Batch
 from ._supervised import masked_mean
 
@@ -40,10 +40,8 @@ from ._supervised import masked_mean
 def orthonormal_patterns(n: int, count: int = 2, *, key) -> Float[Array, "count n"]:
     """``count`` mutually orthogonal patterns of norm ``sqrt(n)`` (rows): Gaussian draws made
     orthogonal by Gram-Schmidt (a QR decomposition with a positive diagonal of ``R``)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"orthonormal_patterns: n must be a positive int, got {n!r}")
-    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= n:
-        raise ValueError(f"orthonormal_patterns: count must be an int in [1, n={n}], got {count!r}")
+    check_int("n", n, owner="orthonormal_patterns")
+    check_int("count", count, maximum=n, owner="orthonormal_patterns")
     gauss = jax.random.normal(key, (n, count), dtype=jnp.result_type(float))
     q, r = jnp.linalg.qr(gauss)
     q = q * jnp.sign(jnp.diagonal(r))  # Gram-Schmidt's sign convention
@@ -199,8 +197,7 @@ class InputTracking(AbstractPatternTask):
 
     def __init__(self, pattern, segments=4, gain=0.5, *, settle=2.0, duration=20.0, dt=0.1):
         check_shape("pattern", pattern, (None,), owner="InputTracking")
-        if isinstance(segments, bool) or not isinstance(segments, int) or segments <= 0:
-            raise ValueError(f"InputTracking: segments must be a positive int, got {segments!r}")
+        check_int("segments", segments, owner="InputTracking")
         check_positive("dt", dt, owner="InputTracking")
         check_positive("duration", duration, owner="InputTracking")
         check_positive("settle", settle, allow_zero=True, owner="InputTracking")

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 from ._base import AbstractPerStepTask, Batch
 from ._supervised import masked_mean
 
@@ -34,8 +34,7 @@ class PatternGeneration(AbstractPerStepTask):
     def __init__(self, n_in: int = 100, n_out: int = 3, duration: float = 1000.0, dt: float = 1.0,
                  rate: float = 10.0, seed: int = 0):
         for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"PatternGeneration: {name} must be a positive int, got {v!r}")
+            check_int(name, v, owner="PatternGeneration")
         check_positive("duration", duration, owner="PatternGeneration")
         check_positive("dt", dt, owner="PatternGeneration")
         check_positive("rate", rate, allow_zero=True, owner="PatternGeneration")

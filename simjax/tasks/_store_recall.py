@@ -16,9 +16,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import steps_of
+from .._checks import check_int, steps_of
 from ._base import Batch
-from ._cued_decision import AbstractCuedDecision, check_count
+from ._cued_decision import AbstractCuedDecision
 
 
 class StoreRecall(AbstractCuedDecision):
@@ -44,8 +44,8 @@ class StoreRecall(AbstractCuedDecision):
                  channels: int = 10, coding: str = "spike", rate: float = 100.0, background: float = 5.0,
                  amplitude: float = 1.0, dt: float = 1.0):
         owner = "StoreRecall"
-        check_count(owner, "n_periods", n_periods, 2)
-        check_count(owner, "min_delay", min_delay, 1)
+        check_int("n_periods", n_periods, minimum=2, owner=owner)
+        check_int("min_delay", min_delay, minimum=1, owner=owner)
         if min_delay > n_periods - 1:
             raise ValueError(f"{owner}: min_delay={min_delay} periods does not fit in n_periods={n_periods} "
                              "(at most n_periods - 1)")
@@ -68,7 +68,7 @@ class StoreRecall(AbstractCuedDecision):
         return self.n_periods * self.period_steps
 
     def sample(self, key, batch_size):
-        check_count("StoreRecall", "batch_size", batch_size)
+        check_int("batch_size", batch_size, owner="StoreRecall")
         k_store, k_bits, k_spikes = jax.random.split(key, 3)
         dtype = self.rate.dtype
         n, p = self.n_periods, self.period_steps

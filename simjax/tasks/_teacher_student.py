@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_choice, check_positive
+from .._checks import as_float_array, check_choice, check_int, check_positive
 from ._base import AbstractClockTask, Batch
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "linear": lambda x: x}
@@ -56,8 +56,7 @@ class TeacherStudent(AbstractClockTask):
                  hidden: int = 32, activation: str = "tanh", noise: float = 0.0, input_cov=None,
                  seed: int = 0, dt: float = 1.0):
         for name, v in (("n_in", n_in), ("n_out", n_out), ("hidden", hidden)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"TeacherStudent: {name} must be a positive int, got {v!r}")
+            check_int(name, v, owner="TeacherStudent")
         check_choice("teacher", teacher, ("linear", "mlp"), owner="TeacherStudent")
         check_choice("activation", activation, tuple(_ACTIVATIONS), owner="TeacherStudent")
         check_positive("noise", noise, allow_zero=True, owner="TeacherStudent")
@@ -90,8 +89,7 @@ class TeacherStudent(AbstractClockTask):
         return _ACTIVATIONS[self.activation](h) @ self.w2
 
     def sample(self, key, batch_size):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"TeacherStudent: batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, owner="TeacherStudent")
         dtype = self.w1.dtype
         n_in, n_out = self.n_in, self.n_out
         # One draw for inputs and label noise (one random-number kernel: cheap to compile).

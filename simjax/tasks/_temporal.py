@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, check_choice, check_positive, steps_of
+from .._checks import as_float_array, check_choice, check_int, check_positive, steps_of
 from ._base import AbstractClockTask, Batch
 from ._supervised import select_readout
 
@@ -50,8 +50,7 @@ class AbstractBitSequence(AbstractClockTask):
                amplitude, dt):
         check_choice("coding", coding, ("rate", "spike"), owner=owner)
         for name, v in (("n_bits", n_bits), ("channels", channels)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{owner}: {name} must be a positive int, got {v!r}")
+            check_int(name, v, owner=owner)
         check_positive("dt", dt, owner=owner)
         check_positive("rate", rate, allow_zero=True, owner=owner)
         check_positive("background", background, allow_zero=True, owner=owner)
@@ -88,8 +87,7 @@ class AbstractBitSequence(AbstractClockTask):
         return shown, cue
 
     def sample(self, key, batch_size):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"{type(self).__name__}: batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, owner=type(self).__name__)
         dtype = self.rate.dtype
         n_bits = batch_size * self.n_bits
         n_spikes = self.steps * batch_size * self.n_in if self.coding == "spike" else 0

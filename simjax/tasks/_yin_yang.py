@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 from .._simulate.simulate import Output, simulate
 from .._spike_train import SpikeTrain
 from ..losses._spike_times import first_spike_cross_entropy, first_spike_prediction
@@ -94,10 +94,8 @@ class YinYang(AbstractTask):
                  tau: float = 0.25, missing_weight: float = 1.0, dt: float = 0.02,
                  early_weight: float = 0.0, early_tau: float = 1.0):
         for name, n in (("n_train", n_train), ("n_test", n_test)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 3:
-                raise ValueError(f"YinYang: {name} must be an int >= 3 (a point per class), got {n!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"YinYang: seed must be a non-negative int, got {seed!r}")
+            check_int(name, n, minimum=3, owner="YinYang")  # a point per class
+        check_int("seed", seed, minimum=0, owner="YinYang")
         for name, v in (("t_max", t_max), ("t1", t1), ("tau", tau), ("dt", dt)):
             check_positive(name, v, owner="YinYang")
         check_positive("t_min", t_min, allow_zero=True, owner="YinYang")
