@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import jit_rule as _jit
-from _helpers import max_rel_error as _rel
-from _helpers import spike_regression_batch
+from .helpers import jit_rule as _jit
+from .helpers import max_rel_error as _rel
+from .helpers import spike_regression_batch
 
 import simjax as sj
 from simjax.rules import EProp

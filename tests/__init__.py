@@ -1,0 +1,1 @@
+"""The test suite (`pytest`); shared helpers in `tests/helpers.py`."""
