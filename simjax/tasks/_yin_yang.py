@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import check_int, check_positive
 from .._simulate.simulate import Output, simulate
@@ -119,7 +119,7 @@ class YinYang(AbstractTask):
         self.tau, self.missing_weight, self.dt = float(tau), float(missing_weight), float(dt)
         self.early_weight, self.early_tau = float(early_weight), float(early_tau)
 
-    def encode(self, xy: Float[Array, "*batch 2"]) -> SpikeTrain:
+    def encode(self, xy: Float[ArrayLike, "*batch 2"]) -> SpikeTrain:
         """Points ``[*batch, 2]`` as ``SpikeTrain`` of 5 channels (``x, y, 1-x, 1-y``, bias)."""
         xy = jnp.asarray(xy)
         if xy.ndim < 1 or xy.shape[-1] != 2:
