@@ -8,7 +8,8 @@ surrogate: `simjax.networks.FeedForward` of LIF layers with a leaky readout, clo
 ``configs/exact_yinyang.toml``. Per model: compile time (first epoch minus the median of the
 others), seconds per epoch (median over epochs after the first), validation and test accuracy
 after every epoch, the test accuracy at the epoch with the best validation accuracy (mean and
-standard deviation over ``--seeds`` seeds: data, initialisation and batch order), fraction of steps with a non-finite gradient (those steps are skipped). Single thread, pinned
+standard deviation over ``--seeds`` seeds: data, initialisation and batch order), fraction of steps
+with a non-finite gradient (those steps are skipped). Single thread, pinned
 to the least busy core (``--no-pin`` to use every core), float32 unless ``--x64``.
 
 Usage: ``python benchmarks/exact_yinyang.py [--quick] [--epochs 15] [--seeds 5] [--models qif_exact lif_exact]``
@@ -88,10 +89,12 @@ def main() -> int:
                          "seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
                          "compile_seconds": runs[0]["compile_seconds"],
                          "nonfinite_gradient_fraction": statistics.mean(r["nonfinite_gradient_fraction"] for r in runs)}
-    report = {"benchmark": "exact_yinyang", "config": y, "demo": cfg["demo"], "dtype": "float64" if args.x64 else "float32",
+    report = {"benchmark": "exact_yinyang", "config": y, "demo": cfg["demo"],
+              "dtype": "float64" if args.x64 else "float32",
               "threads": threads, "machine": _common.machine(), "results": results}
     path = _common.write_json(args.out, report)
-    print(f"\n{'model':<14} {'s/epoch':>8} {'compile s':>9} {'test acc (mean +- std over seeds)':>34} {'non-finite':>10}")
+    print(f"\n{'model':<14} {'s/epoch':>8} {'compile s':>9} {'test acc (mean +- std over seeds)':>34} "
+          f"{'non-finite':>10}")
     for name, r in results.items():
         spread = "" if r["test_accuracy_std"] is None else f" +- {r['test_accuracy_std']:.3f}"
         print(f"{name:<14} {r['seconds_per_epoch']:8.3f} {r['compile_seconds']:9.1f} "

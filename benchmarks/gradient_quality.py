@@ -60,7 +60,8 @@ def main(argv=None) -> dict:
     rows = []
     for label, rule in rules.items():
         sampler = eqx.filter_jit(lambda r=rule: sample_updates(net, r, task, batch, key, samples))
-        report = eqx.filter_jit(lambda r=rule: report_arrays(net, r, task, batch, key, samples=samples, curvature=False))
+        report = eqx.filter_jit(lambda r=rule: report_arrays(net, r, task, batch, key, samples=samples,
+                                                             curvature=False))
         t0 = time.perf_counter()
         block(report())
         compile_s = time.perf_counter() - t0

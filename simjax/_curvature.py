@@ -4,17 +4,20 @@ extreme Hessian eigenvectors — never a dense Hessian."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+from jaxtyping import PRNGKeyArray
 
+from .networks._base import AbstractNetwork
 from .parameters._parameters import partition
+from .tasks._base import AbstractTask, Batch
 
 
-def flat_loss(model: Any, task: Any, batch: Any, key: Any = None) -> tuple[jax.Array, Callable, Callable]:
+def flat_loss(model: AbstractNetwork, task: AbstractTask, batch: Batch,
+              key: PRNGKeyArray | None = None) -> tuple[jax.Array, Callable, Callable]:
     """``(theta, loss_fn, unravel)``: ``loss_fn(theta)`` is the task loss of ``model`` on ``batch`` with
     its trainable parameters set to the flat vector ``theta``; ``unravel(theta)`` gives the pytree."""
     params, static = partition(model)
@@ -32,7 +35,7 @@ def hvp(loss_fn: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
     return jax.jvp(jax.grad(loss_fn), (theta,), (v,))[1]
 
 
-def extreme_eigenvector(loss_fn: Callable, theta: jax.Array, key: Any, *, which: str = "top",
+def extreme_eigenvector(loss_fn: Callable, theta: jax.Array, key: PRNGKeyArray, *, which: str = "top",
                         iterations: int = 50) -> tuple[jax.Array, jax.Array]:
     """Unit eigenvector and eigenvalue of the Hessian at ``theta`` for its largest (``"top"``) or
     smallest (``"bottom"``, by power iteration on ``lambda_top I - H``) eigenvalue."""

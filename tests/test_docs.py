@@ -44,7 +44,8 @@ def test_quick_substitutions_are_applied_and_checked():
         code_blocks("<!-- quick: absent -> x -->\n```python\ny = 2\n```\n")
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if code_blocks(p.read_text())], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("page", [p for p in PAGES if code_blocks(p.read_text())],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_runs(page, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here

@@ -43,7 +43,8 @@ def _check_against_fd(model, task, batch, eps=1e-6, rtol=1e-5, n_coords=6):
 
 def test_exact_matches_finite_differences_clock_driven_rate_network():
     net = sj.networks.RateRNN(3, 5, 2, neuron=LeakyRate(tau=4.0), key=jax.random.key(0), g=1.3)
-    batch = sj.tasks.Batch(inputs=jnp.asarray(RNG.normal(size=(15, 2, 3))), targets=jnp.asarray(RNG.normal(size=(2, 2))))
+    batch = sj.tasks.Batch(inputs=jnp.asarray(RNG.normal(size=(15, 2, 3))),
+                           targets=jnp.asarray(RNG.normal(size=(2, 2))))
     _check_against_fd(net, sj.tasks.Supervised("mse", "last"), batch)
 
 
@@ -116,7 +117,8 @@ def test_exact_with_a_replacement_surrogate_returns_updates_shaped_like_the_mode
     net = sj.networks.RSNN(**kwargs, surrogate=sj.surrogates.FastSigmoid(slope=25.0))
     built = sj.networks.RSNN(**kwargs, surrogate=sj.surrogates.Triangle(dampening=0.3))
     task = sj.tasks.Supervised(loss="mse", dt=1.0)
-    batch = sj.tasks.Batch(inputs=jnp.asarray(RNG.uniform(size=(15, 2, 3))), targets=jnp.asarray(RNG.normal(size=(15, 2, 2))))
+    batch = sj.tasks.Batch(inputs=jnp.asarray(RNG.uniform(size=(15, 2, 3))),
+                           targets=jnp.asarray(RNG.normal(size=(15, 2, 2))))
     _, updates, _ = sj.rules.Exact(surrogate=sj.surrogates.Triangle(dampening=0.3))(net, task, batch, None)
     _, reference, _ = sj.rules.Exact()(built, task, batch, None)
     assert jax.tree.structure(updates) == jax.tree.structure(partition(net)[0])

@@ -18,7 +18,7 @@ from simjax._app.config import ConfigError, load
 from simjax._app.experiments import interference as experiment
 from simjax._fit.fit import fit
 from simjax._fit.sequential import TaskLosses, train_sequence
-from simjax.analysis import angle, relative_interference, spearman, update_overlap
+from simjax.analysis import angle, relative_interference, update_overlap
 from simjax.networks import FullUpdate, LowRankUpdate, RateRNN, SubspaceUpdate, random_coupling
 from simjax.neurons import LeakyRate
 from simjax.parameters import params
@@ -51,7 +51,8 @@ def test_fixed_point_memory_signals_and_loss():
     batch = task.sample(jax.random.key(1), 3)
     t = np.arange(1, 33) * 0.25
     s = np.where(t <= 1.0, 1.0, 0.0)  # steps covering (0, 1]
-    np.testing.assert_allclose(batch.inputs, np.broadcast_to(s[:, None, None] * np.asarray(pattern), (32, 3, N)), atol=0)
+    expected = np.broadcast_to(s[:, None, None] * np.asarray(pattern), (32, 3, N))
+    np.testing.assert_allclose(batch.inputs, expected, atol=0)
     np.testing.assert_allclose(batch.mask[:, 0], (t >= 5.0).astype(float))
     np.testing.assert_allclose(batch.targets, 0.5)
     # The readout z = p . rates / N of a hand-made output, and the window's squared error.
@@ -211,11 +212,6 @@ def test_interference_measures_closed_forms():
     np.testing.assert_allclose(update_overlap(net, with_delta(d_a), with_delta(d_a + d_b)), cos, rtol=1e-10)
     np.testing.assert_allclose(update_overlap(net, net, with_delta(d_b)), 0.0)
     np.testing.assert_allclose(angle(jnp.array([1.0, 0.0]), jnp.array([1.0, 1.0])), 45.0, rtol=1e-12)
-    assert spearman([0, 1, 2, 3], [5, 3, 2, -1]) == pytest.approx(-1.0)
-    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(1 - 6 * 2 / (4 * 15))
-    assert spearman([1, 2, 3], [1, 1, 2]) == pytest.approx(np.sqrt(3) / 2)  # ties: average ranks
-    with pytest.raises(ValueError, match="equal length"):
-        spearman([1, 2], [1, 2, 3])
 
 
 def test_quick_run_of_the_config(tmp_path):

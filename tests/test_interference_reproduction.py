@@ -1,10 +1,10 @@
-"""Quick reproduction of interference in sequential learning (seeds-5-8, Seed 5) with fixed seeds.
+"""Quick reproduction of interference in sequential learning with fixed seeds.
 
 One vmapped program over ``g x seeds x mode`` (8 seeds for recurrent learning, 2 for input-only)
 runs the quick variant of `configs/interference_g.toml` (N = 48, 60 Adam steps per task at five
 times the learning rate, so that the weights travel as far as in the 300-step run): the fixed-point
-memory A along ``a``, then B along the orthogonal ``b``. A second, smaller program trains the input-driven tracking task by
-plain gradient descent.
+memory A along ``a``, then B along the orthogonal ``b``. A second, smaller program trains the
+input-driven tracking task by plain gradient descent.
 """
 
 import numpy as np

@@ -83,7 +83,8 @@ def test_fast_path_equals_autodiff_of_the_generic_step(reset, dale, neuron_major
     # Differentiated, the fast path runs a different forward (voltage trace kept, readout as one
     # matmul after the loop): its values must agree as well.
     value_and_grad = eqx.filter_value_and_grad(lambda args, memory: loss(*args, memory))
-    (l_fast, g_fast), (l_slow, g_slow) = value_and_grad((net, state), "store"), value_and_grad((net, state), "recompute")
+    l_fast, g_fast = value_and_grad((net, state), "store")
+    l_slow, g_slow = value_and_grad((net, state), "recompute")
     np.testing.assert_allclose(l_fast, l_slow, rtol=1e-12)
     leaves = jax.tree_util.tree_leaves_with_path(g_slow)
     assert len(leaves) == len(jax.tree.leaves(g_fast))

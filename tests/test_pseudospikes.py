@@ -129,7 +129,8 @@ def test_feedforward_layer_matches_a_fine_ode_reference():
         theta, t = new, t + dt
         while kicks and kicks[0][0] <= t + 1e-12:
             _, row = kicks.pop(0)
-            theta = theta + 2 * np.arctan2(row * np.cos(theta / 2) ** 2, 1 + row * np.sin(theta / 2) * np.cos(theta / 2))
+            kick = np.arctan2(row * np.cos(theta / 2) ** 2, 1 + row * np.sin(theta / 2) * np.cos(theta / 2))
+            theta = theta + 2 * kick
     np.testing.assert_allclose(got, first, atol=1e-6)
 
 

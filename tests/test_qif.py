@@ -98,7 +98,8 @@ def test_free_flow_closed_form_and_vector_field():
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     # d/dt of the flow at t = 0 is the vector field.
     _, rate = jax.jvp(lambda dt: flow(currents, thetas, dt), (jnp.array(0.0),), (jnp.array(1.0),))
-    field = jax.jit(jax.vmap(lambda i, th: QIF(tau_mem=TAU, bias=i).vector_field(0.0, QIFState(th), jnp.array(0.0)).theta))
+    one = lambda i, th: QIF(tau_mem=TAU, bias=i).vector_field(0.0, QIFState(th), jnp.array(0.0)).theta
+    field = jax.jit(jax.vmap(one))
     np.testing.assert_allclose(rate, field(currents, thetas), rtol=1e-9, atol=1e-12)
 
 

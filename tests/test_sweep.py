@@ -97,7 +97,8 @@ def test_killed_sweep_resumes_to_the_uninterrupted_table(tmp_path):
     (("steps = 6", "steps = -6"), "train.steps = -6 is not allowed"),
     (("steps = 6", 'steps = "six"'), "train.steps must be of type int"),
     (('type = "adam"', 'type = "adamm"'), "optimizer.type = 'adamm' is not a known optimizer"),
-    (('learning_rate = 3e-3', 'learning_rate = 3e-3\n[rule]\ntype = "exactt"'), "rule.type = 'exactt' is not a known rule"),
+    (('learning_rate = 3e-3', 'learning_rate = 3e-3\n[rule]\ntype = "exactt"'),
+     "rule.type = 'exactt' is not a known rule"),
     (("n_rec = 8", "n_rec = 8\ntau_outt = 3.0"), "unknown key model.tau_outt"),
 ])
 def test_bad_configs_exit_with_one_clear_line(tmp_path, capsys, edit, message):

@@ -39,7 +39,8 @@ def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
             out[key] = merge(default, value, name)
             continue
         if default is not None and not _same_type(default, value):
-            raise ConfigError(f"{name} must be of type {type(default).__name__}, got {value!r} ({type(value).__name__})")
+            raise ConfigError(f"{name} must be of type {type(default).__name__}, got {value!r} "
+                              f"({type(value).__name__})")
         out[key] = value
     return out
 

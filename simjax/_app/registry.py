@@ -8,39 +8,51 @@ from typing import Any
 
 import optax
 
-from .. import networks, neurons, surrogates, tasks
+from ..networks import RSNN, FeedForward, RateRNN
+from ..neurons import ALIF, LIF, QIF, LeakyRate, TwoCompartment
 from ..rules._names import RULES
+from ..surrogates import Arctan, Exponential, FastSigmoid, Sigmoid, Triangle
+from ..tasks import (
+    DelayedXOR,
+    Digits,
+    EvidenceAccumulation,
+    Parity,
+    PatternGeneration,
+    StoreRecall,
+    TeacherStudent,
+    YinYang,
+)
 from .config import ConfigError
 
 _TABLES: dict[str, dict[str, Callable]] = {
     "neuron": {
-        "lif": neurons.LIF,
-        "alif": neurons.ALIF,
-        "qif": neurons.QIF,
-        "leaky_rate": neurons.LeakyRate,
-        "two_compartment": neurons.TwoCompartment,
+        "lif": LIF,
+        "alif": ALIF,
+        "qif": QIF,
+        "leaky_rate": LeakyRate,
+        "two_compartment": TwoCompartment,
     },
     "surrogate": {
-        "fast_sigmoid": surrogates.FastSigmoid,
-        "triangle": surrogates.Triangle,
-        "arctan": surrogates.Arctan,
-        "sigmoid": surrogates.Sigmoid,
-        "exponential": surrogates.Exponential,
+        "fast_sigmoid": FastSigmoid,
+        "triangle": Triangle,
+        "arctan": Arctan,
+        "sigmoid": Sigmoid,
+        "exponential": Exponential,
     },
     "model": {
-        "rsnn": networks.RSNN,
-        "rate_rnn": networks.RateRNN,
-        "feedforward": networks.FeedForward,
+        "rsnn": RSNN,
+        "rate_rnn": RateRNN,
+        "feedforward": FeedForward,
     },
     "task": {
-        "pattern_generation": tasks.PatternGeneration,
-        "digits": tasks.Digits,
-        "teacher_student": tasks.TeacherStudent,
-        "delayed_xor": tasks.DelayedXOR,
-        "parity": tasks.Parity,
-        "store_recall": tasks.StoreRecall,
-        "evidence_accumulation": tasks.EvidenceAccumulation,
-        "yin_yang": tasks.YinYang,
+        "pattern_generation": PatternGeneration,
+        "digits": Digits,
+        "teacher_student": TeacherStudent,
+        "delayed_xor": DelayedXOR,
+        "parity": Parity,
+        "store_recall": StoreRecall,
+        "evidence_accumulation": EvidenceAccumulation,
+        "yin_yang": YinYang,
     },
     "rule": dict(RULES),
     "optimizer": {

@@ -66,7 +66,8 @@ def report(folder: Path) -> list[Path]:
             if plt is not None:
                 line, = ax.plot(steps, mean, label=label)
                 if len(curves) > 1:
-                    ax.fill_between(steps, np.nanmin(curves, 0), np.nanmax(curves, 0), color=line.get_color(), alpha=0.2)
+                    ax.fill_between(steps, np.nanmin(curves, 0), np.nanmax(curves, 0), color=line.get_color(),
+                                    alpha=0.2)
         if plt is not None:
             ax.set(xlabel="training step", ylabel=metric)
             if np.all(np.asarray([r["value"] for r in rows if r["metric"] == metric]) > 0):

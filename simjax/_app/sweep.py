@@ -33,6 +33,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from .._fit.fit import fit
 from .._table import Table
@@ -156,8 +157,6 @@ def _shard(tree: Any, n_runs: int):
 
 def _gather(tree: Any) -> Any:
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.device_get(tree)
 

@@ -12,9 +12,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jaxtyping import PRNGKeyArray
 
 from .._checks import check_int, is_concrete
+from ..networks._base import AbstractNetwork
 from ..parameters._parameters import constrain, partition
+from ..rules._base import AbstractRule
+from ..tasks._base import AbstractTask
 
 
 def _train_step(static, rule, task, optimizer, batch_size, track):
@@ -41,7 +45,8 @@ def _chunk_size(steps: int, chunks: int) -> int:
     return next(c for c in range(target, steps + 1) if steps % c == 0)
 
 
-def fit(model: Any, rule: Any, task: Any, optimizer: optax.GradientTransformation, *, steps: int, key: Any,
+def fit(model: AbstractNetwork, rule: AbstractRule, task: AbstractTask, optimizer: optax.GradientTransformation, *,
+        steps: int, key: PRNGKeyArray,
         batch_size: int = 32, progress: bool | Callable[[int, int, dict], None] = False,
         chunks: int = 20, track: Any = None) -> tuple[Any, dict]:
     """Trains ``model`` on ``task`` with ``rule`` and ``optimizer`` for ``steps`` steps.
@@ -93,6 +98,7 @@ def _print_progress(steps: int) -> Callable[[int, int, dict], None]:
         elapsed = time.perf_counter() - start
         eta = elapsed / done * (total - done)
         shown = "  ".join(f"{k} {float(v):.4g}" for k, v in metrics.items() if jnp.ndim(v) == 0)
-        print(f"  step {done:>6}/{total}  {shown}  [{elapsed:.0f}s elapsed, ETA {eta:.0f}s]", file=sys.stderr, flush=True)
+        print(f"  step {done:>6}/{total}  {shown}  [{elapsed:.0f}s elapsed, ETA {eta:.0f}s]", file=sys.stderr,
+              flush=True)
 
     return report

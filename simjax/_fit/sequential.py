@@ -17,8 +17,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..networks._base import AbstractNetwork
+from ..rules._base import AbstractRule
+from ..tasks._base import AbstractTask
 from .fit import fit
 
 
@@ -53,7 +56,7 @@ class TaskLosses(eqx.Module):
     def names(self) -> tuple[str, ...]:
         return tuple(f"eval_{i}" for i in range(len(self.tasks)))
 
-    def losses(self, model: Any) -> Float[Array, " n_tasks"]:
+    def losses(self, model: AbstractNetwork) -> Float[Array, " n_tasks"]:
         """Every task's loss for ``model``."""
         return jnp.stack([t.loss(t.forward(model, b), b) for t, b in zip(self.tasks, self.batches)])
 
@@ -70,8 +73,9 @@ class TaskLosses(eqx.Module):
         return dict(zip(self.names, values))
 
 
-def train_sequence(model: Any, rule: Any, tasks: Sequence[Any], optimizer: optax.GradientTransformation, *,
-                   steps: int | Sequence[int], key: Any, eval_tasks: Sequence[Any] | None = None,
+def train_sequence(model: AbstractNetwork, rule: AbstractRule, tasks: Sequence[AbstractTask],
+                   optimizer: optax.GradientTransformation, *, steps: int | Sequence[int], key: PRNGKeyArray,
+                   eval_tasks: Sequence[AbstractTask] | None = None,
                    batch_size: int = 1, eval_batch_size: int | None = None, eval_every: int = 1):
     r"""Trains ``model`` on ``tasks[0]``, then ``tasks[1]``, ... each from the previous solution.
 

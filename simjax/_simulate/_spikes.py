@@ -10,11 +10,11 @@ from jaxtyping import Array, Float, Int
 
 from .._checks import check_positive, is_concrete
 from .._spike_train import SpikeTrain
-from ..neurons._base import AbstractEventNeuron
+from ..neurons._base import AbstractEventNeuron, AbstractNeuron
 from ..neurons._qif import QIF
 
 
-def check_event_neuron(neuron: Any, owner: str) -> None:
+def check_event_neuron(neuron: AbstractNeuron, owner: str) -> None:
     """Raises ``TypeError`` unless ``neuron`` has an exact event-driven form (`AbstractEventNeuron`)."""
     if not isinstance(neuron, AbstractEventNeuron):
         raise TypeError(f"{owner}: {type(neuron).__name__} has no exact event-driven form (free_flow, receive, "

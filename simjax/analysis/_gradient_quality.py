@@ -1,5 +1,5 @@
 r"""How far is a learning rule from gradient descent? Bias, variance, alignment and curvature of a
-rule's updates against a reference gradient (Ghosh et al., ICLR 2023; seeds-5-8 Seed 8).
+rule's updates against a reference gradient (Ghosh et al., ICLR 2023).
 
 For ``S`` samples ``g_s`` of the rule (its noise / keys; the batch is fixed unless
 ``resample_batch``), reference ``g`` (default: `simjax.rules.Exact`), mean ``m``, and the Hessian

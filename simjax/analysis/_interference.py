@@ -15,11 +15,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..networks._base import AbstractNetwork
+from ..networks._rate_rnn import RateRNN
 from ..parameters._parameters import params
+from ..tasks._base import AbstractTask
 
 
 def relative_interference(losses: Float[Array, "*runs phases_plus_one tasks"], task: int = 0) -> Float[Array, "*runs"]:
@@ -29,7 +31,7 @@ def relative_interference(losses: Float[Array, "*runs phases_plus_one tasks"], t
     return (losses[..., -1, task] - losses[..., task + 1, task]) / losses[..., 0, task]
 
 
-def _flat(model: Any) -> Float[Array, " p"]:
+def _flat(model: AbstractNetwork) -> Float[Array, " p"]:
     return ravel_pytree(params(model))[0]
 
 
@@ -42,34 +44,13 @@ def update_overlap(initial: Any, after_a: Any, after_b: Any) -> Float[Array, ""]
     return jnp.where(norm > 0, jnp.vdot(d_a, d_b) / jnp.where(norm > 0, norm, 1.0), 0.0)
 
 
-def angle(x: Float[Array, "... n"], y: Float[Array, "... n"]) -> Float[Array, ...]:
+def angle(x: Float[Array, "... n"], y: Float[Array, "... n"]) -> Float[Array, "..."]:
     """The angle in degrees between ``x`` and ``y`` (along the last axis)."""
     cos = jnp.sum(x * y, -1) / (jnp.linalg.norm(x, axis=-1) * jnp.linalg.norm(y, axis=-1))
     return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
 
-def _ranks(v: np.ndarray) -> np.ndarray:
-    order = np.argsort(v, kind="mergesort")
-    ranks = np.empty(len(v), float)
-    ranks[order] = np.arange(len(v), dtype=float)
-    for value in np.unique(v):  # average ranks over ties
-        tied = v == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation of two 1-D sequences (NaN if either is constant)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
-        raise ValueError(f"spearman: need two 1-D sequences of equal length >= 2, got shapes {x.shape}, {y.shape}")
-    rx, ry = _ranks(x), _ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = np.sqrt(np.sum(rx**2) * np.sum(ry**2))
-    return float(np.sum(rx * ry) / denom) if denom > 0 else float("nan")
-
-
-def trial_end(model: Any, task: Any, key: Any = None) -> Float[Array, " n"]:
+def trial_end(model: RateRNN, task: AbstractTask, key: PRNGKeyArray | None = None) -> Float[Array, " n"]:
     """The state ``x`` at the end of one trial of ``task`` (a start for Newton's method)."""
     batch = task.sample(jax.random.key(0) if key is None else key, 1)
     out = task.forward(model, batch)

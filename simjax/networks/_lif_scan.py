@@ -11,10 +11,9 @@ generic step. The dynamics are identical to `LIF.step` + `RSNN.step`:
 
 with ``d_t = x_t W_in`` and ``s_t`` treated as a constant in the reset. The input current is
 computed inside the loop, step by step: a ``[T, B, N]`` current written by one large matmul and read
-back costs more memory traffic than the small per-step product (W2 of the peer harness, one
-thread: the forward 9 % faster at N = 256 and 22 % at N = 1024, a training step 3 % faster;
-`benchmarks/README.md`); its gradient is still one matmul over time x batch. The gradient is the
-same as autodiff's (the tests compare them in float64) but computed differently:
+back costs more memory traffic than the small per-step product (measured in
+`docs/further_details/benchmarks.md`); its gradient is still one matmul over time x batch. The
+gradient is the same as autodiff's (the tests compare them in float64) but computed differently:
 
 - Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``, and the
   spikes as one byte each; the readout is computed after the loop. Evaluated without
@@ -37,16 +36,14 @@ Scratch memory of a training step is therefore about 1.25 float traces ``[T, B, 
 delta, and the spikes), instead of the four of storing spikes, shifted spikes, voltages and
 deltas. Beyond the memory itself this matters on Linux: glibc serves allocations above 32 MiB
 with fresh pages from the kernel on every call, and XLA's CPU backend allocates a program's
-scratch memory as one block per run, so a step whose scratch exceeds 32 MiB pays a page fault
-per 4 KiB on every call (W1 of the peer harness at N = 256: 65 MiB of scratch, 16,600 faults per
-step, about a quarter of its time; 23 MiB and no faults now; `benchmarks/README.md`).
+scratch memory as one block per run, so a step whose scratch exceeds that threshold pays a page
+fault per 4 KiB page on every call (the figures are in `docs/further_details/benchmarks.md`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +52,7 @@ from ..neurons._lif import LIF
 from ..synapses._base import project
 from ..synapses._dale import Dale
 from ..synapses._dense import Dense
+from ._base import AbstractNetwork
 
 
 def _post_reset(u, s, theta, v_reset, reset):
@@ -234,8 +232,7 @@ def _contract_leading(x, y):
     """``sum_{t,b} x[t, b, :]^T y[t, b, :]``: one ``(I, T B) x (T B, J)`` matmul.
 
     The leading axes are merged first (a free reshape): XLA's CPU backend runs a ``dot_general``
-    that contracts two axes several times slower than the same product on merged 2-D operands
-    (measured 75-110 ms vs 23 ms for ``T B = 16000``, ``I = J = 256``).
+    that contracts two axes several times slower than the same product on merged 2-D operands.
     """
     x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
     return jax.lax.dot_general(x2, y2, (((0,), (0,)), ((), ())))
@@ -318,7 +315,7 @@ def _bwd(reset, unroll, residuals, cotangents):
 
     # Everything else is a reduction over time x batch: the weight gradients chunk by chunk.
     # (Accumulated transposed, as delta^T s and obar^T s: XLA's CPU backend runs the n_out-wide product
-    # five times faster that way round, 1.7 vs 8.9 ms over 20 chunks at N = 256.)
+    # several times faster that way round.)
     def weight_gradients(acc, s, delta, obar):
         g_w_rec_t, g_w_out_t, s_last = acc  # s_last: the spikes of the previous chunk's last step
         (delta,) = lay.untraces(delta)
@@ -364,7 +361,7 @@ CHUNK_ROWS = 1024
 NEURON_MAJOR_FROM = 1024
 
 
-def supports(net: Any) -> bool:
+def supports(net: AbstractNetwork) -> bool:
     """Whether ``net`` (an `RSNN`) can take the fast path: an `LIF` population without synaptic
     current or refractory period, detached reset, and dense (or Dale) recurrent and readout weights."""
     neuron = net.neuron

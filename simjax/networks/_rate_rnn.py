@@ -63,8 +63,8 @@ class RateRNN(AbstractNetwork):
     w_in: AbstractProjection
     w_rec: AbstractProjection
     w_out: AbstractProjection
-    b_rec: Float[Array, n_rec]
-    b_out: Float[Array, n_out]
+    b_rec: Float[Array, " n_rec"]
+    b_out: Float[Array, " n_out"]
     neuron: AbstractRateNeuron
     tau_out: Float[Array, ""] | None
     trainable: tuple[str, ...] = eqx.field(static=True)

@@ -52,7 +52,7 @@ class RSNN(AbstractFastScanNetwork):
     w_in: AbstractProjection
     w_rec: AbstractProjection
     w_out: AbstractProjection
-    b_out: Float[Array, n_out]
+    b_out: Float[Array, " n_out"]
     neuron: AbstractSpikingNeuron
     tau_out: Float[Array, ""] | None
     self_connections: bool = eqx.field(static=True)
@@ -65,11 +65,13 @@ class RSNN(AbstractFastScanNetwork):
         check_sizes("RSNN", n_in=n_in, n_rec=n_rec, n_out=n_out)
         neuron = LIF() if neuron is None else neuron
         if not isinstance(neuron, AbstractSpikingNeuron):
-            raise TypeError(f"RSNN: neuron must be a spiking neuron (e.g. simjax.neurons.LIF), got {type(neuron).__name__}")
+            raise TypeError(f"RSNN: neuron must be a spiking neuron (e.g. simjax.neurons.LIF), got "
+                            f"{type(neuron).__name__}")
         if surrogate is not None:
             neuron = eqx.tree_at(lambda n: n.surrogate, neuron, surrogate)
         if key is None and (w_in is None or w_rec is None or w_out is None):
-            raise ValueError("RSNN: pass key=jax.random.key(...) to initialise the weights, or give w_in, w_rec and w_out")
+            raise ValueError("RSNN: pass key=jax.random.key(...) to initialise the weights, or give w_in, w_rec and "
+                             "w_out")
         k_in, k_rec, k_out = jax.random.split(key, 3) if key is not None else (None, None, None)
         if w_in is None:
             w_in = Dense.init(n_in, n_rec, key=k_in, scale=in_scale)

@@ -49,10 +49,10 @@ class ALIFState(eqx.Module):
     """``v``: membrane potential; ``i``: synaptic current (zero for delta synapses); ``a``:
     adaptation (spike count decaying with ``tau_adapt``); ``refractory``: refractory time left."""
 
-    v: Float[Array, ...]
-    i: Float[Array, ...]
-    a: Float[Array, ...]
-    refractory: Float[Array, ...]
+    v: Float[Array, "..."]
+    i: Float[Array, "..."]
+    a: Float[Array, "..."]
+    refractory: Float[Array, "..."]
 
 
 class ALIF(AbstractEventNeuron):
@@ -107,7 +107,7 @@ class ALIF(AbstractEventNeuron):
                    tau_syn=self.tau_syn, t_ref=self.t_ref if self.refractoriness else 0.0, v_rest=self.v_rest,
                    bias=self.bias, surrogate=self.surrogate, detach_reset=self.detach_reset)
 
-    def adaptive_threshold(self, state: ALIFState) -> Float[Array, ...]:
+    def adaptive_threshold(self, state: ALIFState) -> Float[Array, "..."]:
         """``A = v_th + beta a``."""
         return self.v_th + self.beta * state.a
 

@@ -6,7 +6,7 @@ import abc
 from typing import Any
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ..surrogates._surrogates import AbstractSurrogate
 
@@ -26,22 +26,23 @@ class AbstractNeuron(eqx.Module):
     """
 
     @abc.abstractmethod
-    def init(self, key: Any, shape: tuple[int, ...]) -> PyTree[Array]:
+    def init(self, key: PRNGKeyArray | None, shape: tuple[int, ...]) -> PyTree[Array]:
         """The resting state of ``shape`` neurons."""
 
     @abc.abstractmethod
-    def vector_field(self, t: Any, state: PyTree[Array], drive: Float[Array, ...]) -> PyTree[Array]:
+    def vector_field(self, t: Any, state: PyTree[Array], drive: Float[Array, "..."]) -> PyTree[Array]:
         """``d state / dt`` under a continuous input current ``drive`` (a diffrax vector field)."""
 
     @abc.abstractmethod
-    def step(self, state: PyTree[Array], drive: Float[Array, ...], dt: Any) -> tuple[PyTree[Array], Float[Array, ...]]:
+    def step(self, state: PyTree[Array], drive: Float[Array, "..."],
+             dt: Any) -> tuple[PyTree[Array], Float[Array, "..."]]:
         """Advances ``state`` by ``dt`` (exact exponential integration where it exists).
 
         **Returns:** ``(state, output)`` — spikes (0/1, surrogate derivative) or rates.
         """
 
     @abc.abstractmethod
-    def output(self, state: PyTree[Array]) -> Float[Array, ...]:
+    def output(self, state: PyTree[Array]) -> Float[Array, "..."]:
         """The observable of a state: membrane potential (spiking) or activation (rate)."""
 
 
@@ -55,7 +56,7 @@ class AbstractSpikingNeuron(AbstractNeuron):
     surrogate: eqx.AbstractVar[AbstractSurrogate]
 
     @abc.abstractmethod
-    def threshold(self, state: PyTree[Array]) -> Float[Array, ...]:
+    def threshold(self, state: PyTree[Array]) -> Float[Array, "..."]:
         """A value whose upward zero crossing is a spike (``v - v_th`` for LIF)."""
 
     @abc.abstractmethod
@@ -80,11 +81,11 @@ class AbstractEventNeuron(AbstractSpikingNeuron):
         current included)."""
 
     @abc.abstractmethod
-    def receive(self, state: PyTree[Array], weight: Float[Array, ...]) -> PyTree[Array]:
+    def receive(self, state: PyTree[Array], weight: Float[Array, "..."]) -> PyTree[Array]:
         """The state right after a presynaptic spike of ``weight`` arrives (the synaptic jump)."""
 
     @abc.abstractmethod
-    def time_to_spike(self, state: PyTree[Array], horizon: Any) -> Float[Array, ...]:
+    def time_to_spike(self, state: PyTree[Array], horizon: Any) -> Float[Array, "..."]:
         """Time until `threshold` first crosses zero from below under `free_flow`, or ``inf`` if not
         within ``horizon``; exact gradients (closed forms or the implicit function theorem)."""
 

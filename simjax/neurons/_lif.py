@@ -40,9 +40,9 @@ class LIFState(eqx.Module):
     """``v``: membrane potential; ``i``: synaptic current (zero for delta synapses);
     ``refractory``: refractory time left (ms)."""
 
-    v: Float[Array, ...]
-    i: Float[Array, ...]
-    refractory: Float[Array, ...]
+    v: Float[Array, "..."]
+    i: Float[Array, "..."]
+    refractory: Float[Array, "..."]
 
 
 def synaptic_coupling(dt, tau_mem, tau_syn):

@@ -54,7 +54,7 @@ _SERIES_TERMS = 8     # truncation error < 0.1^8 / 16! ~ 5e-22
 class QIFState(eqx.Module):
     """``theta``: the phase, in ``[-pi, pi]`` between spikes (``V = tan(theta/2)``)."""
 
-    theta: Float[Array, ...]
+    theta: Float[Array, "..."]
 
 
 def _series(y, coefficient):

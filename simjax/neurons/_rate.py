@@ -19,7 +19,6 @@ callable acting elementwise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import equinox as eqx
 import jax
@@ -37,7 +36,7 @@ ACTIVATIONS: dict[str, Callable] = {
     "linear": lambda x: x,
 }
 
-Activation = Union[str, Callable[[Array], Array]]
+Activation = str | Callable[[Array], Array]
 
 
 def get_activation(activation: Activation, *, owner: str = "") -> Callable[[Array], Array]:
@@ -77,7 +76,7 @@ class LeakyRate(AbstractRateNeuron):
     def __check_init__(self):
         check_positive("tau", self.tau, owner="LeakyRate")
 
-    def phi(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def phi(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """The activation function."""
         return get_activation(self.activation)(x)
 
@@ -113,7 +112,7 @@ class InstantaneousRate(AbstractRateNeuron):
         get_activation(activation, owner="InstantaneousRate")
         self.activation = activation
 
-    def phi(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def phi(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """The activation function."""
         return get_activation(self.activation)(x)
 

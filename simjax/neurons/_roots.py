@@ -92,7 +92,7 @@ def _root_jvp(fn, grid, iterations, polish, primals, tangents):
 
 
 def first_crossing(fn: Callable[[Any, PyTree], Float[Array, "*shape"]], args: PyTree, horizon: Any, *,
-                   knots: Float[Array, k *shape] | None = None, grid: int = 32,
+                   knots: Float[Array, "k *shape"] | None = None, grid: int = 32,  # noqa: F821 (a jaxtyping shape)
                    iterations: int | None = None, polish: int = 3) -> Float[Array, "*shape"]:
     r"""The first time ``t`` in ``[0, horizon]`` at which ``fn(t, args)`` crosses zero from below.
 

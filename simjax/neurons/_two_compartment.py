@@ -36,16 +36,16 @@ from ._rate import Activation, get_activation
 class TwoCompartmentState(eqx.Module):
     """``soma``: somatic state ``s``; ``dendrite``: dendritic state ``d`` in ``[dend_min, dend_max]``."""
 
-    soma: Float[Array, ...]
-    dendrite: Float[Array, ...]
+    soma: Float[Array, "..."]
+    dendrite: Float[Array, "..."]
 
 
 class TwoCompartmentDrive(eqx.Module):
     """Input to a `TwoCompartment` population: ``basal`` (to the soma) and ``apical`` (to the
     dendrite: top-down excitation minus dendritic inhibition). Either may be a scalar 0."""
 
-    basal: Float[Array, ...]
-    apical: Float[Array, ...]
+    basal: Float[Array, "..."]
+    apical: Float[Array, "..."]
 
 
 def _split(drive) -> tuple[Array, Array]:
@@ -99,7 +99,7 @@ class TwoCompartment(AbstractRateNeuron):
                 raise ValueError(f"TwoCompartment: {lo_name} must be < {hi_name}, got {lo_name}={lo!r} and "
                                  f"{hi_name}={hi!r}")
 
-    def phi(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def phi(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """The somatic activation function."""
         return get_activation(self.activation)(x)
 
@@ -108,16 +108,16 @@ class TwoCompartment(AbstractRateNeuron):
         zeros = jnp.zeros(shape, dtype=jnp.result_type(self.tau))
         return TwoCompartmentState(soma=zeros, dendrite=zeros)
 
-    def dendrite_target(self, apical: Float[Array, ...]) -> Float[Array, ...]:
+    def dendrite_target(self, apical: Float[Array, "..."]) -> Float[Array, "..."]:
         """``clip(apical, dend_min, dend_max)``: the dendritic state an apical input sets."""
         return jnp.clip(apical, self.dend_min, self.dend_max)
 
-    def plateau(self, state: TwoCompartmentState) -> Float[Array, ...]:
+    def plateau(self, state: TwoCompartmentState) -> Float[Array, "..."]:
         """``d`` where ``d > theta_plus`` (positive plateau) or ``d < theta_minus`` (negative), else 0."""
         d = state.dendrite
         return jnp.where((d > self.theta_plus) | (d < self.theta_minus), d, jnp.zeros_like(d))
 
-    def nudge(self, state: TwoCompartmentState) -> Float[Array, ...]:
+    def nudge(self, state: TwoCompartmentState) -> Float[Array, "..."]:
         """The dendrite-to-soma nudge: the positive plateaus (0 elsewhere)."""
         d = state.dendrite
         return jnp.where(d > self.theta_plus, d, jnp.zeros_like(d))

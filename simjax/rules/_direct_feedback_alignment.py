@@ -27,13 +27,11 @@ named ``"hidden[l]"`` (``"hidden[0]"`` for the single population).
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
 
+from ..networks._base import AbstractNetwork
 from ..networks._feedforward import FeedForward
 from ..parameters._parameters import partition
 from ._feedback_alignment import (
@@ -46,7 +44,7 @@ from ._feedback_alignment import (
 from ._feedback_projection import FeedbackProjection
 
 
-def _hidden_sizes(model: Any) -> tuple[int, ...]:
+def _hidden_sizes(model: AbstractNetwork) -> tuple[int, ...]:
     """Sizes of the hidden populations that receive direct feedback; raises for unsupported models."""
     if isinstance(model, FeedForward):
         hidden = tuple(p.shape[1] for p in model.layers[:-1])
@@ -110,7 +108,7 @@ class DirectFeedbackAlignment(AbstractFeedbackRule):
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
 
-    def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_hidden n_out"]]:
+    def feedback_for(self, model):
         """The direct feedback matrix ``B_l`` of every hidden population of ``model``."""
         hidden = _hidden_sizes(model)
         sites = {f"hidden[{l}]": (n, model.n_out) for l, n in enumerate(hidden)}

@@ -88,6 +88,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .._checks import as_float_array, check_choice, check_int, check_positive, is_concrete
 from .._custom_types import RealScalarLike
 from .._random import as_key, fold_in_name
+from ..networks._base import AbstractNetwork
 from ..networks._rate_rnn import RateRNN
 from ..networks._readout import readout_decay
 from ..networks._rsnn import RSNN
@@ -108,7 +109,7 @@ def _scalar(x) -> bool:
     return jnp.size(x) == 1
 
 
-def network_kind(model: Any, owner: str = "EProp") -> str:
+def network_kind(model: AbstractNetwork, owner: str = "EProp") -> str:
     """``"lif"``, ``"lif_refractory"``, ``"alif"`` or ``"rate"``: which eligibility recursion applies to
     ``model``.
 
@@ -155,7 +156,7 @@ def network_kind(model: Any, owner: str = "EProp") -> str:
     return kind
 
 
-def effective_weights(model: Any) -> dict:
+def effective_weights(model: RSNN | RateRNN) -> dict:
     """The dense weights the forward pass uses (``W_rec`` with its diagonal masked)."""
     if isinstance(model, RSNN):
         return {"w_in": model.w_in.dense(), "w_rec": model.recurrent_weight(), "w_out": model.w_out.dense(),
@@ -317,8 +318,7 @@ class EProp(AbstractRule):
     - ``chunk``: offline mode: time steps per block (the largest divisor of ``T`` not above it) whose
       input projection and updates are single matmuls (memory ``chunk x batch x n_pre``). ``None``
       (default): 50 for factorised traces, 200 for per-synapse ones (ALIF, refractory LIF), whose
-      per-synapse state is touched once per block (measured, N = 100, B = 8, T = 1000, one thread:
-      ALIF 54 / 42 / 38 ms per step with blocks of 50 / 100 / 200; LIF unchanged or slower above 50).
+      per-synapse state is touched once per block (the choice is measured by `benchmarks/eprop.py`).
 
     **Returns** (call): ``(loss, updates, aux)`` with updates shaped like the model's parameters,
     gradient sign.
@@ -370,7 +370,7 @@ class EProp(AbstractRule):
                              "only (online_every=None)")
 
     # -- feedback ---------------------------------------------------------------------------------
-    def init(self, model: Any, key: Any = None):
+    def init(self, model, key=None):
         """The feedback matrix ``B`` (``[n_rec, n_out]``, like ``W_out``) for the random and adaptive
         variants; ``None`` for the symmetric one."""
         del key
@@ -581,7 +581,7 @@ def _linear_block(x0, p_c, coefficients, psi_c, z_c, signal):
     zeros, ones = jnp.zeros_like(signal[0]), jnp.ones_like(signal[0])
     identity = tuple(tuple(ones if i == j else zeros for j in range(k)) for i in range(k))
     (lam0, prop0), (coef, reach) = jax.lax.scan(back, ((zeros,) * k, identity), (psi_c, z_c, signal), reverse=True)
-    boundary = jnp.sum(sum(lam0[i][:, None, :] * x0[i] for i in range(k)), axis=0)   # one reduction (3x faster)
+    boundary = jnp.sum(sum(lam0[i][:, None, :] * x0[i] for i in range(k)), axis=0)   # one fused reduction
     x = tuple(sum(prop0[i][j][:, None, :] * x0[j] for j in range(k)) + jnp.einsum("tbi,tbj->bij", p_c, reach[i])
               for i in range(k))
     return x, coef, boundary

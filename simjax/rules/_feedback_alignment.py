@@ -46,7 +46,7 @@ def _site_name(path) -> str:
     return jax.tree_util.keystr(path).lstrip(".")
 
 
-def projection_sites(model: Any) -> dict[str, AbstractProjection]:
+def projection_sites(model: AbstractNetwork) -> dict[str, AbstractProjection]:
     """Every projection of ``model`` by its path (``"w_rec"``, ``"layers[1]"``), as used in the
     forward pass (a recurrent network's ``recurrent_projection()`` for ``"w_rec"``)."""
     leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_projection)[0]
@@ -62,7 +62,7 @@ def _mask_recurrent(model, name, matrix):
     return matrix
 
 
-def with_feedback(model: Any, feedback: dict[str, Float[Array, "n_pre n_post"]]) -> Any:
+def with_feedback(model: AbstractNetwork, feedback: dict[str, Float[Array, "n_pre n_post"]]) -> AbstractNetwork:
     """``model`` with the projection at every site named in ``feedback`` replaced by a
     `FeedbackProjection` that sends errors back through that matrix."""
     sites = projection_sites(model)
@@ -184,7 +184,7 @@ class FeedbackAlignment(AbstractFeedbackRule):
     - ``simulate_kwargs``: keywords for `simjax.simulate`.
     """
 
-    def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_pre n_post"]]:
+    def feedback_for(self, model):
         """The feedback matrix of every projection site of ``model``."""
         sites = _require_sites(model, "FeedbackAlignment")
         given = self.feedback or {}

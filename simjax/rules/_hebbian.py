@@ -7,7 +7,7 @@ For a layer with presynaptic activity ``x`` (``n_pre``), postsynaptic rate ``y =
 | --- | --- | --- |
 | `Hebbian` | ``E[x y^T] - decay W`` | Hebb 1949 |
 | `Oja` | ``E[(x - W y) y^T]`` (subspace rule); Sanger's ``E[x y^T] - W UT(E[y y^T])`` | Oja 1982, 1989; Sanger 1989 |
-| `BCM` | ``E[x (y (y - theta))^T]``, ``theta = E[y^2]`` per unit | Bienenstock, Cooper & Munro 1982; Intrator & Cooper 1992 |
+| `BCM` | ``E[x (y (y - theta))^T]``, ``theta = E[y^2]`` per unit | Bienenstock et al. 1982; Intrator & Cooper 1992 |
 
 (``UT``: the upper triangle, diagonal included, so unit ``j`` is decorrelated from units ``k <= j``.)
 For one linear unit Oja's rule converges to the leading principal component of ``x`` with unit

@@ -4,8 +4,6 @@ the readout, either step by step (tasks whose loss is a sum over time steps,
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
@@ -18,12 +16,12 @@ def has_step_loss(task: AbstractTask) -> bool:
     return isinstance(task, AbstractPerStepTask)
 
 
-def step_error(task: Any, readout_t, per_step_t, shared):
+def step_error(task: AbstractPerStepTask, readout_t, per_step_t, shared):
     """``(loss_t, dloss_t / dreadout_t)`` of one time step."""
     return jax.value_and_grad(task.step_loss)(readout_t, per_step_t, shared)
 
 
-def trajectory_error(task: Any, readout, batch, final_state=None):
+def trajectory_error(task: AbstractTask, readout, batch, final_state=None):
     """``(loss, metrics, dL/dreadout [time, batch, n_out])`` from the task's loss on a readout
     trajectory (the other recorded fields are absent)."""
 

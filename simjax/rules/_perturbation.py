@@ -275,7 +275,7 @@ def _is_neuron(x) -> bool:
     return isinstance(x, AbstractNeuron)
 
 
-def neuron_sites(model: Any) -> list[AbstractNeuron]:
+def neuron_sites(model: AbstractNetwork) -> list[AbstractNeuron]:
     """The neuron models inside ``model`` in tree order (the populations node perturbation perturbs)."""
     return [x for x in jax.tree.leaves(model, is_leaf=_is_neuron) if _is_neuron(x)]
 

@@ -21,8 +21,6 @@ stored).
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -52,7 +50,7 @@ class RTRL(AbstractStatelessRule):
             check_int("max_params", max_params, what="or None", owner="RTRL")
         self.max_params = max_params
 
-    def __call__(self, model: Any, task: Any, batch: Any, key: Any):
+    def __call__(self, model, task, batch, key):
         if not isinstance(model, AbstractNetwork):
             raise TypeError(f"RTRL: needs a simjax network simulated clock-driven, got {type(model).__name__}")
         inputs = jnp.asarray(batch.inputs)

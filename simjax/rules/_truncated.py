@@ -19,8 +19,6 @@ so every network that `simjax.simulate` runs clock-driven can be trained this wa
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -98,7 +96,7 @@ class TruncatedBPTT(AbstractStatelessRule):
         self.k = k
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
-    def __call__(self, model: Any, task: Any, batch: Any, key: Any):
+    def __call__(self, model, task, batch, key):
         if not isinstance(model, AbstractNetwork):
             raise TypeError(f"TruncatedBPTT: needs a simjax network simulated clock-driven, got "
                             f"{type(model).__name__}")

@@ -42,10 +42,10 @@ class AbstractSurrogate(eqx.Module):
     """Heaviside step with a pseudo-derivative. Subclasses implement `derivative` only."""
 
     @abc.abstractmethod
-    def derivative(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def derivative(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """The pseudo-derivative ``h(x)`` used in place of the Dirac delta."""
 
-    def __call__(self, x: Float[Array, ...]) -> Float[Array, ...]:
+    def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
         """``1[x > 0]`` (so ``H(0) = 0``), with `derivative` as its derivative."""
         return _heaviside(jnp.asarray(x), self)
 

@@ -13,8 +13,7 @@ def project(pre: Float[Array, "... n_pre"], weight: Float[Array, "n_pre n_post"]
 
     Same values as ``pre @ weight``; the difference is the weight gradient of a whole trace
     (``pre [T, B, n_pre]``): autodiff then contracts one merged ``T B`` axis, a single 2-D matmul,
-    instead of two axes, which XLA's CPU backend runs about 3x slower (input weights of a
-    100 -> 256 network, ``T B = 16000``: 15 ms vs 45 ms per gradient, `benchmarks/README.md`).
+    instead of two axes, which XLA's CPU backend runs several times slower.
     """
     if pre.ndim <= 2:
         return pre @ weight

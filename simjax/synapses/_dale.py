@@ -35,7 +35,7 @@ class Dale(AbstractProjection):
 
     weight: Float[Array, "n_pre n_post"] = eqx.field(converter=as_float_array)
     excitatory: Bool[Array, " n_pre"] = eqx.field(converter=lambda x: jnp.asarray(x, bool))
-    max_magnitude: Float[Array, ...] | None = eqx.field(converter=as_optional_float, default=None)
+    max_magnitude: Float[Array, "..."] | None = eqx.field(converter=as_optional_float, default=None)
 
     def __check_init__(self):
         if self.weight.ndim != 2:
@@ -77,7 +77,8 @@ class Dale(AbstractProjection):
         return tuple(self.weight.shape)
 
     def without_self_connections(self):
-        return eqx.tree_at(lambda p: p.weight, self, self.weight * (1.0 - jnp.eye(*self.weight.shape, dtype=self.weight.dtype)))
+        mask = 1.0 - jnp.eye(*self.weight.shape, dtype=self.weight.dtype)
+        return eqx.tree_at(lambda p: p.weight, self, self.weight * mask)
 
     def dense(self):
         return self._projected(self.weight)

@@ -43,7 +43,8 @@ class Dense(AbstractProjection):
         return tuple(self.weight.shape)
 
     def without_self_connections(self):
-        return eqx.tree_at(lambda p: p.weight, self, self.weight * (1.0 - jnp.eye(*self.weight.shape, dtype=self.weight.dtype)))
+        mask = 1.0 - jnp.eye(*self.weight.shape, dtype=self.weight.dtype)
+        return eqx.tree_at(lambda p: p.weight, self, self.weight * mask)
 
     def dense(self):
         return self.weight

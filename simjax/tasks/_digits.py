@@ -19,16 +19,17 @@ scikit-learn is only needed when a `Digits` task is built (``pip install 'simjax
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import as_float_array, check_choice, check_int, check_positive
+from ..networks._base import AbstractNetwork
 from ._base import AbstractClockTask, Batch
 from ._supervised import select_readout
 
@@ -105,7 +106,7 @@ class Digits(AbstractClockTask):
         """Number of images in this split."""
         return int(self.labels.shape[0])
 
-    def encode(self, key: Any, images: Float[Array, "batch 64"]) -> Float[Array, "steps batch 64"]:
+    def encode(self, key: PRNGKeyArray, images: Float[Array, "batch 64"]) -> Float[Array, "steps batch 64"]:
         """Spike trains ``[steps, batch, 64]`` of ``images`` (intensities in ``[0, 1]``)."""
         if self.coding == "rate":
             p = jnp.clip(self.max_rate * (self.dt / 1000.0) * images, 0.0, 1.0)
@@ -122,7 +123,7 @@ class Digits(AbstractClockTask):
         idx = jax.random.choice(k_idx, self.size, (batch_size,), replace=False)
         return Batch(inputs=self.encode(k_spikes, self.images[idx]), targets=self.labels[idx])
 
-    def full(self, key: Any = None) -> Batch:
+    def full(self, key: PRNGKeyArray | None = None) -> Batch:
         """Every image of the split, in order (``key`` draws the rate-coded spikes; default
         ``jax.random.key(0)``, so evaluations are reproducible)."""
         key = jax.random.key(0) if key is None else key
@@ -147,7 +148,8 @@ class Digits(AbstractClockTask):
         correct = (predicted == jnp.asarray(batch.targets).astype(jnp.int32)).astype(logits.dtype)
         return {"loss": self.loss(outputs, batch), "accuracy": jnp.mean(correct)}
 
-    def evaluate(self, model: Any, key: Any = None, **simulate_kwargs) -> dict[str, Float[Array, ""]]:
+    def evaluate(self, model: AbstractNetwork, key: PRNGKeyArray | None = None,
+                 **simulate_kwargs) -> dict[str, Float[Array, ""]]:
         """`metrics` of ``model`` on the whole split (`full` with ``key``)."""
         batch = self.full(key)
         return self.metrics(self.forward(model, batch, key, **simulate_kwargs), batch)

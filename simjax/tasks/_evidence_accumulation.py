@@ -43,7 +43,8 @@ class EvidenceAccumulation(AbstractCuedDecision):
 
     def __init__(self, n_cues: int = 7, cue_duration: float = 100.0, cue_gap: float = 50.0, delay: float = 1000.0,
                  decision: float = 150.0, channels: int = 10, coding: str = "spike", rate: RealScalarLike = 40.0,
-                 background: RealScalarLike = 10.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0, cue_bias: RealScalarLike = 0.5):
+                 background: RealScalarLike = 10.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0,
+                 cue_bias: RealScalarLike = 0.5):
         owner = "EvidenceAccumulation"
         check_int("n_cues", n_cues, owner=owner)
         if not (isinstance(cue_bias, (int, float)) and 0.5 <= cue_bias <= 1.0):
@@ -53,8 +54,10 @@ class EvidenceAccumulation(AbstractCuedDecision):
             raise ValueError(f"{owner}: n_cues must be odd (so that one side has more cues), got {n_cues}")
         self._setup_coding(owner, channels, coding, rate, background, amplitude, dt)
         self.n_cues = n_cues
-        self.schedule = (steps_of("cue_duration", cue_duration, dt, owner=owner), steps_of("cue_gap", cue_gap, dt, owner=owner, minimum=0),
-                         steps_of("delay", delay, dt, owner=owner, minimum=0), steps_of("decision", decision, dt, owner=owner))
+        self.schedule = (steps_of("cue_duration", cue_duration, dt, owner=owner),
+                         steps_of("cue_gap", cue_gap, dt, owner=owner, minimum=0),
+                         steps_of("delay", delay, dt, owner=owner, minimum=0),
+                         steps_of("decision", decision, dt, owner=owner))
 
     @property
     def n_in(self) -> int:

@@ -1,5 +1,5 @@
 r"""Pattern-readout tasks for sequential learning in recurrent rate networks (Schuessler, Mastrogiuseppe,
-Ostojic & Barak; seeds-5-8 Seed 5).
+Ostojic & Barak).
 
 Each task owns a pattern ``p`` of ``N`` numbers (``|p| = sqrt(N)``). The input arrives along the
 pattern in the network's own coordinates (``u(t) = s(t) p``, ``n_in = N``; with input weights

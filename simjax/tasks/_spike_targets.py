@@ -8,8 +8,6 @@ spike is pushed out through ``t1``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -58,14 +56,14 @@ class SpikeTimeTargets(AbstractTask):
         self.t1, self.pseudo_drive = float(t1), float(pseudo_drive)
         self.max_events, self.max_pseudospikes, self.dt = int(max_events), max_pseudospikes, float(t1)
 
-    def sample(self, key: Any, batch_size: int) -> Batch:
+    def sample(self, key, batch_size):
         """The fixed trial repeated ``batch_size`` times."""
         shape = (batch_size, self.inputs.times.shape[0])
         inputs = SpikeTrain(jnp.broadcast_to(self.inputs.times, shape), jnp.broadcast_to(self.inputs.ids, shape),
                             n=self.inputs.n)
         return Batch(inputs=inputs, targets=jnp.broadcast_to(self.targets, (batch_size, *self.targets.shape)))
 
-    def forward(self, model: Any, batch: Batch, key: Any = None, **simulate_kwargs) -> Output:
+    def forward(self, model, batch, key=None, **simulate_kwargs):
         if isinstance(model, SpikingFeedForward):
             if self.targets.shape[1] != 1:
                 raise ValueError("SpikeTimeTargets: a SpikingFeedForward network emits one spike per neuron; "

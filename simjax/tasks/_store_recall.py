@@ -42,7 +42,8 @@ class StoreRecall(AbstractCuedDecision):
     distractors: bool = eqx.field(static=True)
 
     def __init__(self, n_periods: int = 5, period: float = 200.0, min_delay: int = 1, distractors: bool = True,
-                 channels: int = 10, coding: str = "spike", rate: RealScalarLike = 100.0, background: RealScalarLike = 5.0,
+                 channels: int = 10, coding: str = "spike", rate: RealScalarLike = 100.0,
+                 background: RealScalarLike = 5.0,
                  amplitude: RealScalarLike = 1.0, dt: float = 1.0):
         owner = "StoreRecall"
         check_int("n_periods", n_periods, minimum=2, owner=owner)

@@ -39,7 +39,8 @@ class TeacherStudent(AbstractClockTask):
       ``"tanh"``, ``"relu"``, ``"sigmoid"`` or ``"linear"``).
     - ``noise``: standard deviation of the label noise (``>= 0``).
     - ``input_cov``: optional ``(n_in, n_in)`` positive-definite input covariance (default ``I``).
-    - ``seed``: draws the teacher (NumPy generator ``default_rng(seed)``). ``dt``: the simulation time step of the single input step (ms).
+    - ``seed``: draws the teacher (NumPy generator ``default_rng(seed)``). ``dt``: the simulation time
+      step of the single input step (ms).
 
     **Batch:** ``inputs [1, batch, n_in]``, ``targets [1, batch, n_out]``.
     """

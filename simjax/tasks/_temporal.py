@@ -56,8 +56,10 @@ class AbstractBitSequence(AbstractClockTask):
         check_positive("rate", rate, allow_zero=True, owner=owner)
         check_positive("background", background, allow_zero=True, owner=owner)
         check_positive("amplitude", amplitude, allow_zero=True, owner=owner)
-        self.schedule = (steps_of("bit_duration", bit_duration, dt, owner=owner), steps_of("gap", gap, dt, owner=owner, minimum=0),
-                         steps_of("delay", delay, dt, owner=owner, minimum=0), steps_of("decision", decision, dt, owner=owner))
+        self.schedule = (steps_of("bit_duration", bit_duration, dt, owner=owner),
+                         steps_of("gap", gap, dt, owner=owner, minimum=0),
+                         steps_of("delay", delay, dt, owner=owner, minimum=0),
+                         steps_of("decision", decision, dt, owner=owner))
         self.n_bits, self.channels, self.coding, self.dt = n_bits, channels, coding, float(dt)
         self.rate, self.background, self.amplitude = (as_float_array(rate), as_float_array(background),
                                                       as_float_array(amplitude))
@@ -152,7 +154,8 @@ class Parity(AbstractBitSequence):
 
     def __init__(self, n_bits: int = 3, coding: Literal["rate", "spike"] = "rate", channels: int = 1,
                  bit_duration: float = 10.0, gap: float = 5.0, delay: float = 20.0, decision: float = 10.0,
-                 rate: RealScalarLike = 200.0, background: RealScalarLike = 0.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0):
+                 rate: RealScalarLike = 200.0, background: RealScalarLike = 0.0, amplitude: RealScalarLike = 1.0,
+                 dt: float = 1.0):
         self._setup("Parity", n_bits, coding, channels, bit_duration, gap, delay, decision, rate, background,
                     amplitude, dt)
 

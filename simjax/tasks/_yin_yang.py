@@ -11,8 +11,6 @@ ANN about 98 % (Kriener et al. 2022).
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -35,7 +33,8 @@ def yin_yang_class(x, y, r_small: float = R_SMALL, r_big: float = R_BIG):
     d_right = np.hypot(x - 1.5 * r_big, y - r_big)
     d_left = np.hypot(x - 0.5 * r_big, y - r_big)
     dot = (d_right < r_small) | (d_left < r_small)
-    yin = (d_right <= r_small) | ((d_left > r_small) & (d_left <= 0.5 * r_big)) | ((y > r_big) & (d_right > 0.5 * r_big))
+    yin = ((d_right <= r_small) | ((d_left > r_small) & (d_left <= 0.5 * r_big))
+           | ((y > r_big) & (d_right > 0.5 * r_big)))
     return np.where(dot, 2, yin.astype(np.int64))
 
 
@@ -151,7 +150,7 @@ class YinYang(AbstractTask):
         """The whole test set (for reporting what was chosen on the validation set)."""
         return Batch(inputs=self.encode(self.test_xy), targets=self.test_labels)
 
-    def forward(self, model: Any, batch: Batch, key: Any = None, **simulate_kwargs) -> Output:
+    def forward(self, model, batch, key=None, **simulate_kwargs):
         if isinstance(model, SpikingFeedForward):
             return simulate(model, batch.inputs, method="event", t1=self.t1, pseudo_drive=self.pseudo_drive,
                             **simulate_kwargs)

@@ -1,6 +1,12 @@
 """Experiments bound to `configs/*.toml` and run by `simjax run` / `simjax sweep`."""
 
-from . import bias_variance, eprop, exact_spikes, interference, observatory, quickstart, train
+from . import bias_variance as bias_variance
+from . import eprop as eprop
+from . import exact_spikes as exact_spikes
+from . import interference as interference
+from . import observatory as observatory
+from . import quickstart as quickstart
+from . import train as train
 
 EXPERIMENTS = {
     "bias_variance": bias_variance,

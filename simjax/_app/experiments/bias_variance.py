@@ -199,7 +199,8 @@ def _generalization(cfg):
     for b in gen["batch_sizes"]:
         table = gradient_quality(start, Exact(), minibatches, key=jax.random.key(1), samples=64, batch=train.all(),
                                  resample_batch=True, batch_size=b, curvature=False)
-        arms.append((f"minibatch {b}", {"batch_size": int(b)}, table.value(group="total", quantity="relative_variance")))
+        rel_var = table.value(group="total", quantity="relative_variance")
+        arms.append((f"minibatch {b}", {"batch_size": int(b)}, rel_var))
     rows, results = [], {}
     for label, kw, rel_var in arms:
         _, test, trace, train_loss = _train_grid(cfg, width, "random", zeros, np.full(n, kw.get("sigma", 0.0)), seeds,
@@ -310,7 +311,8 @@ def _plot(out_dir: Path, kind: str, rows: list[dict]) -> None:
             ax.semilogx(x, np.mean([r["gap"] for r in mine]), "o", color="C0")
             ax2.semilogx(x, np.mean([r["hessian_trace"] for r in mine]), "s", color="C1")
             ax.annotate(arm, (x, np.mean([r["gap"] for r in mine])), fontsize=7)
-        ax.set(xlabel="relative variance of the estimator at the start (exact: left edge)", ylabel="test - train gap (o)")
+        ax.set(xlabel="relative variance of the estimator at the start (exact: left edge)",
+               ylabel="test - train gap (o)")
         ax2.set_ylabel("Hessian trace (s)")
     else:
         for name in ("weight_perturbation", "node_perturbation"):

@@ -28,10 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.stats
 
 from ..._fit.sequential import train_sequence
 from ...analysis._fixed_points import find_fixed_points
-from ...analysis._interference import angle, relative_interference, spearman, update_overlap
+from ...analysis._interference import angle, relative_interference, update_overlap
 from ...analysis._reduced_model import ReducedModel, learning_modes, plane_matrix
 from ...networks._learned_connectivity import FullUpdate, LowRankUpdate, SubspaceUpdate, random_coupling
 from ...networks._rate_rnn import RateRNN
@@ -285,7 +286,8 @@ def summarize(cfg: dict, runs: list[dict], res: dict) -> dict:
             if "drift" in res:
                 entry["drift"] = float(res["drift"][sel].mean())
             rows.append(entry)
-        rho = spearman(gs, [r["interference"] for r in rows]) if len(gs) > 1 else float("nan")
+        values = [r["interference"] for r in rows]
+        rho = float(scipy.stats.spearmanr(gs, values).statistic) if len(gs) > 1 else float("nan")
         table[mode] = {"by_g": rows, "spearman_rho": rho}
     summary = {"per_mode": table, "runs": len(runs)}
     summary["targets"] = _targets(table, gs, cfg)

@@ -167,7 +167,8 @@ def _plot_plane(out_dir: Path, rows: list[dict]) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for rule in dict.fromkeys(r["rule"] for r in rows):
-        get = lambda q: next(r["value"] for r in rows if r["rule"] == rule and r["group"] == "total" and r["quantity"] == q)
+        get = lambda q: next(r["value"] for r in rows
+                             if r["rule"] == rule and r["group"] == "total" and r["quantity"] == q)
         bias, var = max(get("relative_bias"), 1e-6), max(get("relative_variance"), 1e-6)
         if math.isfinite(bias) and math.isfinite(var):
             ax.loglog(bias, var, "o")
