@@ -4,20 +4,20 @@ release, through the resources ``x`` and the utilisation ``u``.
 Between spikes (Tsodyks, Pawelzik & Markram 1998, Neural Comput. 10:821; Markram, Wang & Tsodyks
 1998, PNAS 95:5323):
 
-    tau_d dx/dt = 1 - x,        tau_f du/dt = U - u
+    tau_d dx/dt = 1 - x,        tau_f du/dt = -u
 
 At a presynaptic spike, first ``u`` is facilitated, then a fraction ``u`` of the resources is
 released, and the synaptic jump is the weight times that fraction:
 
     u+ = u- + U (1 - u-),     efficacy = u+ x-,     x+ = x- - u+ x-
 
-(``u`` starts at ``U``, ``x`` at 1). The state is per *presynaptic* neuron: every outgoing synapse of
+(``u`` starts at 0, ``x`` at 1; the first spike releases ``U``). The state is per *presynaptic* neuron: every outgoing synapse of
 a neuron shares its release (the model's original mean-field reading). Without facilitation
 (``tau_f -> 0``) ``u = U`` at every spike; a regular train of interval ``T`` then depresses to the
 steady state ``x_ss = (1 - exp(-T/tau_d)) / (1 - (1 - U) exp(-T/tau_d))``.
 
 Between spikes both variables relax exactly: ``x <- 1 + (x - 1) exp(-dt/tau_d)``,
-``u <- U + (u - U) exp(-dt/tau_f)``, so the clock-driven update (`TsodyksMarkram.step`) is exact
+``u <- u exp(-dt/tau_f)``, so the clock-driven update (`TsodyksMarkram.step`) is exact
 for spikes on the grid and the event-driven one (`decay` to the spike, then `release`) is exact.
 """
 
@@ -45,7 +45,7 @@ class TsodyksMarkram(eqx.Module):
 
     **Arguments:**
 
-    - `U`: utilisation increment and resting utilisation (in (0, 1]).
+    - `U`: utilisation increment (in (0, 1]): the fraction the first spike releases.
     - `tau_d`: recovery time constant of the resources (ms, > 0).
     - `tau_f`: facilitation time constant (ms, >= 0; 0: no facilitation, ``u = U`` at every spike).
     """
@@ -64,13 +64,13 @@ class TsodyksMarkram(eqx.Module):
             raise ValueError(f"TsodyksMarkram: U must lie in (0, 1], got {U!r}")
 
     def init(self, shape: tuple[int, ...], dtype: Any) -> TsodyksMarkramState:
-        """Rest: ``u = U``, ``x = 1``."""
-        return TsodyksMarkramState(u=jnp.broadcast_to(self.U, shape).astype(dtype), x=jnp.ones(shape, dtype))
+        """Rest: ``u = 0``, ``x = 1``."""
+        return TsodyksMarkramState(u=jnp.zeros(shape, dtype), x=jnp.ones(shape, dtype))
 
     def decay(self, state: TsodyksMarkramState, dt: Any) -> TsodyksMarkramState:
-        """Exact relaxation over ``dt`` without spikes (``u`` jumps to ``U`` when ``tau_f = 0``)."""
+        """Exact relaxation over ``dt`` without spikes (``u`` drops to 0 at once when ``tau_f = 0``)."""
         a_f = jnp.where(self.tau_f > 0, jnp.exp(-dt / jnp.where(self.tau_f > 0, self.tau_f, 1.0)), 0.0)
-        return TsodyksMarkramState(u=self.U + (state.u - self.U) * a_f,
+        return TsodyksMarkramState(u=state.u * a_f,
                                    x=1.0 + (state.x - 1.0) * jnp.exp(-dt / self.tau_d))
 
     def release(self, state: TsodyksMarkramState, spikes: Float[Array, "*pre"]
