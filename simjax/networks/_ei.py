@@ -274,7 +274,9 @@ class EINetwork(AbstractNetwork):
         return new, self._record(neuron_state, spikes, dt)
 
     def _log(self, log: SpikeLog, spikes, step) -> SpikeLog:
-        cap = min(self.max_events, self.n)
+        # per step, as many spikes as the propagation budget (all neurons for other projections)
+        budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
+        cap = min(self.max_events, budget)
 
         def one(s, steps, ids, count):
             idx, n_spk = spike_indices(s, cap)
