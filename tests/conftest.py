@@ -1,4 +1,9 @@
-"""Tests run in float64. (Strict dtype promotion would be stricter still, but optax's own Adam
+"""Tests run in float64, with every jaxtyping annotation of simjax checked at run time by beartype
+(`--jaxtyping-packages` in pyproject's pytest options). Tests of the errors users see on bad input
+take the `unchecked` fixture: users run without the type checker, so those tests must reach
+simjax's own validation (which names the value and what is expected) rather than the checker.
+
+Tests run in float64. (Strict dtype promotion would be stricter still, but optax's own Adam
 raises under it: its bias correction raises a Python float to an int32 step count.)
 
 Most of the suite's time is XLA compilation of small programs, so the CPU backend's LLVM
@@ -13,3 +18,15 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+import jaxtyping  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def unchecked():
+    """Run a test without the run-time type checker (as users run simjax)."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)

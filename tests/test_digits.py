@@ -84,7 +84,7 @@ def test_loss_and_accuracy_closed_form():
         assert float(m["accuracy"]) == np.mean(np.argmax(logits, -1) == labels)
 
 
-def test_bad_input(monkeypatch):
+def test_bad_input(monkeypatch, unchecked):
     with pytest.raises(ValueError, match="unknown coding 'phase'"):
         sj.tasks.Digits(coding="phase")
     with pytest.raises(ValueError, match="unknown split 'valid'"):

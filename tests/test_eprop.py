@@ -7,13 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from .helpers import jit_rule as _jit
-from .helpers import max_rel_error as _rel
-from .helpers import spike_regression_batch
 
 import simjax as sj
 from simjax.rules import EProp
 from simjax.rules._eprop import eligibility_traces
+
+from .helpers import jit_rule as _jit
+from .helpers import max_rel_error as _rel
+from .helpers import spike_regression_batch
 
 T, B, N_IN, N_REC, N_OUT = 40, 3, 5, 6, 2
 
@@ -325,7 +326,7 @@ def test_memory_flat_in_sequence_length():
     assert bptt[1] > 5 * online[1]
 
 
-def test_bad_input(data):
+def test_bad_input(data, unchecked):
     task = sj.tasks.Supervised(loss="mse")
     with pytest.raises(ValueError, match="variant"):
         EProp("transposed")

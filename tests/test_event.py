@@ -335,6 +335,6 @@ def run_small(net, train):
                              inputs(), method="event", t1=T1), ValueError, "tau_out"),
     (lambda net: sj.spike_times(net.neuron, current=1.0, t1=T1, max_spikes=0), ValueError, "max_spikes"),
 ])
-def test_bad_input_is_rejected(call, error, match):
+def test_bad_input_is_rejected(call, error, match, unchecked):
     with pytest.raises(error, match=match):
         call(network("delta"))

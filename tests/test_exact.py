@@ -71,7 +71,7 @@ def test_exact_matches_finite_differences_event_driven_spiking_network():
     _check_against_fd(net, _EventTask("mse", "last"), batch, eps=1e-7, rtol=1e-5)
 
 
-def test_simulate_rejects_nan_inputs_and_wrong_widths():
+def test_simulate_rejects_nan_inputs_and_wrong_widths(unchecked):
     net = sj.networks.RSNN(3, 4, 2, key=jax.random.key(0))
     x = np.zeros((5, 2, 3))
     x[2, 1, 0] = np.nan

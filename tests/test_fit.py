@@ -103,7 +103,7 @@ def test_every_rule_leaves_frozen_fields_alone_and_keeps_dale_signs(name):
     assert np.all(np.isfinite(history["loss"]))
 
 
-def test_rules_get_builds_by_name_and_lists_known_names():
+def test_rules_get_builds_by_name_and_lists_known_names(unchecked):
     rule = sj.rules.get("node_perturbation", sigma=0.01, samples=3)
     assert isinstance(rule, sj.rules.NodePerturbation) and rule.samples == 3
     assert isinstance(sj.rules.get("exact"), sj.rules.Exact)

@@ -102,7 +102,7 @@ def test_updates_match_closed_forms_and_optax_sign_convention():
     np.testing.assert_allclose(stepped.layers[0].weight, w0 + 0.1 * want[0][0], rtol=1e-12)
 
 
-def test_bad_input_gives_clear_errors():
+def test_bad_input_gives_clear_errors(unchecked):
     task = sj.tasks.TeacherStudent(3, 2)
     rng = np.random.default_rng(0)
     batch = sj.tasks.Batch(inputs=jnp.asarray(rng.normal(size=(1, 4, 3))), targets=jnp.zeros((1, 4, 2)))

@@ -259,7 +259,7 @@ def test_recurrent_network_learns_target_spike_times():
     assert np.sum(errors < 0.01 * T1) >= n - 1  # (one neuron may stay in a local minimum)
 
 
-def test_bad_input_is_rejected():
+def test_bad_input_is_rejected(unchecked):
     qif = sj.neurons.QIF(bias=-1.0)
     net = sj.networks.SpikingFeedForward((4, 3), qif, key=jax.random.key(0))
     x = _ff_inputs(1)

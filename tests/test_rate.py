@@ -125,7 +125,7 @@ def test_design_example_and_params():
     assert sj.parameters.params(frozen).w_rec.weight is None
 
 
-def test_bad_inputs_give_clear_errors():
+def test_bad_inputs_give_clear_errors(unchecked):
     with pytest.raises(ValueError, match=r"'gelu'.*'tanh'"):
         LeakyRate(activation="gelu")
     with pytest.raises(TypeError, match="activation"):

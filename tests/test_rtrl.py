@@ -3,12 +3,13 @@
 import equinox as eqx
 import jax
 import pytest
-from .helpers import jit_rule as _jit
-from .helpers import max_rel_error as _rel
-from .helpers import spike_regression_batch
 
 import simjax as sj
 from simjax.rules import RTRL
+
+from .helpers import jit_rule as _jit
+from .helpers import max_rel_error as _rel
+from .helpers import spike_regression_batch
 
 T, B, N_IN, N_REC, N_OUT = 40, 2, 3, 4, 2
 

@@ -149,7 +149,7 @@ def test_a_rate_rnn_learns_delayed_xor():
     assert float(history["loss"][-10:].mean()) < 0.5 * float(history["loss"][:10].mean())
 
 
-def test_bad_input_gives_clear_errors():
+def test_bad_input_gives_clear_errors(unchecked):
     with pytest.raises(ValueError, match="unknown teacher 'deep'"):
         TeacherStudent(3, 1, teacher="deep")
     with pytest.raises(ValueError, match="n_in must be a positive int"):

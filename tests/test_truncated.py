@@ -131,7 +131,7 @@ def test_wrapper_forward_is_unchanged():
     assert jnp.array_equal(a.readout, b.readout) and jnp.array_equal(a.spikes, b.spikes)
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     with pytest.raises(ValueError, match="k must be a positive int"):
         TruncatedBPTT(k=0)
     with pytest.raises(ValueError, match="k must be a positive int"):

@@ -98,7 +98,7 @@ def test_bad_arguments(kwargs, match):
         sj.tasks.YinYang(n_train=30, n_test=30, **kwargs) if "n_train" not in kwargs else sj.tasks.YinYang(**kwargs)
 
 
-def test_bad_points_and_config_values():
+def test_bad_points_and_config_values(unchecked):
     task = sj.tasks.YinYang(n_train=30, n_test=30)
     with pytest.raises(ValueError, match=r"expected \[..., 2\]"):
         task.encode(np.zeros((4, 3)))

@@ -168,7 +168,7 @@ def _readout_grid(t1, record_dt, dtype):
     return jnp.asarray(np.arange(1, n + 1) * (float(t1) / n), dtype=dtype)
 
 
-def simulate_event(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] | None = None, key: Any = None,
+def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] | None = None, key: Any = None,
                    record: tuple[str, ...] = ("spikes", "v", "readout"), checks: bool = True,
                    max_events: int = 1024, record_dt: Any = None,
                    on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,

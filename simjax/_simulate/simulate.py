@@ -4,12 +4,14 @@ an ODE (``diffrax.diffeqsolve``). One network definition serves every method tha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import jax.numpy as jnp
-from jaxtyping import Array, PyTree
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_choice, check_int, check_positive, finite_flag, with_flag
+from .._custom_types import RealScalarLike
+from .._spike_train import SpikeTrain
 from ..networks._base import AbstractNetwork
 from .clock import RECORDABLE, Memory, simulate_clock
 from .event import simulate_event
@@ -19,8 +21,9 @@ from .output import Output
 Method = Literal["clock", "event", "ode"]
 
 
-def simulate(net: AbstractNetwork, inputs: Any, *, method: Method = "clock", dt: float | None = None,
-             t1: float | None = None, state: PyTree[Array] | None = None, key: Any = None,
+def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] | SpikeTrain, *,
+             method: Method = "clock", dt: RealScalarLike | None = None, t1: RealScalarLike | None = None,
+             state: PyTree[Array] | None = None, key: PRNGKeyArray | None = None,
              record: tuple[str, ...] = RECORDABLE, stride: int = 1, memory: Memory = "store",
              segment: int = 50, unroll: int = 1, checks: bool = True, **method_kwargs) -> Output:
     r"""Integrates ``net`` driven by ``inputs``.

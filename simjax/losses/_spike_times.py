@@ -13,7 +13,7 @@ from typing import Any
 
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import check_int, check_positive
 from .._spike_train import SpikeTrain
@@ -72,7 +72,7 @@ def first_spike_prediction(times: Float[Array, "*batch n"], t1: Any) -> tuple[In
     return jnp.argmin(real, axis=-1), jnp.any(jnp.isfinite(real), axis=-1)
 
 
-def spike_time_loss(times: Float[Array, "*batch n k"], targets: Float[Array, "*batch n k"], *,
+def spike_time_loss(times: Float[Array, "*shape"], targets: Float[ArrayLike, "*shape"], *,
                     t_missing: Any, t1: Any = None) -> Float[Array, ""]:
     r"""Mean squared timing error over the target spikes:
 

@@ -27,7 +27,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._checks import as_float_array, as_optional_float, check_positive, check_shape
 from .._simulate.output import Record
@@ -189,7 +189,7 @@ class FeedForward(AbstractLayeredNetwork):
         kappa = readout_decay(self.tau_out, dt)
         return lambda state, drive_t: self.step(state, drive_t, dt, kappa=kappa)
 
-    def forward_layers(self, x: Float[Array, "... n_in"]) -> tuple[LayerActivity, ...]:
+    def forward_layers(self, x: Float[ArrayLike, "... n_in"]) -> tuple[LayerActivity, ...]:
         """Every layer's activity for a static network (memoryless units, no readout leak).
 
         **Arguments:** ``x [..., n_in]`` (any leading axes).
@@ -212,7 +212,7 @@ class FeedForward(AbstractLayeredNetwork):
         acts.append(LayerActivity(drive=z, rate=z))
         return tuple(acts)
 
-    def __call__(self, x: Float[Array, "... n_in"]) -> Float[Array, "... n_out"]:
+    def __call__(self, x: Float[ArrayLike, "... n_in"]) -> Float[Array, "... n_out"]:
         """The readout of a static network for inputs ``x [..., n_in]``."""
         return self.forward_layers(x)[-1].rate
 

@@ -83,9 +83,10 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_choice, check_int, check_positive, is_concrete
+from .._custom_types import RealScalarLike
 from .._random import as_key, fold_in_name
 from ..networks._rate_rnn import RateRNN
 from ..networks._readout import readout_decay
@@ -419,7 +420,8 @@ class EProp(AbstractRule):
         return loss, updates, aux, dense
 
 
-def eligibility_traces(model: Any, inputs: Float[Array, "time batch n_in"], dt: float, key: Any = None) -> dict:
+def eligibility_traces(model: RSNN | RateRNN, inputs: Float[ArrayLike, "time batch n_in"], dt: RealScalarLike,
+                       key: PRNGKeyArray | None = None) -> dict:
     """The e-prop eligibility traces ``e_ji^t = dz_j^t / dW_ji`` (own-neuron dependence only) of
     ``model`` driven by ``inputs``, for inspection and plots (memory ``time x batch x n_pre x n_post``;
     the rule itself never stores them).

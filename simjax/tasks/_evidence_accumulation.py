@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, steps_of
+from .._custom_types import RealScalarLike
 from ._base import Batch
 from ._cued_decision import AbstractCuedDecision
 
@@ -38,11 +39,11 @@ class EvidenceAccumulation(AbstractCuedDecision):
 
     n_cues: int = eqx.field(static=True)
     schedule: tuple[int, int, int, int] = eqx.field(static=True)
-    cue_bias: float = eqx.field(static=True)
+    cue_bias: RealScalarLike = eqx.field(static=True)
 
     def __init__(self, n_cues: int = 7, cue_duration: float = 100.0, cue_gap: float = 50.0, delay: float = 1000.0,
-                 decision: float = 150.0, channels: int = 10, coding: str = "spike", rate: float = 40.0,
-                 background: float = 10.0, amplitude: float = 1.0, dt: float = 1.0, cue_bias: float = 0.5):
+                 decision: float = 150.0, channels: int = 10, coding: str = "spike", rate: RealScalarLike = 40.0,
+                 background: RealScalarLike = 10.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0, cue_bias: RealScalarLike = 0.5):
         owner = "EvidenceAccumulation"
         check_int("n_cues", n_cues, owner=owner)
         if not (isinstance(cue_bias, (int, float)) and 0.5 <= cue_bias <= 1.0):

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, steps_of
+from .._custom_types import RealScalarLike
 from ._base import Batch
 from ._cued_decision import AbstractCuedDecision
 
@@ -41,8 +42,8 @@ class StoreRecall(AbstractCuedDecision):
     distractors: bool = eqx.field(static=True)
 
     def __init__(self, n_periods: int = 5, period: float = 200.0, min_delay: int = 1, distractors: bool = True,
-                 channels: int = 10, coding: str = "spike", rate: float = 100.0, background: float = 5.0,
-                 amplitude: float = 1.0, dt: float = 1.0):
+                 channels: int = 10, coding: str = "spike", rate: RealScalarLike = 100.0, background: RealScalarLike = 5.0,
+                 amplitude: RealScalarLike = 1.0, dt: float = 1.0):
         owner = "StoreRecall"
         check_int("n_periods", n_periods, minimum=2, owner=owner)
         check_int("min_delay", min_delay, minimum=1, owner=owner)

@@ -27,6 +27,7 @@ import optax
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_choice, check_int, check_positive, steps_of
+from .._custom_types import RealScalarLike
 from ._base import AbstractClockTask, Batch
 from ._supervised import select_readout
 
@@ -151,7 +152,7 @@ class Parity(AbstractBitSequence):
 
     def __init__(self, n_bits: int = 3, coding: Literal["rate", "spike"] = "rate", channels: int = 1,
                  bit_duration: float = 10.0, gap: float = 5.0, delay: float = 20.0, decision: float = 10.0,
-                 rate: float = 200.0, background: float = 0.0, amplitude: float = 1.0, dt: float = 1.0):
+                 rate: RealScalarLike = 200.0, background: RealScalarLike = 0.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0):
         self._setup("Parity", n_bits, coding, channels, bit_duration, gap, delay, decision, rate, background,
                     amplitude, dt)
 
@@ -161,7 +162,7 @@ class DelayedXOR(AbstractBitSequence):
     the arguments are those of `Parity` without ``n_bits``)."""
 
     def __init__(self, coding: Literal["rate", "spike"] = "rate", channels: int = 1, bit_duration: float = 10.0,
-                 gap: float = 5.0, delay: float = 20.0, decision: float = 10.0, rate: float = 200.0,
-                 background: float = 0.0, amplitude: float = 1.0, dt: float = 1.0):
+                 gap: float = 5.0, delay: float = 20.0, decision: float = 10.0, rate: RealScalarLike = 200.0,
+                 background: RealScalarLike = 0.0, amplitude: RealScalarLike = 1.0, dt: float = 1.0):
         self._setup("DelayedXOR", 2, coding, channels, bit_duration, gap, delay, decision, rate, background,
                     amplitude, dt)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import check_int, check_positive
 from .._simulate.simulate import Output, simulate
@@ -59,8 +59,11 @@ class YinYang(AbstractTask):
     r"""Yin-Yang classification with spike-time inputs (module docstring).
 
     **Arguments:**
-    - ``seed``: the data (train: ``default_rng([seed, 0])``, test: ``default_rng([seed, 1])``).
-    - ``n_train``, ``n_test``: set sizes (5000 and 1000 as in Kriener et al. 2022).
+    - ``seed``: the data (train: ``default_rng([seed, 0])``, test: ``default_rng([seed, 1])``,
+      validation: ``default_rng([seed, 2])``).
+    - ``n_train``, ``n_test``, ``n_validation``: set sizes (5000, 1000 and 1000: the reference data
+      set's split, Kriener et al. 2022). Choose settings and epochs on the validation set
+      (`validation_set`) and report the test set (`test_set`) only for what was chosen.
     - ``t_min``, ``t_max``: input spike times of coordinate 0 and 1; ``t_bias``: the bias spike.
     - ``t1``: trial end. ``pseudo_drive``: current added after ``t1`` (pseudodynamics, event-driven
       `SpikingFeedForward` only; ``None``: off).
@@ -78,6 +81,8 @@ class YinYang(AbstractTask):
     train_labels: Int[Array, " n_train"]
     test_xy: Float[Array, "n_test 2"]
     test_labels: Int[Array, " n_test"]
+    validation_xy: Float[Array, "n_validation 2"]
+    validation_labels: Int[Array, " n_validation"]
     t_min: float = eqx.field(static=True)
     t_max: float = eqx.field(static=True)
     t_bias: float = eqx.field(static=True)
@@ -89,11 +94,12 @@ class YinYang(AbstractTask):
     early_tau: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
 
-    def __init__(self, seed: int = 0, n_train: int = 5000, n_test: int = 1000, *, t_min: float = 0.1,
+    def __init__(self, seed: int = 0, n_train: int = 5000, n_test: int = 1000, n_validation: int = 1000, *,
+                 t_min: float = 0.1,
                  t_max: float = 1.0, t_bias: float = 0.1, t1: float = 2.0, pseudo_drive: float | None = 10.0,
                  tau: float = 0.25, missing_weight: float = 1.0, dt: float = 0.02,
                  early_weight: float = 0.0, early_tau: float = 1.0):
-        for name, n in (("n_train", n_train), ("n_test", n_test)):
+        for name, n in (("n_train", n_train), ("n_test", n_test), ("n_validation", n_validation)):
             check_int(name, n, minimum=3, owner="YinYang")  # a point per class
         check_int("seed", seed, minimum=0, owner="YinYang")
         for name, v in (("t_max", t_max), ("t1", t1), ("tau", tau), ("dt", dt)):
@@ -110,16 +116,19 @@ class YinYang(AbstractTask):
             raise ValueError(f"YinYang: pseudo_drive must be a positive number or None, got {pseudo_drive!r}")
         train = yin_yang_points(int(n_train), np.random.default_rng([seed, 0]))
         test = yin_yang_points(int(n_test), np.random.default_rng([seed, 1]))
+        validation = yin_yang_points(int(n_validation), np.random.default_rng([seed, 2]))
         dtype = jnp.result_type(float)
         self.train_xy, self.test_xy = jnp.asarray(train[0], dtype), jnp.asarray(test[0], dtype)
+        self.validation_xy = jnp.asarray(validation[0], dtype)
         self.train_labels = jnp.asarray(train[1], jnp.int32)
         self.test_labels = jnp.asarray(test[1], jnp.int32)
+        self.validation_labels = jnp.asarray(validation[1], jnp.int32)
         self.t_min, self.t_max, self.t_bias, self.t1 = float(t_min), float(t_max), float(t_bias), float(t1)
         self.pseudo_drive = None if pseudo_drive is None else float(pseudo_drive)
         self.tau, self.missing_weight, self.dt = float(tau), float(missing_weight), float(dt)
         self.early_weight, self.early_tau = float(early_weight), float(early_tau)
 
-    def encode(self, xy: Float[Array, "*batch 2"]) -> SpikeTrain:
+    def encode(self, xy: Float[ArrayLike, "*batch 2"]) -> SpikeTrain:
         """Points ``[*batch, 2]`` as ``SpikeTrain`` of 5 channels (``x, y, 1-x, 1-y``, bias)."""
         xy = jnp.asarray(xy)
         if xy.ndim < 1 or xy.shape[-1] != 2:
@@ -134,10 +143,12 @@ class YinYang(AbstractTask):
         idx = jax.random.randint(key, (batch_size,), 0, self.train_labels.shape[0])
         return Batch(inputs=self.encode(self.train_xy[idx]), targets=self.train_labels[idx])
 
-    def train_set(self) -> Batch:
-        return Batch(inputs=self.encode(self.train_xy), targets=self.train_labels)
+    def validation_set(self) -> Batch:
+        """The whole validation set (for choosing settings and epochs)."""
+        return Batch(inputs=self.encode(self.validation_xy), targets=self.validation_labels)
 
     def test_set(self) -> Batch:
+        """The whole test set (for reporting what was chosen on the validation set)."""
         return Batch(inputs=self.encode(self.test_xy), targets=self.test_labels)
 
     def forward(self, model: Any, batch: Batch, key: Any = None, **simulate_kwargs) -> Output:
