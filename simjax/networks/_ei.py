@@ -351,14 +351,15 @@ class EINetwork(AbstractNetwork):
 def _ei_network(cls, neuron, n, w_exc, w_inh, *, key, connectivity, p, k, max_spikes, dt, delay, dense, **kwargs):
     """The shared part of `EINetwork.coba` / `cuba`: an 80/20 population, the recurrent projection
     (`fixed_probability` or `fixed_in_degree`, no self-connections, rows routed to receptor 0 / 1),
-    a delay (ms, on the grid), ``max_spikes`` (default ``max(64, n / 50)``), optionally as a
+    a delay (ms, on the grid), ``max_spikes`` (default ``max(128, n / 10)``: the synchronous volley
+    of the first milliseconds, when every neuron starts between reset and threshold, needs it), optionally as a
     dense matrix (``dense=True``; small ``n`` only)."""
     owner = f"EINetwork.{'coba' if isinstance(neuron.receptors[0], ExponentialConductance) else 'cuba'}"
     check_int("n", n, minimum=5, owner=owner)
     n_exc = int(round(0.8 * n))
     channels = (np.arange(n) >= n_exc).astype(np.int32)
     if max_spikes is None:
-        max_spikes = max(64, math.ceil(n / 50))
+        max_spikes = max(128, math.ceil(n / 10))
     steps = int(delay_steps(delay, dt, owner=owner))
     common = dict(key=key, max_spikes=max_spikes, self_connections=False, channels=channels,
                   delays=steps if steps else None, sign="dale")

@@ -50,7 +50,7 @@ def delay_steps(delay: Any, dt: Any, *, max_steps: int | None = None, owner: str
     if max_steps is not None and k.size and int(k.max()) > max_steps:
         raise ValueError(f"{owner}: a delay of {int(k.max())} steps is longer than the buffer "
                          f"(max_delay = {max_steps} steps)")
-    return k.astype(np.int32)
+    return np.asarray(k, dtype=np.int32)
 
 
 class DelayBuffer(eqx.Module):
