@@ -12,6 +12,8 @@ from ._qif import QIF as QIF
 from ._qif import QIFState as QIFState
 from ._rate import InstantaneousRate as InstantaneousRate
 from ._rate import LeakyRate as LeakyRate
+from ._synaptic_lif import SynapticLIF as SynapticLIF
+from ._synaptic_lif import SynapticLIFState as SynapticLIFState
 from ._two_compartment import TwoCompartment as TwoCompartment
 from ._two_compartment import TwoCompartmentDrive as TwoCompartmentDrive
 from ._two_compartment import TwoCompartmentState as TwoCompartmentState

@@ -1,0 +1,295 @@
+"""COBA and CUBA E/I networks (Vogels & Abbott 2005; Brette et al. 2007 benchmarks 1-2): simjax
+against Brian2 (numpy and cython runtime, C++ standalone) on the same machine, in the same run.
+
+For each network kind (``coba``, ``cuba``), connection convention (``fixed_probability``: p = 0.02,
+weights scaled by 4000 / n; ``fixed_in_degree``: k = 80, weights unscaled) and size ``n``:
+
+- **simjax**: `EINetwork.coba` / `cuba` (event-driven `EventProjection`, float32, one jitted
+  program per chunk of steps), run time per simulated second after compilation (median of
+  ``--repeats`` runs interleaved with the Brian2 runs), compile time, E/I rates and the CV of
+  the inter-spike intervals (from the spike log), dropped spikes (must be 0), memory (model,
+  state);
+- **Brian2** with the *same* connectivity (the index list simjax drew) and initial potentials:
+  ``numpy`` and ``cython`` runtime targets and ``cpp_standalone`` (run time as reported by the
+  standalone binary, and code generation + compilation apart), float64 as Brian2 computes;
+- **propagation options** (``--propagation``): the step with the event-driven projection vs a
+  segment sum over every synapse (`simjax.synapses.Sparse`), a `jax.experimental.sparse` BCOO
+  product and a dense matmul (small sizes), and brainevent's ``binary_fcnmv`` where installed;
+- **vmap** (``--vmap 16``): 16 parameter sets (excitatory weight scaled 0.9..1.1) of the 4 k
+  network as one vmapped program: network-seconds per wall-second against standalone's.
+
+Threads: ``--threads 1`` pins one core and XLA/BLAS to one thread; ``--threads 2`` lets XLA and
+Brian2 standalone (OpenMP) use two. Each thread setting needs its own process (XLA reads its
+flags once): run the script once per setting.
+
+Usage: ``python benchmarks/coba.py [--quick] [--sizes 4000 16000] [--kinds coba] [--threads 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+DT = 0.1
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="4 k only, 200 ms, no standalone, 1 repeat")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 40000, 100000])
+    ap.add_argument("--kinds", nargs="+", default=["coba", "cuba"])
+    ap.add_argument("--conventions", nargs="+", default=["fixed_probability", "fixed_in_degree"])
+    ap.add_argument("--duration", type=float, default=1000.0, help="simulated ms per timed run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--brian2", nargs="*", default=["numpy", "cython", "cpp_standalone"])
+    ap.add_argument("--brian2-max-n", type=int, default=40000, help="largest n run with the Brian2 runtime targets")
+    ap.add_argument("--max-synapses", type=float, default=4e7, help="skip networks with more synapses")
+    ap.add_argument("--vmap", type=int, default=16)
+    ap.add_argument("--propagation", action="store_true", help="also time the propagation options at 4 k")
+    ap.add_argument("--out", type=Path, default=_common.RESULTS / "coba.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.duration, args.repeats = [4000], 200.0, 1
+        args.brian2 = [b for b in args.brian2 if b != "cpp_standalone"]
+        args.vmap = 4
+    return args
+
+
+def set_threads(threads: int) -> dict:
+    if threads == 1:
+        return _common.single_thread()
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=true").strip()
+    return {"xla_flags": os.environ["XLA_FLAGS"], "pinned_core": None}
+
+
+# ------------------------------------------------------------------ simjax
+def build(kind, n, convention, seed=0):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import simjax as sj
+
+    maker = sj.networks.EINetwork.coba if kind == "coba" else sj.networks.EINetwork.cuba
+    net = maker(n, key=jax.random.key(seed), connectivity=convention, dt=DT, max_events=400000)
+    return jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, net)
+
+
+def simjax_runner(net, steps, batch=None):
+    """``(run, state0)``: ``run(state)`` simulates ``steps`` steps and blocks."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import simjax as sj
+
+    x = jnp.zeros((steps, 1), jnp.float32)
+
+    @eqx.filter_jit
+    def run(net, state):
+        out = sj.simulate(net, x, dt=DT, state=state, record=("readout",), checks=False)
+        return out.final_state, out.readout
+
+    state = net.init(jax.random.key(1), ())
+    return (lambda s: jax.block_until_ready(run(net, s))), state
+
+
+def mib(tree) -> float:
+    """MiB of the arrays in ``tree``."""
+    import equinox as eqx
+    import jax
+
+    return sum(a.nbytes for a in jax.tree.leaves(eqx.filter(tree, eqx.is_array))) / 2**20
+
+
+def isi_cv(log, n):
+    import numpy as np
+
+    from simjax._app.experiments.ei_network import isi_cv as cv
+
+    kept = min(int(log.count), log.steps.shape[-1])
+    return cv(np.asarray(log.steps)[:kept], np.asarray(log.ids)[:kept], n)
+
+
+# ------------------------------------------------------------------ Brian2
+def brian2_run(net, state, target, duration_ms, threads, workdir):
+    """Run the same network in Brian2; returns run seconds, compile seconds, rates."""
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.test_brian2 import _import_brian2
+
+    b2 = _import_brian2()
+    ms, mV = b2.ms, b2.mV
+    b2.prefs.logging.file_log = False
+    b2.prefs.logging.std_redirection = False
+    if target == "cpp_standalone":
+        b2.set_device("cpp_standalone", directory=str(workdir), build_on_run=False)
+        b2.prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0
+    else:
+        b2.prefs.codegen.target = target
+    b2.start_scope()
+    import simjax as sj
+
+    coba = isinstance(net.neuron.receptors[0], sj.synapses.ExponentialConductance)
+    if coba:
+        eqs = """dv/dt = (ge * (0*mV - v) + gi * (-80*mV - v) - (v + 60*mV) + 20*mV) / (20*ms)
+                        : volt (unless refractory)
+                 dge/dt = -ge / (5*ms) : 1
+                 dgi/dt = -gi / (10*ms) : 1"""
+        method, on_e, on_i = "exponential_euler", "ge += w", "gi += w"
+    else:
+        eqs = """dv/dt = (ge + gi - (v + 49*mV)) / (20*ms) : volt (unless refractory)
+                 dge/dt = -ge / (5*ms) : volt
+                 dgi/dt = -gi / (10*ms) : volt"""
+        method, on_e, on_i = "exact", "ge += w*mV", "gi += w*mV"
+    group = b2.NeuronGroup(net.n, eqs, threshold="v > -50*mV", reset="v = -60*mV", refractory=(5 + DT) * ms,
+                           method=method, dt=DT * ms)
+    group.v = np.asarray(state.neuron.v, np.float64) * mV
+    pre, post = net.recurrent.indices()
+    w = net.recurrent.synapse_values(net.recurrent.weight).astype(np.float64)
+    if coba:
+        w = np.abs(w)
+    exc = pre < net.n_exc
+    syns = []
+    for mask, on_pre in ((exc, on_e), (~exc, on_i)):
+        s = b2.Synapses(group, group, "w : 1", on_pre=on_pre, dt=DT * ms)
+        s.connect(i=pre[mask], j=post[mask])
+        s.w[:] = w[mask]
+        syns.append(s)
+    monitor = b2.SpikeMonitor(group)
+    network = b2.Network(group, *syns, monitor)
+    t0 = time.perf_counter()
+    if target == "cpp_standalone":
+        network.run(duration_ms * ms, namespace={})
+        b2.device.build(directory=str(workdir), compile=True, run=True, debug=False)
+        total = time.perf_counter() - t0
+        run_s = float(b2.device._last_run_time)
+        compile_s = total - run_s
+    else:
+        network.run(DT * ms * 10, namespace={})  # code generation and compilation, timed apart
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        network.run(duration_ms * ms, namespace={})
+        run_s = time.perf_counter() - t0
+    i = np.asarray(monitor.i)
+    seconds = duration_ms / 1000.0
+    rates = [float(np.sum(i < net.n_exc) / net.n_exc / seconds), float(np.sum(i >= net.n_exc) / net.n_inh / seconds)]
+    if target == "cpp_standalone":
+        b2.device.reinit()
+        b2.device.activate()
+        b2.set_device("runtime")
+    return {"run_s": run_s, "per_sim_s": run_s / seconds, "compile_s": compile_s, "rates_hz": rates}
+
+
+# ------------------------------------------------------------------ main
+def main():
+    args = parse()
+    threads = set_threads(args.threads)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    steps = round(args.duration / DT)
+    rows = []
+    print(f"coba.py: {args.threads} thread(s); {args.duration:.0f} ms per run; dt = {DT} ms")
+    for kind in args.kinds:
+        for convention in args.conventions:
+            for n in args.sizes:
+                expected = n * (0.02 * n if convention == "fixed_probability" else 80)
+                if expected > args.max_synapses:
+                    print(f"  {kind} {convention} n={n}: skipped ({expected:.2g} synapses > --max-synapses)")
+                    rows.append({"kind": kind, "convention": convention, "n": n, "skipped": "memory"})
+                    continue
+                t0 = time.perf_counter()
+                net = build(kind, n, convention)
+                build_s = time.perf_counter() - t0
+                run, state0 = simjax_runner(net, steps)
+                t0 = time.perf_counter()
+                final, readout = run(state0)
+                first_s = time.perf_counter() - t0
+                row = {"kind": kind, "convention": convention, "n": n, "synapses": net.recurrent.n_synapses,
+                       "max_spikes": net.recurrent.max_spikes, "build_s": build_s}
+                times, b2_times = [], {t: [] for t in args.brian2}
+                b2_extra = {}
+                for rep in range(args.repeats):
+                    t0 = time.perf_counter()
+                    final, readout = run(state0)
+                    times.append(time.perf_counter() - t0)
+                    for target in args.brian2:
+                        if target != "cpp_standalone" and n > args.brian2_max_n:
+                            continue
+                        if target == "cpp_standalone" and rep > 0:
+                            continue  # one build per network (its run time is measured by the binary)
+                        workdir = Path(f"/tmp/coba_standalone_{kind}_{convention}_{n}")
+                        res = brian2_run(net, state0, target, args.duration, args.threads, workdir)
+                        b2_times[target].append(res["per_sim_s"])
+                        b2_extra[target] = res
+                seconds = args.duration / 1000.0
+                rates = np.asarray(readout).mean(0)
+                row.update(simjax_per_sim_s=statistics.median(times) / seconds,
+                           simjax_compile_s=max(first_s - statistics.median(times), 0.0),
+                           rates_hz=[float(r) for r in rates], cv_isi=isi_cv(final.log, net.n),
+                           dropped=int(final.dropped),
+                           memory_mib={"model": mib(net), "state": mib(state0)})
+                for target, ts in b2_times.items():
+                    if ts:
+                        row[f"brian2_{target}"] = {**b2_extra[target], "per_sim_s": statistics.median(ts)}
+                rows.append(row)
+                line = (f"  {kind} {convention:17s} n={n:6d} syn={row['synapses']:9d}: simjax "
+                        f"{row['simjax_per_sim_s']:.3f} s/sim-s (+{row['simjax_compile_s']:.1f} s compile), "
+                        f"rates E {rates[0]:.1f} I {rates[1]:.1f} Hz, CV {row['cv_isi']:.2f}, dropped {row['dropped']}")
+                for target in args.brian2:
+                    if f"brian2_{target}" in row:
+                        b = row[f"brian2_{target}"]
+                        ratio = row["simjax_per_sim_s"] / b["per_sim_s"]
+                        line += (f"; {target} {b['per_sim_s']:.3f} s/sim-s (simjax/it {ratio:.2f}),"
+                                 f" rates {b['rates_hz'][0]:.1f}/{b['rates_hz'][1]:.1f}")
+                print(line, flush=True)
+    vmap_row = None
+    if args.vmap and 4000 in args.sizes:
+        import equinox as eqx
+
+        import simjax as sj
+
+        net = build("coba", 4000, "fixed_probability")
+        net = eqx.tree_at(lambda m: m.max_events, net, 0)
+        scales = jnp.linspace(0.9, 1.1, args.vmap, dtype=jnp.float32)
+        x = jnp.zeros((steps, 1), jnp.float32)
+        exc_rows = (jnp.arange(net.n) < net.n_exc)[:, None]
+
+        @jax.jit
+        def many(scales):
+            def one(scale):
+                w = jnp.where(exc_rows, net.recurrent.weight * scale, net.recurrent.weight)
+                m = eqx.tree_at(lambda m: m.recurrent.weight, net, w)
+                out = sj.simulate(m, x, dt=DT, key=jax.random.key(1), record=("readout",), checks=False)
+                return out.readout.mean(0), out.final_state.dropped
+            return jax.vmap(one)(scales)
+
+        jax.block_until_ready(many(scales))
+        ts = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            rates, dropped = jax.block_until_ready(many(scales))
+            ts.append(time.perf_counter() - t0)
+        t = statistics.median(ts)
+        throughput = args.vmap * args.duration / 1000 / t
+        vmap_row = {"sets": args.vmap, "wall_s": t, "network_seconds_per_wall_second": throughput,
+                    "rates_hz": np.asarray(rates).tolist(), "dropped": np.asarray(dropped).tolist()}
+        print(f"  vmap {args.vmap} COBA 4k sets: {throughput:.2f} network-s per wall-s")
+    result = {"machine": _common.machine(), "threads": threads, "args": {k: str(v) for k, v in vars(args).items()},
+              "rows": rows, "vmap": vmap_row}
+    print("wrote", _common.write_json(args.out, result))
+
+
+if __name__ == "__main__":
+    main()
