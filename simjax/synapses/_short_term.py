@@ -12,8 +12,9 @@ released, and the synaptic jump is the weight times that fraction:
     u+ = u- + U (1 - u-),     efficacy = u+ x-,     x+ = x- - u+ x-
 
 (``u`` starts at 0, ``x`` at 1; the first spike releases ``U``). The state is per *presynaptic*
-neuron: every outgoing synapse of a neuron shares its release (the model's original mean-field reading). Without facilitation
-(``tau_f -> 0``) ``u = U`` at every spike; a regular train of interval ``T`` then depresses to the
+neuron: every outgoing synapse of a neuron shares its release (the model's original mean-field
+reading). Without facilitation (``tau_f -> 0``) ``u = U`` at every spike; a regular train of
+interval ``T`` then depresses to the
 steady state ``x_ss = (1 - exp(-T/tau_d)) / (1 - (1 - U) exp(-T/tau_d))``.
 
 Between spikes both variables relax exactly: ``x <- 1 + (x - 1) exp(-dt/tau_d)``,
