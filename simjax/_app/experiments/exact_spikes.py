@@ -1,5 +1,5 @@
-r"""Smooth exact gradient descent in spiking networks (Klos & Memmesheimer, Phys. Rev. Lett. 2025;
-seeds-5-8 Seed 7): QIF (theta) neurons with pseudodynamics after the trial end.
+r"""Smooth exact gradient descent in spiking networks (Klos & Memmesheimer, Phys. Rev. Lett. 2025):
+QIF (theta) neurons with pseudodynamics after the trial end.
 
 ``demo.kind`` selects the study:
 
