@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import matplotlib
@@ -50,9 +51,10 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setattr(sys, "argv", ["doc"])
-    namespace: dict = {"__name__": "__doc_example__"}
+    module = types.ModuleType("doc_example")  # a real module: dataclasses look classes up there
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for i, code in enumerate(code_blocks(page.read_text())):
-        exec(compile(code, f"{page.name} block {i + 1}", "exec"), namespace)
+        exec(compile(code, f"{page.name} block {i + 1}", "exec"), module.__dict__)
 
 
 def test_site_builds_strict(tmp_path):

@@ -300,7 +300,7 @@ def test_feedback_alignment_learns_linear_teacher():
 # -- bad input ----------------------------------------------------------------------------------
 
 
-def test_bad_input():
+def test_bad_input(unchecked):
     net, batch = _rsnn(), _spike_batch()
     with pytest.raises(TypeError, match="dict has no projections"):
         FeedbackAlignment()({"w": jnp.ones(3)}, MSE, batch, None)

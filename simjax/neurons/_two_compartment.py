@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array, as_optional_float, check_positive, is_concrete
 from ._base import AbstractRateNeuron
@@ -44,8 +44,8 @@ class TwoCompartmentDrive(eqx.Module):
     """Input to a `TwoCompartment` population: ``basal`` (to the soma) and ``apical`` (to the
     dendrite: top-down excitation minus dendritic inhibition). Either may be a scalar 0."""
 
-    basal: Float[Array, "..."]
-    apical: Float[Array, "..."]
+    basal: Float[ArrayLike, "..."]
+    apical: Float[ArrayLike, "..."]
 
 
 def _split(drive) -> tuple[Array, Array]:
