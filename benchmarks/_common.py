@@ -1,7 +1,7 @@
 """Shared benchmark utilities: single-thread pinning, interleaved timing with medians, the matmul
 FLOP floor, machine description and JSON output.
 
-`single_thread` must run before ``jax`` is imported (XLA reads its flags once).
+`single_thread` must run before `jax` is imported (XLA reads its flags once).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # ------------------------------------------------------------------ threads and cores
 def _cpu_busy() -> dict[int, int]:
-    """Busy jiffies (all but idle and iowait) per CPU, from ``/proc/stat``."""
+    """Busy jiffies (all but idle and iowait) per CPU, from `/proc/stat`."""
     busy = {}
     try:
         with open("/proc/stat") as f:
@@ -35,7 +35,7 @@ def _cpu_busy() -> dict[int, int]:
 
 
 def least_busy_core(window: float = 0.3) -> int | None:
-    """The allowed CPU that was least busy over ``window`` seconds (``None`` if unknown)."""
+    """The allowed CPU that was least busy over `window` seconds (`None` if unknown)."""
     try:
         allowed = sorted(os.sched_getaffinity(0))
     except AttributeError:
@@ -50,7 +50,7 @@ def least_busy_core(window: float = 0.3) -> int | None:
 def single_thread(pin: bool = True) -> dict:
     """Restricts XLA/BLAS/OpenMP to one thread and pins the process to the least busy core.
 
-    Call before importing ``jax``. **Returns:** a description of what was set.
+    Call before importing `jax`. **Returns:** a description of what was set.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     extra = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -89,14 +89,14 @@ class ForeignLoad:
 
 # ------------------------------------------------------------------ timing
 def timed(fn: Callable[[], object]) -> float:
-    """Wall time of one call of ``fn`` (which must block until its result is ready)."""
+    """Wall time of one call of `fn` (which must block until its result is ready)."""
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
 def _timed_both(fn: Callable[[], object]) -> tuple[float, float]:
-    """``(wall, cpu)`` seconds of one call; ``cpu`` is this process's CPU time (all threads),
+    """`(wall, cpu)` seconds of one call; `cpu` is this process's CPU time (all threads),
     which other processes on a shared machine inflate much less than wall time."""
     c0, t0 = time.process_time(), time.perf_counter()
     fn()
@@ -105,12 +105,12 @@ def _timed_both(fn: Callable[[], object]) -> tuple[float, float]:
 
 def interleaved(fns: dict[str, Callable[[], object]], *, steps: int, repeats: int,
                 reference: str | None = None) -> dict[str, dict]:
-    """Times every function ``steps`` times per repeat, cycling through the functions ``repeats``
+    """Times every function `steps` times per repeat, cycling through the functions `repeats`
     times (a, b, a, b, ...), so that slow phases of a shared machine hit all of them alike.
 
-    **Returns:** per name: ``median_ms`` (wall) and ``cpu_median_ms`` over all timed calls,
-    ``min_ms``, per-repeat wall medians, the foreign load during its calls and, if ``reference``
-    names one of the functions, ``ratio_paired``: the median over repeats of (this repeat's median
+    **Returns:** per name: `median_ms` (wall) and `cpu_median_ms` over all timed calls,
+    `min_ms`, per-repeat wall medians, the foreign load during its calls and, if `reference`
+    names one of the functions, `ratio_paired`: the median over repeats of (this repeat's median
     CPU time / the reference's in the same repeat), the estimate least disturbed by other load.
     """
     wall = {name: [] for name in fns}
@@ -144,7 +144,7 @@ def _median_ratio(times, reference_times, scale=1.0) -> float:
 
 
 def paired_ratio(timing: dict, name: str, reference: str, scale: float = 1.0) -> float:
-    """Median over repeats of ``name``'s CPU time / (``scale`` x ``reference``'s) in the same repeat
+    """Median over repeats of `name`'s CPU time / (`scale` x `reference`'s) in the same repeat
     (both timed by `interleaved`)."""
     return _median_ratio(timing[name]["cpu_repeat_median_ms"], timing[reference]["cpu_repeat_median_ms"], scale)
 
@@ -173,11 +173,11 @@ def matmul_rates(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype: str = 
     """Best measured GFLOP/s on this machine (same threading as the benchmark) for the network's
     matmul shapes, in NumPy and in jitted JAX:
 
-    - ``*_step``: one recurrent step ``(B, N) x (N, N)``;
-    - ``jax_chain``: a ``lax.scan`` of ``T`` dependent ``(B, N) x (N, N)`` matmuls (what the
+    - `*_step`: one recurrent step `(B, N) x (N, N)`;
+    - `jax_chain`: a `lax.scan` of `T` dependent `(B, N) x (N, N)` matmuls (what the
       recurrence forces);
-    - ``*_all``: all steps as one ``(T B, N) x (N, N)`` matmul (no dependency);
-    - ``*_input`` / ``*_readout``: ``(T B, n_in) x (n_in, N)`` and ``(T B, N) x (N, n_out)``.
+    - `*_all`: all steps as one `(T B, N) x (N, N)` matmul (no dependency);
+    - `*_input` / `*_readout`: `(T B, n_in) x (n_in, N)` and `(T B, N) x (N, n_out)`.
     """
     import jax
     import jax.numpy as jnp
@@ -221,7 +221,7 @@ def matmul_rates(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype: str = 
 
 
 def matmul_floor_program(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype: str = "float32"):
-    """``(program, scale)``: a jitted ``(T B, N) x (N, N)`` product (the largest of the network's
+    """`(program, scale)`: a jitted `(T B, N) x (N, N)` product (the largest of the network's
     matmuls, the one this machine runs fastest) and the factor that turns its time into a training
     step's matmul FLOPs (`rnn_matmul_flops`) at that rate. Timed interleaved with the programs it
     bounds, it gives a floor measured under the same machine load (`floor_ms` charges the FLOPs at
@@ -241,8 +241,8 @@ def matmul_floor_program(*, B: int, T: int, n_in: int, N: int, n_out: int, dtype
 def floor_ms(flops: dict[str, int], rates: dict[str, float]) -> dict[str, float]:
     """Lower bounds on a training step, in ms.
 
-    - ``peak``: all training FLOPs at the best measured rate (any shape);
-    - ``sequential``: recurrent FLOPs at the best *dependent-step* rate (one ``(B, N) x (N, N)``
+    - `peak`: all training FLOPs at the best measured rate (any shape);
+    - `sequential`: recurrent FLOPs at the best *dependent-step* rate (one `(B, N) x (N, N)`
       matmul per step, as the recurrence forces), the rest at the best rate.
     """
     peak = max(rates.values())
@@ -284,7 +284,7 @@ def machine() -> dict:
 
 
 def write_json(path: Path, obj: dict) -> Path:
-    """Writes ``obj`` as indented JSON, creating the folder."""
+    """Writes `obj` as indented JSON, creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")

@@ -1,23 +1,23 @@
-"""One BPTT training step of a recurrent LIF network: simjax vs. a hand-written ``lax.scan`` vs. the
+"""One BPTT training step of a recurrent LIF network: simjax vs. a hand-written `lax.scan` vs. the
 matmul FLOP floor, measured in the same process.
 
-Workload (identical in both implementations): 100 Bernoulli(0.05) input channels, ``N`` recurrent
-LIF neurons (``tau_mem = 20 ms``, ``dt = 1 ms``, threshold 1, reset by subtraction, detached reset,
-no self-connections), fast-sigmoid surrogate (slope 25), 10 leaky readouts (``tau_out = 20 ms``),
-``T`` steps, batch ``B``; loss = cross-entropy of the time-mean readout against random labels;
-one Adam step (lr 1e-3) on ``w_in``, ``w_rec``, ``w_out`` (the readout bias is not trained).
+Workload (identical in both implementations): 100 Bernoulli(0.05) input channels, `N` recurrent
+LIF neurons (`tau_mem = 20 ms`, `dt = 1 ms`, threshold 1, reset by subtraction, detached reset,
+no self-connections), fast-sigmoid surrogate (slope 25), 10 leaky readouts (`tau_out = 20 ms`),
+`T` steps, batch `B`; loss = cross-entropy of the time-mean readout against random labels;
+one Adam step (lr 1e-3) on `w_in`, `w_rec`, `w_out` (the readout bias is not trained).
 
-- **simjax**: what a user writes: `simjax.networks.RSNN` with ``trainable=("w_in", "w_rec",
-  "w_out")``, `simjax.tasks.Supervised(loss="cross_entropy", readout="mean")`,
-  `simjax.rules.Exact`, ``optax.adam``, ``eqx.filter_jit``.
-- **baseline**: the same step as one hand-written ``lax.scan`` carrying ``(v, s, o, sum o)``.
+- **simjax**: what a user writes: `simjax.networks.RSNN` with `trainable=("w_in", "w_rec",
+  "w_out")`, `simjax.tasks.Supervised(loss="cross_entropy", readout="mean")`,
+  `simjax.rules.Exact`, `optax.adam`, `eqx.filter_jit`.
+- **baseline**: the same step as one hand-written `lax.scan` carrying `(v, s, o, sum o)`.
 - **floor**: training FLOPs (3x the forward matmuls) / the best matmul GFLOP/s measured here.
 
 Before timing, the losses and gradients of the two are compared in float64 on the same weights.
 Single thread, pinned to the least busy core; warm-up steps, then interleaved repeats (simjax,
 baseline, simjax, ...) of individually timed steps; medians reported.
 
-Usage: ``python benchmarks/bptt_step.py [--quick] [--N 256 1024] [--T 500] [--B 32]``
+Usage: `python benchmarks/bptt_step.py [--quick] [--N 256 1024] [--T 500] [--B 32]`
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ G_IN, G_REC, G_OUT = 2.0, 1.0, 1.0
 
 
 def make_data(N: int, T: int, B: int, seed: int = 0) -> dict:
-    """Inputs ``(T, B, 100)``, labels ``(B,)`` and initial weights (std ``G / sqrt(fan_in)``, no
+    """Inputs `(T, B, 100)`, labels `(B,)` and initial weights (std `G / sqrt(fan_in)`, no
     self-connections), as NumPy float64 (cast per use)."""
     import numpy as np
 
@@ -53,8 +53,8 @@ def make_data(N: int, T: int, B: int, seed: int = 0) -> dict:
 
 # ---------------------------------------------------------------------------- simjax
 def simjax_step(data: dict, dtype, **simulate_kwargs):
-    """``(step, loss_and_grads)`` written with the public simjax API; ``simulate_kwargs`` go to
-    `simjax.rules.Exact` (e.g. ``checks=False``)."""
+    """`(step, loss_and_grads)` written with the public simjax API; `simulate_kwargs` go to
+    `simjax.rules.Exact` (e.g. `checks=False`)."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -99,7 +99,7 @@ def simjax_step(data: dict, dtype, **simulate_kwargs):
 
 # ---------------------------------------------------------------------------- baseline
 def baseline_step(data: dict, dtype):
-    """The same training step as one hand-written ``lax.scan`` (no simjax)."""
+    """The same training step as one hand-written `lax.scan` (no simjax)."""
     import jax
     import jax.numpy as jnp
     import optax

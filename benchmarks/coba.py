@@ -1,28 +1,28 @@
 """COBA and CUBA E/I networks (Vogels & Abbott 2005; Brette et al. 2007 benchmarks 1-2): simjax
 against Brian2 (numpy and cython runtime, C++ standalone) on the same machine, in the same run.
 
-For each network kind (``coba``, ``cuba``), connection convention (``fixed_probability``: p = 0.02,
-weights scaled by 4000 / n; ``fixed_in_degree``: k = 80, weights unscaled) and size ``n``:
+For each network kind (`coba`, `cuba`), connection convention (`fixed_probability`: p = 0.02,
+weights scaled by 4000 / n; `fixed_in_degree`: k = 80, weights unscaled) and size `n`:
 
 - **simjax**: `EINetwork.coba` / `cuba` (event-driven `EventProjection`, float32, one jitted
   program per chunk of steps), run time per simulated second after compilation (median of
-  ``--repeats`` runs interleaved with the Brian2 runs), compile time, E/I rates and the CV of
+  `--repeats` runs interleaved with the Brian2 runs), compile time, E/I rates and the CV of
   the inter-spike intervals (from the spike log), dropped spikes (must be 0), memory (model,
   state);
 - **Brian2** with the *same* connectivity (the index list simjax drew) and initial potentials:
-  ``numpy`` and ``cython`` runtime targets and ``cpp_standalone`` (run time as reported by the
+  `numpy` and `cython` runtime targets and `cpp_standalone` (run time as reported by the
   standalone binary, and code generation + compilation apart), float64 as Brian2 computes;
-- **propagation options** (``--propagation``): the step with the event-driven projection vs a
+- **propagation options** (`--propagation`): the step with the event-driven projection vs a
   segment sum over every synapse (`simjax.synapses.Sparse`), a `jax.experimental.sparse` BCOO
-  product and a dense matmul (small sizes), and brainevent's ``binary_fcnmv`` where installed;
-- **vmap** (``--vmap 16``): 16 parameter sets (excitatory weight scaled 0.9..1.1) of the 4 k
+  product and a dense matmul (small sizes), and brainevent's `binary_fcnmv` where installed;
+- **vmap** (`--vmap 16`): 16 parameter sets (excitatory weight scaled 0.9..1.1) of the 4 k
   network as one vmapped program: network-seconds per wall-second against standalone's.
 
-Threads: ``--threads 1`` pins one core and XLA/BLAS to one thread; ``--threads 2`` lets XLA and
+Threads: `--threads 1` pins one core and XLA/BLAS to one thread; `--threads 2` lets XLA and
 Brian2 standalone (OpenMP) use two. Each thread setting needs its own process (XLA reads its
 flags once): run the script once per setting.
 
-Usage: ``python benchmarks/coba.py [--quick] [--sizes 4000 16000] [--kinds coba] [--threads 1]``
+Usage: `python benchmarks/coba.py [--quick] [--sizes 4000 16000] [--kinds coba] [--threads 1]`
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def build(kind, n, convention, seed=0):
 
 
 def simjax_runner(net, steps, batch=None):
-    """``(run, state0)``: ``run(state)`` simulates ``steps`` steps and blocks."""
+    """`(run, state0)`: `run(state)` simulates `steps` steps and blocks."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -103,7 +103,7 @@ def simjax_runner(net, steps, batch=None):
 
 
 def mib(tree) -> float:
-    """MiB of the arrays in ``tree``."""
+    """MiB of the arrays in `tree`."""
     import equinox as eqx
     import jax
 

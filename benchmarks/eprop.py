@@ -1,24 +1,24 @@
 """Forward-in-time learning rules against BPTT: time per training step and peak temporary memory
-vs the sequence length ``T``, measured in the same process.
+vs the sequence length `T`, measured in the same process.
 
-Workload: ``PatternGeneration`` (100 frozen 10 Hz Poisson inputs, 3 sine-sum targets, ``dt = 1 ms``),
-an RSNN of ``N`` LIF or ALIF neurons (``tau_mem = 20 ms``, ``v_th = 0.6``, triangle pseudo-derivative,
-``tau_adapt = 200 ms``), leaky readout ``tau_out = 20 ms``, batch ``B``; one training step =
-``rule(net, task, batch, key)`` + one Adam update, ``jax.jit``-ed, float32.
+Workload: `PatternGeneration` (100 frozen 10 Hz Poisson inputs, 3 sine-sum targets, `dt = 1 ms`),
+an RSNN of `N` LIF or ALIF neurons (`tau_mem = 20 ms`, `v_th = 0.6`, triangle pseudo-derivative,
+`tau_adapt = 200 ms`), leaky readout `tau_out = 20 ms`, batch `B`; one training step =
+`rule(net, task, batch, key)` + one Adam update, `jax.jit`-ed, float32.
 
 - **eprop_lif / eprop_alif**: `simjax.rules.EProp()` (offline mode: factorised LIF traces; per-synapse
   adaptation traces for ALIF).
-- **eprop_online_lif / eprop_online_alif** (memory only): ``EProp(online_every=T)`` (one pass).
+- **eprop_online_lif / eprop_online_alif** (memory only): `EProp(online_every=T)` (one pass).
 - **bptt_lif / bptt_alif**: `simjax.rules.Exact()` (reverse mode through the scan).
 - **eprop_lif_ref / bptt_lif_ref**: the LIF network with a 2 ms refractory period (e-prop then
   carries a per-synapse trace; BPTT differentiates the generic step, the fast path excludes it).
-- **rtrl / bptt_small**: `simjax.rules.RTRL()` and `Exact()` on a small LIF network (``N_small``);
-  timed up to ``T = 1000`` (RTRL costs ``parameters x state`` per step), memory at every ``T``.
+- **rtrl / bptt_small**: `simjax.rules.RTRL()` and `Exact()` on a small LIF network (`N_small`);
+  timed up to `T = 1000` (RTRL costs `parameters x state` per step), memory at every `T`.
 
-Memory: ``temp_size_in_bytes`` of XLA's memory analysis of the compiled step (arguments and outputs
+Memory: `temp_size_in_bytes` of XLA's memory analysis of the compiled step (arguments and outputs
 excluded). Single thread, pinned to the least busy core; interleaved repeats; medians.
 
-Usage: ``python benchmarks/eprop.py [--quick] [--T 250 1000 4000 8000] [--N 100] [--B 8]``
+Usage: `python benchmarks/eprop.py [--quick] [--T 250 1000 4000 8000] [--N 100] [--B 8]`
 """
 
 from __future__ import annotations

@@ -10,16 +10,16 @@ targets the study sets, each run through the shipped config (`simjax._app.experi
 |  |  | LIF-only <= 65 % |
 | evidence_{alif,lif} | `eprop_evidence.toml`; LIF: `beta = 0` | ALIF >= 85 %; LIF-only near chance |
 
-Metrics are measured on held-out trials after training (``test_*``; 256 trials, 1 frozen pattern for
+Metrics are measured on held-out trials after training (`test_*`; 256 trials, 1 frozen pattern for
 pattern generation); the settings are the paper's, fixed in advance (nothing is selected on these
-trials). With ``--seeds K`` every case runs for seeds ``0 .. K-1`` and the JSON holds every seed's
+trials). With `--seeds K` every case runs for seeds `0 .. K-1` and the JSON holds every seed's
 value with the mean, standard deviation and standard error. Each finished run is appended to
-``results/eprop_reproduce.json`` at once, so an interrupted run keeps what it finished; ``--only``
+`results/eprop_reproduce.json` at once, so an interrupted run keeps what it finished; `--only`
 reruns chosen cases and merges them in. Each run's folder (learning curve, outputs and raster in
-``eprop.png``) goes to ``runs/eprop_reproduce/<case>-seed<k>``.
+`eprop.png`) goes to `runs/eprop_reproduce/<case>-seed<k>`.
 
-Usage: ``python benchmarks/eprop_reproduce.py [--only pattern_symmetric store_recall_alif ...] [--seeds 5] [--quick]``
-(about 25 min on 2 CPU cores; ``--quick``: the configs' seconds-long forms, to check the script).
+Usage: `python benchmarks/eprop_reproduce.py [--only pattern_symmetric store_recall_alif ...] [--seeds 5] [--quick]`
+(about 25 min on 2 CPU cores; `--quick`: the configs' seconds-long forms, to check the script).
 """
 
 from __future__ import annotations

@@ -4,15 +4,15 @@ surrogate-gradient clock-driven LIF (the `exact_spikes` experiment's comparison,
 Workload: the Yin-Yang data set (5000 train / 1000 validation / 1000 test), a 5-100-3 network with time-to-first-spike
 readout (QIF, LIF: `simjax.networks.SpikingFeedForward`, event-driven, exact gradients;
 surrogate: `simjax.networks.FeedForward` of LIF layers with a leaky readout, clock-driven with
-``dt = 0.02``, max-over-time cross-entropy), Adam, batch 50 (100 steps per epoch), the settings of
-``configs/exact_yinyang.toml``. Per model: compile time (first epoch minus the median of the
+`dt = 0.02`, max-over-time cross-entropy), Adam, batch 50 (100 steps per epoch), the settings of
+`configs/exact_yinyang.toml`. Per model: compile time (first epoch minus the median of the
 others), seconds per epoch (median over epochs after the first), validation and test accuracy
 after every epoch, the test accuracy at the epoch with the best validation accuracy (mean and
-standard deviation over ``--seeds`` seeds: data, initialisation and batch order), fraction of steps
+standard deviation over `--seeds` seeds: data, initialisation and batch order), fraction of steps
 with a non-finite gradient (those steps are skipped). Single thread, pinned
-to the least busy core (``--no-pin`` to use every core), float32 unless ``--x64``.
+to the least busy core (`--no-pin` to use every core), float32 unless `--x64`.
 
-Usage: ``python benchmarks/exact_yinyang.py [--quick] [--epochs 15] [--seeds 5] [--models qif_exact lif_exact]``
+Usage: `python benchmarks/exact_yinyang.py [--quick] [--epochs 15] [--seeds 5] [--models qif_exact lif_exact]`
 """
 
 from __future__ import annotations

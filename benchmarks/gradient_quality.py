@@ -5,15 +5,15 @@ batch of 8 trials. For every learning rule available (exact, truncated BPTT, fee
 sign symmetry, direct feedback alignment, node and weight perturbation, e-prop when present) it
 times, after compilation and interleaved:
 
-- ``exact``: one exact gradient (the unit of cost);
-- ``samples``: the rule's ``samples`` updates alone (one vmapped program);
-- ``report``: the whole report for that rule (`simjax.analysis.report_arrays`, one program);
+- `exact`: one exact gradient (the unit of cost);
+- `samples`: the rule's `samples` updates alone (one vmapped program);
+- `report`: the whole report for that rule (`simjax.analysis.report_arrays`, one program);
 
-and reports ``report / samples`` (the report's overhead; target <= 1.5) and ``report / exact``.
+and reports `report / samples` (the report's overhead; target <= 1.5) and `report / exact`.
 Finally all rules' reports are compiled into ONE program and timed against the sum of the per-rule
-reports. Writes ``benchmarks/results/gradient_quality.json``. Single thread, pinned.
+reports. Writes `benchmarks/results/gradient_quality.json`. Single thread, pinned.
 
-Usage: ``python benchmarks/gradient_quality.py [--quick] [--samples 64]``
+Usage: `python benchmarks/gradient_quality.py [--quick] [--samples 64]`
 """
 
 from __future__ import annotations

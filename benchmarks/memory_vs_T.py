@@ -1,14 +1,14 @@
 """Peak temporary memory of one BPTT training step vs sequence length (workload W3): simjax's memory
-policies against the hand-written ``lax.scan`` and the one-trace floor, from XLA's own memory analysis.
+policies against the hand-written `lax.scan` and the one-trace floor, from XLA's own memory analysis.
 
-The step is the one of ``bptt_step.py`` (recurrent LIF, 100 inputs, 10 readouts, cross-entropy of the
-time-mean readout, Adam) at ``N = 256``, ``B = 8``. For each program the compiled executable's
-``memory_analysis().temp_size_in_bytes`` (buffers XLA allocates besides arguments and outputs) is
-read at every ``T``; nothing is run, so the figures are exact and independent of machine load.
-Reported: the growth from the shortest to the longest ``T`` in units of one float32 trace of the
-hidden state (``T B N x 4`` bytes), the least that storing anything per step costs.
+The step is the one of `bptt_step.py` (recurrent LIF, 100 inputs, 10 readouts, cross-entropy of the
+time-mean readout, Adam) at `N = 256`, `B = 8`. For each program the compiled executable's
+`memory_analysis().temp_size_in_bytes` (buffers XLA allocates besides arguments and outputs) is
+read at every `T`; nothing is run, so the figures are exact and independent of machine load.
+Reported: the growth from the shortest to the longest `T` in units of one float32 trace of the
+hidden state (`T B N x 4` bytes), the least that storing anything per step costs.
 
-Usage: ``python benchmarks/memory_vs_T.py [--quick] [--T 500 2000 8000]``
+Usage: `python benchmarks/memory_vs_T.py [--quick] [--T 500 2000 8000]`
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Reported: milliseconds per call (interleaved rounds, medians of CPU time, one pi
 the ratio optimistix / simjax, the function evaluations each needs, and the largest difference
 between the two results (they must agree to a few ulp of the bracket).
 
-Usage: ``python benchmarks/root_finding.py [--n 256] [--quick]``
+Usage: `python benchmarks/root_finding.py [--n 256] [--quick]`
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """Runs per hour of a seed sweep as one vmapped program vs a Python loop of single runs.
 
 Workload: a small recurrent LIF network (20 inputs, 32 neurons, 2 readouts) learning a 50 ms
-pattern-generation task, 50 Adam steps of batch 8 per run, built exactly as ``simjax sweep`` builds
+pattern-generation task, 50 Adam steps of batch 8 per run, built exactly as `simjax sweep` builds
 its runs (`simjax._app.sweep._train_fn`). For 1, 8, 64 and 256 seeds it times (after compilation)
 
-- ``vmapped``: all seeds in one ``jax.vmap``-ed, jitted program (what ``simjax sweep`` runs);
-- ``loop``: the same single-run program (jitted once) called seed after seed from Python;
-- ``loop_fit``: ``simjax.fit`` called seed after seed as a script would (no ``jax.jit`` around it,
+- `vmapped`: all seeds in one `jax.vmap`-ed, jitted program (what `simjax sweep` runs);
+- `loop`: the same single-run program (jitted once) called seed after seed from Python;
+- `loop_fit`: `simjax.fit` called seed after seed as a script would (no `jax.jit` around it,
   so every call traces and compiles its scan again), timed on up to 4 seeds;
 
 and reports runs per hour and their ratio, compile times, and writes
-``benchmarks/results/sweep_throughput.json``. Single thread, pinned (see ``_common.py``).
+`benchmarks/results/sweep_throughput.json`. Single thread, pinned (see `_common.py`).
 
-Usage: ``python benchmarks/sweep_throughput.py [--quick] [--seeds 1 8 64 256]``
+Usage: `python benchmarks/sweep_throughput.py [--quick] [--seeds 1 8 64 256]`
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def is_concrete(x: Any) -> bool:
-    """True when ``x`` holds a value now (not a tracer inside ``jit``/``vmap``/``grad``)."""
+    """True when `x` holds a value now (not a tracer inside `jit`/`vmap`/`grad`)."""
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -29,7 +29,7 @@ def as_float_array(x: Any) -> jax.Array:
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False, owner: str = "") -> None:
-    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` is not positive (or finite)."""
+    """Raises `ValueError` naming `name` when a concrete `value` is not positive (or finite)."""
     if value is None or not is_concrete(value):
         return
     arr = np.asarray(value)
@@ -42,9 +42,9 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False, owner: st
 
 def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None, what: str = "",
               owner: str = "") -> int:
-    """Returns ``value`` as a Python ``int`` or raises ``ValueError`` naming ``name``: it must be an
-    integer (Python or NumPy, not ``bool``) in ``[minimum, maximum]`` (a bound ``None`` is open).
-    ``what`` says what the number means, for the message."""
+    """Returns `value` as a Python `int` or raises `ValueError` naming `name`: it must be an
+    integer (Python or NumPy, not `bool`) in `[minimum, maximum]` (a bound `None` is open).
+    `what` says what the number means, for the message."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
         ok = False
@@ -68,7 +68,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | 
 
 
 def grid_count(t1: Any, dt: Any, *, names: tuple[str, str] = ("t1", "dt"), owner: str = "") -> int:
-    """``t1 / dt`` as a positive int, or ``ValueError`` when ``t1`` is not a positive multiple of ``dt``
+    """`t1 / dt` as a positive int, or `ValueError` when `t1` is not a positive multiple of `dt`
     (relative tolerance 1e-9). Both must be concrete numbers."""
     where = f"{owner}: " if owner else ""
     if not (is_concrete(t1) and is_concrete(dt)):
@@ -83,9 +83,9 @@ def grid_count(t1: Any, dt: Any, *, names: tuple[str, str] = ("t1", "dt"), owner
 
 
 def steps_of(name: str, value: Any, dt: Any, *, minimum: int = 1, owner: str = "") -> int:
-    """``round(value / dt)``, the number of clock steps a duration ``value`` (ms) covers; ``ValueError``
-    naming ``name`` when ``value`` is negative (zero only with ``minimum=0``) or shorter than
-    ``minimum`` steps."""
+    """`round(value / dt)`, the number of clock steps a duration `value` (ms) covers; `ValueError`
+    naming `name` when `value` is negative (zero only with `minimum=0`) or shorter than
+    `minimum` steps."""
     check_positive(name, value, allow_zero=minimum == 0, owner=owner)
     n = int(round(value / dt))
     if n < minimum:
@@ -95,14 +95,14 @@ def steps_of(name: str, value: Any, dt: Any, *, minimum: int = 1, owner: str = "
 
 
 def check_choice(name: str, value: Any, allowed: tuple, *, owner: str = "") -> None:
-    """Raises ``ValueError`` when ``value`` is not one of ``allowed``."""
+    """Raises `ValueError` when `value` is not one of `allowed`."""
     if value not in allowed:
         where = f"{owner}: " if owner else ""
         raise ValueError(f"{where}unknown {name} {value!r}; expected one of {', '.join(map(repr, allowed))}")
 
 
 def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> None:
-    """Raises ``ValueError`` when ``array.shape`` does not match ``expected`` (``None`` = any size)."""
+    """Raises `ValueError` when `array.shape` does not match `expected` (`None` = any size)."""
     shape = tuple(np.shape(array))
     ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
     if not ok:
@@ -112,11 +112,11 @@ def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> N
 
 
 def finite_flag(name: str, array: Any) -> jax.Array | None:
-    """A scalar zero that errors at run time (``eqx.error_if``) if ``array`` holds NaN or inf; add it
+    """A scalar zero that errors at run time (`eqx.error_if`) if `array` holds NaN or inf; add it
     (`with_flag`) to something the computation needs so that the check runs. Threading the error
-    through a scalar, not through ``array`` itself, keeps XLA from holding copies of the array (one per
-    branch of the check) or making a pass over it. Concrete arrays are checked now (``ValueError``)
-    and give ``None``."""
+    through a scalar, not through `array` itself, keeps XLA from holding copies of the array (one per
+    branch of the check) or making a pass over it. Concrete arrays are checked now (`ValueError`)
+    and give `None`."""
     if is_concrete(array):
         if not np.all(np.isfinite(np.asarray(array))):
             raise ValueError(f"{name} contains NaN or inf values")
@@ -129,8 +129,8 @@ def finite_flag(name: str, array: Any) -> jax.Array | None:
 
 
 def with_flag(tree: Any, flag: jax.Array | None) -> tuple[Any, bool]:
-    """``tree`` with ``flag`` (from `finite_flag`) added to its floating leaves, and whether it had any
-    (``True`` when ``flag`` is ``None``: nothing to add)."""
+    """`tree` with `flag` (from `finite_flag`) added to its floating leaves, and whether it had any
+    (`True` when `flag` is `None`: nothing to add)."""
     if flag is None:
         return tree, True
     inexact = lambda x: jnp.issubdtype(jnp.result_type(x), jnp.inexact)  # noqa: E731
@@ -139,5 +139,5 @@ def with_flag(tree: Any, flag: jax.Array | None) -> tuple[Any, bool]:
 
 
 def as_optional_float(x: Any) -> jax.Array | None:
-    """`as_float_array`, passing ``None`` through (for optional parameters such as ``tau_syn``)."""
+    """`as_float_array`, passing `None` through (for optional parameters such as `tau_syn`)."""
     return None if x is None else as_float_array(x)

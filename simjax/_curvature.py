@@ -18,8 +18,8 @@ from .tasks._base import AbstractTask, Batch
 
 def flat_loss(model: AbstractNetwork, task: AbstractTask, batch: Batch,
               key: PRNGKeyArray | None = None) -> tuple[jax.Array, Callable, Callable]:
-    """``(theta, loss_fn, unravel)``: ``loss_fn(theta)`` is the task loss of ``model`` on ``batch`` with
-    its trainable parameters set to the flat vector ``theta``; ``unravel(theta)`` gives the pytree."""
+    """`(theta, loss_fn, unravel)`: `loss_fn(theta)` is the task loss of `model` on `batch` with
+    its trainable parameters set to the flat vector `theta`; `unravel(theta)` gives the pytree."""
     params, static = partition(model)
     theta, unravel = ravel_pytree(params)
 
@@ -31,14 +31,14 @@ def flat_loss(model: AbstractNetwork, task: AbstractTask, batch: Batch,
 
 
 def hvp(loss_fn: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
-    """``H v`` by forward-over-reverse differentiation (Pearlmutter 1994)."""
+    """`H v` by forward-over-reverse differentiation (Pearlmutter 1994)."""
     return jax.jvp(jax.grad(loss_fn), (theta,), (v,))[1]
 
 
 def extreme_eigenvector(loss_fn: Callable, theta: jax.Array, key: PRNGKeyArray, *, which: str = "top",
                         iterations: int = 50) -> tuple[jax.Array, jax.Array]:
-    """Unit eigenvector and eigenvalue of the Hessian at ``theta`` for its largest (``"top"``) or
-    smallest (``"bottom"``, by power iteration on ``lambda_top I - H``) eigenvalue."""
+    """Unit eigenvector and eigenvalue of the Hessian at `theta` for its largest (`"top"`) or
+    smallest (`"bottom"`, by power iteration on `lambda_top I - H`) eigenvalue."""
 
     def power(matvec, v0):
         def body(v, _):

@@ -22,6 +22,6 @@ def as_key(key: Any) -> PRNGKeyArray:
 
 
 def fold_in_name(key: PRNGKeyArray, name: str) -> PRNGKeyArray:
-    """``key`` folded with a stable 31-bit hash of ``name`` (CRC-32): the same key for the same name
+    """`key` folded with a stable 31-bit hash of `name` (CRC-32): the same key for the same name
     in every run and on every platform, independent keys for different names."""
     return jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)

@@ -12,9 +12,9 @@ from ._checks import as_float_array
 
 
 class SpikeTrain(eqx.Module):
-    """Input spikes of ``n`` channels: ``times[k]`` (ms) of channel ``ids[k]``.
+    """Input spikes of `n` channels: `times[k]` (ms) of channel `ids[k]`.
 
-    Entries with ``times = inf`` are padding (so trains of different lengths can be batched with a
+    Entries with `times = inf` are padding (so trains of different lengths can be batched with a
     leading axis). Times need not be sorted; simulators sort them.
     """
 
@@ -35,9 +35,9 @@ class SpikeTrain(eqx.Module):
             raise ValueError("SpikeTrain: times contain NaN (use inf for padding)")
 
     def to_dense(self, dt: float, t1: float) -> Float[Array, "time *batch n"]:
-        """Bins the train into a clock-driven input ``x[k]`` = number of spikes in ``((k)dt, (k+1)dt]``.
+        """Bins the train into a clock-driven input `x[k]` = number of spikes in `((k)dt, (k+1)dt]`.
 
-        A spike at time ``t`` is delivered at the end of the step that contains it, which is when
+        A spike at time `t` is delivered at the end of the step that contains it, which is when
         clock-driven neurons apply their input.
         """
         steps = int(round(t1 / dt))

@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass
 class Table:
-    """A tidy table: ``columns[name]`` are equal-length numpy arrays."""
+    """A tidy table: `columns[name]` are equal-length numpy arrays."""
 
     columns: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -35,7 +35,7 @@ class Table:
         return Table({k: v[mask] for k, v in self.columns.items()})
 
     def value(self, column: str = "value", **equal: Any) -> Any:
-        """The ``column`` entry of the single row matching ``equal``."""
+        """The `column` entry of the single row matching `equal`."""
         sub = self.where(**equal)
         if len(sub) != 1:
             raise KeyError(f"{len(sub)} rows match {equal}, expected exactly one")

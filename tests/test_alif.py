@@ -14,7 +14,7 @@ from simjax.neurons import ALIF, LIF, ALIFState
 
 @eqx.filter_jit
 def run(neuron, drive, dt):
-    """Scan ``neuron.step`` over ``drive [time, ...]`` from rest: ``(states, spikes)`` per step."""
+    """Scan `neuron.step` over `drive [time, ...]` from rest: `(states, spikes)` per step."""
 
     def body(state, x):
         state, s = neuron.step(state, x, dt)

@@ -1,30 +1,30 @@
 r"""Independent reference: a recurrent LIF network simulated by simjax and by Brian2 spikes identically.
 
-Network: 100 LIF neurons (``tau_mem = 20 ms``, ``v_th = 1``, reset by subtraction, no refractory
-period), delta synapses (a presynaptic spike of weight ``w`` makes ``v`` jump by ``w``), all-to-all
+Network: 100 LIF neurons (`tau_mem = 20 ms`, `v_th = 1`, reset by subtraction, no refractory
+period), delta synapses (a presynaptic spike of weight `w` makes `v` jump by `w`), all-to-all
 recurrence without self-connections, driven by 100 Poisson (Bernoulli per step) input channels.
 
-**simjax** (`simjax.networks.RSNN` + `simjax.simulate`, float64), step ``k`` (``k = 0, 1, ...``):
+**simjax** (`simjax.networks.RSNN` + `simjax.simulate`, float64), step `k` (`k = 0, 1, ...`):
 
     v <- exp(-dt/tau) v                       exact free flow over the step
     v <- v + x_k W_in + s_{k-1} W_rec         this step's input spikes, last step's recurrent spikes
     s_k = 1[v > v_th];  v <- v - v_th s_k     threshold, reset
 
-**Brian2** (numpy code generation, ``method="exact"``): a time step runs its objects slot by slot in
-the network's ``schedule``; the default ``groups -> thresholds -> synapses -> resets`` would check the
+**Brian2** (numpy code generation, `method="exact"`): a time step runs its objects slot by slot in
+the network's `schedule`; the default `groups -> thresholds -> synapses -> resets` would check the
 threshold *before* the step's synaptic jumps are added. The reference instead uses
 
     schedule = ["start", "groups", "synapses", "thresholds", "resets", "end"]
 
-so that in step ``n``: the state updater decays ``v`` over ``dt`` (``groups``); the synaptic pathways
-(``synapses``) push the spikes their source emitted most recently and apply ``on_pre: v += w`` with
+so that in step `n`: the state updater decays `v` over `dt` (`groups`); the synaptic pathways
+(`synapses`) push the spikes their source emitted most recently and apply `on_pre: v += w` with
 zero delay — for the recurrent pathway that is the spike space written by the *previous* step's
-threshold (``s_{n-1}``), and the input `SpikeGeneratorGroup` runs in the ``start`` slot so its spikes
-of step ``n`` (time ``n dt``) are already there (``x_n``); then the threshold ``v > v_th`` and the
-reset ``v -= v_th``. This is exactly the simjax step, so with the same weights and input spikes the two
+threshold (`s_{n-1}`), and the input `SpikeGeneratorGroup` runs in the `start` slot so its spikes
+of step `n` (time `n dt`) are already there (`x_n`); then the threshold `v > v_th` and the
+reset `v -= v_th`. This is exactly the simjax step, so with the same weights and input spikes the two
 spike rasters must coincide (times and neurons), not only the counts. The only numerical differences
-are in the order of floating-point additions (matmul vs. per-synapse ``v += w``) and in how
-``exp(-dt/tau)`` is rounded (~1e-16 relative); a spike flips only if ``v`` lands within ~1e-14 of the
+are in the order of floating-point additions (matmul vs. per-synapse `v += w`) and in how
+`exp(-dt/tau)` is rounded (~1e-16 relative); a spike flips only if `v` lands within ~1e-14 of the
 threshold, which has negligible probability with continuous random weights, so the comparison is
 exact equality of the rasters plus a tight tolerance on the final potentials.
 """
@@ -50,10 +50,10 @@ TAU_MS, V_TH = 20.0, 1.0
 
 
 class _PtpCompatLoader(importlib.abc.SourceLoader):
-    """Loads one Brian2 module with ``np.ndarray.ptp`` (removed in NumPy 2.4) spelled ``np.ptp``.
+    """Loads one Brian2 module with `np.ndarray.ptp` (removed in NumPy 2.4) spelled `np.ptp`.
 
-    Brian2 2.9.0 reads ``np.ndarray.ptp`` when its unit module is imported; newer Brian2 releases do
-    not. The substitution only touches the ``Quantity.ptp`` method, which nothing here uses.
+    Brian2 2.9.0 reads `np.ndarray.ptp` when its unit module is imported; newer Brian2 releases do
+    not. The substitution only touches the `Quantity.ptp` method, which nothing here uses.
     """
 
     def __init__(self, spec):
@@ -163,7 +163,7 @@ def test_recurrent_lif_matches_brian2():
 
 def test_comparison_is_sensitive_to_the_schedule():
     """Brian2's default schedule (threshold before the step's synaptic jumps, input spikes in the
-    ``thresholds`` slot) gives a different raster on the same problem: the agreement above is
+    `thresholds` slot) gives a different raster on the same problem: the agreement above is
     not automatic."""
     x, w_in, w_rec = _problem()
     x = x[:1000]

@@ -34,6 +34,18 @@ def test_quickstart_quick_mode_writes_table_summary_and_plot(tmp_path):
     assert (tmp_path / "report_loss.png").exists()
 
 
+def test_bench_lists_the_source_tree_scripts_or_says_it_needs_one(tmp_path, monkeypatch, capsys):
+    from simjax._app import cli
+
+    assert cli.main(["bench"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("bptt_step", "root_finding", "coba"))
+    monkeypatch.setattr(cli, "BENCHMARKS", tmp_path / "benchmarks")  # as in an installed wheel
+    result_code = cli.main(["bench"])
+    assert result_code == 2
+    assert "need a source checkout" in capsys.readouterr().err
+
+
 def test_list_names_components_and_configs():
     result = simjax("list")
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,8 @@
-"""The documentation runs: every ``python`` code block in README.md and docs/ is executed (the blocks
-of one page share a namespace, in order), and the site builds with ``mkdocs build --strict``.
+"""The documentation runs: every `python` code block in README.md and docs/ is executed (the blocks
+of one page share a namespace, in order), and the site builds with `mkdocs build --strict`.
 
 A block may be run at quick sizes: an HTML comment right before it,
-``<!-- quick: steps=500 -> steps=5; samples=64 -> samples=4 -->``, lists text substitutions made
+`<!-- quick: steps=500 -> steps=5; samples=64 -> samples=4 -->`, lists text substitutions made
 for the test only; each left-hand side must occur in the block, so the comment cannot go stale.
 """
 

@@ -3,17 +3,17 @@ Brian2 with the same connectivity and initial state.
 
 Both are built from one seeded index list: simjax draws the connectivity
 (`simjax.synapses.fixed_probability`, p = 0.02, no self-connections) and the initial potentials
-(uniform in ``[v_reset, v_th]``); Brian2 gets the same ``(i, j)`` pairs through
-``Synapses.connect(i=..., j=...)`` and the same ``v``. Brian2 integrates
+(uniform in `[v_reset, v_th]`); Brian2 gets the same `(i, j)` pairs through
+`Synapses.connect(i=..., j=...)` and the same `v`. Brian2 integrates
 
     dv/dt = (ge (Ee - v) + gi (Ei - v) - (v - El) + I) / taum : volt (unless refractory)
     dge/dt = -ge / taue;  dgi/dt = -gi / taui
 
-with ``method="exponential_euler"`` and its default schedule (state update, threshold, this step's
+with `method="exponential_euler"` and its default schedule (state update, threshold, this step's
 spikes into the conductances, reset), which is the `SynapticLIF` step; both run in float64. Brian2
-labels a spike with the start of its step and holds refractory neurons until ``lastspike +
-refractory``; simjax's spike time is the end of the step, so Brian2's ``refractory`` is
-``t_ref + dt`` for the same 50-step hold.
+labels a spike with the start of its step and holds refractory neurons until `lastspike +
+refractory`; simjax's spike time is the end of the step, so Brian2's `refractory` is
+`t_ref + dt` for the same 50-step hold.
 The network is chaotic: float rounding differences (summation order of the conductance jumps)
 grow until single spikes differ, so the comparison is exact spike counts over the first 50 ms
 and population rates within 3 % over 1 s.

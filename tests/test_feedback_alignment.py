@@ -60,7 +60,7 @@ def _feedforward(sizes, activation="tanh", seed=20, gain=1.0, **kwargs):
 
 
 class _Gained(sj.synapses.AbstractProjection):
-    """A parameterised projection ``pre @ (gain * weight)`` (tests the local weight gradient)."""
+    """A parameterised projection `pre @ (gain * weight)` (tests the local weight gradient)."""
 
     weight: jax.Array
     gain: jax.Array

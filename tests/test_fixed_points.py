@@ -17,7 +17,7 @@ N = 20
 
 
 def rate_net(w_rec_j, tau=1.0, activation="tanh", b_rec=None):
-    """A RateRNN with coupling ``J`` (``post x pre``) and identity input weights."""
+    """A RateRNN with coupling `J` (`post x pre`) and identity input weights."""
     return RateRNN(N, N, 1, LeakyRate(tau=tau, activation=activation), w_in=Dense(jnp.eye(N)), w_rec=w_rec_j.T,
                    w_out=jnp.zeros((N, 1)), b_rec=b_rec)
 

@@ -1,9 +1,9 @@
 """Quick reproduction of interference in sequential learning with fixed seeds.
 
-One vmapped program over ``g x seeds x mode`` (8 seeds for recurrent learning, 2 for input-only)
+One vmapped program over `g x seeds x mode` (8 seeds for recurrent learning, 2 for input-only)
 runs the quick variant of `configs/interference_g.toml` (N = 48, 60 Adam steps per task at five
 times the learning rate, so that the weights travel as far as in the 300-step run): the fixed-point
-memory A along ``a``, then B along the orthogonal ``b``. A second, smaller program trains the
+memory A along `a`, then B along the orthogonal `b`. A second, smaller program trains the
 input-driven tracking task by plain gradient descent.
 """
 
@@ -89,9 +89,9 @@ def test_input_only_learning_interferes_less_than_recurrent_learning(memory):
 
 
 def test_input_only_gradient_descent_leaves_an_orthogonal_input_task_intact(tracking):
-    """Closed form: under plain gradient descent the input weights change by ``sum_t u_t delta_t^T``
-    with ``u_t`` along ``b`` during B, which maps A's inputs (along ``a``, ``a . b = 0``) to zero, so
-    input-only learning of B cannot change anything A sees, at any ``g``, though it learns both tasks."""
+    """Closed form: under plain gradient descent the input weights change by `sum_t u_t delta_t^T`
+    with `u_t` along `b` during B, which maps A's inputs (along `a`, `a . b = 0`) to zero, so
+    input-only learning of B cannot change anything A sees, at any `g`, though it learns both tasks."""
     runs, res = tracking
     losses = _select(runs, res, "losses", "input")
     assert np.all(losses[:, 1, 0] < 0.3 * losses[:, 0, 0]) and np.all(losses[:, 2, 1] < 0.3 * losses[:, 1, 1])

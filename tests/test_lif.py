@@ -16,7 +16,7 @@ STEPS = 10_000
 
 @eqx.filter_jit
 def run(neuron, drive, dt):
-    """Scan `LIF.step` over ``drive [time, ...]`` from rest: ``(states, spikes)`` per step."""
+    """Scan `LIF.step` over `drive [time, ...]` from rest: `(states, spikes)` per step."""
 
     def body(state, x):
         state, s = neuron.step(state, x, dt)
@@ -60,7 +60,7 @@ def test_delta_input_is_lost_while_refractory():
 
 
 def double_exponential(t, w, tau_mem, tau_syn):
-    """Potential at ``t >= 0`` after a unit-free current kick ``w`` at 0 (tau_mem dv/dt = -v + i)."""
+    """Potential at `t >= 0` after a unit-free current kick `w` at 0 (tau_mem dv/dt = -v + i)."""
     if tau_syn == tau_mem:
         return w * t / tau_mem * np.exp(-t / tau_mem)
     return w * tau_syn / (tau_syn - tau_mem) * (np.exp(-t / tau_syn) - np.exp(-t / tau_mem))

@@ -1,4 +1,4 @@
-"""The observatory: several rules' reports in one compiled program, rendered by ``simjax report``."""
+"""The observatory: several rules' reports in one compiled program, rendered by `simjax report`."""
 
 import csv
 import math

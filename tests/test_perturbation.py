@@ -15,7 +15,7 @@ MSE = sj.tasks.Supervised("mse", "all", dt=1.0)
 
 
 def _per_sample(rule, net, task, batch, n):
-    """``n`` independent calls of ``rule`` (one compiled program; ``lax.map`` compiles faster than a vmap)."""
+    """`n` independent calls of `rule` (one compiled program; `lax.map` compiles faster than a vmap)."""
     call = eqx.filter_jit(lambda m, b: jax.lax.map(lambda k: rule(m, task, b, k)[1],
                                                    jax.random.split(jax.random.key(7), n)))
     return jax.tree.map(np.asarray, call(net, batch))
@@ -96,9 +96,9 @@ def _linear_problem(n_in, n_out, batch=4):
 
 
 def _closed_forms(net, task, data):
-    """Per-sample relative variances ``E|g_hat - g|^2 / |g|^2``: ``P + 1`` for weight perturbation;
-    ``1 + |delta|^2 |J|_F^2 / |g|^2`` for node perturbation of the readout (``delta = dL/do``,
-    ``J = do/dtheta``, ``|J|_F^2 = n_out sum_b (|x_b|^2 + 1)`` for ``o = x W + b``)."""
+    """Per-sample relative variances `E|g_hat - g|^2 / |g|^2`: `P + 1` for weight perturbation;
+    `1 + |delta|^2 |J|_F^2 / |g|^2` for node perturbation of the readout (`delta = dL/do`,
+    `J = do/dtheta`, `|J|_F^2 = n_out sum_b (|x_b|^2 + 1)` for `o = x W + b`)."""
     x, y = np.asarray(data.inputs[0]), np.asarray(data.targets[0])
     readout = x @ np.asarray(net.layers[0].weight) + np.asarray(net.biases[0])
     delta = 2 * (readout - y) / y.size  # d mean((o - y)^2) / do
@@ -165,7 +165,7 @@ def test_perturbed_rate_rnn_matches_hand_written_noisy_dynamics():
 
 def test_credit_pass_on_rsnn_is_noise_times_presynaptic_activity():
     """In credit mode the vector-Jacobian product must equal the node-perturbation eligibility
-    computed by hand from the recorded spikes: ``sum_t pre_t^T C_t`` for the input and recurrent
+    computed by hand from the recorded spikes: `sum_t pre_t^T C_t` for the input and recurrent
     weights, and the readout's leak-filtered error times spikes for the readout."""
     steps, batch, n_in, n_rec, n_out, dt = 8, 2, 4, 6, 3, 1.0
     settings = dict(key=jax.random.key(3), in_scale=6.0, rec_scale=3.0, tau_out=4.0)

@@ -19,8 +19,8 @@ K = 1.0  # QIF bias -K^2: rest at V = -K, unstable point (threshold) at V = +K
 
 
 def qif_first_spike_reference(w, t1=T1, t_in=T_IN, drive=DRIVE):
-    """Closed form (by hand, V form) for a QIF neuron at rest (I = -K^2) kicked by ``w`` at ``t_in``,
-    with I = -K^2 + drive after ``t1``: tanh solution up to t1, tan solution afterwards."""
+    """Closed form (by hand, V form) for a QIF neuron at rest (I = -K^2) kicked by `w` at `t_in`,
+    with I = -K^2 + drive after `t1`: tanh solution up to t1, tan solution afterwards."""
     v0 = -K + w
     if v0 > K:
         t = t_in + math.atanh(K / v0) / K  # V = -K coth(...) blows up

@@ -1,5 +1,5 @@
 """QIF (theta) neuron: closed-form flow, spike times and kicks against the textbook solutions of
-``dV/dt = V^2 + I`` (V = tan(theta/2)), finite-difference gradients, clock-driven convergence."""
+`dV/dt = V^2 + I` (V = tan(theta/2)), finite-difference gradients, clock-driven convergence."""
 
 import equinox as eqx
 import jax
@@ -40,7 +40,7 @@ def first_spike_exact(theta0, current):
 
 @eqx.filter_jit
 def call(neuron, method, *args):
-    """``neuron.method(*args)``, compiled (one compilation per method and shapes)."""
+    """`neuron.method(*args)`, compiled (one compilation per method and shapes)."""
     return getattr(neuron, method)(*args)
 
 
@@ -152,7 +152,7 @@ def _clock_spikes(neuron, drive, dt):
 
 
 def _clock_spike_times(neuron, dt, t1, kicks=()):
-    """End-of-step times of the spikes of a clock-driven run up to ``t1`` (one compilation)."""
+    """End-of-step times of the spikes of a clock-driven run up to `t1` (one compilation)."""
     drive = np.zeros(STEPS)
     for k, w in kicks:
         drive[k] = w

@@ -20,7 +20,7 @@ S = sj.synapses
 
 
 def _run(neuron, drives, dt):
-    """Steps ``neuron`` (one unit) through ``drives`` (a list of per-step drives, arrays or tuples);
+    """Steps `neuron` (one unit) through `drives` (a list of per-step drives, arrays or tuples);
     the potential after each step."""
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *drives)
 

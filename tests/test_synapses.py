@@ -31,7 +31,7 @@ def test_sparse_equals_numpy_dense_forward_and_gradient():
 @pytest.mark.parametrize("lead", [(), (3,), (5, 2), (4, 2, 3)])
 def test_dense_any_leading_axes_forward_and_gradient(lead):
     """Leading axes are merged before the product (one 2-D matmul); values and the weight gradient
-    are those of ``x @ W`` in NumPy."""
+    are those of `x @ W` in NumPy."""
     w = RNG.normal(size=(4, 3))
     x = RNG.normal(size=(*lead, 4))
     proj = sj.synapses.Dense(jnp.asarray(w))

@@ -179,7 +179,7 @@ def test_bad_input_gives_clear_errors(unchecked):
 
 
 def _groups(inputs, channels):
-    """``[time, batch, groups * channels]`` analog inputs -> ``[time, batch, groups]`` 0/1 activity."""
+    """`[time, batch, groups * channels]` analog inputs -> `[time, batch, groups]` 0/1 activity."""
     x = np.asarray(inputs)
     return x.reshape(x.shape[0], x.shape[1], -1, channels)[..., 0]
 

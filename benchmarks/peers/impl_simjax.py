@@ -1,16 +1,16 @@
-"""simjax as one more column of the peer harness (``../shared/bench-peers``).
+"""simjax as one more column of the peer harness (`../shared/bench-peers`).
 
-Implements the harness's ``build(cfg) -> Bench(step, check, meta)`` for its workloads W1 (one BPTT +
+Implements the harness's `build(cfg) -> Bench(step, check, meta)` for its workloads W1 (one BPTT +
 Adam training step) and W2 (forward only) with the public simjax API: `simjax.networks.RSNN` of
 `simjax.neurons.LIF` (subtract reset, detached), fast-sigmoid surrogate (slope 25), leaky readout,
 `simjax.tasks.Supervised(loss="cross_entropy", readout="mean")`, `simjax.rules.Exact`, optax Adam.
 Deviation from the harness's reference equations: simjax resets within the step
-(``v_t = beta (v_{t-1} - thr s_{t-1}) + ...``, like brainstate and SpikingJelly) rather than at the
-next step (``beta v_{t-1} - thr s_{t-1}``); the FLOPs are the same.
+(`v_t = beta (v_{t-1} - thr s_{t-1}) + ...`, like brainstate and SpikingJelly) rather than at the
+next step (`beta v_{t-1} - thr s_{t-1}`); the FLOPs are the same.
 
-Environment: ``SIMJAX_MEMORY`` = ``store`` (default) | ``checkpoint`` | ``recompute`` selects the
-memory policy of `simjax.simulate`; ``PEER_HARNESS`` is the harness folder (for ``common.py``).
-Run through ``benchmarks/peers/run.py``.
+Environment: `SIMJAX_MEMORY` = `store` (default) | `checkpoint` | `recompute` selects the
+memory policy of `simjax.simulate`; `PEER_HARNESS` is the harness folder (for `common.py`).
+Run through `benchmarks/peers/run.py`.
 """
 
 import os

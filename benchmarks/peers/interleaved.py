@@ -5,7 +5,7 @@ whose speed drifts by tens of percent within minutes, one such pass can put any 
 or behind. Here every implementation is built once in this interpreter, and each round times one
 step of each, in a shuffled order: the ratio of two libraries within a round is measured seconds
 apart. Reported: median ms per step, and the median (with quartiles) over rounds of the per-round
-ratio to the hand-written reference ``jax-ref``.
+ratio to the hand-written reference `jax-ref`.
 
 Needs an interpreter where simjax and the peers are importable together (the JAX peers share
 JAX 0.10), e.g.::
@@ -14,7 +14,7 @@ JAX 0.10), e.g.::
     ~/peer-venvs/mix/bin/python benchmarks/peers/interleaved.py --libs jax-ref,simjax,spyx,brainstate \\
         --cells W1,W2 --N 256 --rounds 40 --out benchmarks/results/peers_interleaved.json
 
-One thread (XLA flags set below) on one core (the least busy one is taken unless ``--cpu`` is given).
+One thread (XLA flags set below) on one core (the least busy one is taken unless `--cpu` is given).
 """
 
 import argparse

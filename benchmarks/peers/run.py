@@ -1,14 +1,14 @@
-"""Runs the peer harness (``../shared/bench-peers/run_peers.py``) with simjax added as columns.
+"""Runs the peer harness (`../shared/bench-peers/run_peers.py`) with simjax added as columns.
 
-``simjax`` (memory policy ``store``) and ``simjax-checkpoint`` run in this interpreter; the
-hand-written JAX reference (``jax-ref``) and the roofline also use it when the harness's own JAX
+`simjax` (memory policy `store`) and `simjax-checkpoint` run in this interpreter; the
+hand-written JAX reference (`jax-ref`) and the roofline also use it when the harness's own JAX
 virtual environment is missing, so the ratios compare programs under the same JAX. Every option is
 the harness's, e.g.::
 
     python benchmarks/peers/run.py --libs jax-ref,simjax,simjax-checkpoint --cells W1,W2,W3 \\
         --out benchmarks/results/peers.json
 
-``PEER_HARNESS`` overrides the harness folder.
+`PEER_HARNESS` overrides the harness folder.
 """
 
 import os

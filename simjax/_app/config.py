@@ -26,7 +26,7 @@ def load(path: str | Path) -> dict:
 
 
 def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
-    """``defaults`` updated by ``overrides``; keys and types must exist in ``defaults``."""
+    """`defaults` updated by `overrides`; keys and types must exist in `defaults`."""
     out = copy.deepcopy(defaults)
     for key, value in overrides.items():
         name = f"{where}.{key}" if where else key
@@ -46,7 +46,7 @@ def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
 
 
 def overlay(base: dict, new: dict) -> dict:
-    """``base`` with ``new``'s values laid over it, nested tables merged (no validation: `merge` checks
+    """`base` with `new`'s values laid over it, nested tables merged (no validation: `merge` checks
     keys and types against an experiment's defaults)."""
     out = dict(base)
     for key, value in new.items():
@@ -65,7 +65,7 @@ def _same_type(default: Any, value: Any) -> bool:
 
 
 def require(condition: bool, key: str, value: Any, allowed: str) -> None:
-    """Raises `ConfigError` ``key = value: expected allowed`` unless ``condition``."""
+    """Raises `ConfigError` `key = value: expected allowed` unless `condition`."""
     if not condition:
         raise ConfigError(f"{key} = {value!r} is not allowed: expected {allowed}")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Writes ``data`` to a temporary file beside ``path`` and renames it into place."""
+    """Writes `data` to a temporary file beside `path` and renames it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
@@ -59,7 +59,7 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
 
 
 def history_rows(history: dict, **columns: Any) -> list[dict]:
-    """A metric history ``{name: [steps]}`` as tidy rows ``(columns..., step, metric, value)``."""
+    """A metric history `{name: [steps]}` as tidy rows `(columns..., step, metric, value)`."""
     rows = []
     for name, values in history.items():
         values = np.asarray(values)

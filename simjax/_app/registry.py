@@ -1,4 +1,4 @@
-"""Name -> constructor tables used by configs and the CLI (``type = "rsnn"`` etc.)."""
+"""Name -> constructor tables used by configs and the CLI (`type = "rsnn"` etc.)."""
 
 from __future__ import annotations
 
@@ -65,12 +65,12 @@ _TABLES: dict[str, dict[str, Callable]] = {
 
 
 def available(kind: str) -> list[str]:
-    """The names of ``kind`` (neuron, surrogate, model, task, rule, optimizer)."""
+    """The names of `kind` (neuron, surrogate, model, task, rule, optimizer)."""
     return sorted(_TABLES[kind])
 
 
 def lookup(kind: str, name: Any, where: str) -> Callable:
-    """The constructor registered as ``name``; a `ConfigError` listing the known names otherwise."""
+    """The constructor registered as `name`; a `ConfigError` listing the known names otherwise."""
     table = _TABLES[kind]
     ctor = table.get(name) if isinstance(name, str) else None
     if ctor is None:
@@ -79,7 +79,7 @@ def lookup(kind: str, name: Any, where: str) -> Callable:
 
 
 def construct(kind: str, spec: dict, where: str, **extra: Any) -> Any:
-    """Builds ``{type = name, **kwargs}``; unknown keywords and invalid values become `ConfigError`s
+    """Builds `{type = name, **kwargs}`; unknown keywords and invalid values become `ConfigError`s
     that name the config key."""
     if not isinstance(spec, dict) or "type" not in spec:
         raise ConfigError(f"{where} must be a table with a 'type' key (one of {', '.join(available(kind))})")

@@ -1,4 +1,4 @@
-"""``simjax report DIR``: learning curves and final-metric plots for a run or a sweep folder."""
+"""`simjax report DIR`: learning curves and final-metric plots for a run or a sweep folder."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def _axes(rows: list[dict]) -> list[str]:
 
 
 def report(folder: Path) -> list[Path]:
-    """Writes ``report_<metric>.png`` (curves per swept value, mean and min-max band over seeds) and
-    ``final_<metric>_vs_<axis>.png``; prints the final-metric table. Returns the written paths."""
+    """Writes `report_<metric>.png` (curves per swept value, mean and min-max band over seeds) and
+    `final_<metric>_vs_<axis>.png`; prints the final-metric table. Returns the written paths."""
     folder = Path(folder)
     written = []
     if (folder / "gradient_quality.csv").exists():
@@ -108,7 +108,7 @@ def _final_vs_axis(plt, folder: Path, rows: list[dict], metric: str, axes: list[
 
 
 def _gradient_quality(folder: Path) -> list[Path]:
-    """Prints the observatory table of ``gradient_quality.csv`` (every group) and redraws its
+    """Prints the observatory table of `gradient_quality.csv` (every group) and redraws its
     bias-variance plane."""
     with open(folder / "gradient_quality.csv", newline="") as f:
         rows = list(csv.DictReader(f))

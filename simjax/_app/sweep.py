@@ -1,21 +1,21 @@
 r"""`sweep`: the cartesian product seeds x hyper-parameters x tasks x rules as few compiled programs.
 
-Axes come from a config's ``[sweep]`` table: ``seeds`` (a count or a list) and dotted keys with lists
-of values (``"optimizer.learning_rate" = [1e-3, 3e-3]``, ``"rule.type" = ["exact", "feedback_alignment"]``).
+Axes come from a config's `[sweep]` table: `seeds` (a count or a list) and dotted keys with lists
+of values (`"optimizer.learning_rate" = [1e-3, 3e-3]`, `"rule.type" = ["exact", "feedback_alignment"]`).
 
 * Runs are grouped by their non-float values (rule/task names, sizes: anything that changes the
-  program); float values that can be traced are ``vmap``-ped together with the seeds, so each group
+  program); float values that can be traced are `vmap`-ped together with the seeds, so each group
   is one compiled program whose leading run axis is sharded over every device
-  (``jax.sharding.Mesh`` over ``jax.devices()``; multi-host after ``jax.distributed.initialize()``).
+  (`jax.sharding.Mesh` over `jax.devices()`; multi-host after `jax.distributed.initialize()`).
   A float axis that cannot be traced (it sets a shape) becomes a grouping axis automatically.
-* Each run's PRNG key is ``jax.random.key(seed)`` (model from ``fold_in(key, 0)``, training from
-  ``fold_in(key, 1)``), so a run's result depends neither on the device count nor on batching.
+* Each run's PRNG key is `jax.random.key(seed)` (model from `fold_in(key, 0)`, training from
+  `fold_in(key, 1)`), so a run's result depends neither on the device count nor on batching.
 * Work is split into chunks of runs; each finished chunk is written atomically (its rows and its
   final parameters) before the next starts. Re-running with the same output folder resumes, skipping
   finished chunks; a folder written by a different config is refused.
 * Results: one tidy table (a row per run x logged step x metric, every swept value a column) as
-  ``results.csv`` (and ``results.parquet`` with pyarrow), ``summary.json`` (final metrics per run),
-  ``config.json`` (config + hash), ``params/`` (equinox serialisation per chunk).
+  `results.csv` (and `results.parquet` with pyarrow), `summary.json` (final metrics per run),
+  `config.json` (config + hash), `params/` (equinox serialisation per chunk).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _set(cfg: dict, dotted: str, value: Any) -> None:
 
 
 def axes_of(cfg: dict) -> tuple[list[int], dict[str, list]]:
-    """``(seeds, {dotted_key: values})`` from a merged config's ``[sweep]`` table."""
+    """`(seeds, {dotted_key: values})` from a merged config's `[sweep]` table."""
     spec = dict(cfg.get("sweep", {}))
     seeds = spec.pop("seeds", 1)
     for k in RESERVED:
@@ -276,7 +276,7 @@ def _write_results(out: Path, table: Table) -> None:
 def sweep(config: str | Path | dict, *, out: str | Path | None = None, progress: bool = True) -> Table:
     """Runs the sweep of a config file (or merged config dict) and returns its tidy table.
 
-    ``sj.sweep("configs/<name>.toml")`` is the same as ``simjax sweep configs/<name>.toml``.
+    `sj.sweep("configs/<name>.toml")` is the same as `simjax sweep configs/<name>.toml`.
     """
     raw = load(config) if not isinstance(config, dict) else config
     cfg = generic.merge_config(raw)

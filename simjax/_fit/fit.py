@@ -1,4 +1,4 @@
-"""`fit`: train a model with any learning rule, as a pure ``lax.scan`` over training steps."""
+"""`fit`: train a model with any learning rule, as a pure `lax.scan` over training steps."""
 
 from __future__ import annotations
 
@@ -49,23 +49,24 @@ def fit(model: AbstractNetwork, rule: AbstractRule, task: AbstractTask, optimize
         steps: int, key: PRNGKeyArray,
         batch_size: int = 32, progress: bool | Callable[[int, int, dict], None] = False,
         chunks: int = 20, track: Any = None) -> tuple[Any, dict]:
-    """Trains ``model`` on ``task`` with ``rule`` and ``optimizer`` for ``steps`` steps.
+    """Trains `model` on `task` with `rule` and `optimizer` for `steps` steps.
 
-    Each step samples a batch, asks the rule for ``(loss, updates, aux)``, applies the optimiser and
+    Each step samples a batch, asks the rule for `(loss, updates, aux)`, applies the optimiser and
     then the model's constraints (Dale signs, bounds: `simjax.parameters.constrain`), the same way
-    for every rule. Pure: ``jax.vmap(lambda k: fit(..., key=k))`` trains many seeds at once.
+    for every rule. Pure: `jax.vmap(lambda k: fit(..., key=k))` trains many seeds at once.
 
     **Arguments:**
-    - ``steps``: number of updates; ``key``: PRNG key (batches and the rule's randomness).
-    - ``batch_size``: trials per update.
-    - ``progress``: ``True`` prints a progress line between chunks; a callable receives
-      ``(done, steps, last_metrics)``. Ignored (one single scan) when called under a JAX transform.
-    - ``chunks``: how many chunks the scan is split into when reporting progress.
-    - ``track``: a `simjax.analysis.QualityTracker` to record the rule's gradient quality along
-      training (every ``track.every`` steps, NaN elsewhere).
 
-    **Returns:** ``(trained_model, history)`` with ``history[name]`` of shape ``[steps]`` for the loss
-    and every scalar in the rule's ``aux``.
+    - `steps`: number of updates; `key`: PRNG key (batches and the rule's randomness).
+    - `batch_size`: trials per update.
+    - `progress`: `True` prints a progress line between chunks; a callable receives
+      `(done, steps, last_metrics)`. Ignored (one single scan) when called under a JAX transform.
+    - `chunks`: how many chunks the scan is split into when reporting progress.
+    - `track`: a `simjax.analysis.QualityTracker` to record the rule's gradient quality along
+      training (every `track.every` steps, NaN elsewhere).
+
+    **Returns:** `(trained_model, history)` with `history[name]` of shape `[steps]` for the loss
+    and every scalar in the rule's `aux`.
     """
     check_int("steps", steps, owner="fit")
     check_int("batch_size", batch_size, owner="fit")

@@ -1,11 +1,11 @@
 r"""Sequential learning: train on task A, then on task B from A's solution (no replay), while
 tracking every task's loss along the whole run.
 
-Each phase is one call of `simjax.fit` (a ``lax.scan`` over steps) with a fresh optimiser and rule
+Each phase is one call of `simjax.fit` (a `lax.scan` over steps) with a fresh optimiser and rule
 state, so the only memory of earlier tasks is in the weights. The losses of the evaluation tasks
-are measured inside the scan by `TaskLosses`, passed to `fit` as its ``track`` probe, on batches
+are measured inside the scan by `TaskLosses`, passed to `fit` as its `track` probe, on batches
 drawn once before training (so that the curves are comparable across steps). Everything is pure:
-``jax.vmap`` over keys or hyper-parameters trains many sequences at once.
+`jax.vmap` over keys or hyper-parameters trains many sequences at once.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from .fit import fit
 
 
 class TaskLosses(eqx.Module):
-    """The losses of fixed tasks on fixed batches, as a `simjax.fit` ``track`` probe.
+    """The losses of fixed tasks on fixed batches, as a `simjax.fit` `track` probe.
 
-    Called as ``probe(step, model, rule, task, batch, key)`` it returns
-    ``{"eval_0": L_0, "eval_1": L_1, ...}`` for the model before the step's update, every ``every``
-    steps (NaN on the others, via ``lax.cond``).
+    Called as `probe(step, model, rule, task, batch, key)` it returns
+    `{"eval_0": L_0, "eval_1": L_1, ...}` for the model before the step's update, every `every`
+    steps (NaN on the others, via `lax.cond`).
 
-    **Arguments:** ``tasks`` (a sequence of tasks), ``batches`` (one batch per task), ``every``.
+    **Arguments:** `tasks` (a sequence of tasks), `batches` (one batch per task), `every`.
     """
 
     tasks: tuple
@@ -48,7 +48,7 @@ class TaskLosses(eqx.Module):
 
     @classmethod
     def sample(cls, tasks: Sequence[Any], key, batch_size: int, every: int = 1) -> TaskLosses:
-        """Draws one evaluation batch of ``batch_size`` trials per task from ``key``."""
+        """Draws one evaluation batch of `batch_size` trials per task from `key`."""
         keys = jax.random.split(key, len(tasks))
         return cls(tuple(tasks), tuple(t.sample(k, batch_size) for t, k in zip(tasks, keys)), every)
 
@@ -57,7 +57,7 @@ class TaskLosses(eqx.Module):
         return tuple(f"eval_{i}" for i in range(len(self.tasks)))
 
     def losses(self, model: AbstractNetwork) -> Float[Array, " n_tasks"]:
-        """Every task's loss for ``model``."""
+        """Every task's loss for `model`."""
         return jnp.stack([t.loss(t.forward(model, b), b) for t, b in zip(self.tasks, self.batches)])
 
     def __call__(self, step, model, rule, task, batch, key) -> dict:
@@ -77,23 +77,24 @@ def train_sequence(model: AbstractNetwork, rule: AbstractRule, tasks: Sequence[A
                    optimizer: optax.GradientTransformation, *, steps: int | Sequence[int], key: PRNGKeyArray,
                    eval_tasks: Sequence[AbstractTask] | None = None,
                    batch_size: int = 1, eval_batch_size: int | None = None, eval_every: int = 1):
-    r"""Trains ``model`` on ``tasks[0]``, then ``tasks[1]``, ... each from the previous solution.
+    r"""Trains `model` on `tasks[0]`, then `tasks[1]`, ... each from the previous solution.
 
     **Arguments:**
-    - ``model``, ``rule``, ``optimizer``: as for `simjax.fit` (the optimiser state is re-initialised
-      at the start of every phase).
-    - ``tasks``: the training tasks, in order.
-    - ``steps``: updates per phase (an int for all, or one per phase).
-    - ``key``: PRNG key; phase ``i`` trains with ``fold_in(key, i)``, evaluation batches come from
-      ``fold_in(key, len(tasks))``.
-    - ``eval_tasks``: tasks whose losses are tracked along the whole run (default: ``tasks``).
-    - ``batch_size``: training trials per update; ``eval_batch_size``: trials per evaluation batch
-      (default ``batch_size``); ``eval_every``: evaluate every that many steps (NaN elsewhere).
 
-    **Returns:** ``(models, history)``: ``models`` is the tuple of models after every phase;
-    ``history`` holds ``"loss"`` (training loss, ``[total_steps]``), ``"phase"`` (``[total_steps]``),
-    ``"eval"`` (``[total_steps + 1, n_eval]``: row ``s`` is the model after ``s`` updates), and
-    ``"losses"`` (``[n_phases + 1, n_eval]``: at the start and after each phase).
+    - `model`, `rule`, `optimizer`: as for `simjax.fit` (the optimiser state is re-initialised
+      at the start of every phase).
+    - `tasks`: the training tasks, in order.
+    - `steps`: updates per phase (an int for all, or one per phase).
+    - `key`: PRNG key; phase `i` trains with `fold_in(key, i)`, evaluation batches come from
+      `fold_in(key, len(tasks))`.
+    - `eval_tasks`: tasks whose losses are tracked along the whole run (default: `tasks`).
+    - `batch_size`: training trials per update; `eval_batch_size`: trials per evaluation batch
+      (default `batch_size`); `eval_every`: evaluate every that many steps (NaN elsewhere).
+
+    **Returns:** `(models, history)`: `models` is the tuple of models after every phase;
+    `history` holds `"loss"` (training loss, `[total_steps]`), `"phase"` (`[total_steps]`),
+    `"eval"` (`[total_steps + 1, n_eval]`: row `s` is the model after `s` updates), and
+    `"losses"` (`[n_phases + 1, n_eval]`: at the start and after each phase).
     """
     tasks = tuple(tasks)
     if not tasks:

@@ -15,14 +15,14 @@ from ..neurons._qif import QIF
 
 
 def check_event_neuron(neuron: AbstractNeuron, owner: str) -> None:
-    """Raises ``TypeError`` unless ``neuron`` has an exact event-driven form (`AbstractEventNeuron`)."""
+    """Raises `TypeError` unless `neuron` has an exact event-driven form (`AbstractEventNeuron`)."""
     if not isinstance(neuron, AbstractEventNeuron):
         raise TypeError(f"{owner}: {type(neuron).__name__} has no exact event-driven form (free_flow, receive, "
                         "time_to_spike; e.g. simjax.neurons.LIF, ALIF, QIF); use method='clock' or method='ode'")
 
 
 def check_spike_inputs(inputs: Any, n_in: int, t1: Any, owner: str) -> None:
-    """Raises unless ``inputs`` is a `SpikeTrain` with ``n_in`` channels and ``t1`` a positive end time."""
+    """Raises unless `inputs` is a `SpikeTrain` with `n_in` channels and `t1` a positive end time."""
     if not isinstance(inputs, SpikeTrain):
         raise TypeError(f"{owner}: inputs must be a simjax.SpikeTrain(times, ids, n), got {type(inputs).__name__}")
     if inputs.n != n_in:
@@ -33,8 +33,8 @@ def check_spike_inputs(inputs: Any, n_in: int, t1: Any, owner: str) -> None:
 
 
 def check_pseudo_drive(neuron: AbstractEventNeuron, drive: Any, owner: str) -> None:
-    """Raises ``ValueError`` unless ``drive`` is finite and (for QIF, when concrete) makes every
-    neuron's current ``bias + drive`` positive, so that every neuron fires after the trial."""
+    """Raises `ValueError` unless `drive` is finite and (for QIF, when concrete) makes every
+    neuron's current `bias + drive` positive, so that every neuron fires after the trial."""
     if not is_concrete(drive):
         return
     if not np.all(np.isfinite(np.asarray(drive))):
@@ -48,8 +48,8 @@ def check_pseudo_drive(neuron: AbstractEventNeuron, drive: Any, owner: str) -> N
 
 def sorted_inputs(inputs: SpikeTrain, t1: Float[Array, ""], *, checks: bool, owner: str
                   ) -> tuple[Float[Array, "*batch events"], Int[Array, "*batch events"]]:
-    """Each trial's input spikes sorted in time, those outside ``[0, t1]`` turned into ``inf``
-    padding (NaN times rejected when ``checks`` and the times are concrete)."""
+    """Each trial's input spikes sorted in time, those outside `[0, t1]` turned into `inf`
+    padding (NaN times rejected when `checks` and the times are concrete)."""
     times = jnp.asarray(inputs.times, t1.dtype)
     if checks and is_concrete(times) and np.any(np.isnan(np.asarray(times))):
         raise ValueError(f"{owner}: input spike times contain NaN (use inf for padding)")

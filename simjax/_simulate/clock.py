@@ -1,4 +1,4 @@
-"""Clock-driven simulation: a ``lax.scan`` of the network's step over the input sequence, with a
+"""Clock-driven simulation: a `lax.scan` of the network's step over the input sequence, with a
 choice of memory policy for the backward pass (store, checkpointed segments, recompute)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _select(record: Record, fields: tuple[str, ...]) -> Record:
 
 
 def _scan(net: AbstractNetwork, state, inputs, *, raw, dt, record, unroll, recompute, fast):
-    """One scan of the step over ``inputs`` (raw, or already `prepare`d when ``raw`` is False): the
+    """One scan of the step over `inputs` (raw, or already `prepare`d when `raw` is False): the
     network's fast path when it has one (it takes the raw inputs and prepares them itself)."""
     if fast and raw and isinstance(net, AbstractFastScanNetwork):
         result = net.fast_scan(inputs, dt, state, unroll)
@@ -40,7 +40,7 @@ def _scan(net: AbstractNetwork, state, inputs, *, raw, dt, record, unroll, recom
 
 def simulate_clock(net: AbstractNetwork, inputs: Float[Array, "time *batch n_in"], *, dt: Any, state: PyTree[Array],
                    record: tuple[str, ...], stride: int, memory: Memory, segment: int, unroll: int) -> Output:
-    """The clock-driven integration behind ``simulate(..., method="clock")`` (arguments checked there)."""
+    """The clock-driven integration behind `simulate(..., method="clock")` (arguments checked there)."""
     steps = inputs.shape[0]
     if steps % stride:
         raise ValueError(f"simulate: stride {stride} must divide the number of time steps {steps}")

@@ -1,6 +1,6 @@
 r"""Event-driven simulation of spiking networks: exact spike times, exact gradients.
 
-``simulate(net, spike_train, method="event", t1=..., max_events=...)`` integrates a
+`simulate(net, spike_train, method="event", t1=..., max_events=...)` integrates a
 `simjax.networks.RSNN` from one event to the next instead of on a clock grid. Between events every
 neuron follows its exact free flow (`free_flow`: leak, bias current, synaptic decay, refractory
 hold); an event is either an input spike or the first threshold crossing of any neuron
@@ -9,29 +9,29 @@ hold); an event is either an input spike or the first threshold crossing of any 
 1. takes the earliest of the next input spike and the earliest `time_to_spike` of any neuron
    (a neuron reaching threshold at the same instant as an input spike fires first);
 2. advances every neuron to that time with `free_flow`;
-3. applies the event with zero synaptic delay: an input spike of channel ``c`` calls
-   ``receive(W_in[c])`` on the population; a spike of neuron ``j`` applies `reset` to ``j`` and
-   then ``receive(W_rec[j])`` (``W_rec`` = `RSNN.recurrent_weight`, diagonal masked unless
-   ``self_connections``).
+3. applies the event with zero synaptic delay: an input spike of channel `c` calls
+   `receive(W_in[c])` on the population; a spike of neuron `j` applies `reset` to `j` and
+   then `receive(W_rec[j])` (`W_rec` = `RSNN.recurrent_weight`, diagonal masked unless
+   `self_connections`).
 
 Simultaneous events are applied one per iteration, at the same time: a neuron pushed to threshold
-by a synaptic jump fires at that instant (``time_to_spike = 0``), and one still at or above
-threshold after its reset fires again. Each iteration costs ``O(n_rec)`` (every neuron's
-`time_to_spike`, one row of ``W_rec`` or ``W_in``).
+by a synaptic jump fires at that instant (`time_to_spike = 0`), and one still at or above
+threshold after its reset fires again. Each iteration costs `O(n_rec)` (every neuron's
+`time_to_spike`, one row of `W_rec` or `W_in`).
 
-The loop is a ``lax.scan`` over a static budget of ``max_events`` iterations (reverse-mode
-differentiable, unlike ``lax.while_loop``); iterations after ``t1`` is reached change nothing.
-If the budget ends before ``t1`` the result is incomplete: this raises an error naming
-``max_events`` (``on_exhausted="raise"``, the default) or is flagged in ``info["exhausted"]``
-(``on_exhausted="flag"``); it is never truncated silently.
+The loop is a `lax.scan` over a static budget of `max_events` iterations (reverse-mode
+differentiable, unlike `lax.while_loop`); iterations after `t1` is reached change nothing.
+If the budget ends before `t1` the result is incomplete: this raises an error naming
+`max_events` (`on_exhausted="raise"`, the default) or is flagged in `info["exhausted"]`
+(`on_exhausted="flag"`); it is never truncated silently.
 
-**Readout.** The leaky readout relaxes to ``b_out`` with time constant ``tau_out`` and jumps by
-``W_out[j]`` at each spike of neuron ``j``:
+**Readout.** The leaky readout relaxes to `b_out` with time constant `tau_out` and jumps by
+`W_out[j]` at each spike of neuron `j`:
 
     o(t) = b_out + (o(0) - b_out) exp(-t / tau_out) + sum_k W_out[j_k] exp(-(t - t_k) / tau_out)
 
-so the clock-driven readout ``o_t = kappa o_{t-1} + s_t W_out + b_out`` converges to it as
-``dt -> 0`` when ``b_out = 0`` (the clock-driven form accumulates ``b_out`` once per step).
+so the clock-driven readout `o_t = kappa o_{t-1} + s_t W_out + b_out` converges to it as
+`dt -> 0` when `b_out = 0` (the clock-driven form accumulates `b_out` once per step).
 
 **Gradients.** Spike times are closed forms or roots with implicit-function-theorem derivatives,
 and every state update is a smooth function of the event times, so autodiff through the scan
@@ -73,8 +73,8 @@ class _Weights(eqx.Module):
 
 
 def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
-    """``n_pseudo`` events of the pseudodynamics from the state ``ns`` at ``t1``: the network
-    continues without inputs, every neuron's constant current raised by ``drive``."""
+    """`n_pseudo` events of the pseudodynamics from the state `ns` at `t1`: the network
+    continues without inputs, every neuron's constant current raised by `drive`."""
     boosted = eqx.tree_at(lambda m: m.bias, neuron, neuron.bias + drive)
     n_rec = w_rec.shape[0]
     inf = jnp.asarray(jnp.inf, t1.dtype)
@@ -96,11 +96,11 @@ def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
 
 
 def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
-    """One trial: ``times``/``ids`` are sorted input spikes padded with one trailing ``inf``; ``o0``
-    the readout at ``t = 0`` minus ``b_out``; ``grid`` the readout sample times.
+    """One trial: `times`/`ids` are sorted input spikes padded with one trailing `inf`; `o0`
+    the readout at `t = 0` minus `b_out`; `grid` the readout sample times.
 
-    The scan runs ``max_events + 1`` iterations; an event found by the last one means the budget
-    was too small (``exhausted``) and is not applied."""
+    The scan runs `max_events + 1` iterations; an event found by the last one means the budget
+    was too small (`exhausted`) and is not applied."""
     n_rec, n_in = w.w_rec.shape[0], w.w_in.shape[0]
     dtype = o0.dtype
     inf = jnp.asarray(jnp.inf, dtype)
@@ -157,7 +157,7 @@ def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseu
 
 
 def _readout_grid(t1, record_dt, dtype):
-    """Readout sample times: ``record_dt, 2 record_dt, ..., t1`` (just ``t1`` without ``record_dt``)."""
+    """Readout sample times: `record_dt, 2 record_dt, ..., t1` (just `t1` without `record_dt`)."""
     if record_dt is None:
         return jnp.reshape(jnp.asarray(t1, dtype=dtype), (1,))
     check_positive("record_dt", record_dt, owner="simulate(method='event')")
@@ -174,47 +174,48 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
                    max_events: int = 1024, record_dt: Any = None,
                    on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,
                    max_pseudospikes: int | None = None) -> Output:
-    r"""Event-driven simulation of ``net`` driven by the input spikes ``inputs`` on ``[0, t1]``.
+    r"""Event-driven simulation of `net` driven by the input spikes `inputs` on `[0, t1]`.
 
-    Called by ``simulate(net, inputs, method="event", t1=..., ...)``; see the module docstring for
+    Called by `simulate(net, inputs, method="event", t1=..., ...)`; see the module docstring for
     the algorithm and its semantics.
 
     **Arguments:**
-    - ``net``: a `simjax.networks.RSNN` whose neuron implements `free_flow`, `receive` and
-      `time_to_spike` (LIF, ALIF, QIF), with a leaky readout (``tau_out`` not ``None``).
-    - ``inputs``: a `simjax.SpikeTrain` with ``n = net.n_in``; leading axes of ``times``/``ids`` are
-      batch axes. Input spikes at times outside ``[0, t1]`` (and ``inf`` padding) are ignored.
-    - ``t1``: end time (ms).
-    - ``state``: initial `RSNNState` (default ``net.init(key, batch)``: rest, readout 0).
-    - ``record``: ``"spikes"`` and ``"readout"`` are recorded when listed; ``"v"`` is not recorded
-      (``Output.v`` is ``None``: potentials are only defined at events).
-    - ``checks``: reject NaN input spike times (when they are concrete).
-    - ``max_events``: the static budget of loop iterations (input spikes plus network spikes
-      within ``[0, t1]``, per trial).
-    - ``record_dt``: sample the readout every ``record_dt`` ms up to ``t1`` (concrete values only).
-    - ``on_exhausted``: ``"raise"`` (default) errors if a trial needs more than ``max_events``
-      events (a ``RuntimeError`` when values are concrete, ``eqx.error_if`` under ``jit``/``grad``);
-      ``"flag"`` only reports it in ``info["exhausted"]`` (the result then stops at
-      ``info["t_reached"]``).
-    - ``pseudo_drive``: pseudodynamics (Klos & Memmesheimer, Phys. Rev. Lett. 2025): after ``t1``
-      the network continues from its state at ``t1`` without inputs, every neuron's constant
-      current raised by ``pseudo_drive`` (large enough that every neuron fires: ``bias +
-      pseudo_drive > 0`` for QIF), for ``max_pseudospikes`` more spikes (default ``n_rec``), which
-      keep interacting through ``W_rec``. These *pseudospikes* (times ``> t1``) extend the spike
-      times continuously (QIF) and change nothing in ``[0, t1]``; losses that use them let
+
+    - `net`: a `simjax.networks.RSNN` whose neuron implements `free_flow`, `receive` and
+      `time_to_spike` (LIF, ALIF, QIF), with a leaky readout (`tau_out` not `None`).
+    - `inputs`: a `simjax.SpikeTrain` with `n = net.n_in`; leading axes of `times`/`ids` are
+      batch axes. Input spikes at times outside `[0, t1]` (and `inf` padding) are ignored.
+    - `t1`: end time (ms).
+    - `state`: initial `RSNNState` (default `net.init(key, batch)`: rest, readout 0).
+    - `record`: `"spikes"` and `"readout"` are recorded when listed; `"v"` is not recorded
+      (`Output.v` is `None`: potentials are only defined at events).
+    - `checks`: reject NaN input spike times (when they are concrete).
+    - `max_events`: the static budget of loop iterations (input spikes plus network spikes
+      within `[0, t1]`, per trial).
+    - `record_dt`: sample the readout every `record_dt` ms up to `t1` (concrete values only).
+    - `on_exhausted`: `"raise"` (default) errors if a trial needs more than `max_events`
+      events (a `RuntimeError` when values are concrete, `eqx.error_if` under `jit`/`grad`);
+      `"flag"` only reports it in `info["exhausted"]` (the result then stops at
+      `info["t_reached"]`).
+    - `pseudo_drive`: pseudodynamics (Klos & Memmesheimer, Phys. Rev. Lett. 2025): after `t1`
+      the network continues from its state at `t1` without inputs, every neuron's constant
+      current raised by `pseudo_drive` (large enough that every neuron fires: `bias +
+      pseudo_drive > 0` for QIF), for `max_pseudospikes` more spikes (default `n_rec`), which
+      keep interacting through `W_rec`. These *pseudospikes* (times `> t1`) extend the spike
+      times continuously (QIF) and change nothing in `[0, t1]`; losses that use them let
       gradient descent add and remove spikes (`simjax.losses`).
-      `simjax.networks.SpikingFeedForward` networks take ``pseudo_drive`` too
+      `simjax.networks.SpikingFeedForward` networks take `pseudo_drive` too
       (`simjax._simulate.event_layers`: there every neuron emits its first spike, real or pseudo).
 
     **Returns:** an `Output` with
-    - ``spikes``: `simjax.SpikeTrain` of the network's spikes, ``times [*batch, max_events]``
-      in time order padded with ``inf``, ``ids`` the neuron indices, ``n = n_rec``;
-    - ``readout``: ``[time, *batch, n_out]`` at the times ``record_dt, 2 record_dt, ..., t1``
-      (only ``t1`` when ``record_dt`` is ``None``; ``info["readout_times"]`` holds the times);
-    - ``final_state``: the `RSNNState` at ``t1`` (its ``spikes`` field is zero);
-    - ``info``: ``exhausted`` (bool), ``n_events``, ``n_spikes``, ``t_reached`` (``t1`` unless
-      exhausted), each ``[*batch]``, and ``readout_times``; with ``pseudo_drive``,
-      ``pseudospikes``: a `simjax.SpikeTrain` (``times [*batch, max_pseudospikes]``, in time order).
+    - `spikes`: `simjax.SpikeTrain` of the network's spikes, `times [*batch, max_events]`
+      in time order padded with `inf`, `ids` the neuron indices, `n = n_rec`;
+    - `readout`: `[time, *batch, n_out]` at the times `record_dt, 2 record_dt, ..., t1`
+      (only `t1` when `record_dt` is `None`; `info["readout_times"]` holds the times);
+    - `final_state`: the `RSNNState` at `t1` (its `spikes` field is zero);
+    - `info`: `exhausted` (bool), `n_events`, `n_spikes`, `t_reached` (`t1` unless
+      exhausted), each `[*batch]`, and `readout_times`; with `pseudo_drive`,
+      `pseudospikes`: a `simjax.SpikeTrain` (`times [*batch, max_pseudospikes]`, in time order).
     """
     owner = "simulate(method='event')"
     if isinstance(net, SpikingFeedForward):

@@ -2,27 +2,27 @@ r"""Event-driven simulation of `simjax.networks.SpikingFeedForward`, with pseudo
 
 Neurons of one layer do not interact, so a layer is simulated neuron-parallel over its input
 spikes sorted in time: the state at the start of every inter-input interval comes from the
-closed-form `free_flow` and `receive` (a ``lax.scan``; for QIF a parallel prefix product of the
-linear flow and kick maps, depth ``log K`` for ``K`` inputs), then every interval's first
+closed-form `free_flow` and `receive` (a `lax.scan`; for QIF a parallel prefix product of the
+linear flow and kick maps, depth `log K` for `K` inputs), then every interval's first
 threshold crossing is found at once (`time_to_spike` with the interval as horizon: closed forms,
 or bracketed root finding with implicit-function-theorem derivatives; LIF with
-``tau_syn = tau_mem / 2`` has a closed form too) and the earliest is the neuron's spike. Each
+`tau_syn = tau_mem / 2` has a closed form too) and the earliest is the neuron's spike. Each
 neuron emits only its **first** spike (time-to-first-spike coding; Mostafa 2017, Göltz et al.
 2021); those times are the next layer's inputs.
 
-**Pseudodynamics** (Klos & Memmesheimer, Phys. Rev. Lett. 2025). With ``pseudo_drive = I_p``,
-every neuron's constant current becomes ``bias + I_p`` after the trial end ``t1`` and the
-simulation continues until every neuron has fired. A neuron silent in ``[0, t1]`` then gets a
-*pseudospike* at a time ``> t1``; pseudospikes are passed on to the next layer like spikes, so
-they arrive after ``t1`` too. What happens in ``[0, t1]`` (the trial's spikes and output) does not
+**Pseudodynamics** (Klos & Memmesheimer, Phys. Rev. Lett. 2025). With `pseudo_drive = I_p`,
+every neuron's constant current becomes `bias + I_p` after the trial end `t1` and the
+simulation continues until every neuron has fired. A neuron silent in `[0, t1]` then gets a
+*pseudospike* at a time `> t1`; pseudospikes are passed on to the next layer like spikes, so
+they arrive after `t1` too. What happens in `[0, t1]` (the trial's spikes and output) does not
 depend on the pseudodynamics at all. For the QIF (theta) neuron the phase moves forward between kicks and
-reaches ``pi`` in finite time once ``bias + I_p > 0``, so a spike that leaves the trial through
-``t1`` continues smoothly as a pseudospike and the first-spike times (real or pseudo) are
+reaches `pi` in finite time once `bias + I_p > 0`, so a spike that leaves the trial through
+`t1` continues smoothly as a pseudospike and the first-spike times (real or pseudo) are
 continuous, almost everywhere smooth functions of weights and input times: a loss on them lets
 gradient descent add and remove spikes. For LIF the first crossing disappears tangentially (the
 time jumps when a spike is lost), so the same times are discontinuous.
 
-Costs ``O(n_in x n_post)`` per layer and trial. Gradients are those of autodiff through these
+Costs `O(n_in x n_post)` per layer and trial. Gradients are those of autodiff through these
 closed forms (exact as long as the order of events does not change).
 """
 
@@ -49,11 +49,11 @@ def _with_bias(neuron, current):
 
 
 def _qif_phases(neuron, dt, kicks, currents, theta0):
-    r"""QIF phases at the start of every interval by a parallel prefix product (depth ``log K``).
+    r"""QIF phases at the start of every interval by a parallel prefix product (depth `log K`).
 
-    In ``(p, q) = (sin(theta/2), cos(theta/2))`` (``V = p / q``) the flow over ``s = dt / tau_mem`` and
-    a kick ``V -> V + w`` are linear maps (`simjax.neurons._qif`): ``[[C, S I], [-S, C]]`` and
-    ``[[1, w], [0, 1]]``; only the direction of ``(p, q)`` matters, so products are normalised."""
+    In `(p, q) = (sin(theta/2), cos(theta/2))` (`V = p / q`) the flow over `s = dt / tau_mem` and
+    a kick `V -> V + w` are linear maps (`simjax.neurons._qif`): `[[C, S I], [-S, C]]` and
+    `[[1, w], [0, 1]]`; only the direction of `(p, q)` matters, so products are normalised."""
     c, sg = qif_propagator(currents, dt / neuron.tau_mem)
     # Each step is kick @ flow = [[c - w sg, sg I + w c], [-sg, c]], kept as its four entries
     # (a, b; d, e) so that products are elementwise arithmetic rather than tiny matmuls.
@@ -77,12 +77,12 @@ def _qif_phases(neuron, dt, kicks, currents, theta0):
 
 
 def _lif_time_to_spike_closed(neuron, state, current, horizon):
-    r"""First threshold crossing of LIF with ``tau_syn = tau_mem / 2`` (Göltz et al. 2021's case).
+    r"""First threshold crossing of LIF with `tau_syn = tau_mem / 2` (Göltz et al. 2021's case).
 
-    With ``x = exp(-t / tau_mem)`` the free flow is a quadratic in ``x``:
-    ``v = A + (v0 - A + i0) x - i0 x^2`` (``A = v_rest + bias``), so the first crossing of ``v_th``
-    from below is the largest root ``x*`` in ``(exp(-horizon / tau_mem), 1)`` and
-    ``t* = -tau_mem ln x*``; ``0`` if ``v0 >= v_th``, ``inf`` if there is no root."""
+    With `x = exp(-t / tau_mem)` the free flow is a quadratic in `x`:
+    `v = A + (v0 - A + i0) x - i0 x^2` (`A = v_rest + bias`), so the first crossing of `v_th`
+    from below is the largest root `x*` in `(exp(-horizon / tau_mem), 1)` and
+    `t* = -tau_mem ln x*`; `0` if `v0 >= v_th`, `inf` if there is no root."""
     target = neuron.v_rest + current
     a, b, c = -state.i, state.v - target + state.i, target - neuron.v_th
     disc = b**2 - 4.0 * a * c
@@ -107,24 +107,25 @@ def layer_first_spikes(neuron, weight: Float[Array, "n_pre n_post"], times: Floa
                        closed_form: bool = False) -> Float[Array, " n_post"]:
     r"""First spike times of one layer of uncoupled neurons (one trial, from rest).
 
-    The state at the start of every inter-input interval is computed first (a ``lax.scan`` of
+    The state at the start of every inter-input interval is computed first (a `lax.scan` of
     `free_flow` and `receive`; for QIF a parallel prefix product of the linear flow maps), then
     every interval's first threshold crossing at once (`time_to_spike` with the interval as
     horizon, vectorised); the first spike is the earliest. States after a first spike are not
     reset (each neuron emits one spike), which leaves the earliest crossing unchanged.
 
     **Arguments:**
-    - ``neuron``: the layer's spiking neuron (``bias``, `free_flow`, `receive`, `time_to_spike`).
-    - ``weight``: ``[n_pre, n_post]``; an input spike of channel ``i`` kicks the layer by ``weight[i]``.
-    - ``times``, ``ids``: the input spikes (any order; ``inf`` padding).
-    - ``t1``: the trial end; inputs after ``t1`` count only with pseudodynamics (they are
-      pseudospikes of the layer below).
-    - ``pseudo_drive``: ``None`` (no pseudodynamics: neurons silent up to ``t1`` get ``inf``) or the
-      constant current added after ``t1``.
-    - ``closed_form``: LIF with ``tau_syn = tau_mem / 2`` (`half_synaptic_lif`): use the closed-form
-      crossing instead of root finding (a static flag: under ``jit`` the time constants are traced).
 
-    **Returns:** ``[n_post]`` first spike times (``> t1``: pseudospikes; ``inf``: none).
+    - `neuron`: the layer's spiking neuron (`bias`, `free_flow`, `receive`, `time_to_spike`).
+    - `weight`: `[n_pre, n_post]`; an input spike of channel `i` kicks the layer by `weight[i]`.
+    - `times`, `ids`: the input spikes (any order; `inf` padding).
+    - `t1`: the trial end; inputs after `t1` count only with pseudodynamics (they are
+      pseudospikes of the layer below).
+    - `pseudo_drive`: `None` (no pseudodynamics: neurons silent up to `t1` get `inf`) or the
+      constant current added after `t1`.
+    - `closed_form`: LIF with `tau_syn = tau_mem / 2` (`half_synaptic_lif`): use the closed-form
+      crossing instead of root finding (a static flag: under `jit` the time constants are traced).
+
+    **Returns:** `[n_post]` first spike times (`> t1`: pseudospikes; `inf`: none).
     """
     n_pre, n_post = weight.shape
     dtype = jnp.result_type(weight, times)
@@ -179,24 +180,25 @@ def _run(neurons, weights, times, ids, t1, pseudo_drive, closed_form):
 
 def simulate_layers(net: SpikingFeedForward, inputs: SpikeTrain, *, t1: Any, pseudo_drive: Any = None,
                     checks: bool = True, record: tuple[str, ...] = ("spikes",)) -> Output:
-    r"""Event-driven simulation of a `SpikingFeedForward` network on ``[0, t1]`` (first spikes only).
+    r"""Event-driven simulation of a `SpikingFeedForward` network on `[0, t1]` (first spikes only).
 
-    Called by ``simulate(net, inputs, method="event", t1=..., pseudo_drive=...)``; see the module
+    Called by `simulate(net, inputs, method="event", t1=..., pseudo_drive=...)`; see the module
     docstring.
 
     **Arguments:**
-    - ``net``: a `simjax.networks.SpikingFeedForward`.
-    - ``inputs``: `simjax.SpikeTrain` with ``n = net.n_in``; leading axes are batch axes. Input
-      spikes outside ``[0, t1]`` are ignored.
-    - ``t1``: trial end. ``pseudo_drive``: constant current added to every neuron after ``t1``
-      (``None``: no pseudodynamics). It must make every neuron fire (``bias + pseudo_drive > 0`` for
-      QIF, ``v_rest + bias + pseudo_drive > v_th`` for LIF).
-    - ``checks``: reject NaN input times (when concrete).
 
-    **Returns:** an `Output` with ``spikes`` the output layer's spikes in ``[0, t1]`` as a
-    `SpikeTrain` (``times [*batch, n_out]``, ``inf`` for no spike, ``ids`` the neuron index) and
-    ``info["first_spike_times"]``: per layer ``[*batch, n_l]`` first spike times including
-    pseudospikes (``> t1``). ``v``, ``readout`` and ``final_state`` are ``None``.
+    - `net`: a `simjax.networks.SpikingFeedForward`.
+    - `inputs`: `simjax.SpikeTrain` with `n = net.n_in`; leading axes are batch axes. Input
+      spikes outside `[0, t1]` are ignored.
+    - `t1`: trial end. `pseudo_drive`: constant current added to every neuron after `t1`
+      (`None`: no pseudodynamics). It must make every neuron fire (`bias + pseudo_drive > 0` for
+      QIF, `v_rest + bias + pseudo_drive > v_th` for LIF).
+    - `checks`: reject NaN input times (when concrete).
+
+    **Returns:** an `Output` with `spikes` the output layer's spikes in `[0, t1]` as a
+    `SpikeTrain` (`times [*batch, n_out]`, `inf` for no spike, `ids` the neuron index) and
+    `info["first_spike_times"]`: per layer `[*batch, n_l]` first spike times including
+    pseudospikes (`> t1`). `v`, `readout` and `final_state` are `None`.
     """
     owner = "simulate(method='event')"
     check_spike_inputs(inputs, net.n_in, t1, owner)

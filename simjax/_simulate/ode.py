@@ -1,17 +1,17 @@
-r"""Continuous-time simulation: ``simulate(net, inputs, method="ode")`` with ``diffrax.diffeqsolve``.
+r"""Continuous-time simulation: `simulate(net, inputs, method="ode")` with `diffrax.diffeqsolve`.
 
-**Input convention.** ``inputs[k]`` is held constant on ``[k dt, (k+1) dt)`` — the clock-driven
-convention that input ``k`` applies during step ``k`` — so the clock-driven simulation of a rate
-network converges to this solution as ``dt -> 0`` (at first order for exponential Euler).
+**Input convention.** `inputs[k]` is held constant on `[k dt, (k+1) dt)` — the clock-driven
+convention that input `k` applies during step `k` — so the clock-driven simulation of a rate
+network converges to this solution as `dt -> 0` (at first order for exponential Euler).
 
 Because a piecewise-constant input jumps at every grid point, the solve is split there: a
-``lax.scan`` over the ``n`` input steps runs one ``diffeqsolve`` from ``k dt`` to ``(k+1) dt`` with
-``inputs[k]`` fixed. Every solver stage therefore sees the input of its own interval (no stage
+`lax.scan` over the `n` input steps runs one `diffeqsolve` from `k dt` to `(k+1) dt` with
+`inputs[k]` fixed. Every solver stage therefore sees the input of its own interval (no stage
 sits on the wrong side of a jump), for any solver, step-size controller and adjoint.
-The whole batch is one ODE system (the network's vector field acts on ``[*batch, n]`` arrays), so
+The whole batch is one ODE system (the network's vector field acts on `[*batch, n]` arrays), so
 trials share the solver's steps; with an adaptive controller the error norm is taken over the
-batch (pass e.g. ``diffrax.PIDController(..., norm=optimistix.max_norm)`` to control the worst
-trial, or ``jax.vmap`` the simulation over trials for per-trial steps).
+batch (pass e.g. `diffrax.PIDController(..., norm=optimistix.max_norm)` to control the worst
+trial, or `jax.vmap` the simulation over trials for per-trial steps).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from .output import Output, Record
 
 
 class _VectorField(eqx.Module):
-    """``(t, y, u) -> net.vector_field(t, y, u)`` holding ``net`` as a pytree (not a closure), so that
-    adjoints that differentiate the vector field's parameters (``BacksolveAdjoint``) see it."""
+    """`(t, y, u) -> net.vector_field(t, y, u)` holding `net` as a pytree (not a closure), so that
+    adjoints that differentiate the vector field's parameters (`BacksolveAdjoint`) see it."""
 
     net: AbstractNetwork
 
@@ -62,7 +62,7 @@ def _grid(n_inputs: int, dt, t1) -> tuple[int, Any]:
 
 
 def _save_indices(saveat, n: int, dt) -> Array | None:
-    """Grid indices ``k`` (time ``k dt``) to save, or ``None`` for every step end ``k = 1..n``."""
+    """Grid indices `k` (time `k dt`) to save, or `None` for every step end `k = 1..n`."""
     if saveat is None:
         return None
     if not isinstance(saveat, diffrax.SaveAt):
@@ -96,29 +96,30 @@ def simulate_ode(net: AbstractNetwork, inputs: Float[Array, "time *batch n_in"],
                  stepsize_controller: diffrax.AbstractStepSizeController | None = None,
                  adjoint: diffrax.AbstractAdjoint | None = None, dt0=None,
                  saveat: diffrax.SaveAt | None = None, max_steps: int = 4096) -> Output:
-    r"""Integrates ``net.vector_field`` with diffrax under piecewise-constant input (module docstring).
+    r"""Integrates `net.vector_field` with diffrax under piecewise-constant input (module docstring).
 
     **Arguments:**
-    - ``net``: a network with a continuous-time form (`RateRNN`; `FeedForward` of rate units).
-      Spiking networks raise ``NotImplementedError``.
-    - ``inputs``: ``[time, *batch, n_in]``, sample ``k`` applying on ``[k dt, (k+1) dt)``.
-    - ``dt``: spacing of the input samples; ``t1``: end time. Give either (``dt = t1 / time`` or
-      ``t1 = time * dt``) or both (``t1`` a multiple of ``dt``; later inputs are ignored).
-    - ``state``: initial state (default ``net.init(key, batch)``).
-    - ``record``: which of ``"spikes"``, ``"v"``, ``"readout"`` to keep.
-    - ``solver`` (default ``diffrax.Tsit5()``), ``stepsize_controller`` (default
-      ``diffrax.ConstantStepSize()``; e.g. ``diffrax.PIDController(rtol, atol)``), ``adjoint``
-      (default ``diffrax.RecursiveCheckpointAdjoint()``; e.g. ``diffrax.BacksolveAdjoint()``):
-      passed to every ``diffeqsolve``.
-    - ``dt0``: initial (or constant) solver step within an input step (default ``dt``: one step per
-      input step with the constant controller).
-    - ``saveat``: ``None`` (default) saves at the end of every input step, ``t = dt, 2 dt, ...``,
-      aligned with the clock-driven output; or a ``diffrax.SaveAt`` with ``t0``/``ts``/``t1`` where
-      ``ts`` lies on the grid ``k dt``.
-    - ``max_steps``: solver step limit per input step.
 
-    **Returns:** an `simjax.Output` with traces ``[save times, *batch, ...]``, the final state, and
-    ``info = {"ts": save times, "num_steps": number of solver steps}``.
+    - `net`: a network with a continuous-time form (`RateRNN`; `FeedForward` of rate units).
+      Spiking networks raise `NotImplementedError`.
+    - `inputs`: `[time, *batch, n_in]`, sample `k` applying on `[k dt, (k+1) dt)`.
+    - `dt`: spacing of the input samples; `t1`: end time. Give either (`dt = t1 / time` or
+      `t1 = time * dt`) or both (`t1` a multiple of `dt`; later inputs are ignored).
+    - `state`: initial state (default `net.init(key, batch)`).
+    - `record`: which of `"spikes"`, `"v"`, `"readout"` to keep.
+    - `solver` (default `diffrax.Tsit5()`), `stepsize_controller` (default
+      `diffrax.ConstantStepSize()`; e.g. `diffrax.PIDController(rtol, atol)`), `adjoint`
+      (default `diffrax.RecursiveCheckpointAdjoint()`; e.g. `diffrax.BacksolveAdjoint()`):
+      passed to every `diffeqsolve`.
+    - `dt0`: initial (or constant) solver step within an input step (default `dt`: one step per
+      input step with the constant controller).
+    - `saveat`: `None` (default) saves at the end of every input step, `t = dt, 2 dt, ...`,
+      aligned with the clock-driven output; or a `diffrax.SaveAt` with `t0`/`ts`/`t1` where
+      `ts` lies on the grid `k dt`.
+    - `max_steps`: solver step limit per input step.
+
+    **Returns:** an `simjax.Output` with traces `[save times, *batch, ...]`, the final state, and
+    `info = {"ts": save times, "num_steps": number of solver steps}`.
     """
     solver = diffrax.Tsit5() if solver is None else solver
     controller = diffrax.ConstantStepSize() if stepsize_controller is None else stepsize_controller

@@ -16,7 +16,7 @@ from .._spike_train import SpikeTrain
 
 class Record(eqx.Module):
     """What one clock-driven step exposes: spikes (or rates), the state observable, the readout
-    (``None`` for what a network or a simulation does not record)."""
+    (`None` for what a network or a simulation does not record)."""
 
     spikes: Float[Array, "*batch n"] | None
     v: Float[Array, "*batch n"] | None
@@ -26,14 +26,14 @@ class Record(eqx.Module):
 class Output(eqx.Module):
     """The result of `simjax.simulate`.
 
-    - `spikes`: ``[time, *batch, n]`` spikes or rates (clock-driven and ODE), or a
+    - `spikes`: `[time, *batch, n]` spikes or rates (clock-driven and ODE), or a
       `simjax.SpikeTrain` of spike times (event-driven);
-    - `v`: ``[time, *batch, n]`` the state observable (membrane potential or activation);
-    - `readout`: ``[time, *batch, n_out]``;
-    - `final_state`: the network state at the end (``None`` where a method does not define one);
+    - `v`: `[time, *batch, n]` the state observable (membrane potential or activation);
+    - `readout`: `[time, *batch, n_out]`;
+    - `final_state`: the network state at the end (`None` where a method does not define one);
     - `info`: method-specific extras (event counts, first-spike times, readout times).
 
-    Fields that were not recorded are ``None``.
+    Fields that were not recorded are `None`.
     """
 
     spikes: Float[Array, "time *batch n"] | SpikeTrain | None

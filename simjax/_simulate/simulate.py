@@ -1,5 +1,5 @@
-r"""`simulate`: integrate a network clock-driven (``lax.scan``), event-driven (exact spike times) or as
-an ODE (``diffrax.diffeqsolve``). One network definition serves every method that makes sense for it.
+r"""`simulate`: integrate a network clock-driven (`lax.scan`), event-driven (exact spike times) or as
+an ODE (`diffrax.diffeqsolve`). One network definition serves every method that makes sense for it.
 """
 
 from __future__ import annotations
@@ -26,35 +26,36 @@ def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] 
              state: PyTree[Array] | None = None, key: PRNGKeyArray | None = None,
              record: tuple[str, ...] = RECORDABLE, stride: int = 1, memory: Memory = "store",
              segment: int = 50, unroll: int = 1, checks: bool = True, **method_kwargs) -> Output:
-    r"""Integrates ``net`` driven by ``inputs``.
+    r"""Integrates `net` driven by `inputs`.
 
     **Arguments:**
-    - ``net``: a network (`simjax.networks.RSNN`, `RateRNN`, `FeedForward`, ...).
-    - ``inputs``: ``[time, *batch, n_in]`` array (clock-driven; continuous-time methods interpolate
-      it on the grid ``k dt``), or a `simjax.SpikeTrain` for ``method="event"``.
-    - ``method``: ``"clock"`` (``lax.scan``, the surrogate-gradient path), ``"event"`` (exact spike
-      times, gradients by the implicit function theorem), ``"ode"`` (``diffrax.diffeqsolve``).
-    - ``dt``: time step (ms) of the clock-driven grid. ``t1``: end time (event/ode).
-    - ``state``: initial state (default ``net.init(key, batch)``).
-    - ``record``: which of ``"spikes"``, ``"v"``, ``"readout"`` to keep; ``stride``: keep every
-      ``stride``-th step.
-    - ``memory`` (clock-driven, for gradients): ``"store"`` (default, fastest) keeps what the
-      backward pass needs for every step; ``"checkpoint"`` keeps the state only every ``segment``
+
+    - `net`: a network (`simjax.networks.RSNN`, `RateRNN`, `FeedForward`, ...).
+    - `inputs`: `[time, *batch, n_in]` array (clock-driven; continuous-time methods interpolate
+      it on the grid `k dt`), or a `simjax.SpikeTrain` for `method="event"`.
+    - `method`: `"clock"` (`lax.scan`, the surrogate-gradient path), `"event"` (exact spike
+      times, gradients by the implicit function theorem), `"ode"` (`diffrax.diffeqsolve`).
+    - `dt`: time step (ms) of the clock-driven grid. `t1`: end time (event/ode).
+    - `state`: initial state (default `net.init(key, batch)`).
+    - `record`: which of `"spikes"`, `"v"`, `"readout"` to keep; `stride`: keep every
+      `stride`-th step.
+    - `memory` (clock-driven, for gradients): `"store"` (default, fastest) keeps what the
+      backward pass needs for every step; `"checkpoint"` keeps the state only every `segment`
       steps and recomputes each segment in the backward pass (memory ~ T/segment + segment states;
-      for long sequences); ``"recompute"`` keeps the state of every step and recomputes the rest,
-      always through the generic step (autodiff of `step`, also for forward-mode ``jax.jvp``).
+      for long sequences); `"recompute"` keeps the state of every step and recomputes the rest,
+      always through the generic step (autodiff of `step`, also for forward-mode `jax.jvp`).
       Networks with a fast path (`RSNN` of current-free, non-refractory `LIF` neurons, see
-      `simjax.networks._lif_scan`) use it under ``"store"`` and inside each ``"checkpoint"`` segment:
+      `simjax.networks._lif_scan`) use it under `"store"` and inside each `"checkpoint"` segment:
       it keeps one float trace (the pre-reset voltage, which its backward pass overwrites with
       the adjoint) and the spikes as bytes, and computes weight gradients as large matmuls over
       time x batch, with the same gradients as autodiff. It is reverse-mode only
-      (``jax.grad``, and forward-over-reverse Hessian-vector products); for ``jax.jvp``/``jacfwd``
-      through such a network use ``memory="recompute"``.
-    - ``unroll``: ``lax.scan`` unroll factor. ``checks``: validate shapes and reject NaN inputs.
-    - ``method_kwargs``: passed to the method: ``max_events`` (the static event budget; running out
-      raises unless ``on_exhausted="flag"``), ``record_dt`` (readout sampling grid), and
-      ``pseudo_drive``/``max_pseudospikes`` (pseudodynamics after ``t1``, see `simjax._simulate.event`) for events;
-      ``solver``, ``stepsize_controller``, ``adjoint``, ``dt0``, ``saveat``, ``max_steps`` for ODEs.
+      (`jax.grad`, and forward-over-reverse Hessian-vector products); for `jax.jvp`/`jacfwd`
+      through such a network use `memory="recompute"`.
+    - `unroll`: `lax.scan` unroll factor. `checks`: validate shapes and reject NaN inputs.
+    - `method_kwargs`: passed to the method: `max_events` (the static event budget; running out
+      raises unless `on_exhausted="flag"`), `record_dt` (readout sampling grid), and
+      `pseudo_drive`/`max_pseudospikes` (pseudodynamics after `t1`, see `simjax._simulate.event`) for events;
+      `solver`, `stepsize_controller`, `adjoint`, `dt0`, `saveat`, `max_steps` for ODEs.
 
     **Returns:** an `Output`.
     """

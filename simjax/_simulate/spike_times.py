@@ -1,10 +1,10 @@
 r"""`spike_times`: exact spike times of uncoupled neurons under a constant input current.
 
-Each neuron repeats ``t_{n+1} = t_n + time_to_spike(reset(free_flow(state, t_n - t_{n-1})))``
+Each neuron repeats `t_{n+1} = t_n + time_to_spike(reset(free_flow(state, t_n - t_{n-1})))`
 with the neuron's closed-form (or root-finding) `time_to_spike`, so the times are exact and
 differentiable with respect to the current, the neuron's parameters and the initial state
-(implicit function theorem where no closed form exists). For LIF with ``bias = I > v_th`` from rest
-and ``reset="zero"`` this gives ``t_n = n t_ref + n tau ln(I / (I - v_th)) - t_ref``.
+(implicit function theorem where no closed form exists). For LIF with `bias = I > v_th` from rest
+and `reset="zero"` this gives `t_n = n t_ref + n tau ln(I / (I - v_th)) - t_ref`.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ from ._spikes import check_event_neuron
 
 def spike_times(neuron: AbstractEventNeuron, current: Any = 0.0, t1: Any = None, max_spikes: int | None = None,
                 state: PyTree[Array] | None = None) -> Float[Array, "*pop max_spikes"]:
-    r"""The first ``max_spikes`` spike times in ``[0, t1]`` of each neuron of ``neuron`` (uncoupled).
+    r"""The first `max_spikes` spike times in `[0, t1]` of each neuron of `neuron` (uncoupled).
 
     **Arguments:**
-    - ``neuron``: a spiking neuron with the event-driven methods and a ``bias`` field (LIF, ALIF,
-      QIF); its parameters may be arrays (a population).
-    - ``current``: constant input current added to ``bias`` (scalar or broadcastable array).
-    - ``t1``: end time (ms). ``max_spikes``: number of spike times returned per neuron (static).
-    - ``state``: initial state (default ``neuron.init(None, shape)``, e.g. rest for LIF).
 
-    **Returns:** ``[*pop, max_spikes]`` spike times in increasing order, padded with ``inf`` when a
-    neuron spikes fewer than ``max_spikes`` times before ``t1`` (later spikes are not returned).
-    ``*pop`` is the broadcast shape of the neuron's parameters, ``current`` and ``state``.
+    - `neuron`: a spiking neuron with the event-driven methods and a `bias` field (LIF, ALIF,
+      QIF); its parameters may be arrays (a population).
+    - `current`: constant input current added to `bias` (scalar or broadcastable array).
+    - `t1`: end time (ms). `max_spikes`: number of spike times returned per neuron (static).
+    - `state`: initial state (default `neuron.init(None, shape)`, e.g. rest for LIF).
+
+    **Returns:** `[*pop, max_spikes]` spike times in increasing order, padded with `inf` when a
+    neuron spikes fewer than `max_spikes` times before `t1` (later spikes are not returned).
+    `*pop` is the broadcast shape of the neuron's parameters, `current` and `state`.
     """
     check_event_neuron(neuron, "spike_times")
     if t1 is None:

@@ -1,11 +1,11 @@
 r"""Fixed points of a rate network's autonomous (or constant-input) dynamics.
 
-For a network whose state holds the units' variable ``x`` in its ``neuron`` field
-(`simjax.networks.RateRNN`), the fixed points solve ``F(x) = 0`` with ``F`` the network's
-``vector_field`` at a constant input. They are found by optimistix's trust-region (dogleg) Newton
+For a network whose state holds the units' variable `x` in its `neuron` field
+(`simjax.networks.RateRNN`), the fixed points solve `F(x) = 0` with `F` the network's
+`vector_field` at a constant input. They are found by optimistix's trust-region (dogleg) Newton
 method, started from states where the dynamics has settled (the ends of trajectories), as in
 Sussillo & Barak (2013); the trust region keeps the iterations from diverging when a start is far
-from any fixed point. Linear stability comes from the eigenvalues of ``J = dF/dx`` at the
+from any fixed point. Linear stability comes from the eigenvalues of `J = dF/dx` at the
 solution (stable: every real part negative).
 """
 
@@ -21,9 +21,9 @@ from ..networks._rate_rnn import RateRNN
 
 
 class FixedPoints(eqx.Module):
-    """Newton's result for each start: ``x`` (``[*starts, N]``), ``residual`` (``max |F(x)|``),
-    ``eigenvalues`` of ``dF/dx`` (``[*starts, N]``, complex), ``max_real`` (their largest real part),
-    ``stable`` (``max_real < 0``) and ``converged`` (``residual < tol``)."""
+    """Newton's result for each start: `x` (`[*starts, N]`), `residual` (`max |F(x)|`),
+    `eigenvalues` of `dF/dx` (`[*starts, N]`, complex), `max_real` (their largest real part),
+    `stable` (`max_real < 0`) and `converged` (`residual < tol`)."""
 
     x: Float[Array, "*starts n"]
     residual: Float[Array, "*starts"]
@@ -34,8 +34,8 @@ class FixedPoints(eqx.Module):
 
 
 def network_field(model: RateRNN, inputs_t: Float[Array, " n_in"] | None = None):
-    """``F(x)``: the ``neuron`` part of ``model.vector_field`` at state ``x`` and constant input
-    ``inputs_t`` (zeros by default), for a single state ``x [N]``."""
+    """`F(x)`: the `neuron` part of `model.vector_field` at state `x` and constant input
+    `inputs_t` (zeros by default), for a single state `x [N]`."""
     if not isinstance(model, RateRNN):
         raise TypeError(f"network_field: needs a rate network (simjax.networks.RateRNN, whose state has one array "
                         f"'neuron'), got {type(model).__name__}")
@@ -51,15 +51,16 @@ def network_field(model: RateRNN, inputs_t: Float[Array, " n_in"] | None = None)
 
 def find_fixed_points(model: RateRNN, starts: Float[Array, "*starts n"], *, inputs_t=None, iterations: int = 40,
                       tol: float = 1e-8, eigenvalues: bool = True) -> FixedPoints:
-    """Fixed points of ``model`` reached by Newton from each of ``starts``.
+    """Fixed points of `model` reached by Newton from each of `starts`.
 
     **Arguments:**
-    - ``model``: a rate network (state with an array ``neuron`` field; e.g. `simjax.networks.RateRNN`).
-    - ``starts``: initial guesses ``[*starts, N]``, e.g. the final states of simulated trials.
-    - ``inputs_t``: the constant input ``[n_in]`` (default zero: the autonomous dynamics).
-    - ``iterations``: the most solver steps per start; ``tol``: residual under which a point counts as
+
+    - `model`: a rate network (state with an array `neuron` field; e.g. `simjax.networks.RateRNN`).
+    - `starts`: initial guesses `[*starts, N]`, e.g. the final states of simulated trials.
+    - `inputs_t`: the constant input `[n_in]` (default zero: the autonomous dynamics).
+    - `iterations`: the most solver steps per start; `tol`: residual under which a point counts as
       converged (also the solver's tolerance).
-    - ``eigenvalues``: also compute the Jacobian's spectrum (on CPU; skip it on accelerators
+    - `eigenvalues`: also compute the Jacobian's spectrum (on CPU; skip it on accelerators
       without a non-symmetric eigensolver).
 
     **Returns:** a `FixedPoints`.

@@ -1,30 +1,30 @@
 r"""How far is a learning rule from gradient descent? Bias, variance, alignment and curvature of a
 rule's updates against a reference gradient (Ghosh et al., ICLR 2023).
 
-For ``S`` samples ``g_s`` of the rule (its noise / keys; the batch is fixed unless
-``resample_batch``), reference ``g`` (default: `simjax.rules.Exact`), mean ``m``, and the Hessian
-``H`` of the task loss, per parameter group and in total:
+For `S` samples `g_s` of the rule (its noise / keys; the batch is fixed unless
+`resample_batch`), reference `g` (default: `simjax.rules.Exact`), mean `m`, and the Hessian
+`H` of the task loss, per parameter group and in total:
 
 | quantity | definition |
 | --- | --- |
-| ``relative_bias`` | ``|m - g| / |g|`` (with ``|m - g|^2`` debiased by ``tr Cov / S``) |
-| ``relative_variance`` | ``tr Cov / |g|^2``, ``Cov`` the sample covariance of ``g_s`` |
-| ``cosine_mean`` | ``cos(m, g)`` |
-| ``cosine_sample`` | mean over samples of ``cos(g_s, g)`` |
-| ``sign_agreement`` | fraction of coordinates with ``sign(g_s) = sign(g)`` |
-| ``snr_median`` | median over parameters of ``m_p^2 / Var_p`` |
-| ``curvature_bias`` | ``b^T H b``, ``b = m - g`` (debiased by ``tr(H Cov) / S``) |
-| ``curvature_variance`` | ``tr(H Cov)`` |
-| ``loss_change_predicted`` | ``-eta g^T m + eta^2 / 2 (m^T H m + tr(H Cov))`` (total only) |
-| ``loss_change_measured`` | mean over samples of ``L(theta - eta g_s) - L(theta)`` (total only) |
+| `relative_bias` | `|m - g| / |g|` (with `|m - g|^2` debiased by `tr Cov / S`) |
+| `relative_variance` | `tr Cov / |g|^2`, `Cov` the sample covariance of `g_s` |
+| `cosine_mean` | `cos(m, g)` |
+| `cosine_sample` | mean over samples of `cos(g_s, g)` |
+| `sign_agreement` | fraction of coordinates with `sign(g_s) = sign(g)` |
+| `snr_median` | median over parameters of `m_p^2 / Var_p` |
+| `curvature_bias` | `b^T H b`, `b = m - g` (debiased by `tr(H Cov) / S`) |
+| `curvature_variance` | `tr(H Cov)` |
+| `loss_change_predicted` | `-eta g^T m + eta^2 / 2 (m^T H m + tr(H Cov))` (total only) |
+| `loss_change_measured` | mean over samples of `L(theta - eta g_s) - L(theta)` (total only) |
 
-Curvature enters only through Hessian-vector products: ``H g_s`` for every sample and ``H g``
-(``S + 1`` products per group), from which every quadratic form above is exact for the samples (no
+Curvature enters only through Hessian-vector products: `H g_s` for every sample and `H g`
+(`S + 1` products per group), from which every quadratic form above is exact for the samples (no
 dense Hessian). Error bars are delete-one jackknife standard errors over the samples (in closed form), except for
 the median SNR: a delete-a-block jackknife over at most 8 blocks (every replicate sorts all parameters,
 and the delete-one jackknife of a median is not consistent anyway); medians are found by selection
 (`median_nonnegative`), not by sorting.
-Group blocks use the diagonal block ``H_gg``. For clock-driven spiking networks the "Hessian" is the
+Group blocks use the diagonal block `H_gg`. For clock-driven spiking networks the "Hessian" is the
 derivative of the surrogate gradient, so curvature and the predicted loss change are meaningful for
 smooth (rate / event-driven) models.
 """
@@ -50,7 +50,7 @@ QUANTITIES = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sampl
 
 
 def parameter_groups(model: Any) -> dict[str, np.ndarray]:
-    """``{group: boolean mask over the flat parameter vector}``; a group is a top-level field."""
+    """`{group: boolean mask over the flat parameter vector}`; a group is a top-level field."""
     p = trainable_params(model)
     leaves = jax.tree_util.tree_flatten_with_path(p)[0]
     masks, offset = {}, 0
@@ -73,7 +73,7 @@ def _name(entry) -> str:
 
 
 def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, mHm, w_dot_c, d, tr_hcov):
-    """The reported quantities (all but the median SNR) of one set of ``n`` samples from its
+    """The reported quantities (all but the median SNR) of one set of `n` samples from its
     sufficient statistics."""
     bias2 = m_norm2 - 2 * m_dot_g + gnorm2 - tr_cov / n
     return {
@@ -101,12 +101,13 @@ def _snr_median(mean, var):
 
 
 def median_nonnegative(x: jax.Array) -> jax.Array:
-    """``jnp.median(x, axis=-1)`` for ``x >= 0`` (NaN counts as 0), by selection instead of sorting.
+    """`jnp.median(x, axis=-1)` for `x >= 0` (NaN counts as 0), by selection instead of sorting.
 
     Non-negative IEEE floats order like their bit patterns read as unsigned integers, so the lower
     middle element is found exactly by bisecting on the bit pattern (one count over the last axis
-    per bit); the upper one is the next larger element. On a CPU this is several times faster than
-    XLA's sort for thousands of entries, and it vectorises over leading axes (the jackknife replicates).
+    per bit); the upper one is the next larger element. It vectorises over leading axes (the
+    jackknife replicates). Kept over `jnp.median` because on a CPU XLA's sort is an order of
+    magnitude slower for thousands to millions of entries: `benchmarks/median.py` measures both.
     """
     x = jnp.where(x > 0, x, jnp.zeros((), x.dtype))  # also maps -0.0 and NaN to +0.0
     n = x.shape[-1]
@@ -130,8 +131,8 @@ def median_nonnegative(x: jax.Array) -> jax.Array:
 
 
 def full_stats(G, g, K, c, d):
-    """Every quantity of one parameter group over all ``S`` samples ``G [S, P]`` against ``g [P]``
-    (``K = G H G^T``, ``c = G H g``, ``d = g^T H g``; zeros without curvature)."""
+    """Every quantity of one parameter group over all `S` samples `G [S, P]` against `g [P]`
+    (`K = G H G^T`, `c = G H g`, `d = g^T H g`; zeros without curvature)."""
     S = G.shape[0]
     m, _, q, gnorm2, per_cos, agree = _sample_terms(G, g)
     diag = jnp.diag(K)
@@ -141,12 +142,12 @@ def full_stats(G, g, K, c, d):
 
 
 def _with_jackknife(G, g, K, c, d):
-    """Every quantity on all ``S`` samples, and its jackknife standard error.
+    """Every quantity on all `S` samples, and its jackknife standard error.
 
-    The leave-one-out statistics come in closed form from the deviations ``D = G - mean(G)``
-    (``sum_i D_i = 0``): leaving out sample ``i`` moves the mean by ``-D_i / (S - 1)`` and the sum of
-    squared deviations to ``Q - S/(S-1) |D_i|^2`` (per parameter likewise), so no statistic is
-    recomputed from scratch ``S`` times.
+    The leave-one-out statistics come in closed form from the deviations `D = G - mean(G)`
+    (`sum_i D_i = 0`): leaving out sample `i` moves the mean by `-D_i / (S - 1)` and the sum of
+    squared deviations to `Q - S/(S-1) |D_i|^2` (per parameter likewise), so no statistic is
+    recomputed from scratch `S` times.
     """
     S = G.shape[0]
     m, D, q, gnorm2, per_cos, agree = _sample_terms(G, g)
@@ -169,17 +170,17 @@ def _with_jackknife(G, g, K, c, d):
 
 
 def snr_blocks(samples: int) -> int:
-    """Blocks of the delete-a-block jackknife of the median SNR: the largest divisor of ``samples``
-    that is at most 8 (each replicate sorts all parameters, so 8 replicates instead of ``samples``)."""
+    """Blocks of the delete-a-block jackknife of the median SNR: the largest divisor of `samples`
+    that is at most 8 (each replicate sorts all parameters, so 8 replicates instead of `samples`)."""
     return max(b for b in range(1, min(samples, 8) + 1) if samples % b == 0)
 
 
 def _snr_median_se(D, m, q):
     """Delete-a-block jackknife error of the median per-parameter SNR (blocks of consecutive samples).
 
-    Leaving out block ``b`` (``h`` samples, ``n = S - h`` kept): the mean moves by
-    ``-sum_b D_i / n`` and the per-parameter sum of squared deviations becomes
-    ``q - sum_b D_i^2 - (sum_b D_i)^2 / n``.
+    Leaving out block `b` (`h` samples, `n = S - h` kept): the mean moves by
+    `-sum_b D_i / n` and the per-parameter sum of squared deviations becomes
+    `q - sum_b D_i^2 - (sum_b D_i)^2 / n`.
     """
     S = D.shape[0]
     B = snr_blocks(S)
@@ -194,7 +195,7 @@ def _snr_median_se(D, m, q):
 
 
 def sample_updates(model, rule, task, batch, key, samples):
-    """``[samples, P]`` flat updates of ``rule`` for independent keys on a fixed batch."""
+    """`[samples, P]` flat updates of `rule` for independent keys on a fixed batch."""
     keys = jax.random.split(key, samples)
 
     def one(k):
@@ -208,7 +209,7 @@ def sample_updates(model, rule, task, batch, key, samples):
 def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
                   curvature: bool = True, learning_rate: float = 1e-3, resample_batch: bool = False,
                   batch_size: int = 32) -> dict:
-    """The jittable core of `gradient_quality`: ``{group: {quantity: (value, stderr)}}`` as arrays."""
+    """The jittable core of `gradient_quality`: `{group: {quantity: (value, stderr)}}` as arrays."""
     reference = Exact() if reference is None else reference
     k_batch, k_rule, k_ref = jax.random.split(key, 3)
     theta, loss_fn, _ = flat_loss(model, task, batch)
@@ -232,21 +233,22 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
                      reference: Any = None, batch: Any = None, batch_size: int = 32,
                      learning_rate: float = 1e-3, curvature: bool = True,
                      resample_batch: bool = False) -> Table:
-    """Bias, variance, alignment and curvature of ``rule`` against ``reference`` (see the module
+    """Bias, variance, alignment and curvature of `rule` against `reference` (see the module
     docstring for the quantities), computed in one compiled program.
 
     **Arguments:**
-    - ``model, rule, task``: as for `simjax.fit`; ``key``: PRNG key.
-    - ``samples``: number of rule draws (>= 3).
-    - ``reference``: the reference rule (default `Exact()`); it is evaluated once per batch.
-    - ``batch``: a fixed `Batch` (default ``task.sample(key, batch_size)``).
-    - ``learning_rate``: ``eta`` of the one-step loss-change prediction.
-    - ``curvature``: compute the Hessian-vector-product quantities.
-    - ``resample_batch``: each sample draws its own batch; the reference is then the mean exact
+
+    - `model, rule, task`: as for `simjax.fit`; `key`: PRNG key.
+    - `samples`: number of rule draws (>= 3).
+    - `reference`: the reference rule (default `Exact()`); it is evaluated once per batch.
+    - `batch`: a fixed `Batch` (default `task.sample(key, batch_size)`).
+    - `learning_rate`: `eta` of the one-step loss-change prediction.
+    - `curvature`: compute the Hessian-vector-product quantities.
+    - `resample_batch`: each sample draws its own batch; the reference is then the mean exact
       gradient over those batches and the variance includes minibatch noise.
 
-    **Returns:** a `simjax.analysis.Table` with columns ``group`` (parameter group or ``"total"``),
-    ``quantity``, ``value``, ``stderr``.
+    **Returns:** a `simjax.analysis.Table` with columns `group` (parameter group or `"total"`),
+    `quantity`, `value`, `stderr`.
     """
     check_int("samples", samples, minimum=3, owner="gradient_quality")
     batch = task.sample(jax.random.split(key, 3)[0], batch_size) if batch is None else batch
@@ -265,8 +267,8 @@ def to_table(arrays: dict) -> Table:
 
 def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss_fn: Any = None,
               theta: Any = None, learning_rate: float = 1e-3) -> Table:
-    """The report for flat samples ``G [S, P]`` against the flat reference ``g [P]``, per group
-    (boolean masks over ``P``); curvature quantities when ``loss_fn(theta)`` is given."""
+    """The report for flat samples `G [S, P]` against the flat reference `g [P]`, per group
+    (boolean masks over `P`); curvature quantities when `loss_fn(theta)` is given."""
     report = jax.jit(lambda G, g, theta: summary_arrays(G, g, groups, loss_fn=loss_fn, theta=theta,
                                                         learning_rate=learning_rate))
     return to_table(report(G, g, theta))
@@ -296,7 +298,7 @@ def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3
 
 
 def _select(mask: np.ndarray, G, g):
-    """The columns of ``G`` and entries of ``g`` in ``mask``: a static slice when they are contiguous
+    """The columns of `G` and entries of `g` in `mask`: a static slice when they are contiguous
     (a parameter group always is), a gather otherwise."""
     idx = np.flatnonzero(mask)
     if idx.size and idx[-1] - idx[0] + 1 == idx.size:

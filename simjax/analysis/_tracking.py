@@ -1,4 +1,4 @@
-"""Gradient quality along training: a jittable probe that `simjax.fit` evaluates every ``every`` steps."""
+"""Gradient quality along training: a jittable probe that `simjax.fit` evaluates every `every` steps."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ TRACKED = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sample",
 
 
 class QualityTracker(eqx.Module):
-    """Every ``every`` steps, draws ``samples`` updates of the training rule on the step's batch and
-    records their quality against ``reference`` (default `simjax.rules.Exact`) — per parameter group
-    and in total — into the history as ``"quality/<group>/<quantity>"`` (NaN on other steps).
-    No callbacks: the probe is a ``lax.cond`` inside the training scan."""
+    """Every `every` steps, draws `samples` updates of the training rule on the step's batch and
+    records their quality against `reference` (default `simjax.rules.Exact`) — per parameter group
+    and in total — into the history as `"quality/<group>/<quantity>"` (NaN on other steps).
+    No callbacks: the probe is a `lax.cond` inside the training scan."""
 
     every: int = eqx.field(static=True, default=10)
     samples: int = eqx.field(static=True, default=8)

@@ -1,10 +1,10 @@
 r"""Losses on spike times that stay defined when spikes are missing.
 
 With pseudodynamics (`simjax._simulate.event_layers`, Klos & Memmesheimer, Phys. Rev. Lett. 2025) every
-neuron has a first spike time ``t`` (a pseudospike ``t > t1`` when it is silent in the trial), so
-losses below use ``t`` as is: pulling a pseudospike towards ``t1`` and into the trial *adds* a spike,
-pushing a spike past ``t1`` removes it. Without pseudodynamics a missing spike is ``inf``; it is
-replaced by the constant ``t_missing`` (no gradient flows through a missing spike then).
+neuron has a first spike time `t` (a pseudospike `t > t1` when it is silent in the trial), so
+losses below use `t` as is: pulling a pseudospike towards `t1` and into the trial *adds* a spike,
+pushing a spike past `t1` removes it. Without pseudodynamics a missing spike is `inf`; it is
+replaced by the constant `t_missing` (no gradient flows through a missing spike then).
 """
 
 from __future__ import annotations
@@ -32,18 +32,19 @@ def first_spike_cross_entropy(times: Float[Array, "*batch n"], labels: Int[Array
                   +  b (exp(t_label / tau_b) - 1) ]
 
     (Mostafa 2017; Göltz et al. 2021 for the first and last terms). The second term
-    (``a = missing_weight``) pulls the label neuron's pseudospike into the trial when it is silent.
-    The third (``b = early_weight``, ``tau_b = early_tau``; Göltz et al. 2021's time regulariser)
+    (`a = missing_weight`) pulls the label neuron's pseudospike into the trial when it is silent.
+    The third (`b = early_weight`, `tau_b = early_tau`; Göltz et al. 2021's time regulariser)
     always rewards an earlier label spike: it keeps the label neuron firing while the first term
     pushes the others late, so that output spikes are not lost (LIF, where a lost spike has no
     smooth way back).
 
     **Arguments:**
-    - ``times``: first spike times ``[*batch, n]`` (pseudospikes ``> t1`` included; ``inf``: none).
-    - ``labels``: integer classes ``[*batch]``.
-    - ``t1``: trial end. ``tau``: softmax temperature (time units, > 0).
-    - ``missing_weight``: ``a >= 0``. ``early_weight``: ``b >= 0``. ``early_tau``: ``tau_b > 0``.
-      ``t_missing``: replaces ``inf`` (default ``2 t1``).
+
+    - `times`: first spike times `[*batch, n]` (pseudospikes `> t1` included; `inf`: none).
+    - `labels`: integer classes `[*batch]`.
+    - `t1`: trial end. `tau`: softmax temperature (time units, > 0).
+    - `missing_weight`: `a >= 0`. `early_weight`: `b >= 0`. `early_tau`: `tau_b > 0`.
+      `t_missing`: replaces `inf` (default `2 t1`).
 
     **Returns:** the scalar loss.
     """
@@ -66,7 +67,7 @@ def first_spike_cross_entropy(times: Float[Array, "*batch n"], labels: Int[Array
 
 
 def first_spike_prediction(times: Float[Array, "*batch n"], t1: Any) -> tuple[Int[Array, "*batch"], Any]:
-    """``(class, spiked)``: the output neuron that fires first within ``[0, t1]`` (pseudospikes do not
+    """`(class, spiked)`: the output neuron that fires first within `[0, t1]` (pseudospikes do not
     count) and whether any output neuron fired in the trial."""
     real = jnp.where(jnp.asarray(times) <= t1, times, jnp.inf)
     return jnp.argmin(real, axis=-1), jnp.any(jnp.isfinite(real), axis=-1)
@@ -78,10 +79,10 @@ def spike_time_loss(times: Float[Array, "*shape"], targets: Float[ArrayLike, "*s
 
         L = sum_{targets finite} (t - t_target)^2 + sum_{targets inf} max(t1 - t, 0)^2,  over #finite
 
-    ``times`` include pseudospikes, so a missing spike's pseudospike is pulled to its target (spike
-    addition); a spike that has no time even so counts as ``t_missing``. A target ``inf`` means "no
-    spike": with ``t1`` given, such a spike inside the trial is pushed out through ``t1`` (spike
-    removal); without ``t1`` it is ignored.
+    `times` include pseudospikes, so a missing spike's pseudospike is pulled to its target (spike
+    addition); a spike that has no time even so counts as `t_missing`. A target `inf` means "no
+    spike": with `t1` given, such a spike inside the trial is pushed out through `t1` (spike
+    removal); without `t1` it is ignored.
     """
     times, targets = jnp.asarray(times), jnp.asarray(targets)
     if times.shape != targets.shape:
@@ -96,10 +97,10 @@ def spike_time_loss(times: Float[Array, "*shape"], targets: Float[ArrayLike, "*s
 
 
 def spike_times_per_neuron(*trains: SpikeTrain, k: int) -> Float[Array, "*batch n k"]:
-    """The first ``k`` spike times of every neuron, from one or more `simjax.SpikeTrain` event lists
-    (e.g. ``out.spikes`` and ``out.info["pseudospikes"]``), padded with ``inf``.
+    """The first `k` spike times of every neuron, from one or more `simjax.SpikeTrain` event lists
+    (e.g. `out.spikes` and `out.info["pseudospikes"]`), padded with `inf`.
 
-    **Returns:** ``[*batch, n, k]`` in increasing order per neuron.
+    **Returns:** `[*batch, n, k]` in increasing order per neuron.
     """
     if not trains or not all(isinstance(t, SpikeTrain) for t in trains):
         raise TypeError("spike_times_per_neuron: pass one or more simjax.SpikeTrain event lists")

@@ -20,15 +20,15 @@ class AbstractNetwork(eqx.Module):
 
     Clock-driven simulation calls `prepare` once on the whole input sequence (work that does not
     depend on the state, e.g. the input projection as one large matmul), then the function
-    `step_fn` returns in a ``lax.scan``. Continuous-time simulation (``method="ode"``) uses
+    `step_fn` returns in a `lax.scan`. Continuous-time simulation (`method="ode"`) uses
     `vector_field` and `observe`; networks without a continuous-time form raise
-    ``NotImplementedError`` there. ``trainable`` names the fields whose inexact arrays learning
+    `NotImplementedError` there. `trainable` names the fields whose inexact arrays learning
     rules update.
     """
 
     trainable: eqx.AbstractVar[tuple[str, ...]]
     #: Whether `prepare` treats every time step on its own, so that it may run on segments of the
-    #: sequence (as ``simulate(..., memory="checkpoint")`` does). Networks whose `prepare` uses the
+    #: sequence (as `simulate(..., memory="checkpoint")` does). Networks whose `prepare` uses the
     #: whole sequence (step counters, per-run noise) set it False.
     local_prepare: eqx.AbstractClassVar[bool]
 
@@ -44,7 +44,7 @@ class AbstractNetwork(eqx.Module):
 
     @abc.abstractmethod
     def init(self, key: PRNGKeyArray | None, batch_shape: tuple[int, ...]) -> PyTree[Array]:
-        """The initial network state for a batch of ``batch_shape`` trials."""
+        """The initial network state for a batch of `batch_shape` trials."""
 
     @abc.abstractmethod
     def prepare(self, inputs: Float[Array, "time *batch n_in"], dt: Any) -> PyTree[Array]:
@@ -56,16 +56,16 @@ class AbstractNetwork(eqx.Module):
 
     @abc.abstractmethod
     def step_fn(self, dt: Any) -> Callable[[PyTree[Array], PyTree[Array]], tuple[PyTree[Array], Record]]:
-        """`step` as ``(state, prepared_t) -> (state, Record)`` for a scan, with loop-invariant work
+        """`step` as `(state, prepared_t) -> (state, Record)` for a scan, with loop-invariant work
         (masked weights, decay factors) done once."""
 
     @abc.abstractmethod
     def vector_field(self, t: Any, state: PyTree[Array], inputs_t: Float[Array, "*batch n_in"]) -> PyTree[Array]:
-        """``d state / dt`` under the input ``inputs_t`` (``method="ode"``)."""
+        """`d state / dt` under the input `inputs_t` (`method="ode"`)."""
 
     @abc.abstractmethod
     def observe(self, state: PyTree[Array]) -> Record:
-        """The recorded quantities of a state (``method="ode"``)."""
+        """The recorded quantities of a state (`method="ode"`)."""
 
 
 class AbstractFastScanNetwork(AbstractNetwork):
@@ -75,12 +75,12 @@ class AbstractFastScanNetwork(AbstractNetwork):
     @abc.abstractmethod
     def fast_scan(self, inputs: Float[Array, "time *batch n_in"], dt: Any, state: PyTree[Array],
                   unroll: int = 1) -> tuple[Record, PyTree[Array]] | None:
-        """``(records, final state)`` of the whole run from the raw inputs, or ``None`` when this
+        """`(records, final state)` of the whole run from the raw inputs, or `None` when this
         network's configuration is not covered (then the generic scan runs)."""
 
 
 class AbstractLayeredNetwork(AbstractNetwork):
-    """A network made of a chain of projections ``layers`` (input -> hidden ... -> output)."""
+    """A network made of a chain of projections `layers` (input -> hidden ... -> output)."""
 
     layers: eqx.AbstractVar[tuple[AbstractProjection, ...]]
 
@@ -99,8 +99,8 @@ class AbstractLayeredNetwork(AbstractNetwork):
 
 
 class AbstractWrappedNetwork(AbstractNetwork):
-    """A network that wraps ``net`` and changes how it is simulated (truncated gradients, injected
-    noise, ...): sizes, initial state and the learnable parameters are ``net``'s."""
+    """A network that wraps `net` and changes how it is simulated (truncated gradients, injected
+    noise, ...): sizes, initial state and the learnable parameters are `net`'s."""
 
     net: eqx.AbstractVar[AbstractNetwork]
     local_prepare: ClassVar[bool] = False  # wrappers add whole-sequence data (step indices, keys)
@@ -122,7 +122,7 @@ class AbstractWrappedNetwork(AbstractNetwork):
 
 
 def as_projection(weight, expected: tuple[int, int], name: str, owner: str) -> AbstractProjection:
-    """An array or a projection of shape ``expected``, as a projection (arrays become `Dense`)."""
+    """An array or a projection of shape `expected`, as a projection (arrays become `Dense`)."""
     if isinstance(weight, AbstractProjection):
         if tuple(weight.shape) != expected:
             raise ValueError(f"{owner}: {name} has shape {tuple(weight.shape)}, expected {expected}")

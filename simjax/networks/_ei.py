@@ -1,18 +1,18 @@
-r"""E/I population networks: one population of ``n_exc`` excitatory then ``n_inh`` inhibitory spiking
+r"""E/I population networks: one population of `n_exc` excitatory then `n_inh` inhibitory spiking
 neurons, recurrently connected (sparse event-driven or dense), with receptor dynamics, delays,
 short-term plasticity and a background drive; the Vogels-Abbott COBA and CUBA benchmark networks.
 
 **One step** (`EINetwork.transition`, the Brian2 default schedule for a `SynapticLIF` population):
 
-1. ``arriving``: the input that reaches the receptors now (the delay buffer's current slot,
-   ``[*batch, n_channels, n]``; channel 0 excitatory, channel 1 inhibitory), plus the external
-   input ``x_t`` and the Poisson background into channel 0;
-2. the neurons step: receptors receive ``arriving``, the membrane flows over ``dt``, threshold,
+1. `arriving`: the input that reaches the receptors now (the delay buffer's current slot,
+   `[*batch, n_channels, n]`; channel 0 excitatory, channel 1 inhibitory), plus the external
+   input `x_t` and the Poisson background into channel 0;
+2. the neurons step: receptors receive `arriving`, the membrane flows over `dt`, threshold,
    reset (`simjax.neurons.SynapticLIF.step`; any other spiking neuron receives the channels'
    sum as its signed drive);
 3. short-term plasticity (optional, `simjax.synapses.TsodyksMarkram`) turns the spikes into
    release efficacies;
-4. the projection delivers them into the delay buffer (`EventProjection.deliver`: ``delay + 1``
+4. the projection delivers them into the delay buffer (`EventProjection.deliver`: `delay + 1`
    slots ahead, so a zero delay reaches the receptors at the start of the next step, the same
    instant as the spike).
 
@@ -22,23 +22,23 @@ the step counter, the count of spikes dropped by the propagation budget and the 
 log. Nothing else changes while the network runs.
 
 **Plastic projections.** `EINetwork.transition` takes the projection as an argument; `step` calls
-it with ``self.recurrent``. A rule whose weights change while the network runs keeps its weights
+it with `self.recurrent`. A rule whose weights change while the network runs keeps its weights
 (and traces) in its own state next to an `EIState`, and writes its step as
 
     proj = eqx.tree_at(lambda p: p.weight, net.recurrent, weights)
     ei_state, record = net.transition(ei_state, x_t, dt, proj)
     weights, traces = rule(pre=ei_state.spikes, post=ei_state.spikes, traces, weights, ...)
 
-(for `EventProjection`, ``weights`` is ``[n_pre, max_out]`` aligned with ``proj.targets``, so a
-presynaptic spike of neuron ``j`` updates row ``j`` and a postsynaptic spike of ``i`` updates the
-entries where ``targets == i``). ``ei_state.spikes`` are this step's spikes, after the neurons'
-step; ``ei_state.neuron`` holds the postsynaptic potentials and receptor states.
+(for `EventProjection`, `weights` is `[n_pre, max_out]` aligned with `proj.targets`, so a
+presynaptic spike of neuron `j` updates row `j` and a postsynaptic spike of `i` updates the
+entries where `targets == i`). `ei_state.spikes` are this step's spikes, after the neurons'
+step; `ei_state.neuron` holds the postsynaptic potentials and receptor states.
 
-**What is recorded** (a run of ``T`` steps keeps ``O(T)`` numbers per recorded quantity, never the
+**What is recorded** (a run of `T` steps keeps `O(T)` numbers per recorded quantity, never the
 state of every neuron at every step): `Record.readout` = the excitatory and inhibitory population
-rates (Hz) of each step, `Record.spikes` = the spikes of the neurons in ``record_spikes`` (a
-raster of a subset), `Record.v` = the potentials of ``record_v``; optionally a spike log of every
-neuron with a budget of ``max_events`` events per trial in the final state (`SpikeLog`).
+rates (Hz) of each step, `Record.spikes` = the spikes of the neurons in `record_spikes` (a
+raster of a subset), `Record.v` = the potentials of `record_v`; optionally a spike log of every
+neuron with a budget of `max_events` events per trial in the final state (`SpikeLog`).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ from ._base import AbstractNetwork
 
 
 class SpikeLog(eqx.Module):
-    """Spike events of every neuron with a budget: ``steps[k]`` (step index) and ``ids[k]`` of the
-    ``k``-th spike, for ``k < count`` (and ``k < max_events``; ``count`` keeps counting past it)."""
+    """Spike events of every neuron with a budget: `steps[k]` (step index) and `ids[k]` of the
+    `k`-th spike, for `k < count` (and `k < max_events`; `count` keeps counting past it)."""
 
     steps: Int[Array, "*batch events"]
     ids: Int[Array, "*batch events"]
@@ -90,26 +90,26 @@ class EIState(eqx.Module):
 
 
 class EINetwork(AbstractNetwork):
-    r"""A recurrent population of ``n_exc`` excitatory and ``n_inh`` inhibitory neurons (module docstring).
+    r"""A recurrent population of `n_exc` excitatory and `n_inh` inhibitory neurons (module docstring).
 
     **Arguments:**
 
-    - `neuron`: the spiking neuron of every unit (parameters broadcast over ``n``); a
+    - `neuron`: the spiking neuron of every unit (parameters broadcast over `n`); a
       `simjax.neurons.SynapticLIF` with two receptors gets the excitatory and inhibitory inputs
       separately, with one receptor (or any other neuron) their signed sum.
-    - `recurrent`: the ``(n, n)`` projection: an `simjax.synapses.EventProjection` (event-driven,
-      its ``channels`` route rows to receptors: 0 for excitatory, 1 for inhibitory presynaptic
+    - `recurrent`: the `(n, n)` projection: an `simjax.synapses.EventProjection` (event-driven,
+      its `channels` route rows to receptors: 0 for excitatory, 1 for inhibitory presynaptic
       neurons), or any other projection (`Dense`, `Sparse`, `Dale`: the excitatory and inhibitory
       inputs are then two products with the masked spikes). Inhibitory weights are negative.
-    - `n_exc`: the first ``n_exc`` neurons are excitatory, the rest inhibitory.
+    - `n_exc`: the first `n_exc` neurons are excitatory, the rest inhibitory.
     - `stp`: `simjax.synapses.TsodyksMarkram` for every presynaptic neuron, or `None`.
     - `delay`: transmission delay in steps for a non-event projection (an `EventProjection`
-      carries its own per-synapse ``delays``).
+      carries its own per-synapse `delays`).
     - `max_delay`: the longest delay (steps) the buffer holds (default: the largest delay).
     - `background_rate`, `background_weight`: Poisson input into every neuron's excitatory
-      channel: ``Poisson(background_rate dt)`` events (rate in Hz, summed over the external
-      sources) of weight `background_weight` per step. A constant drive is the neuron's ``bias``.
-    - `v_init`: ``(low, high)``: `init` with a key draws every potential uniformly in this range.
+      channel: `Poisson(background_rate dt)` events (rate in Hz, summed over the external
+      sources) of weight `background_weight` per step. A constant drive is the neuron's `bias`.
+    - `v_init`: `(low, high)`: `init` with a key draws every potential uniformly in this range.
     - `record_spikes`, `record_v`: neuron indices whose spikes / potentials each step records.
     - `max_events`: budget of the spike log in the state (0: no log).
     - `trainable`: fields learning rules update (default the projection).
@@ -210,7 +210,7 @@ class EINetwork(AbstractNetwork):
         return self.recurrent.n_channels if isinstance(self.recurrent, EventProjection) else 2
 
     def init(self, key, batch_shape):
-        """Rest (no key, or no `v_init`), or potentials uniform in `v_init` (drawn with ``key``)."""
+        """Rest (no key, or no `v_init`), or potentials uniform in `v_init` (drawn with `key`)."""
         batch_shape = tuple(batch_shape)
         shape = (*batch_shape, self.n)
         ns = self.neuron.init(None, shape)
@@ -251,8 +251,8 @@ class EINetwork(AbstractNetwork):
 
     def transition(self, state: EIState, x_t: Float[Array, "*batch 1"], dt: Any, projection: AbstractProjection
                    ) -> tuple[EIState, Record]:
-        """One step with the recurrent weights of ``projection`` (a plastic rule passes its current
-        weights here; `step` passes ``self.recurrent``). See the module docstring."""
+        """One step with the recurrent weights of `projection` (a plastic rule passes its current
+        weights here; `step` passes `self.recurrent`). See the module docstring."""
         buffer, arriving = pop(state.buffer)
         external = x_t[..., 0]
         external = jnp.broadcast_to(external[..., None], arriving.shape[:-2] + (self.n,))
@@ -317,16 +317,16 @@ class EINetwork(AbstractNetwork):
              max_spikes: int | None = None, dt: float = 0.1, delay: float = 0.0, dense: bool = False,
              **kwargs) -> EINetwork:
         r"""The conductance-based E/I network of Vogels & Abbott (2005) as in Brette et al. (2007),
-        benchmark 1: ``n`` LIF neurons (80 % excitatory), ``tau_mem = 20 ms``, ``v_rest = -60 mV``,
-        ``v_th = -50 mV``, ``v_reset = -60 mV``, ``t_ref = 5 ms``; exponential conductances
-        (``tau_e = 5 ms``, ``E_e = 0 mV``; ``tau_i = 10 ms``, ``E_i = -80 mV``), jumps ``0.6`` and
-        ``6.7`` (6 nS and 67 nS over the 10 nS leak); a constant drive ``bias = 20 mV`` (the BrainPy
+        benchmark 1: `n` LIF neurons (80 % excitatory), `tau_mem = 20 ms`, `v_rest = -60 mV`,
+        `v_th = -50 mV`, `v_reset = -60 mV`, `t_ref = 5 ms`; exponential conductances
+        (`tau_e = 5 ms`, `E_e = 0 mV`; `tau_i = 10 ms`, `E_i = -80 mV`), jumps `0.6` and
+        `6.7` (6 nS and 67 nS over the 10 nS leak); a constant drive `bias = 20 mV` (the BrainPy
         and brainevent benchmark convention, which keeps the network active without an initial
-        stimulus); potentials start uniform in ``[v_reset, v_th]``.
+        stimulus); potentials start uniform in `[v_reset, v_th]`.
 
-        ``connectivity="fixed_probability"``: every pair connected with probability ``p``,
-        weights scaled by ``4000 / n`` (the classic convention: the mean input is that of the 4000
-        neuron network); ``"fixed_in_degree"``: every neuron receives ``k`` synapses from the whole
+        `connectivity="fixed_probability"`: every pair connected with probability `p`,
+        weights scaled by `4000 / n` (the classic convention: the mean input is that of the 4000
+        neuron network); `"fixed_in_degree"`: every neuron receives `k` synapses from the whole
         population, weights not scaled. `_ei_network` documents the remaining arguments.
         """
         neuron = SynapticLIF((ExponentialConductance(5.0, 0.0), ExponentialConductance(10.0, -80.0)),
@@ -339,9 +339,9 @@ class EINetwork(AbstractNetwork):
              max_spikes: int | None = None, dt: float = 0.1, delay: float = 0.0, dense: bool = False,
              **kwargs) -> EINetwork:
         r"""The current-based E/I network of Vogels & Abbott (2005) (Brette et al. 2007, benchmark 2;
-        the Brian2 ``CUBA`` example): as `coba` but with exponential currents
-        (``tau_e = 5 ms``, ``tau_i = 10 ms``), jumps ``1.62 mV`` and ``-9 mV``, resting potential
-        ``-49 mV`` (above threshold: the drive) and no bias; integrated exactly."""
+        the Brian2 `CUBA` example): as `coba` but with exponential currents
+        (`tau_e = 5 ms`, `tau_i = 10 ms`), jumps `1.62 mV` and `-9 mV`, resting potential
+        `-49 mV` (above threshold: the drive) and no bias; integrated exactly."""
         neuron = SynapticLIF((ExponentialCurrent(5.0), ExponentialCurrent(10.0)),
                              tau_mem=20.0, v_rest=-49.0, v_th=-50.0, v_reset=-60.0, t_ref=5.0)
         return _ei_network(cls, neuron, n, 1.62, -9.0, key=key, connectivity=connectivity, p=p, k=k,
@@ -351,9 +351,9 @@ class EINetwork(AbstractNetwork):
 def _ei_network(cls, neuron, n, w_exc, w_inh, *, key, connectivity, p, k, max_spikes, dt, delay, dense, **kwargs):
     """The shared part of `EINetwork.coba` / `cuba`: an 80/20 population, the recurrent projection
     (`fixed_probability` or `fixed_in_degree`, no self-connections, rows routed to receptor 0 / 1),
-    a delay (ms, on the grid), ``max_spikes`` (default ``max(128, n / 10)``: the synchronous volley
+    a delay (ms, on the grid), `max_spikes` (default `max(128, n / 10)`: the synchronous volley
     of the first milliseconds, when every neuron starts between reset and threshold, needs it), optionally as a
-    dense matrix (``dense=True``; small ``n`` only)."""
+    dense matrix (`dense=True`; small `n` only)."""
     owner = f"EINetwork.{'coba' if isinstance(neuron.receptors[0], ExponentialConductance) else 'cuba'}"
     check_int("n", n, minimum=5, owner=owner)
     n_exc = int(round(0.8 * n))

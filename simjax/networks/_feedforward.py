@@ -1,6 +1,6 @@
-r"""Layered feed-forward network: ``sizes = (n_in, h_1, ..., h_L, n_out)``.
+r"""Layered feed-forward network: `sizes = (n_in, h_1, ..., h_L, n_out)`.
 
-Hidden layer ``l`` (``l = 1..L``) is a population of neurons driven by the previous layer's output
+Hidden layer `l` (`l = 1..L`) is a population of neurons driven by the previous layer's output
 of the *same* step (no synaptic delay), the output layer is a readout:
 
     drive_l = r_{l-1} W_l + b_l,     (state_l, r_l) = neuron_l.step(state_l, drive_l, dt),   r_0 = x_t
@@ -8,15 +8,15 @@ of the *same* step (no synaptic delay), the output layer is a readout:
 
 The same class covers
 
-- static MLPs: ``neuron="relu"`` (or any activation name) gives `simjax.neurons.InstantaneousRate`
-  units, so each time step is the independent map ``x -> phi(... phi(x W_1 + b_1) ...) W_out + b_out``
-  (inputs ``[time, batch, n_in]`` with possibly ``time = 1``; see also `FeedForward.forward_layers`);
-- spiking feed-forward nets: ``neuron=LIF(...)`` with per-layer membrane state over time (the
+- static MLPs: `neuron="relu"` (or any activation name) gives `simjax.neurons.InstantaneousRate`
+  units, so each time step is the independent map `x -> phi(... phi(x W_1 + b_1) ...) W_out + b_out`
+  (inputs `[time, batch, n_in]` with possibly `time = 1`; see also `FeedForward.forward_layers`);
+- spiking feed-forward nets: `neuron=LIF(...)` with per-layer membrane state over time (the
   bias is added to the drive of every step, i.e. a constant jump per step for delta synapses);
-- leaky rate layers: ``neuron=LeakyRate(...)``.
+- leaky rate layers: `neuron=LeakyRate(...)`.
 
-The projections live in the tuple ``layers`` (``layers[-1]`` is the readout ``W_out``) and the
-biases in ``biases`` (``biases[-1] = b_out``), so learning rules can swap or wrap projections.
+The projections live in the tuple `layers` (`layers[-1]` is the readout `W_out`) and the
+biases in `biases` (`biases[-1] = b_out`), so learning rules can swap or wrap projections.
 """
 
 from __future__ import annotations
@@ -43,15 +43,15 @@ _FIELDS = ("layers", "biases", "neurons", "tau_out")
 
 
 class FeedForwardState(eqx.Module):
-    """``layers``: one neuron state per hidden layer; ``readout``: ``o`` (``[*batch, n_out]``)."""
+    """`layers`: one neuron state per hidden layer; `readout`: `o` (`[*batch, n_out]`)."""
 
     layers: tuple[PyTree[Array], ...]
     readout: Float[Array, "*batch n_out"]
 
 
 class LayerActivity(eqx.Module):
-    """One layer of a static forward pass: ``drive = r_{l-1} W_l + b_l`` and ``rate = phi(drive)``
-    (for the readout layer, ``rate = drive = z``)."""
+    """One layer of a static forward pass: `drive = r_{l-1} W_l + b_l` and `rate = phi(drive)`
+    (for the readout layer, `rate = drive = z`)."""
 
     drive: Float[Array, "... n"]
     rate: Float[Array, "... n"]
@@ -83,22 +83,23 @@ class FeedForward(AbstractLayeredNetwork):
     """Feed-forward network of rate or spiking layers with a readout (equations in the module docstring).
 
     **Arguments:**
-    - ``sizes``: ``(n_in, h_1, ..., h_L, n_out)``; ``L = 0`` gives a single linear readout layer.
-    - ``neuron``: an activation name (``"relu"``, ``"tanh"``, ``"softplus"``, ``"sigmoid"``,
-      ``"linear"``: memoryless units, a static MLP), a neuron shared by all hidden layers, or a
-      sequence with one neuron per hidden layer.
-    - ``surrogate``: if given, replaces the spiking neurons' surrogate.
-    - ``key``: PRNG key for the default weights ``W_l ~ N(0, scale_l^2 / n_{l-1})``.
-    - ``weights``: optional sequence of ``len(sizes) - 1`` arrays/projections (``None`` entries are
-      drawn); ``biases``: optional sequence of bias vectors (default zeros).
-    - ``scale``: weight scale, one number or one per layer.
-    - ``tau_out``: readout time constant (ms); ``None`` (default): memoryless readout ``o = z``.
-    - ``trainable``: fields learning rules update, among ``"layers"``, ``"biases"``, ``"neurons"``,
-      ``"tau_out"``.
 
-    **Recorded** (`simjax.simulate`): ``spikes`` = the output (spikes or rates) of the *last hidden
-    layer*, ``v`` = its state observable (membrane potential, or ``x`` for rate units), ``readout`` =
-    ``o``. With no hidden layer, ``spikes`` and ``v`` are ``None``.
+    - `sizes`: `(n_in, h_1, ..., h_L, n_out)`; `L = 0` gives a single linear readout layer.
+    - `neuron`: an activation name (`"relu"`, `"tanh"`, `"softplus"`, `"sigmoid"`,
+      `"linear"`: memoryless units, a static MLP), a neuron shared by all hidden layers, or a
+      sequence with one neuron per hidden layer.
+    - `surrogate`: if given, replaces the spiking neurons' surrogate.
+    - `key`: PRNG key for the default weights `W_l ~ N(0, scale_l^2 / n_{l-1})`.
+    - `weights`: optional sequence of `len(sizes) - 1` arrays/projections (`None` entries are
+      drawn); `biases`: optional sequence of bias vectors (default zeros).
+    - `scale`: weight scale, one number or one per layer.
+    - `tau_out`: readout time constant (ms); `None` (default): memoryless readout `o = z`.
+    - `trainable`: fields learning rules update, among `"layers"`, `"biases"`, `"neurons"`,
+      `"tau_out"`.
+
+    **Recorded** (`simjax.simulate`): `spikes` = the output (spikes or rates) of the *last hidden
+    layer*, `v` = its state observable (membrane potential, or `x` for rate units), `readout` =
+    `o`. With no hidden layer, `spikes` and `v` are `None`.
     """
 
     layers: tuple[AbstractProjection, ...]
@@ -192,7 +193,7 @@ class FeedForward(AbstractLayeredNetwork):
     def forward_layers(self, x: Float[ArrayLike, "... n_in"]) -> tuple[LayerActivity, ...]:
         """Every layer's activity for a static network (memoryless units, no readout leak).
 
-        **Arguments:** ``x [..., n_in]`` (any leading axes).
+        **Arguments:** `x [..., n_in]` (any leading axes).
 
         **Returns:** one `LayerActivity` per layer (hidden layers, then the readout), so that local
         rules (Hebbian, Oja, BCM, DFA) see the pre- and post-synaptic activities.
@@ -213,7 +214,7 @@ class FeedForward(AbstractLayeredNetwork):
         return tuple(acts)
 
     def __call__(self, x: Float[ArrayLike, "... n_in"]) -> Float[Array, "... n_out"]:
-        """The readout of a static network for inputs ``x [..., n_in]``."""
+        """The readout of a static network for inputs `x [..., n_in]`."""
         return self.forward_layers(x)[-1].rate
 
     def vector_field(self, t, state, inputs_t):

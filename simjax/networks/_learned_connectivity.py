@@ -3,14 +3,14 @@ Barak 2020, "The interplay between randomness and structure during learning in R
 
     J = J_0 + Delta J,      J_0 = g chi / sqrt(N),  chi_ij ~ N(0, 1) fixed
 
-with the learned ``Delta J`` either full rank (`FullUpdate`), of rank ``R`` as ``U V^T / N``
-(`LowRankUpdate`), or confined to the span of ``K`` fixed basis vectors ``P = [p_1 ... p_K]`` as
-``P M P^T / N`` (`SubspaceUpdate`; ``K = 2`` with ``P = [a b]`` is the reduced 2x2 model).
+with the learned `Delta J` either full rank (`FullUpdate`), of rank `R` as `U V^T / N`
+(`LowRankUpdate`), or confined to the span of `K` fixed basis vectors `P = [p_1 ... p_K]` as
+`P M P^T / N` (`SubspaceUpdate`; `K = 2` with `P = [a b]` is the reduced 2x2 model).
 
-Projections act on the presynaptic side (``post = pre @ W``, ``W`` of shape ``(n_pre, n_post)``), so
-``W = J^T`` for ``J`` in the ``post x pre`` convention of the equations. Each class names its learned
-fields in ``trainable``; `simjax.parameters` leaves the fixed part frozen, so
-``RateRNN(..., w_rec=FullUpdate(...), trainable=("w_rec",))`` learns ``Delta J`` only.
+Projections act on the presynaptic side (`post = pre @ W`, `W` of shape `(n_pre, n_post)`), so
+`W = J^T` for `J` in the `post x pre` convention of the equations. Each class names its learned
+fields in `trainable`; `simjax.parameters` leaves the fixed part frozen, so
+`RateRNN(..., w_rec=FullUpdate(...), trainable=("w_rec",))` learns `Delta J` only.
 """
 
 from __future__ import annotations
@@ -27,20 +27,20 @@ from ..synapses._base import AbstractProjection
 
 
 def random_coupling(n: int, g, *, key) -> Float[Array, "n n"]:
-    """``g chi / sqrt(n)`` with ``chi_ij ~ N(0, 1)``: the fixed random part (``g`` may be traced)."""
+    """`g chi / sqrt(n)` with `chi_ij ~ N(0, 1)`: the fixed random part (`g` may be traced)."""
     chi = jax.random.normal(key, (n, n), dtype=jnp.result_type(float))
     return jnp.asarray(g, chi.dtype) * chi / jnp.sqrt(jnp.asarray(n, chi.dtype))
 
 
 class AbstractUpdate(AbstractProjection):
-    """``W = base + learned`` with a frozen ``base`` of shape ``(n_pre, n_post)``."""
+    """`W = base + learned` with a frozen `base` of shape `(n_pre, n_post)`."""
 
     base: eqx.AbstractVar[Float[Array, "n_pre n_post"]]
     trainable: eqx.AbstractClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
     def learned(self) -> Float[Array, "n_pre n_post"]:
-        """The learned part as a dense ``(n_pre, n_post)`` matrix (``Delta J^T``)."""
+        """The learned part as a dense `(n_pre, n_post)` matrix (`Delta J^T`)."""
 
     def dense(self):
         return self.base + self.learned()
@@ -60,9 +60,9 @@ class AbstractUpdate(AbstractProjection):
 
 
 class FullUpdate(AbstractUpdate):
-    """``W = base + delta`` with a full-rank learned ``delta`` (zeros by default).
+    """`W = base + delta` with a full-rank learned `delta` (zeros by default).
 
-    **Arguments:** ``base [n_pre, n_post]`` (fixed), ``delta`` (same shape, learned).
+    **Arguments:** `base [n_pre, n_post]` (fixed), `delta` (same shape, learned).
     """
 
     base: Float[Array, "n_pre n_post"]
@@ -82,10 +82,10 @@ class FullUpdate(AbstractUpdate):
 
 
 class LowRankUpdate(AbstractUpdate):
-    r"""``W = base + v u^T / N`` (that is ``Delta J = u v^T / N``): rank ``R``.
+    r"""`W = base + v u^T / N` (that is `Delta J = u v^T / N`): rank `R`.
 
-    **Arguments:** ``base [N, N]`` (fixed); ``u, v [N, R]`` (learned; ``u`` the output, ``v`` the
-    input side of ``Delta J``). Both must be nonzero for the gradient to move them: start from small
+    **Arguments:** `base [N, N]` (fixed); `u, v [N, R]` (learned; `u` the output, `v` the
+    input side of `Delta J`). Both must be nonzero for the gradient to move them: start from small
     random factors, e.g. `LowRankUpdate.init`.
     """
 
@@ -105,7 +105,7 @@ class LowRankUpdate(AbstractUpdate):
 
     @classmethod
     def init(cls, base, rank: int, *, key, scale=0.1) -> LowRankUpdate:
-        """Factors ``u, v ~ N(0, scale^2)`` of rank ``rank``."""
+        """Factors `u, v ~ N(0, scale^2)` of rank `rank`."""
         check_int("rank", rank, owner="LowRankUpdate")
         base = as_float_array(base)
         k_u, k_v = jax.random.split(key)
@@ -122,13 +122,13 @@ class LowRankUpdate(AbstractUpdate):
 
 
 class SubspaceUpdate(AbstractUpdate):
-    r"""``Delta J = P M P^T / N`` for a fixed basis ``P [N, K]`` and learned ``M [K, K]``.
+    r"""`Delta J = P M P^T / N` for a fixed basis `P [N, K]` and learned `M [K, K]`.
 
-    ``M[i, j]`` couples basis direction ``j`` (presynaptic) to direction ``i`` (postsynaptic). With
-    ``P = [a b]`` (``|a| = |b| = sqrt(N)``, ``a . b = 0``) this is the reduced 2x2 model of
+    `M[i, j]` couples basis direction `j` (presynaptic) to direction `i` (postsynaptic). With
+    `P = [a b]` (`|a| = |b| = sqrt(N)`, `a . b = 0`) this is the reduced 2x2 model of
     `simjax.analysis._reduced_model`.
 
-    **Arguments:** ``base [N, N]`` (fixed), ``basis [N, K]`` (fixed), ``m [K, K]`` (learned, default 0).
+    **Arguments:** `base [N, N]` (fixed), `basis [N, K]` (fixed), `m [K, K]` (learned, default 0).
     """
 
     base: Float[Array, "n n"]

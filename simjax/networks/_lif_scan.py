@@ -9,16 +9,16 @@ generic step. The dynamics are identical to `LIF.step` + `RSNN.step`:
     v_t = u_t - s_t theta     (reset="subtract")  or  u_t (1 - s_t) + s_t v_reset   (reset="zero")
     o_t = kappa o_{t-1} + s_t W_out + b
 
-with ``d_t = x_t W_in`` and ``s_t`` treated as a constant in the reset. The input current is
-computed inside the loop, step by step: a ``[T, B, N]`` current written by one large matmul and read
+with `d_t = x_t W_in` and `s_t` treated as a constant in the reset. The input current is
+computed inside the loop, step by step: a `[T, B, N]` current written by one large matmul and read
 back costs more memory traffic than the small per-step product (measured in
 `docs/further_details/benchmarks.md`); its gradient is still one matmul over time x batch. The
 gradient is the same as autodiff's (the tests compare them in float64) but computed differently:
 
-- Under differentiation the forward keeps one float trace, the pre-reset voltage ``u``, and the
+- Under differentiation the forward keeps one float trace, the pre-reset voltage `u`, and the
   spikes as one byte each; the readout is computed after the loop. Evaluated without
   differentiation it is a single scan with the readout inside.
-- The backward recursion only propagates ``delta_t = dL/du_t``, and writes it over ``u_t`` (read
+- The backward recursion only propagates `delta_t = dL/du_t`, and writes it over `u_t` (read
   for the last time in that step), so the backward pass needs no second float trace:
 
       delta_t = gv_t r_t + gs_t h(u_t - theta),     r_t = 1 (subtract) or 1 - s_t (zero)
@@ -26,13 +26,13 @@ gradient is the same as autodiff's (the tests compare them in float64) but compu
       obar_t = kappa obar_{t+1} + dL/do_t
 
 - Every parameter gradient is then a reduction over time x batch, e.g.
-  ``dL/dW = sum_t s_{t-1}^T delta_t`` as ``(N, R) x (R, N)`` matmuls over chunks of ``R ~``
+  `dL/dW = sum_t s_{t-1}^T delta_t` as `(N, R) x (R, N)` matmuls over chunks of `R ~`
   `CHUNK_ROWS` rows (time steps x batch), instead of a small outer product accumulated at every
   step (Pehle et al. 2023 and others use the same split); the float spikes exist one chunk at a
-  time. (The leak's gradient ``sum_t delta_t v_{t-1}``, which needs the voltages, is accumulated
+  time. (The leak's gradient `sum_t delta_t v_{t-1}`, which needs the voltages, is accumulated
   inside the backward loop, and only when it is wanted.)
 
-Scratch memory of a training step is therefore about 1.25 float traces ``[T, B, N]`` (u, then
+Scratch memory of a training step is therefore about 1.25 float traces `[T, B, N]` (u, then
 delta, and the spikes), instead of the four of storing spikes, shifted spikes, voltages and
 deltas. Beyond the memory itself this matters on Linux: glibc serves allocations above 32 MiB
 with fresh pages from the kernel on every call, and XLA's CPU backend allocates a program's
@@ -60,19 +60,19 @@ def _post_reset(u, s, theta, v_reset, reset):
 
 
 def _sum_to(x, like):
-    """Sums ``x`` over its leading axes down to the shape of ``like`` (per-neuron parameters)."""
+    """Sums `x` over its leading axes down to the shape of `like` (per-neuron parameters)."""
     return jnp.sum(x, axis=tuple(range(x.ndim - like.ndim)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def lif_scan(reset: str, unroll: int, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, surrogate, v0, s0,
              o0):
-    """``(spikes, v, readout, (v_T, s_T, o_T))`` traces ``[T, *batch, ...]`` of the recurrent LIF network above.
+    """`(spikes, v, readout, (v_T, s_T, o_T))` traces `[T, *batch, ...]` of the recurrent LIF network above.
 
-    **Arguments:** the inputs ``x [T, *batch, n_in]`` and ``w_in [n_in, N]`` (or ``w_in = None`` and
-    ``x`` the input current ``d [T, *batch, N]`` itself), ``w_rec [N, N]`` (masked), ``w_out [N, O]``,
-    ``b_out [O]``, scalar ``kappa``, per-neuron ``a, c, theta, v_reset [N]``, the surrogate, and the
-    initial ``v0, s0 [*batch, N]``, ``o0 [*batch, O]``.
+    **Arguments:** the inputs `x [T, *batch, n_in]` and `w_in [n_in, N]` (or `w_in = None` and
+    `x` the input current `d [T, *batch, N]` itself), `w_rec [N, N]` (masked), `w_out [N, O]`,
+    `b_out [O]`, scalar `kappa`, per-neuron `a, c, theta, v_reset [N]`, the surrogate, and the
+    initial `v0, s0 [*batch, N]`, `o0 [*batch, O]`.
     """
     # Not differentiated: one scan with the input current and the readout inside.
     lay = _Layout(x, w_rec)
@@ -92,11 +92,11 @@ def lif_scan(reset: str, unroll: int, x, w_in, w_rec, w_out, b_out, kappa, a, c,
 
 
 class _Layout:
-    """Row-major (``[batch, neurons]``, the arrays' own layout) or neuron-major (``[neurons, batch]``)
-    loops. One step's recurrent product ``s W`` is a ``(B, N) x (N, N)`` matmul; XLA's CPU backend
-    runs it at a third of its matmul rate once ``W`` no longer fits the core's cache (measured on one
+    """Row-major (`[batch, neurons]`, the arrays' own layout) or neuron-major (`[neurons, batch]`)
+    loops. One step's recurrent product `s W` is a `(B, N) x (N, N)` matmul; XLA's CPU backend
+    runs it at a third of its matmul rate once `W` no longer fits the core's cache (measured on one
     thread, B = 32: 65 / 50 / 62 GFLOP/s at N = 256 / 512 / 768, then 19 at N = 1024 and 17 at 2048),
-    while the transposed product ``W^T s^T`` keeps 64-68 GFLOP/s there. So from `NEURON_MAJOR_FROM`
+    while the transposed product `W^T s^T` keeps 64-68 GFLOP/s there. So from `NEURON_MAJOR_FROM`
     neurons the loops carry their state transposed (the traces are transposed once, outside).
     """
 
@@ -107,44 +107,44 @@ class _Layout:
         self.w_rec = w_rec
         # Transposed here, outside the loops: inside a loop body XLA folds the transpose into the
         # product and picks its slower transposed-operand kernel (neuron-major forward; and the
-        # row-major backward's ``delta W^T``).
+        # row-major backward's `delta W^T`).
         self.w_rec_t = w_rec.T
 
     def recurrent(self, s):
-        """``s W`` (forward step)."""
+        """`s W` (forward step)."""
         return self.w_rec_t @ s if self.major else s @ self.w_rec
 
     def recurrent_adjoint(self, delta):
-        """``delta W^T`` (backward step)."""
+        """`delta W^T` (backward step)."""
         return self.w_rec @ delta if self.major else delta @ self.w_rec_t
 
     def right(self, w):
-        """``x -> x w`` in this layout."""
+        """`x -> x w` in this layout."""
         if not self.major:
             return lambda x: x @ w
         w_t = w.T
         return lambda x: w_t @ x
 
     def input_current(self, w_in):
-        """``x_t -> x_t W_in`` in this layout (``w_in = None``: ``x_t`` is the current already)."""
+        """`x_t -> x_t W_in` in this layout (`w_in = None`: `x_t` is the current already)."""
         return (lambda x_t: x_t) if w_in is None else self.right(w_in)
 
     def sum_batch(self, x):
-        """Sums a per-step ``[*batch, N]`` (or ``[N, B]``) array over the batch: ``[N]``."""
+        """Sums a per-step `[*batch, N]` (or `[N, B]`) array over the batch: `[N]`."""
         return jnp.sum(x, axis=-1) if self.major else jnp.sum(x, axis=tuple(range(x.ndim - 1)))
 
     def per_neuron(self, *params):
         return tuple(p[:, None] for p in params) if self.major else params
 
     def lif_step(self, reset, a, c, theta, v_reset):
-        """``(u, s, keep, d_t) -> (u', s')``: one step of the recurrent LIF network (module docstring)
-        from the previous step's pre-reset voltage ``u`` and spikes ``s``.
+        """`(u, s, keep, d_t) -> (u', s')`: one step of the recurrent LIF network (module docstring)
+        from the previous step's pre-reset voltage `u` and spikes `s`.
 
-        The loops carry ``u``, not the post-reset ``v``: the new spikes then read the new ``u``, and
-        the old ``u`` is read only by the step's first fusion, so XLA updates the state in place
-        (carrying ``v``, which the reset and the spikes both compute from the new ``u``, cost a copy
-        of the state per step: 4 % of a forward pass at N = 256). ``keep`` is 0 at the first step,
-        whose ``u`` is the initial (already reset) ``v0``, and 1 after.
+        The loops carry `u`, not the post-reset `v`: the new spikes then read the new `u`, and
+        the old `u` is read only by the step's first fusion, so XLA updates the state in place
+        (carrying `v`, which the reset and the spikes both compute from the new `u`, cost a copy
+        of the state per step: 4 % of a forward pass at N = 256). `keep` is 0 at the first step,
+        whose `u` is the initial (already reset) `v0`, and 1 after.
         """
         a, c, theta_ = self.per_neuron(a, c, theta)
         post_reset = self.post_reset(reset, theta, v_reset)
@@ -156,12 +156,12 @@ class _Layout:
         return step
 
     def post_reset(self, reset, theta, v_reset):
-        """``(u, s) -> v`` in this layout."""
+        """`(u, s) -> v` in this layout."""
         theta, v_reset = self.per_neuron(theta, v_reset)
         return lambda u, s: _post_reset(u, s, theta, v_reset, reset)
 
     def traces(self, *xs):
-        """``[T, *batch, K] -> [T, K, B]`` (neuron-major) or unchanged; ``None`` stays ``None``."""
+        """`[T, *batch, K] -> [T, K, B]` (neuron-major) or unchanged; `None` stays `None`."""
         if not self.major:
             return xs
         return tuple(None if x is None else jnp.swapaxes(x.reshape(x.shape[0], -1, x.shape[-1]), 1, 2) for x in xs)
@@ -172,7 +172,7 @@ class _Layout:
         return tuple(jnp.swapaxes(x, 1, 2).reshape(x.shape[0], *self.batch, x.shape[1]) for x in xs)
 
     def states(self, *xs):
-        """``[*batch, K] -> [K, B]`` (neuron-major) or unchanged."""
+        """`[*batch, K] -> [K, B]` (neuron-major) or unchanged."""
         return tuple(x.reshape(-1, x.shape[-1]).T for x in xs) if self.major else xs
 
     def unstates(self, *xs):
@@ -180,7 +180,7 @@ class _Layout:
 
 
 def _leaky_sum(z, start, kappa, reverse=False):
-    """``y_t = kappa y_{t-1} + z_t`` from ``y_{-1} = start`` (or backwards in time)."""
+    """`y_t = kappa y_{t-1} + z_t` from `y_{-1} = start` (or backwards in time)."""
     def body(y, z_t):
         y = kappa * y + z_t
         return y, y
@@ -220,8 +220,8 @@ def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_rese
         is_leaf=lambda p: isinstance(p, primal))
     out, (u, spikes) = _forward(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_reset, v0, s0, o0)
     # Residuals: u (one float trace, in the loops' layout), the spikes (one byte each), the n_out-wide
-    # readout trace, the inputs (the caller's), and whether the leak's gradient is wanted (``()``)
-    # or not (``None``): it is the one reduction that needs the voltages, which the backward loop
+    # readout trace, the inputs (the caller's), and whether the leak's gradient is wanted (`()`)
+    # or not (`None`): it is the one reduction that needs the voltages, which the backward loop
     # overwrites.
     leak_grad = () if a_perturbed else None
     return out, (u, spikes, out[2], x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0,
@@ -229,9 +229,9 @@ def _fwd(reset, unroll, x, w_in, w_rec, w_out, b_out, kappa, a, c, theta, v_rese
 
 
 def _contract_leading(x, y):
-    """``sum_{t,b} x[t, b, :]^T y[t, b, :]``: one ``(I, T B) x (T B, J)`` matmul.
+    """`sum_{t,b} x[t, b, :]^T y[t, b, :]`: one `(I, T B) x (T B, J)` matmul.
 
-    The leading axes are merged first (a free reshape): XLA's CPU backend runs a ``dot_general``
+    The leading axes are merged first (a free reshape): XLA's CPU backend runs a `dot_general`
     that contracts two axes several times slower than the same product on merged 2-D operands.
     """
     x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
@@ -243,8 +243,8 @@ def _is_symbolic_zero(g):
 
 
 def _chunk_length(steps, rows, neurons):
-    """Time steps per chunk of `_time_chunks`: a divisor of ``steps`` (so that chunking is a free
-    reshape, not a copy) near ``max(CHUNK_ROWS, 4 neurons) / rows``, and ``steps`` itself when no
+    """Time steps per chunk of `_time_chunks`: a divisor of `steps` (so that chunking is a free
+    reshape, not a copy) near `max(CHUNK_ROWS, 4 neurons) / rows`, and `steps` itself when no
     divisor is at least a quarter of that (e.g. a prime number of steps: one chunk)."""
     target = max(1.0, max(CHUNK_ROWS, 4 * neurons) / max(rows, 1))
     divisors = [d for d in range(1, steps) if steps % d == 0 and d >= target / 4] + [max(steps, 1)]
@@ -252,8 +252,8 @@ def _chunk_length(steps, rows, neurons):
 
 
 def _time_chunks(fn, acc, *traces):
-    """``fn(acc, *chunks) -> (acc, out)`` over consecutive chunks of the ``[T, ...]`` traces; returns
-    the final ``acc`` and the chunks' ``out`` in time order (``[T, ...]``, or ``None``).
+    """`fn(acc, *chunks) -> (acc, out)` over consecutive chunks of the `[T, ...]` traces; returns
+    the final `acc` and the chunks' `out` in time order (`[T, ...]`, or `None`).
 
     The products over time x batch (weight gradients, the readout) run chunk by chunk so that their
     float operands (the spikes) never exist as full-length traces: a chunk of about `CHUNK_ROWS`
@@ -269,7 +269,7 @@ def _time_chunks(fn, acc, *traces):
 
 def _bwd(reset, unroll, residuals, cotangents):
     u, spikes, o, x, w_in, w_rec, w_out, kappa, a, theta, v_reset, surrogate, v0, s0, o0, leak_grad = residuals
-    # ``None`` for the symbolic zeros (outputs the loss does not use)
+    # `None` for the symbolic zeros (outputs the loss does not use)
     g_s, g_v, g_o, (g_vT, g_sT, g_oT) = jax.tree.map(lambda g: None if _is_symbolic_zero(g) else g, cotangents,
                                                      is_leaf=_is_symbolic_zero)
     g_vT = jnp.zeros_like(v0) if g_vT is None else g_vT
@@ -362,7 +362,7 @@ NEURON_MAJOR_FROM = 1024
 
 
 def supports(net: AbstractNetwork) -> bool:
-    """Whether ``net`` (an `RSNN`) can take the fast path: an `LIF` population without synaptic
+    """Whether `net` (an `RSNN`) can take the fast path: an `LIF` population without synaptic
     current or refractory period, detached reset, and dense (or Dale) recurrent and readout weights."""
     neuron = net.neuron
     return (type(neuron) is LIF and neuron.tau_syn is None and not neuron.refractoriness and neuron.detach_reset

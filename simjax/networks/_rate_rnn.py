@@ -3,17 +3,17 @@ the interference study of Schuessler, Mastrogiuseppe, Ostojic & Barak):
 
     tau dx/dt = -x + phi(x) W_rec + u(t) W_in + b_rec,      z = phi(x) W_out + b_out
 
-with an optional leaky readout ``tau_out do/dt = -o + z`` (``tau_out=None``: ``o = z``).
+with an optional leaky readout `tau_out do/dt = -o + z` (`tau_out=None`: `o = z`).
 
-Clock-driven `step` holds the drive ``u_t W_in + phi(x_{t-1}) W_rec + b_rec`` constant over the
-step and integrates exactly (exponential Euler, first order in ``dt``):
+Clock-driven `step` holds the drive `u_t W_in + phi(x_{t-1}) W_rec + b_rec` constant over the
+step and integrates exactly (exponential Euler, first order in `dt`):
 
     x_t = a x_{t-1} + (1 - a) drive_t,     a = exp(-dt / tau)
     o_t = kappa o_{t-1} + (1 - kappa) z_t, kappa = exp(-dt / tau_out)   (o_t = z_t without tau_out)
 
-so that it converges to the ODE solution (``simulate(..., method="ode")``) as ``dt -> 0``. With
+so that it converges to the ODE solution (`simulate(..., method="ode")`) as `dt -> 0`. With
 `simjax.neurons.InstantaneousRate` units the step is the discrete-time (Elman) RNN
-``x_t = phi(x_{t-1}) W_rec + u_t W_in + b_rec``.
+`x_t = phi(x_{t-1}) W_rec + u_t W_in + b_rec`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _FIELDS = ("w_in", "w_rec", "w_out", "b_rec", "b_out", "neuron", "tau_out")
 
 
 class RateRNNState(eqx.Module):
-    """``neuron``: the units' state (``x`` for `LeakyRate`); ``readout``: ``o`` (``[*batch, n_out]``)."""
+    """`neuron`: the units' state (`x` for `LeakyRate`); `readout`: `o` (`[*batch, n_out]`)."""
 
     neuron: PyTree[Array]
     readout: Float[Array, "*batch n_out"]
@@ -48,16 +48,17 @@ class RateRNN(AbstractNetwork):
     """Continuous-time recurrent rate network (equations in the module docstring).
 
     **Arguments:**
-    - ``n_in, n_rec, n_out``: sizes.
-    - ``neuron``: a rate neuron (default `LeakyRate(tau=10.0, activation="tanh")`); its parameters
-      broadcast over ``n_rec``.
-    - ``key``: PRNG key for the default weights: ``W_rec = g chi / sqrt(n_rec)`` with
-      ``chi_ij ~ N(0, 1)`` (``g`` is the strength of the random initial connectivity),
-      ``W_in ~ N(0, in_scale^2 / n_in)``, ``W_out ~ N(0, out_scale^2 / n_rec)``.
-    - ``w_in [n_in, n_rec]``, ``w_rec [n_rec, n_rec]``, ``w_out [n_rec, n_out]``: explicit weights
-      (arrays or projections); ``b_rec [n_rec]``, ``b_out [n_out]``: biases (default 0).
-    - ``tau_out``: readout time constant (ms); ``None`` (default) for the memoryless readout ``o = z``.
-    - ``trainable``: names of the fields learning rules update.
+
+    - `n_in, n_rec, n_out`: sizes.
+    - `neuron`: a rate neuron (default `LeakyRate(tau=10.0, activation="tanh")`); its parameters
+      broadcast over `n_rec`.
+    - `key`: PRNG key for the default weights: `W_rec = g chi / sqrt(n_rec)` with
+      `chi_ij ~ N(0, 1)` (`g` is the strength of the random initial connectivity),
+      `W_in ~ N(0, in_scale^2 / n_in)`, `W_out ~ N(0, out_scale^2 / n_rec)`.
+    - `w_in [n_in, n_rec]`, `w_rec [n_rec, n_rec]`, `w_out [n_rec, n_out]`: explicit weights
+      (arrays or projections); `b_rec [n_rec]`, `b_out [n_out]`: biases (default 0).
+    - `tau_out`: readout time constant (ms); `None` (default) for the memoryless readout `o = z`.
+    - `trainable`: names of the fields learning rules update.
     """
 
     w_in: AbstractProjection
@@ -151,7 +152,7 @@ class RateRNN(AbstractNetwork):
         return lambda state, drive_t: self.step(state, drive_t, dt, kappa=kappa)
 
     def vector_field(self, t, state, inputs_t):
-        """``d state / dt`` for the input ``inputs_t [*batch, n_in]`` at time ``t``."""
+        """`d state / dt` for the input `inputs_t [*batch, n_in]` at time `t`."""
         rates = self.neuron.output(state.neuron)
         drive = self.w_in(inputs_t) + self.w_rec(rates) + self.b_rec
         d_neuron = self.neuron.vector_field(t, state.neuron, drive)
@@ -162,7 +163,7 @@ class RateRNN(AbstractNetwork):
         return RateRNNState(neuron=d_neuron, readout=d_readout)
 
     def observe(self, state):
-        """The `Record` of a state: rates, ``x`` and the readout (``z`` when memoryless)."""
+        """The `Record` of a state: rates, `x` and the readout (`z` when memoryless)."""
         rates = self.neuron.output(state.neuron)
         readout = self._readout(rates) if self.tau_out is None else state.readout
         return Record(spikes=rates, v=self._v(state.neuron), readout=readout)

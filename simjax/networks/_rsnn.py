@@ -3,7 +3,7 @@ r"""Recurrent spiking network with a leaky readout (the e-prop / surrogate-gradi
     drive_t = x_t W_in + s_{t-1} W_rec,     (state, s_t) = neuron.step(state, drive_t, dt)
     o_t     = kappa o_{t-1} + s_t W_out + b_out,   kappa = exp(-dt / tau_out)
 
-Self-connections are excluded (the diagonal of ``W_rec`` is masked) unless ``self_connections``.
+Self-connections are excluded (the diagonal of `W_rec` is masked) unless `self_connections`.
 """
 
 from __future__ import annotations
@@ -35,18 +35,19 @@ class RSNNState(eqx.Module):
 
 
 class RSNN(AbstractFastScanNetwork):
-    """Recurrent spiking network: ``n_in`` inputs -> ``n_rec`` spiking neurons -> ``n_out`` leaky readouts.
+    """Recurrent spiking network: `n_in` inputs -> `n_rec` spiking neurons -> `n_out` leaky readouts.
 
     **Arguments:**
-    - ``n_in, n_rec, n_out``: sizes.
-    - ``neuron``: a spiking neuron model (default `LIF()`); its parameters broadcast over ``n_rec``.
-    - ``surrogate``: if given, replaces the neuron's surrogate.
-    - ``key``: PRNG key for the default weights ``W_in ~ N(0, (in_scale/sqrt(n_in))^2)``,
-      ``W_rec ~ N(0, (rec_scale/sqrt(n_rec))^2)``, ``W_out ~ N(0, (out_scale/sqrt(n_rec))^2)``.
-    - ``w_in [n_in, n_rec]``, ``w_rec [n_rec, n_rec]``, ``w_out [n_rec, n_out]``: explicit weights
+
+    - `n_in, n_rec, n_out`: sizes.
+    - `neuron`: a spiking neuron model (default `LIF()`); its parameters broadcast over `n_rec`.
+    - `surrogate`: if given, replaces the neuron's surrogate.
+    - `key`: PRNG key for the default weights `W_in ~ N(0, (in_scale/sqrt(n_in))^2)`,
+      `W_rec ~ N(0, (rec_scale/sqrt(n_rec))^2)`, `W_out ~ N(0, (out_scale/sqrt(n_rec))^2)`.
+    - `w_in [n_in, n_rec]`, `w_rec [n_rec, n_rec]`, `w_out [n_rec, n_out]`: explicit weights
       (arrays or projections, e.g. `simjax.synapses.Dale`).
-    - ``tau_out``: readout time constant (ms); ``None`` for a memoryless readout.
-    - ``trainable``: names of the fields learning rules update.
+    - `tau_out`: readout time constant (ms); `None` for a memoryless readout.
+    - `trainable`: names of the fields learning rules update.
     """
 
     w_in: AbstractProjection
@@ -108,7 +109,7 @@ class RSNN(AbstractFastScanNetwork):
         return self.w_out.shape[1]
 
     def recurrent_projection(self) -> AbstractProjection:
-        """``w_rec`` with its diagonal masked unless ``self_connections`` (same projection type, so
+        """`w_rec` with its diagonal masked unless `self_connections` (same projection type, so
         rules that wrap projections, e.g. feedback alignment, keep working through time)."""
         return self.w_rec if self.self_connections else self.w_rec.without_self_connections()
 
@@ -138,15 +139,15 @@ class RSNN(AbstractFastScanNetwork):
         return new, Record(spikes=spikes, v=self.neuron.output(neuron_state), readout=readout)
 
     def step_fn(self, dt):
-        """`step` with the loop-invariant quantities (masked ``W_rec``, ``kappa``) computed once."""
+        """`step` with the loop-invariant quantities (masked `W_rec`, `kappa`) computed once."""
         w_rec, kappa = self.recurrent_projection(), readout_decay(self.tau_out, dt)
         return lambda state, x_t: self.step(state, x_t, dt, w_rec=w_rec, kappa=kappa)
 
     def fast_scan(self, inputs, dt, state, unroll=1):
         """The whole clock-driven run by `simjax.networks._lif_scan.lif_scan` (same dynamics and
-        gradients), or ``None`` when this network is not eligible (see
+        gradients), or `None` when this network is not eligible (see
         `simjax.networks._lif_scan.supports`).
-        ``inputs`` are the raw inputs (not `prepare`'s output): dense (or Dale) input weights are
+        `inputs` are the raw inputs (not `prepare`'s output): dense (or Dale) input weights are
         applied inside the fast path, others here."""
         if not supports(self):
             return None

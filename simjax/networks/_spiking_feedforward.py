@@ -1,13 +1,13 @@
-r"""Layered spiking network whose output layer spikes too: ``sizes = (n_in, h_1, ..., h_L, n_out)``.
+r"""Layered spiking network whose output layer spikes too: `sizes = (n_in, h_1, ..., h_L, n_out)`.
 
-Every layer ``l = 1..L+1`` is a population of spiking neurons driven by the spikes of layer ``l - 1``
-(layer 0: the input channels) through ``W_l`` (a spike of neuron ``i`` of layer ``l - 1`` calls
-``receive(W_l[i])`` on layer ``l``; no synaptic delay, no recurrence). The output is the spike
+Every layer `l = 1..L+1` is a population of spiking neurons driven by the spikes of layer `l - 1`
+(layer 0: the input channels) through `W_l` (a spike of neuron `i` of layer `l - 1` calls
+`receive(W_l[i])` on layer `l`; no synaptic delay, no recurrence). The output is the spike
 times of the last layer, e.g. read out by time-to-first-spike (the earliest output neuron wins).
 
-Simulated event-driven with ``simulate(net, spike_train, method="event", t1=...)`` (exact spike
-times and gradients, optionally with pseudodynamics after ``t1``: `simjax._simulate.event_layers`), or
-clock-driven with ``simulate(net, x, dt=...)`` (surrogate gradients; ``spikes`` and ``v`` record the
+Simulated event-driven with `simulate(net, spike_train, method="event", t1=...)` (exact spike
+times and gradients, optionally with pseudodynamics after `t1`: `simjax._simulate.event_layers`), or
+clock-driven with `simulate(net, x, dt=...)` (surrogate gradients; `spikes` and `v` record the
 output layer).
 """
 
@@ -34,12 +34,13 @@ class SpikingFeedForward(AbstractLayeredNetwork):
     """Feed-forward network of spiking layers, the last one included (see the module docstring).
 
     **Arguments:**
-    - ``sizes``: ``(n_in, h_1, ..., h_L, n_out)`` (at least ``(n_in, n_out)``).
-    - ``neuron``: a spiking neuron shared by every layer, or a sequence with one per layer.
-    - ``key``: PRNG key for the default weights ``W_l ~ N(mean_l, scale_l^2 / n_{l-1})``.
-    - ``weights``: optional sequence of ``len(sizes) - 1`` arrays/projections (``None`` entries drawn).
-    - ``scale``, ``mean``: the default weights' scale and mean, one number or one per layer.
-    - ``trainable``: fields learning rules update, among ``"layers"`` and ``"neurons"``.
+
+    - `sizes`: `(n_in, h_1, ..., h_L, n_out)` (at least `(n_in, n_out)`).
+    - `neuron`: a spiking neuron shared by every layer, or a sequence with one per layer.
+    - `key`: PRNG key for the default weights `W_l ~ N(mean_l, scale_l^2 / n_{l-1})`.
+    - `weights`: optional sequence of `len(sizes) - 1` arrays/projections (`None` entries drawn).
+    - `scale`, `mean`: the default weights' scale and mean, one number or one per layer.
+    - `trainable`: fields learning rules update, among `"layers"` and `"neurons"`.
     """
 
     layers: tuple[AbstractProjection, ...]

@@ -5,24 +5,24 @@ The adaptive LIF of long short-term memory spiking networks and e-prop (Bellec e
 
     A = v_th + beta a,        tau_adapt da/dt = -a,        a -> a + 1 at each spike,
 
-and the neuron spikes when ``v`` crosses the adaptive threshold ``A`` (`ALIF.threshold` is
-``v - A``). `ALIF.step` follows LIF's order: exact free flow over ``dt`` (``a`` decays by
-``rho = exp(-dt / tau_adapt)``), add the drive, ``z = H(v - A)``, reset, refractory hold. With the
-stored adaptation ``a^t`` including the jump of the spike of step ``t``,
+and the neuron spikes when `v` crosses the adaptive threshold `A` (`ALIF.threshold` is
+`v - A`). `ALIF.step` follows LIF's order: exact free flow over `dt` (`a` decays by
+`rho = exp(-dt / tau_adapt)`), add the drive, `z = H(v - A)`, reset, refractory hold. With the
+stored adaptation `a^t` including the jump of the spike of step `t`,
 
     a^{t+1} = rho a^t + z^{t+1},      z^{t+1} = H(v^{t+1} - v_th - beta rho a^t),
 
-that is, e-prop's ``a^{t+1} = rho a^t + z^t`` with the jump timed at the spike (the exact solution
+that is, e-prop's `a^{t+1} = rho a^t + z^t` with the jump timed at the spike (the exact solution
 of the continuous dynamics, which the event-driven methods share): the threshold seen one step
-after a spike is ``v_th + beta rho (...)`` instead of ``v_th + beta (...)``, so ``ALIF(beta=b)``
-gives e-prop's adaptation with ``beta = rho b``.
+after a spike is `v_th + beta rho (...)` instead of `v_th + beta (...)`, so `ALIF(beta=b)`
+gives e-prop's adaptation with `beta = rho b`.
 
-**Reset.** ``reset="subtract"`` (default) subtracts the adaptive threshold crossed at the spike,
-``v -= v_th + beta a`` (``a`` before its jump), as the LSNN reference implementation does: the
-overshoot above threshold is kept, exactly as LIF's ``v -= v_th``, so adaptation acts on the
-whole next inter-spike climb. ``reset="subtract_base"`` subtracts ``v_th`` only, as the ALIF
-cells of the e-prop reference code do (``v^{t+1} = alpha v^t + ... - z^t v_th``);
-``reset="zero"`` sets ``v = v_reset``. ``detach_reset`` stops gradients through the voltage
+**Reset.** `reset="subtract"` (default) subtracts the adaptive threshold crossed at the spike,
+`v -= v_th + beta a` (`a` before its jump), as the LSNN reference implementation does: the
+overshoot above threshold is kept, exactly as LIF's `v -= v_th`, so adaptation acts on the
+whole next inter-spike climb. `reset="subtract_base"` subtracts `v_th` only, as the ALIF
+cells of the e-prop reference code do (`v^{t+1} = alpha v^t + ... - z^t v_th`);
+`reset="zero"` sets `v = v_reset`. `detach_reset` stops gradients through the voltage
 reset only: the adaptation jump always carries the surrogate derivative (it is the path e-prop's
 adaptation eligibility trace follows).
 """
@@ -46,8 +46,8 @@ _RESETS = ("subtract", "subtract_base", "zero")
 
 
 class ALIFState(eqx.Module):
-    """``v``: membrane potential; ``i``: synaptic current (zero for delta synapses); ``a``:
-    adaptation (spike count decaying with ``tau_adapt``); ``refractory``: refractory time left."""
+    """`v`: membrane potential; `i`: synaptic current (zero for delta synapses); `a`:
+    adaptation (spike count decaying with `tau_adapt`); `refractory`: refractory time left."""
 
     v: Float[Array, "..."]
     i: Float[Array, "..."]
@@ -59,15 +59,16 @@ class ALIF(AbstractEventNeuron):
     """Adaptive-threshold LIF neuron (see the module docstring for the equations).
 
     **Arguments:**
-    - ``tau_mem``: membrane time constant (ms, > 0). ``v_th``: baseline threshold.
-    - ``tau_adapt``: adaptation time constant (ms, > 0). ``beta``: threshold increase per unit of
-      adaptation (>= 0; ``beta = 0`` is LIF).
-    - ``reset``: ``"subtract"`` (``v -= v_th + beta a``), ``"subtract_base"`` (``v -= v_th``) or
-      ``"zero"`` (``v = v_reset``).
-    - ``v_reset``, ``t_ref``, ``bias``, ``tau_syn``, ``v_rest``: as for `simjax.neurons.LIF`.
-    - ``surrogate``: pseudo-derivative applied to ``v - A`` (default fast sigmoid, slope 25;
-      e-prop's is ``Triangle(dampening=0.3, width=v_th)``).
-    - ``detach_reset``: stop gradients through the voltage reset.
+
+    - `tau_mem`: membrane time constant (ms, > 0). `v_th`: baseline threshold.
+    - `tau_adapt`: adaptation time constant (ms, > 0). `beta`: threshold increase per unit of
+      adaptation (>= 0; `beta = 0` is LIF).
+    - `reset`: `"subtract"` (`v -= v_th + beta a`), `"subtract_base"` (`v -= v_th`) or
+      `"zero"` (`v = v_reset`).
+    - `v_reset`, `t_ref`, `bias`, `tau_syn`, `v_rest`: as for `simjax.neurons.LIF`.
+    - `surrogate`: pseudo-derivative applied to `v - A` (default fast sigmoid, slope 25;
+      e-prop's is `Triangle(dampening=0.3, width=v_th)`).
+    - `detach_reset`: stop gradients through the voltage reset.
     """
 
     tau_mem: Float[Array, "*pop"]
@@ -101,14 +102,14 @@ class ALIF(AbstractEventNeuron):
         self.refractoriness = may_be_refractory(self.t_ref)
 
     def membrane(self) -> LIF:
-        """The LIF membrane (``v``, ``i``, refractory hold) without adaptation (the hold compiled in
-        only if this neuron's ``t_ref`` may be nonzero, as decided when it was built)."""
+        """The LIF membrane (`v`, `i`, refractory hold) without adaptation (the hold compiled in
+        only if this neuron's `t_ref` may be nonzero, as decided when it was built)."""
         return LIF(self.tau_mem, self.v_th, self.v_reset, "zero" if self.reset_mode == "zero" else "subtract",
                    tau_syn=self.tau_syn, t_ref=self.t_ref if self.refractoriness else 0.0, v_rest=self.v_rest,
                    bias=self.bias, surrogate=self.surrogate, detach_reset=self.detach_reset)
 
     def adaptive_threshold(self, state: ALIFState) -> Float[Array, "..."]:
-        """``A = v_th + beta a``."""
+        """`A = v_th + beta a`."""
         return self.v_th + self.beta * state.a
 
     def init(self, key, shape):
@@ -133,20 +134,20 @@ class ALIF(AbstractEventNeuron):
         return ALIFState(v=v, i=state.i, a=state.a + 1.0, refractory=refractory)
 
     def free_flow(self, state, dt):
-        """The exact state after ``dt`` without synaptic input: LIF's free flow, ``a`` decays."""
+        """The exact state after `dt` without synaptic input: LIF's free flow, `a` decays."""
         m = self.membrane().free_flow(LIFState(v=state.v, i=state.i, refractory=state.refractory), dt)
         return ALIFState(v=m.v, i=m.i, a=state.a * jnp.exp(-dt / self.tau_adapt), refractory=m.refractory)
 
     def receive(self, state, weight):
-        """Delta synapses: ``v += weight`` unless refractory; exponential synapses: ``i += weight``."""
+        """Delta synapses: `v += weight` unless refractory; exponential synapses: `i += weight`."""
         if self.tau_syn is None:
             held = jnp.where(state.refractory > 0, 0.0, weight) if self.refractoriness else weight
             return ALIFState(v=state.v + held, i=state.i, a=state.a, refractory=state.refractory)
         return ALIFState(v=state.v, i=state.i + weight, a=state.a, refractory=state.refractory)
 
     def time_to_spike(self, state, horizon):
-        """Time until ``v`` first reaches the decaying threshold ``A(t)`` under `free_flow` (``inf``
-        if not within ``horizon``). No closed form: bracketed root finding on ``v(t) - A(t)`` with
+        """Time until `v` first reaches the decaying threshold `A(t)` under `free_flow` (`inf`
+        if not within `horizon`). No closed form: bracketed root finding on `v(t) - A(t)` with
         implicit-function-theorem gradients (`simjax.neurons._roots.first_crossing`)."""
         def distance(t, args):
             neuron, s = args

@@ -4,20 +4,20 @@ Continuous dynamics (time in ms, potentials in units of the threshold scale):
 
     tau_mem dv/dt = -(v - v_rest) + bias + i + I(t),      tau_syn di/dt = -i
 
-A presynaptic spike of weight ``w`` makes ``v`` jump by ``w`` (delta synapses, ``tau_syn=None``)
-or ``i`` jump by ``w`` (exponential synapses). When ``v`` reaches ``v_th`` the neuron spikes and
-``v`` is reset by subtraction (``v -= v_th``) or to ``v_reset``; for ``t_ref`` afterwards ``v`` is
+A presynaptic spike of weight `w` makes `v` jump by `w` (delta synapses, `tau_syn=None`)
+or `i` jump by `w` (exponential synapses). When `v` reaches `v_th` the neuron spikes and
+`v` is reset by subtraction (`v -= v_th`) or to `v_reset`; for `t_ref` afterwards `v` is
 held and input to it is ignored.
 
-`LIF.step` is the exact solution of these equations over ``dt`` for piecewise-constant input
+`LIF.step` is the exact solution of these equations over `dt` for piecewise-constant input
 (Rotter & Diesmann 1999), with synaptic input applied at the end of the step:
 
     v <- v_rest + a (v - v_rest) + (1 - a) bias + c i + drive,    a = exp(-dt/tau_mem)
     i <- a_s i (+ drive instead, for exponential synapses),      a_s = exp(-dt/tau_syn)
     c  = tau_syn / (tau_syn - tau_mem) (a_s - a)   (-> (dt/tau) a when tau_syn = tau_mem)
 
-then spikes ``s = H(v - v_th)`` and resets. The reset uses ``stop_gradient(s)`` by default
-(``detach_reset=True``), as in e-prop and most surrogate-gradient work.
+then spikes `s = H(v - v_th)` and resets. The reset uses `stop_gradient(s)` by default
+(`detach_reset=True`), as in e-prop and most surrogate-gradient work.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from ._roots import first_crossing
 
 
 class LIFState(eqx.Module):
-    """``v``: membrane potential; ``i``: synaptic current (zero for delta synapses);
-    ``refractory``: refractory time left (ms)."""
+    """`v`: membrane potential; `i`: synaptic current (zero for delta synapses);
+    `refractory`: refractory time left (ms)."""
 
     v: Float[Array, "..."]
     i: Float[Array, "..."]
@@ -48,7 +48,7 @@ class LIFState(eqx.Module):
 
 def membrane_parameters(owner: str, *, tau_mem, v_th, v_reset, v_rest, tau_syn, t_ref, bias) -> dict:
     """The LIF membrane's parameters (shared by `LIF` and `ALIF`) as strongly typed arrays, checked:
-    ``tau_mem > 0``, ``tau_syn > 0`` (or ``None``: delta synapses), ``t_ref >= 0``."""
+    `tau_mem > 0`, `tau_syn > 0` (or `None`: delta synapses), `t_ref >= 0`."""
     values = dict(tau_mem=as_float_array(tau_mem), v_th=as_float_array(v_th), v_reset=as_float_array(v_reset),
                   v_rest=as_float_array(v_rest), tau_syn=as_optional_float(tau_syn), t_ref=as_float_array(t_ref),
                   bias=as_float_array(bias))
@@ -59,8 +59,8 @@ def membrane_parameters(owner: str, *, tau_mem, v_th, v_reset, v_rest, tau_syn, 
 
 
 def may_be_refractory(t_ref) -> bool:
-    """Whether refractory bookkeeping must be compiled in: ``t_ref`` is not known to be zero (a
-    traced ``t_ref`` counts)."""
+    """Whether refractory bookkeeping must be compiled in: `t_ref` is not known to be zero (a
+    traced `t_ref` counts)."""
     return not (is_concrete(t_ref) and bool(np.all(np.asarray(t_ref) == 0)))
 
 
@@ -68,14 +68,15 @@ class LIF(AbstractEventNeuron):
     """Leaky integrate-and-fire neuron (see the module docstring for the equations).
 
     **Arguments:**
-    - ``tau_mem``: membrane time constant (ms, > 0).
-    - ``v_th``: threshold. ``v_reset``: reset value for ``reset="zero"``. ``v_rest``: resting potential.
-    - ``reset``: ``"subtract"`` (``v -= v_th``) or ``"zero"`` (``v = v_reset``).
-    - ``tau_syn``: ``None`` for delta synapses, else the synaptic time constant (ms, > 0).
-    - ``t_ref``: absolute refractory period (ms, >= 0).
-    - ``bias``: constant input current (same units as ``v``).
-    - ``surrogate``: pseudo-derivative used by `step` (default fast sigmoid, slope 25).
-    - ``detach_reset``: stop gradients through the reset term.
+
+    - `tau_mem`: membrane time constant (ms, > 0).
+    - `v_th`: threshold. `v_reset`: reset value for `reset="zero"`. `v_rest`: resting potential.
+    - `reset`: `"subtract"` (`v -= v_th`) or `"zero"` (`v = v_reset`).
+    - `tau_syn`: `None` for delta synapses, else the synaptic time constant (ms, > 0).
+    - `t_ref`: absolute refractory period (ms, >= 0).
+    - `bias`: constant input current (same units as `v`).
+    - `surrogate`: pseudo-derivative used by `step` (default fast sigmoid, slope 25).
+    - `detach_reset`: stop gradients through the reset term.
     """
 
     tau_mem: Float[Array, "*pop"]
@@ -123,7 +124,7 @@ class LIF(AbstractEventNeuron):
         return LIFState(v=v, i=state.i, refractory=jnp.broadcast_to(self.t_ref, state.v.shape).astype(state.v.dtype))
 
     def free_flow(self, state, dt):
-        """The exact state after ``dt`` without synaptic input (refractory hold included)."""
+        """The exact state after `dt` without synaptic input (refractory hold included)."""
         # Within the step, the neuron integrates only for the part of dt after its refractory hold.
         # (a where, not a clip: full derivative in dt when not refractory, also at dt = 0)
         if not self.refractoriness:
@@ -143,25 +144,25 @@ class LIF(AbstractEventNeuron):
         return LIFState(v=v, i=i, refractory=refractory)
 
     def receive(self, state, weight):
-        """A presynaptic spike of ``weight``: ``v += weight`` unless refractory (delta synapses), or
-        ``i += weight`` (exponential synapses)."""
+        """A presynaptic spike of `weight`: `v += weight` unless refractory (delta synapses), or
+        `i += weight` (exponential synapses)."""
         if self.tau_syn is None:
             v = state.v + (jnp.where(state.refractory > 0, 0.0, weight) if self.refractoriness else weight)
             return LIFState(v=v, i=state.i, refractory=state.refractory)
         return LIFState(v=state.v, i=state.i + weight, refractory=state.refractory)
 
     def time_to_spike(self, state, horizon):
-        r"""Time until ``v`` first reaches ``v_th`` under `free_flow`; ``0`` if ``v >= v_th`` already,
-        ``inf`` if not within ``horizon``.
+        r"""Time until `v` first reaches `v_th` under `free_flow`; `0` if `v >= v_th` already,
+        `inf` if not within `horizon`.
 
-        After the refractory hold ``r`` (during which ``v`` is held), with ``A = v_rest + bias``:
+        After the refractory hold `r` (during which `v` is held), with `A = v_rest + bias`:
 
-        - delta synapses: ``t* = r + tau_mem ln((A - v) / (A - v_th))`` if ``A > v_th`` (closed form;
+        - delta synapses: `t* = r + tau_mem ln((A - v) / (A - v_th))` if `A > v_th` (closed form;
           its derivatives are finite everywhere, NaN-free where no spike comes);
-        - exponential synapses: ``v(r + s) = A + B exp(-s/tau_mem) + C exp(-s/tau_syn)`` has at most
-          one extremum, at ``s_e`` (closed form). The hold end ``r`` and ``r + s_e`` split time into
-          monotone pieces, and a finite bound (after which ``v`` stays above ``v_th`` if
-          ``A > v_th``, and below it otherwise) ends the search, so the first crossing is bracketed
+        - exponential synapses: `v(r + s) = A + B exp(-s/tau_mem) + C exp(-s/tau_syn)` has at most
+          one extremum, at `s_e` (closed form). The hold end `r` and `r + s_e` split time into
+          monotone pieces, and a finite bound (after which `v` stays above `v_th` if
+          `A > v_th`, and below it otherwise) ends the search, so the first crossing is bracketed
           exactly, then refined to float precision (`simjax.neurons._roots.first_crossing`;
           gradients by the implicit function theorem, exact and finite).
         """
@@ -245,7 +246,7 @@ class LIF(AbstractEventNeuron):
 
 
 def half_synaptic_lif(neuron: AbstractSpikingNeuron) -> bool:
-    """True for `LIF` with exponential synapses, ``tau_syn = tau_mem / 2`` and no refractoriness
+    """True for `LIF` with exponential synapses, `tau_syn = tau_mem / 2` and no refractoriness
     (concrete values), where the first threshold crossing has a closed form (Göltz et al. 2021)."""
     if not isinstance(neuron, LIF) or neuron.tau_syn is None or neuron.refractoriness:
         return False

@@ -1,18 +1,18 @@
-r"""Rate neurons: a leaky integrator of its input current, and its memoryless (``tau -> 0``) limit.
+r"""Rate neurons: a leaky integrator of its input current, and its memoryless (`tau -> 0`) limit.
 
 `LeakyRate` (the standard firing-rate unit, e.g. Sompolinsky, Crisanti & Sommers 1988):
 
     tau dx/dt = -x + I(t),        r = phi(x)
 
-Its `step` is the exact solution for an input ``I = drive`` held constant over the step
+Its `step` is the exact solution for an input `I = drive` held constant over the step
 (exponential Euler):
 
     x <- a x + (1 - a) drive,     a = exp(-dt / tau)
 
 `InstantaneousRate` is the memoryless unit of a static network (an MLP layer, or a discrete-time
-Elman RNN): ``x <- drive``, ``r = phi(x)``; it has no continuous-time form.
+Elman RNN): `x <- drive`, `r = phi(x)`; it has no continuous-time form.
 
-Activations are named (``"tanh"``, ``"relu"``, ``"softplus"``, ``"sigmoid"``, ``"linear"``) or any
+Activations are named (`"tanh"`, `"relu"`, `"softplus"`, `"sigmoid"`, `"linear"`) or any
 callable acting elementwise.
 """
 
@@ -42,8 +42,8 @@ Activation = str | Callable[[Array], Array]
 def get_activation(activation: Activation, *, owner: str = "") -> Callable[[Array], Array]:
     """The elementwise function for an activation name (or the callable itself).
 
-    **Raises:** ``ValueError`` naming the value and the known names for an unknown name;
-    ``TypeError`` for something that is neither a name nor a callable.
+    **Raises:** `ValueError` naming the value and the known names for an unknown name;
+    `TypeError` for something that is neither a name nor a callable.
     """
     if isinstance(activation, str):
         check_choice("activation", activation, tuple(ACTIVATIONS), owner=owner)
@@ -56,13 +56,14 @@ def get_activation(activation: Activation, *, owner: str = "") -> Callable[[Arra
 
 
 class LeakyRate(AbstractRateNeuron):
-    """Leaky rate unit ``tau dx/dt = -x + drive``, rate ``phi(x)`` (module docstring).
+    """Leaky rate unit `tau dx/dt = -x + drive`, rate `phi(x)` (module docstring).
 
-    The state is the array ``x`` (the "membrane potential" of the unit).
+    The state is the array `x` (the "membrane potential" of the unit).
 
     **Arguments:**
-    - ``tau``: time constant (ms, > 0), broadcastable to the population.
-    - ``activation``: ``"tanh"``, ``"relu"``, ``"softplus"``, ``"sigmoid"``, ``"linear"`` or a callable.
+
+    - `tau`: time constant (ms, > 0), broadcastable to the population.
+    - `activation`: `"tanh"`, `"relu"`, `"softplus"`, `"sigmoid"`, `"linear"` or a callable.
     """
 
     tau: Float[Array, "*pop"]
@@ -98,12 +99,12 @@ class LeakyRate(AbstractRateNeuron):
 
 
 class InstantaneousRate(AbstractRateNeuron):
-    """Memoryless rate unit: ``x = drive``, rate ``phi(x)`` (the ``tau -> 0`` limit of `LeakyRate`).
+    """Memoryless rate unit: `x = drive`, rate `phi(x)` (the `tau -> 0` limit of `LeakyRate`).
 
-    `step` ignores ``dt`` and the previous state, so a network of these units is a static map per
-    time step (an MLP), or a discrete-time RNN ``x_t = W phi(x_{t-1}) + U u_t`` when recurrent.
+    `step` ignores `dt` and the previous state, so a network of these units is a static map per
+    time step (an MLP), or a discrete-time RNN `x_t = W phi(x_{t-1}) + U u_t` when recurrent.
 
-    **Arguments:** ``activation`` (as for `LeakyRate`, default ``"relu"``).
+    **Arguments:** `activation` (as for `LeakyRate`, default `"relu"`).
     """
 
     activation: Activation = eqx.field(static=True)

@@ -1,14 +1,19 @@
 r"""First upward zero crossing of a scalar function of time, with implicit-function-theorem gradients.
 
-Event-driven simulation needs the time ``t*`` at which a neuron's `threshold` first crosses zero
+Event-driven simulation needs the time `t*` at which a neuron's `threshold` first crosses zero
 from below under its free flow. Where no closed form exists, `first_crossing` finds it by
 bracketing, bisection and regula falsi, and differentiates it by the implicit
-function theorem: at ``f(t*, p) = 0``,
+function theorem: at `f(t*, p) = 0`,
 
     dt*/dp = -(df/dp) / (df/dt)
 
-so gradients are exact (to the accuracy of ``t*``) and do not depend on the iterations that found
-``t*`` (the search runs without gradients).
+so gradients are exact (to the accuracy of `t*`) and do not depend on the iterations that found
+`t*` (the search runs without gradients).
+
+Why not optimistix's bisection with its implicit-function adjoint: the search here is a fixed
+number of vectorised bracketing steps over all neurons at once, which `benchmarks/root_finding.py`
+measures against `optimistix.root_find(optimistix.Bisection)` on the same crossing problems (the
+figures are on the benchmarks page); optimistix is slower there, most of all for gradients.
 """
 
 from __future__ import annotations
@@ -94,46 +99,47 @@ def _root_jvp(fn, grid, iterations, polish, primals, tangents):
 def first_crossing(fn: Callable[[Any, PyTree], Float[Array, "*shape"]], args: PyTree, horizon: Any, *,
                    knots: Float[Array, "k *shape"] | None = None, grid: int = 32,  # noqa: F821 (a jaxtyping shape)
                    iterations: int | None = None, polish: int = 3) -> Float[Array, "*shape"]:
-    r"""The first time ``t`` in ``[0, horizon]`` at which ``fn(t, args)`` crosses zero from below.
+    r"""The first time `t` in `[0, horizon]` at which `fn(t, args)` crosses zero from below.
 
-    Computed element by element: element ``k`` of the result is the first crossing of
-    ``t -> fn(t, args)[k]``.
+    Computed element by element: element `k` of the result is the first crossing of
+    `t -> fn(t, args)[k]`.
 
     **Arguments:**
-    - ``fn``: ``(t, args) -> f`` with ``f`` of shape ``*shape`` (e.g. a population). It must act
-      elementwise in time: ``t`` is passed as an array of shape ``*shape`` (or a scalar while the
-      shape is being determined) and ``f[k]`` may depend on ``t`` only through ``t[k]``. It must
-      be differentiable in ``t`` and in the arrays of ``args``. Values it closes over are treated
-      like ``args`` (gradients flow to them too), but passing them in ``args`` is clearer.
-    - ``args``: a pytree (e.g. ``(neuron, state)``); its floating-point arrays are what gradients
+
+    - `fn`: `(t, args) -> f` with `f` of shape `*shape` (e.g. a population). It must act
+      elementwise in time: `t` is passed as an array of shape `*shape` (or a scalar while the
+      shape is being determined) and `f[k]` may depend on `t` only through `t[k]`. It must
+      be differentiable in `t` and in the arrays of `args`. Values it closes over are treated
+      like `args` (gradients flow to them too), but passing them in `args` is clearer.
+    - `args`: a pytree (e.g. `(neuron, state)`); its floating-point arrays are what gradients
       flow to, other leaves are held fixed.
-    - ``horizon``: finite end of the search interval (scalar or broadcastable to ``*shape``).
-    - ``knots``: optional times ``[k, *shape]`` (outside ``[0, horizon]`` or non-finite: ignored)
-      that split ``[0, horizon]`` into pieces on which ``f`` is monotone, e.g. the end of a
+    - `horizon`: finite end of the search interval (scalar or broadcastable to `*shape`).
+    - `knots`: optional times `[k, *shape]` (outside `[0, horizon]` or non-finite: ignored)
+      that split `[0, horizon]` into pieces on which `f` is monotone, e.g. the end of a
       refractory hold and the time of an extremum. With them the first crossing is bracketed
-      exactly and ``grid`` may be as small as 2 (the end points).
-    - ``grid``: number of equally spaced points (end points included, >= 2) at which ``f`` is
+      exactly and `grid` may be as small as 2 (the end points).
+    - `grid`: number of equally spaced points (end points included, >= 2) at which `f` is
       sampled to bracket the crossing.
-    - ``iterations``: bisection steps refining the bracket (default: a third of the mantissa bits
-      of the dtype, 17 in float64, 7 in float32: a bracket of ``~1e-5`` of the grid spacing).
-    - ``polish``: regula-falsi steps that follow: each evaluates ``f`` at the linear interpolation
+    - `iterations`: bisection steps refining the bracket (default: a third of the mantissa bits
+      of the dtype, 17 in float64, 7 in float32: a bracket of `~1e-5` of the grid spacing).
+    - `polish`: regula-falsi steps that follow: each evaluates `f` at the linear interpolation
       of the bracket (its midpoint where that is degenerate) and keeps the sub-bracket that holds
       the crossing. Once the bracket is small, each step multiplies the error by about
-      ``(f''/f') x bracket``, so the default 3 steps and a final interpolation reach float
-      precision; the bracket itself never widens, whatever ``f``.
+      `(f''/f') x bracket`, so the default 3 steps and a final interpolation reach float
+      precision; the bracket itself never widens, whatever `f`.
 
-    **Returns:** ``t*`` of shape ``*shape``: ``0`` where ``f(0) >= 0`` (already at or above
-    threshold), ``inf`` where no sample point of ``[0, horizon]`` has ``f >= 0``, else the crossing
-    within the first bracket ``[t_a, t_b]`` of sample points with ``f(t_a) < 0 <= f(t_b)``.
+    **Returns:** `t*` of shape `*shape`: `0` where `f(0) >= 0` (already at or above
+    threshold), `inf` where no sample point of `[0, horizon]` has `f >= 0`, else the crossing
+    within the first bracket `[t_a, t_b]` of sample points with `f(t_a) < 0 <= f(t_b)`.
 
-    **Guarantees and limits.** The crossing found is the first one whenever ``f`` is monotone
-    between consecutive sample points (give ``knots`` to ensure this); a pair of crossings closer
+    **Guarantees and limits.** The crossing found is the first one whenever `f` is monotone
+    between consecutive sample points (give `knots` to ensure this); a pair of crossings closer
     together than the grid spacing can be missed or mis-ordered otherwise.
 
-    **Gradients** (forward and reverse mode) follow the implicit function theorem at ``f(t*) = 0``:
-    ``dt* = -(df/dargs . dargs) / (df/dt)``. They are zero where ``t*`` is ``0`` or ``inf`` and where
-    ``df/dt <= 0`` (a tangential touch, where the exact derivative is unbounded). ``horizon`` and
-    ``knots`` receive no gradient.
+    **Gradients** (forward and reverse mode) follow the implicit function theorem at `f(t*) = 0`:
+    `dt* = -(df/dargs . dargs) / (df/dt)`. They are zero where `t*` is `0` or `inf` and where
+    `df/dt <= 0` (a tangential touch, where the exact derivative is unbounded). `horizon` and
+    `knots` receive no gradient.
     """
     if not isinstance(grid, int) or grid < 2:
         raise ValueError(f"first_crossing: grid must be an int >= 2, got {grid!r}")

@@ -5,42 +5,42 @@ conductances in units of the leak conductance):
 
     tau_mem dv/dt = -(v - v_rest) + bias + sum_k I_k(v),      I_k(v) = i_k - g_k v
 
-where receptor ``k`` (`simjax.synapses.AbstractSynapse`) contributes ``i_k - g_k v``: a current
-synapse ``I_k = i_k``, a conductance synapse ``I_k = g_k (E_k - v)``. Spike at ``v > v_th``, then
-``v = v_reset`` held for ``t_ref`` (the receptors keep evolving during the hold, input included).
+where receptor `k` (`simjax.synapses.AbstractSynapse`) contributes `i_k - g_k v`: a current
+synapse `I_k = i_k`, a conductance synapse `I_k = g_k (E_k - v)`. Spike at `v > v_th`, then
+`v = v_reset` held for `t_ref` (the receptors keep evolving during the hold, input included).
 
 **Why a neuron that owns its receptors.** The receptors are the postsynaptic neuron's: their
 state lives per neuron, they decay with their own time constants, and conductance terms couple
-them to ``v`` inside the membrane equation, so the membrane update needs them; the weight maps
+them to `v` inside the membrane equation, so the membrane update needs them; the weight maps
 (projections) stay outside, in the network, and deliver one input per receptor. The same neuron
 therefore serves the current-based (CUBA) and the conductance-based (COBA) E/I networks, and any
 receptor model that implements the synapse interface plugs in without a new neuron class.
 
-**Clock-driven step** (`SynapticLIF.step`, Brian2's default schedule when ``drive`` is the input
+**Clock-driven step** (`SynapticLIF.step`, Brian2's default schedule when `drive` is the input
 of the spikes emitted at the end of the previous step):
 
-1. the receptors `receive` ``drive`` (spikes emitted at the end of the previous step arrive at
+1. the receptors `receive` `drive` (spikes emitted at the end of the previous step arrive at
    that same instant: zero delay);
-2. the membrane flows over ``dt``: exactly (Rotter & Diesmann 1999) when every receptor is
-   current-based, ``v <- v_rest + a (v - v_rest) + (1 - a) bias + sum_k response_k`` with
-   ``a = exp(-dt/tau_mem)`` (`AbstractCurrentSynapse.membrane_response`); otherwise by the
-   exponential-Euler scheme with the receptors' ``(g, i)`` frozen at the start of the step,
-   ``G = 1 + sum g_k``, ``v_inf = (v_rest + bias + sum i_k) / G``,
-   ``v <- v_inf + (v - v_inf) exp(-G dt / tau_mem)`` (Brian2's ``exponential_euler``; first
-   order in ``dt``, exact for constant conductances);
-3. the receptors decay exactly over ``dt``;
+2. the membrane flows over `dt`: exactly (Rotter & Diesmann 1999) when every receptor is
+   current-based, `v <- v_rest + a (v - v_rest) + (1 - a) bias + sum_k response_k` with
+   `a = exp(-dt/tau_mem)` (`AbstractCurrentSynapse.membrane_response`); otherwise by the
+   exponential-Euler scheme with the receptors' `(g, i)` frozen at the start of the step,
+   `G = 1 + sum g_k`, `v_inf = (v_rest + bias + sum i_k) / G`,
+   `v <- v_inf + (v - v_inf) exp(-G dt / tau_mem)` (Brian2's `exponential_euler`; first
+   order in `dt`, exact for constant conductances);
+3. the receptors decay exactly over `dt`;
 4. threshold (surrogate Heaviside), reset, refractory hold.
 
-Unlike `LIF`, ``drive`` arrives at the *start* of the step: that is the only ordering in which a
+Unlike `LIF`, `drive` arrives at the *start* of the step: that is the only ordering in which a
 spike's conductance jump reaches the membrane at the spike time itself (Brian2 adds this step's
 spikes to the conductances after the threshold, which is the same instant as the start of the
-next step). While refractory, ``v`` is held for the first ``t_ref`` of a step and integrates for
+next step). While refractory, `v` is held for the first `t_ref` of a step and integrates for
 the rest, so holds that end on the grid hold whole steps, as in Brian2.
 
-Reversal potentials bound the potential: with only conductance synapses and no bias, ``v``
-stays in the interval spanned by ``v_rest``, ``v_reset`` and the reversal potentials (every
+Reversal potentials bound the potential: with only conductance synapses and no bias, `v`
+stays in the interval spanned by `v_rest`, `v_reset` and the reversal potentials (every
 update is a convex combination of them), which `SynapticLIF` checks where the values are
-concrete (``v_th`` must be reachable: below the largest reversal potential or the resting drive).
+concrete (`v_th` must be reachable: below the largest reversal potential or the resting drive).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from ._lif import may_be_refractory
 
 
 class SynapticLIFState(eqx.Module):
-    """``v``: membrane potential; ``refractory``: hold time left (ms); ``synapses``: one state per
+    """`v`: membrane potential; `refractory`: hold time left (ms); `synapses`: one state per
     receptor, in the order of `SynapticLIF.receptors`."""
 
     v: Float[Array, "*pop"]
@@ -75,16 +75,16 @@ class SynapticLIF(AbstractSpikingNeuron):
     **Arguments:**
 
     - `receptors`: one `simjax.synapses.AbstractSynapse` per input channel, e.g.
-      ``(ExponentialConductance(5.0, 0.0), ExponentialConductance(10.0, -80.0))`` for COBA or
-      ``(ExponentialCurrent(5.0), ExponentialCurrent(10.0))`` for CUBA.
+      `(ExponentialConductance(5.0, 0.0), ExponentialConductance(10.0, -80.0))` for COBA or
+      `(ExponentialCurrent(5.0), ExponentialCurrent(10.0))` for CUBA.
     - `tau_mem`: membrane time constant (ms, > 0).
     - `v_rest`, `v_th`, `v_reset`: resting potential, threshold, reset value.
     - `t_ref`: refractory period (ms, >= 0).
-    - `bias`: constant input (membrane units: the resting drive is ``v_rest + bias``).
+    - `bias`: constant input (membrane units: the resting drive is `v_rest + bias`).
     - `surrogate`: pseudo-derivative of the spike (default fast sigmoid, slope 25).
     - `detach_reset`: stop gradients through the reset.
 
-    ``drive`` in `step` is a tuple with one input per receptor (summed weights of the spikes
+    `drive` in `step` is a tuple with one input per receptor (summed weights of the spikes
     arriving at the start of the step), or an array when there is exactly one receptor.
     """
 
@@ -123,7 +123,7 @@ class SynapticLIF(AbstractSpikingNeuron):
 
     def _check_bounded(self):
         """Conductance receptors with reversal potentials that no threshold crossing can come
-        from: ``v`` is a convex combination of ``v_rest + bias``, ``v_reset`` and the reversal
+        from: `v` is a convex combination of `v_rest + bias`, `v_reset` and the reversal
         potentials (conductance-only receptors), so a threshold above all of them is never reached;
         and a non-finite reversal potential makes the membrane unbounded."""
         conductances = [r for r in self.receptors if isinstance(r, AbstractConductanceSynapse)]
@@ -146,7 +146,7 @@ class SynapticLIF(AbstractSpikingNeuron):
                                 synapses=tuple(r.init(shape, dtype) for r in self.receptors))
 
     def split_drive(self, drive) -> tuple[Float[Array, "*pop"], ...]:
-        """``drive`` as one input per receptor (a bare array only when there is one receptor)."""
+        """`drive` as one input per receptor (a bare array only when there is one receptor)."""
         if isinstance(drive, (tuple, list)):
             if len(drive) != len(self.receptors):
                 raise ValueError(f"SynapticLIF: drive has {len(drive)} inputs, expected one per receptor "
@@ -158,12 +158,12 @@ class SynapticLIF(AbstractSpikingNeuron):
         return (drive,)
 
     def receive(self, state: SynapticLIFState, drive) -> SynapticLIFState:
-        """The receptors after the input ``drive`` arrives (``v`` unchanged)."""
+        """The receptors after the input `drive` arrives (`v` unchanged)."""
         synapses = tuple(r.receive(s, d) for r, s, d in zip(self.receptors, state.synapses, self.split_drive(drive)))
         return SynapticLIFState(v=state.v, refractory=state.refractory, synapses=synapses)
 
     def flow(self, state: SynapticLIFState, dt: Any) -> SynapticLIFState:
-        """The state after ``dt`` without new input: the membrane update of the module docstring
+        """The state after `dt` without new input: the membrane update of the module docstring
         (exact for current receptors, exponential Euler otherwise), receptors decayed exactly."""
         v, syn = state.v, state.synapses
         if self.refractoriness:
@@ -211,7 +211,7 @@ class SynapticLIF(AbstractSpikingNeuron):
         return SynapticLIFState(v=v, refractory=refractory, synapses=new.synapses), spikes
 
     def vector_field(self, t, state, drive):
-        """``d state / dt`` with ``drive`` an extra continuous current (synaptic spikes enter as
+        """`d state / dt` with `drive` an extra continuous current (synaptic spikes enter as
         jumps through `receive`)."""
         active = state.refractory <= 0
         current = self.v_rest + self.bias + drive - state.v

@@ -2,8 +2,8 @@ r"""Two-compartment (soma + apical dendrite) rate neuron with dendritic plateaus
 
 The neuron of the dendritic-target-propagation / BTSP networks (Galloni, Peddada, Chennawar &
 Milstein 2025; EIANN). The soma integrates the basal (feed-forward) input; the dendrite sums the
-top-down excitation and the dendrite-targeting inhibition, bounded to ``[dend_min, dend_max]``
-(``[-1, 1]``); a dendritic *plateau* is the dendritic state where it passes a threshold:
+top-down excitation and the dendrite-targeting inhibition, bounded to `[dend_min, dend_max]`
+(`[-1, 1]`); a dendritic *plateau* is the dendritic state where it passes a threshold:
 
     tau ds/dt = -s + bias + basal
     d         = clip(apical, dend_min, dend_max)                 (instantaneous dendrite, default)
@@ -12,13 +12,13 @@ top-down excitation and the dendrite-targeting inhibition, bounded to ``[dend_mi
     nudge     = plateau if plateau > 0 else 0                     (only positive plateaus reach the soma)
     r         = phi(s + nudge)                                    (phi = ReLU by default)
 
-The nudge enters the activity, not the somatic integration (EIANN's ``dend_to_soma``).
+The nudge enters the activity, not the somatic integration (EIANN's `dend_to_soma`).
 
-**Input.** ``drive`` is a `TwoCompartmentDrive(basal, apical)`; a plain array is basal input with no
-apical input. ``apical`` is the signed net dendritic input (excitation minus inhibition).
+**Input.** `drive` is a `TwoCompartmentDrive(basal, apical)`; a plain array is basal input with no
+apical input. `apical` is the signed net dendritic input (excitation minus inhibition).
 
 `step` integrates the soma exactly for basal input held constant over the step,
-``s <- a s + (1 - a)(bias + basal)``, ``a = exp(-dt/tau)``, and sets (or relaxes, with ``tau_dend``)
+`s <- a s + (1 - a)(bias + basal)`, `a = exp(-dt/tau)`, and sets (or relaxes, with `tau_dend`)
 the dendrite to the clipped apical input of the step.
 """
 
@@ -34,14 +34,14 @@ from ._rate import Activation, get_activation
 
 
 class TwoCompartmentState(eqx.Module):
-    """``soma``: somatic state ``s``; ``dendrite``: dendritic state ``d`` in ``[dend_min, dend_max]``."""
+    """`soma`: somatic state `s`; `dendrite`: dendritic state `d` in `[dend_min, dend_max]`."""
 
     soma: Float[Array, "..."]
     dendrite: Float[Array, "..."]
 
 
 class TwoCompartmentDrive(eqx.Module):
-    """Input to a `TwoCompartment` population: ``basal`` (to the soma) and ``apical`` (to the
+    """Input to a `TwoCompartment` population: `basal` (to the soma) and `apical` (to the
     dendrite: top-down excitation minus dendritic inhibition). Either may be a scalar 0."""
 
     basal: Float[ArrayLike, "..."]
@@ -59,13 +59,14 @@ class TwoCompartment(AbstractRateNeuron):
     """Soma + dendrite rate neuron with plateau nonlinearity (equations in the module docstring).
 
     **Arguments:**
-    - ``tau``: somatic time constant (> 0; EIANN uses 3 with unit Euler steps).
-    - ``theta_plus`` (> ``theta_minus``), ``theta_minus``: plateau thresholds (defaults 0.0996 and
+
+    - `tau`: somatic time constant (> 0; EIANN uses 3 with unit Euler steps).
+    - `theta_plus` (> `theta_minus`), `theta_minus`: plateau thresholds (defaults 0.0996 and
       -0.163: hidden-layer values tuned for the one-hidden-layer BTSP network with this neuron).
-    - ``tau_dend``: ``None`` for an instantaneous dendrite, else its time constant (> 0; needed
+    - `tau_dend`: `None` for an instantaneous dendrite, else its time constant (> 0; needed
       for `vector_field`).
-    - ``bias``: constant somatic input. ``dend_min``, ``dend_max``: dendritic bounds.
-    - ``activation``: somatic activation (default ``"relu"``).
+    - `bias`: constant somatic input. `dend_min`, `dend_max`: dendritic bounds.
+    - `activation`: somatic activation (default `"relu"`).
     """
 
     tau: Float[Array, "*pop"]
@@ -109,11 +110,11 @@ class TwoCompartment(AbstractRateNeuron):
         return TwoCompartmentState(soma=zeros, dendrite=zeros)
 
     def dendrite_target(self, apical: Float[Array, "..."]) -> Float[Array, "..."]:
-        """``clip(apical, dend_min, dend_max)``: the dendritic state an apical input sets."""
+        """`clip(apical, dend_min, dend_max)`: the dendritic state an apical input sets."""
         return jnp.clip(apical, self.dend_min, self.dend_max)
 
     def plateau(self, state: TwoCompartmentState) -> Float[Array, "..."]:
-        """``d`` where ``d > theta_plus`` (positive plateau) or ``d < theta_minus`` (negative), else 0."""
+        """`d` where `d > theta_plus` (positive plateau) or `d < theta_minus` (negative), else 0."""
         d = state.dendrite
         return jnp.where((d > self.theta_plus) | (d < self.theta_minus), d, jnp.zeros_like(d))
 
@@ -146,5 +147,5 @@ class TwoCompartment(AbstractRateNeuron):
         return new, self.output(new)
 
     def output(self, state):
-        """Activity ``phi(soma + nudge)``."""
+        """Activity `phi(soma + nudge)`."""
         return self.phi(state.soma + self.nudge(state))

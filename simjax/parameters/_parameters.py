@@ -1,10 +1,10 @@
 """Which leaves of a model learn, and the constraints every update must respect.
 
-Networks and projections name the fields that learn in ``trainable`` (declared on
+Networks and projections name the fields that learn in `trainable` (declared on
 `simjax.networks.AbstractNetwork` and `simjax.synapses.AbstractProjection`); every inexact array
 inside those fields is a parameter, every other leaf of such a module is frozen. Other modules (and
 plain pytrees) train all their inexact arrays. Learning rules return updates shaped like `params`
-(``None`` at frozen leaves), so ``eqx.apply_updates(model, updates)`` and optax work unchanged.
+(`None` at frozen leaves), so `eqx.apply_updates(model, updates)` and optax work unchanged.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from ..synapses._base import AbstractProjection
 
 
 def trainable_filter(model: Any) -> Any:
-    """A pytree of bools shaped like ``model``: True at trainable leaves.
+    """A pytree of bools shaped like `model`: True at trainable leaves.
 
     Every inexact array is trainable except inside the fields a network or projection leaves out of
-    its ``trainable`` names (bounds, fixed parts, feedback matrices: arrays that are data, not
+    its `trainable` names (bounds, fixed parts, feedback matrices: arrays that are data, not
     parameters).
     """
     spec = jax.tree.map(eqx.is_inexact_array, model)
@@ -33,7 +33,7 @@ def trainable_filter(model: Any) -> Any:
 
 
 def _frozen(node: Any, get: Any):
-    """Accessors (relative to the root) of every frozen subtree below ``node``."""
+    """Accessors (relative to the root) of every frozen subtree below `node`."""
     if isinstance(node, (list, tuple)):
         for i, child in enumerate(node):
             yield from _frozen(child, lambda m, i=i: get(m)[i])
@@ -55,16 +55,16 @@ def _frozen(node: Any, get: Any):
 
 
 def partition(model: Any) -> tuple[Any, Any]:
-    """``(params, static)`` with ``eqx.combine(params, static) == model``."""
+    """`(params, static)` with `eqx.combine(params, static) == model`."""
     return eqx.partition(model, trainable_filter(model))
 
 
 def params(model: Any) -> Any:
-    """The trainable parameters of ``model`` (``None`` at frozen leaves)."""
+    """The trainable parameters of `model` (`None` at frozen leaves)."""
     return partition(model)[0]
 
 
 def constrain(model: Any) -> Any:
-    """Applies every projection's `constrain` (Dale signs, bounds) throughout ``model``."""
+    """Applies every projection's `constrain` (Dale signs, bounds) throughout `model`."""
     is_proj = lambda x: isinstance(x, AbstractProjection)
     return jax.tree.map(lambda x: x.constrain() if is_proj(x) else x, model, is_leaf=is_proj)

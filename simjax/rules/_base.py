@@ -1,4 +1,4 @@
-"""The learning-rule contract: ``rule(model, task, batch, key) -> (loss, updates, aux)``."""
+"""The learning-rule contract: `rule(model, task, batch, key) -> (loss, updates, aux)`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from ..tasks._base import AbstractTask, Batch
 class AbstractRule(eqx.Module):
     """A credit-assignment rule.
 
-    ``updates`` has the structure of ``simjax.parameters.params(model)`` (``None`` at frozen
+    `updates` has the structure of `simjax.parameters.params(model)` (`None` at frozen
     leaves) and the sign convention of a gradient (descent = subtract), so any optax optimiser
-    applies it. ``aux`` is a dict of scalar diagnostics (the task's metrics at least).
+    applies it. `aux` is a dict of scalar diagnostics (the task's metrics at least).
 
     Rules may carry internal state (learned feedback, traces), optax-style: `init` builds it and
     `step` threads it; `simjax.fit` always calls `step`, so stateless and stateful rules train the
@@ -27,20 +27,20 @@ class AbstractRule(eqx.Module):
     @abc.abstractmethod
     def __call__(self, model: AbstractNetwork, task: AbstractTask, batch: Batch,
                  key: PRNGKeyArray | None) -> tuple[Float[Array, ""], PyTree, dict[str, Any]]:
-        """``(loss, updates, aux)`` for one batch."""
+        """`(loss, updates, aux)` for one batch."""
 
     @abc.abstractmethod
     def init(self, model: AbstractNetwork, key: PRNGKeyArray | None) -> PyTree:
-        """The rule's initial internal state (``None`` for stateless rules)."""
+        """The rule's initial internal state (`None` for stateless rules)."""
 
     @abc.abstractmethod
     def step(self, state: PyTree, model: AbstractNetwork, task: AbstractTask, batch: Batch,
              key: PRNGKeyArray | None) -> tuple[Float[Array, ""], PyTree, dict[str, Any], PyTree]:
-        """``(loss, updates, aux, state)``: one batch, threading the rule's state."""
+        """`(loss, updates, aux, state)`: one batch, threading the rule's state."""
 
 
 class AbstractStatelessRule(AbstractRule):
-    """A rule without internal state: `init` gives ``None`` and `step` is `__call__`."""
+    """A rule without internal state: `init` gives `None` and `step` is `__call__`."""
 
     def init(self, model: AbstractNetwork, key: PRNGKeyArray | None) -> None:
         return None

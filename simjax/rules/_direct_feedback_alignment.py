@@ -1,28 +1,28 @@
 r"""Direct feedback alignment: the output error reaches every hidden layer through its own fixed
 random matrix (Nøkland 2016).
 
-With the output error ``e = dL/dz`` (``z`` the readout drive ``r_L W_out + b_out``), hidden layer ``l``
-(drive ``a_l = r_{l-1} W_l + b_l``, rate ``r_l = phi(a_l)``) learns from
+With the output error `e = dL/dz` (`z` the readout drive `r_L W_out + b_out`), hidden layer `l`
+(drive `a_l = r_{l-1} W_l + b_l`, rate `r_l = phi(a_l)`) learns from
 
     delta_l = (e B_l^T) * phi'(a_l),     dW_l = r_{l-1}^T delta_l,     B_l of shape (n_l, n_out)
 
-instead of the error backpropagated from layer ``l + 1``; the readout learns from its true local
-gradient ``r_L^T e``. Two kinds of networks are supported:
+instead of the error backpropagated from layer `l + 1`; the readout learns from its true local
+gradient `r_L^T e`. Two kinds of networks are supported:
 
-- **static** `simjax.networks.FeedForward` (activation-name units, ``tau_out=None``), any depth:
-  ``e`` is the gradient of the task loss with respect to the readout, and the update is the
-  gradient of ``sum_l <stop_grad(e B_l^T), r_l> + <stop_grad(e), z>`` with every projection's error
+- **static** `simjax.networks.FeedForward` (activation-name units, `tau_out=None`), any depth:
+  `e` is the gradient of the task loss with respect to the readout, and the update is the
+  gradient of `sum_l <stop_grad(e B_l^T), r_l> + <stop_grad(e), z>` with every projection's error
   transport cut (a `FeedbackProjection` with zero feedback), computed on `FeedForward.forward_layers`;
 - networks with **one hidden population** in time: `RSNN`, `RateRNN` (the recurrent population) and a
   `FeedForward` with one hidden layer. The readout error of every step reaches the hidden units
-  through ``B`` (in place of ``W_out^T``) and no error travels through the recurrent weights
-  (zero feedback on ``w_rec``); each unit's error still flows back in time through its own state
+  through `B` (in place of `W_out^T`) and no error travels through the recurrent weights
+  (zero feedback on `w_rec`); each unit's error still flows back in time through its own state
   (membrane, synaptic current, leaky readout). This is random feedback combined with each unit's
   own eligibility, in the spirit of random e-prop (Bellec et al. 2020) and RFLO (Murray 2019),
   computed by autodiff.
 
-Feedback matrices ``B_l ~ N(0, scale^2 / n_l)``, drawn from ``key`` (the same at every call), are
-named ``"hidden[l]"`` (``"hidden[0]"`` for the single population).
+Feedback matrices `B_l ~ N(0, scale^2 / n_l)`, drawn from `key` (the same at every call), are
+named `"hidden[l]"` (`"hidden[0]"` for the single population).
 """
 
 from __future__ import annotations
@@ -102,14 +102,15 @@ class DirectFeedbackAlignment(AbstractFeedbackRule):
     networks and what the rule computes in each.
 
     **Arguments:**
-    - ``key``: int seed or PRNG key for the feedback matrices (``seed=`` is accepted as an alias).
-    - ``scale``: feedback scale (> 0): ``B_l ~ N(0, scale^2 / n_l)``.
-    - ``feedback``: optional ``{"hidden[l]": (n_l, n_out) matrix}``; the others are drawn.
-    - ``simulate_kwargs``: keywords for `simjax.simulate`.
+
+    - `key`: int seed or PRNG key for the feedback matrices (`seed=` is accepted as an alias).
+    - `scale`: feedback scale (> 0): `B_l ~ N(0, scale^2 / n_l)`.
+    - `feedback`: optional `{"hidden[l]": (n_l, n_out) matrix}`; the others are drawn.
+    - `simulate_kwargs`: keywords for `simjax.simulate`.
     """
 
     def feedback_for(self, model):
-        """The direct feedback matrix ``B_l`` of every hidden population of ``model``."""
+        """The direct feedback matrix `B_l` of every hidden population of `model`."""
         hidden = _hidden_sizes(model)
         sites = {f"hidden[{l}]": (n, model.n_out) for l, n in enumerate(hidden)}
         given = self.feedback or {}

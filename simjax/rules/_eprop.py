@@ -1,78 +1,78 @@
 r"""e-prop: eligibility traces computed forward in time, combined with online learning signals
 (Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass, Nature Communications 11:3625, 2020).
 
-For a synapse ``i -> j`` (presynaptic activity ``p_i``: an input ``x_i`` for ``W_in``, the previous
-step's spikes ``z_i^{t-1}`` for ``W_rec``) e-prop keeps only the neuron's own dependence on its
+For a synapse `i -> j` (presynaptic activity `p_i`: an input `x_i` for `W_in`, the previous
+step's spikes `z_i^{t-1}` for `W_rec`) e-prop keeps only the neuron's own dependence on its
 weights (the cross-neuron terms of the RTRL Jacobian are dropped):
 
     dW_ji = sum_t L_j^t  ebar_ji^t,      ebar^t = kappa ebar^{t-1} + e^t      (readout leak kappa)
 
 **LIF** (delta synapses, no refractory period, reset by subtraction that carries no gradient): the
 eligibility vector is the presynaptic trace filtered by the membrane,
-``pbar_i^t = alpha pbar_i^{t-1} + p_i^t``, and
-``e_ji^t = psi_j^t pbar_i^t`` with the pseudo-derivative ``psi_j^t = dz_j^t / dI_j^t`` of the
+`pbar_i^t = alpha pbar_i^{t-1} + p_i^t`, and
+`e_ji^t = psi_j^t pbar_i^t` with the pseudo-derivative `psi_j^t = dz_j^t / dI_j^t` of the
 neuron's surrogate (the one `simjax.rules.Exact` differentiates). The trace factorises, so the
-update is ``dW = sum_t pbar^{t T} (psi^t * Ltilde^t)``: a matmul over the batch per step, no
+update is `dW = sum_t pbar^{t T} (psi^t * Ltilde^t)`: a matmul over the batch per step, no
 per-synapse state.
 
-**Per-synapse traces** (ALIF; LIF with a refractory period). The membrane of neuron ``j`` then
-filters its synapses in its own way: over step ``t`` its voltage decays by ``a_j^t`` (``alpha``
-when free; while refractory ``v`` is held, ``a = 1``, and in the step where the hold ends it
-decays over the free part only), the step's input reaches it with gain ``m_j^t`` (0 while held),
-and ``h_j^t = dz_j^t / dv_j^t`` is the surrogate derivative at its voltage (the held voltage too,
-which BPTT through the same step also sees). With ``V = dv_j/dW_ji`` (after the reset, which
+**Per-synapse traces** (ALIF; LIF with a refractory period). The membrane of neuron `j` then
+filters its synapses in its own way: over step `t` its voltage decays by `a_j^t` (`alpha`
+when free; while refractory `v` is held, `a = 1`, and in the step where the hold ends it
+decays over the free part only), the step's input reaches it with gain `m_j^t` (0 while held),
+and `h_j^t = dz_j^t / dv_j^t` is the surrogate derivative at its voltage (the held voltage too,
+which BPTT through the same step also sees). With `V = dv_j/dW_ji` (after the reset, which
 carries no gradient through the spike) and, for ALIF (this project's `simjax.neurons.ALIF`,
-threshold ``v_th + beta a``, ``a^t = rho a^{t-1} + z^t``, ``c = beta rho`` the threshold change one
-step after a spike), ``E = da_j/dW_ji``:
+threshold `v_th + beta a`, `a^t = rho a^{t-1} + z^t`, `c = beta rho` the threshold change one
+step after a spike), `E = da_j/dW_ji`:
 
     e^t = h^t (a^t V^{t-1} + m^t p^t - c E^{t-1})
     E^t = rho E^{t-1} + e^t
     V^t = a^t V^{t-1} + m^t p^t - z^t c E^{t-1}      (the z term for reset="subtract" only)
 
-(LIF: ``c = 0``, no ``E``; without a refractory period ``V`` is ``pbar`` and factorises, above.)
-This is a linear recursion ``X^t = M^t X^{t-1} + u^t p^t``, ``e^t = g^t . X^{t-1} + d^t p^t`` with
-per-neuron coefficients (`_Traces.coefficients`), and ``X`` is per synapse (``[batch, n_pre,
-n_post]``). In the offline mode it is not stepped per time step: a backward pass over a block of
-``C`` steps per neuron gives the adjoint and the propagator, so the per-synapse state is touched
-once per block and the rest is one matmul over ``(time x batch)`` (`_linear_block`); the online
-mode and `eligibility_traces` step it directly. ``a``, ``m`` and ``h`` come from forward-mode
+(LIF: `c = 0`, no `E`; without a refractory period `V` is `pbar` and factorises, above.)
+This is a linear recursion `X^t = M^t X^{t-1} + u^t p^t`, `e^t = g^t . X^{t-1} + d^t p^t` with
+per-neuron coefficients (`_Traces.coefficients`), and `X` is per synapse (`[batch, n_pre,
+n_post]`). In the offline mode it is not stepped per time step: a backward pass over a block of
+`C` steps per neuron gives the adjoint and the propagator, so the per-synapse state is touched
+once per block and the rest is one matmul over `(time x batch)` (`_linear_block`); the online
+mode and `eligibility_traces` step it directly. `a`, `m` and `h` come from forward-mode
 derivatives of the neuron's step in the voltage and the drive. (Bellec et al. set the
 pseudo-derivative to zero during the refractory period of a neuron that keeps integrating; this
-project's LIF and ALIF hold ``v``.)
+project's LIF and ALIF hold `v`.)
 
 **Leaky rate units** (`simjax.networks.RateRNN` with `simjax.neurons.LeakyRate`): the same as LIF
-with ``alpha = exp(-dt / tau)`` and ``psi = dphi(x)/d drive = phi'(x) (1 - alpha)``.
+with `alpha = exp(-dt / tau)` and `psi = dphi(x)/d drive = phi'(x) (1 - alpha)`.
 
-**Learning signals** ``L_j^t = sum_k B_jk dL/dy_k^t`` (regression: ``y - y*``; classification:
-``softmax(y) - pi*``), with ``dL/dy`` the gradient of the task's own loss with respect to the
-readout. ``B = W_out`` (``variant="symmetric"``), fixed random (``"random"``), or random and
-updated like ``W_out`` (``"adaptive"``, Kolen-Pollack: ``B <- (1 - eta lambda) B - eta dW_out``,
-``eta = feedback_learning_rate``, ``lambda = feedback_decay``; the rule state of `init`/`step`).
+**Learning signals** `L_j^t = sum_k B_jk dL/dy_k^t` (regression: `y - y*`; classification:
+`softmax(y) - pi*`), with `dL/dy` the gradient of the task's own loss with respect to the
+readout. `B = W_out` (`variant="symmetric"`), fixed random (`"random"`), or random and
+updated like `W_out` (`"adaptive"`, Kolen-Pollack: `B <- (1 - eta lambda) B - eta dW_out`,
+`eta = feedback_learning_rate`, `lambda = feedback_decay`; the rule state of `init`/`step`).
 The readout weights and bias get their exact gradient.
 
-**Offline mode** (default, ``online_every=None``): one forward pass gives the readout trajectory
-and ``dL/dy`` for any task loss; the readout leak is moved onto the learning signal,
-``sum_t L^t ebar^t = sum_t e^t Ltilde^t`` with ``Ltilde^t = L^t + kappa Ltilde^{t+1}``; a second
-forward pass accumulates the traces. Both passes run in blocks of ``chunk`` steps: the input
+**Offline mode** (default, `online_every=None`): one forward pass gives the readout trajectory
+and `dL/dy` for any task loss; the readout leak is moved onto the learning signal,
+`sum_t L^t ebar^t = sum_t e^t Ltilde^t` with `Ltilde^t = L^t + kappa Ltilde^{t+1}`; a second
+forward pass accumulates the traces. Both passes run in blocks of `chunk` steps: the input
 projection of a block is one matmul, and so is the update: for the factorised trace
-``sum_t pbar^t (psi^t Ltilde^t)`` is ``P^T Qbar`` over the block's ``(time x batch)`` rows, with the
-presynaptic activity ``P`` and ``Qbar`` the block's ``psi Ltilde`` filtered backwards by ``alpha``
-(plus the trace carried into the block; `_factorised_block`), so ``pbar`` is never stepped.
-Memory: the readout trajectory and its learning signal (``time x batch x n_out``, the size of the
-targets) plus one block (``chunk x batch x (n_pre + n_rec)``) and the traces; nothing of size
-``time x n_rec``.
+`sum_t pbar^t (psi^t Ltilde^t)` is `P^T Qbar` over the block's `(time x batch)` rows, with the
+presynaptic activity `P` and `Qbar` the block's `psi Ltilde` filtered backwards by `alpha`
+(plus the trace carried into the block; `_factorised_block`), so `pbar` is never stepped.
+Memory: the readout trajectory and its learning signal (`time x batch x n_out`, the size of the
+targets) plus one block (`chunk x batch x (n_pre + n_rec)`) and the traces; nothing of size
+`time x n_rec`.
 
-**Online mode** (``online_every=K``, ``learning_rate=eta``): one forward pass; the learning signal of
-step ``t`` comes from the task's per-step loss (tasks that define ``step_terms``/``step_loss``),
-``ebar`` is carried per synapse, and every ``K`` steps the accumulated change is applied inside the
-scan, ``W <- W - eta dW`` (plain SGD on the effective dense weights, diagonal of ``W_rec`` kept
+**Online mode** (`online_every=K`, `learning_rate=eta`): one forward pass; the learning signal of
+step `t` comes from the task's per-step loss (tasks that define `step_terms`/`step_loss`),
+`ebar` is carried per synapse, and every `K` steps the accumulated change is applied inside the
+scan, `W <- W - eta dW` (plain SGD on the effective dense weights, diagonal of `W_rec` kept
 masked; projection constraints are applied only by `simjax.fit`). The update returned is the sum of
-all the changes' gradients, so ``optax.sgd(eta)`` in `simjax.fit` ends the trial at the weights the
-scan reached (``K >= T``: the offline e-prop gradient). Memory is flat in the sequence length.
+all the changes' gradients, so `optax.sgd(eta)` in `simjax.fit` ends the trial at the weights the
+scan reached (`K >= T`: the offline e-prop gradient). Memory is flat in the sequence length.
 
-**Firing-rate regulariser** (offline mode): ``R = rate_weight / 2 sum_j (fbar_j - f*)^2`` with
-``fbar_j`` the trial-mean spike probability per step and ``f* = rate_target dt / 1000``; its e-prop
-learning signal ``rate_weight (fbar_j - f*) / (T batch)`` multiplies the unfiltered ``e^t``
+**Firing-rate regulariser** (offline mode): `R = rate_weight / 2 sum_j (fbar_j - f*)^2` with
+`fbar_j` the trial-mean spike probability per step and `f* = rate_target dt / 1000`; its e-prop
+learning signal `rate_weight (fbar_j - f*) / (T batch)` multiplies the unfiltered `e^t`
 (off by default).
 """
 
@@ -110,10 +110,10 @@ def _scalar(x) -> bool:
 
 
 def network_kind(model: AbstractNetwork, owner: str = "EProp") -> str:
-    """``"lif"``, ``"lif_refractory"``, ``"alif"`` or ``"rate"``: which eligibility recursion applies to
-    ``model``.
+    """`"lif"`, `"lif_refractory"`, `"alif"` or `"rate"`: which eligibility recursion applies to
+    `model`.
 
-    **Raises:** ``TypeError``/``ValueError`` naming what is not supported.
+    **Raises:** `TypeError`/`ValueError` naming what is not supported.
     """
     if isinstance(model, RSNN):
         neuron, fields = model.neuron, _SUPPORTED_FIELDS["RSNN"]
@@ -157,7 +157,7 @@ def network_kind(model: AbstractNetwork, owner: str = "EProp") -> str:
 
 
 def effective_weights(model: RSNN | RateRNN) -> dict:
-    """The dense weights the forward pass uses (``W_rec`` with its diagonal masked)."""
+    """The dense weights the forward pass uses (`W_rec` with its diagonal masked)."""
     if isinstance(model, RSNN):
         return {"w_in": model.w_in.dense(), "w_rec": model.recurrent_weight(), "w_out": model.w_out.dense(),
                 "b_out": model.b_out}
@@ -166,7 +166,7 @@ def effective_weights(model: RSNN | RateRNN) -> dict:
 
 
 class _Dynamics(eqx.Module):
-    """The network's clock-driven step on dense weights, with ``psi = dz/d drive`` on request."""
+    """The network's clock-driven step on dense weights, with `psi = dz/d drive` on request."""
 
     neuron: Any
     kind: str = eqx.field(static=True)
@@ -176,13 +176,13 @@ class _Dynamics(eqx.Module):
     alpha: Any     # membrane decay filtering the presynaptic trace
 
     def input_drive(self, w, x):
-        """The state-independent part of the drive, ``x W_in (+ b_rec)``, for any leading axes."""
+        """The state-independent part of the drive, `x W_in (+ b_rec)`, for any leading axes."""
         d = x @ w["w_in"]
         return d + w["b_rec"] if "b_rec" in w else d
 
     def step(self, w, carry, x_t, with_psi=False, drive_in=None):
-        """``((state, spikes, readout), psi)``; ``psi = dz/d drive``, or for the per-synapse kinds the
-        per-neuron ``(a, m, h)`` of the module docstring."""
+        """`((state, spikes, readout), psi)`; `psi = dz/d drive`, or for the per-synapse kinds the
+        per-neuron `(a, m, h)` of the module docstring."""
         ns, z_prev, o = carry
         d = (self.input_drive(w, x_t) if drive_in is None else drive_in) + z_prev @ w["w_rec"]
         if with_psi and self.kind in PER_SYNAPSE:
@@ -196,10 +196,10 @@ class _Dynamics(eqx.Module):
         return (ns, z, o), psi
 
     def _membrane_coefficients(self, ns, d):
-        """``(new state, spikes), (a, m, h)``: the step's ``dv/dv_prev``, ``dv/d drive`` and ``dz/dv``
+        """`(new state, spikes), (a, m, h)`: the step's `dv/dv_prev`, `dv/d drive` and `dz/dv`
         (the reset carries no gradient through the spike, so these are the pre-reset voltage's)."""
         zeros, ones = jnp.zeros_like(d), jnp.ones_like(d)
-        if not self.neuron.refractoriness:      # a = alpha, m = 1 (``None``: constants): h = dz/d drive
+        if not self.neuron.refractoriness:      # a = alpha, m = 1 (`None`: constants): h = dz/d drive
             out, (_, h) = jax.jvp(lambda dd: self.neuron.step(ns, dd, self.dt), (d,), (ones,))
             return out, (None, None, h)
         step = lambda v, dd: self.neuron.step(eqx.tree_at(lambda s: s.v, ns, v), dd, self.dt)  # noqa: E731
@@ -241,15 +241,15 @@ class _Traces:
             self.rho, self.c = _adaptation(neuron, dt)
 
     def init(self, batch, n_pre, n_post, dtype):
-        """``{"p": pbar}`` (factorised) or ``{"x": X}`` (per synapse)."""
+        """`{"p": pbar}` (factorised) or `{"x": X}` (per synapse)."""
         if not self.per_synapse:
             return {"p": jnp.zeros((batch, n_pre), dtype)}
         return {"x": tuple(jnp.zeros((batch, n_pre, n_post), dtype) for _ in range(2 if self.kind == "alif" else 1))}
 
     def coefficients(self, psi, z):
-        """``(M, u, g, d)`` of ``X^t = M X^{t-1} + u p^t``, ``e^t = g . X^{t-1} + d p^t`` (module
-        docstring), per neuron, from ``psi = (a, m, h)`` (``a, m = None``: ``alpha``, 1) and the
-        step's spikes ``z``. ``X = (V,)`` for LIF, ``(E, V)`` for ALIF."""
+        """`(M, u, g, d)` of `X^t = M X^{t-1} + u p^t`, `e^t = g . X^{t-1} + d p^t` (module
+        docstring), per neuron, from `psi = (a, m, h)` (`a, m = None`: `alpha`, 1) and the
+        step's spikes `z`. `X = (V,)` for LIF, `(E, V)` for ALIF."""
         a, m, h = psi
         a, m = (self.alpha, 1.0) if a is None else (a, m)
         if self.kind == "lif_refractory":
@@ -259,8 +259,8 @@ class _Traces:
         return ((rho - c * h, h * a), (-zc, a)), (h * m, m), (-c * h, h * a), h * m
 
     def step(self, st, pre, psi, z):
-        """``(state, (pbar, e))``: the trace is ``psi pbar`` (factorised: LIF, rate units; ``e = None``)
-        or the per-synapse ``e`` (``pbar = None``)."""
+        """`(state, (pbar, e))`: the trace is `psi pbar` (factorised: LIF, rate units; `e = None`)
+        or the per-synapse `e` (`pbar = None`)."""
         if not self.per_synapse:
             p = self.alpha * st["p"] + pre
             return {"p": p}, (p, None)
@@ -278,7 +278,7 @@ def _expand(e, psi):
 
 class _Layout:
     """The presynaptic populations of the trained hidden weights, concatenated into one vector
-    (``[x_t, z_{t-1}, 1]`` for ``w_in``, ``w_rec``, ``b_rec``): one set of traces, one contraction."""
+    (`[x_t, z_{t-1}, 1]` for `w_in`, `w_rec`, `b_rec`): one set of traces, one contraction."""
 
     def __init__(self, groups, n_in, n_rec):
         sizes = {"w_in": n_in, "w_rec": n_rec, "b_rec": 1}
@@ -305,22 +305,23 @@ class EProp(AbstractRule):
     """e-prop (module docstring for the equations, modes and what is carried per synapse).
 
     **Arguments:**
-    - ``variant``: ``"symmetric"`` (``B = W_out``), ``"random"`` (fixed random ``B``) or ``"adaptive"``
-      (random ``B`` updated like ``W_out``, rule state).
-    - ``key``: int seed or PRNG key for the random feedback (``B ~ N(0, scale^2 / n_rec)``).
-    - ``scale``: scale of the random feedback.
-    - ``feedback_learning_rate``, ``feedback_decay``: the adaptive variant's ``B`` update.
-    - ``online_every``: ``None`` (offline, default) or ``K`` (apply the update every ``K`` steps inside
-      the scan; needs ``learning_rate`` and a task with a per-step loss).
-    - ``learning_rate``: the in-scan SGD step of the online mode.
-    - ``rate_target`` (Hz), ``rate_weight``: firing-rate regulariser (offline mode; off when
-      ``rate_weight = 0``).
-    - ``chunk``: offline mode: time steps per block (the largest divisor of ``T`` not above it) whose
-      input projection and updates are single matmuls (memory ``chunk x batch x n_pre``). ``None``
+
+    - `variant`: `"symmetric"` (`B = W_out`), `"random"` (fixed random `B`) or `"adaptive"`
+      (random `B` updated like `W_out`, rule state).
+    - `key`: int seed or PRNG key for the random feedback (`B ~ N(0, scale^2 / n_rec)`).
+    - `scale`: scale of the random feedback.
+    - `feedback_learning_rate`, `feedback_decay`: the adaptive variant's `B` update.
+    - `online_every`: `None` (offline, default) or `K` (apply the update every `K` steps inside
+      the scan; needs `learning_rate` and a task with a per-step loss).
+    - `learning_rate`: the in-scan SGD step of the online mode.
+    - `rate_target` (Hz), `rate_weight`: firing-rate regulariser (offline mode; off when
+      `rate_weight = 0`).
+    - `chunk`: offline mode: time steps per block (the largest divisor of `T` not above it) whose
+      input projection and updates are single matmuls (memory `chunk x batch x n_pre`). `None`
       (default): 50 for factorised traces, 200 for per-synapse ones (ALIF, refractory LIF), whose
       per-synapse state is touched once per block (the choice is measured by `benchmarks/eprop.py`).
 
-    **Returns** (call): ``(loss, updates, aux)`` with updates shaped like the model's parameters,
+    **Returns** (call): `(loss, updates, aux)` with updates shaped like the model's parameters,
     gradient sign.
     """
 
@@ -371,8 +372,8 @@ class EProp(AbstractRule):
 
     # -- feedback ---------------------------------------------------------------------------------
     def init(self, model, key=None):
-        """The feedback matrix ``B`` (``[n_rec, n_out]``, like ``W_out``) for the random and adaptive
-        variants; ``None`` for the symmetric one."""
+        """The feedback matrix `B` (`[n_rec, n_out]`, like `W_out`) for the random and adaptive
+        variants; `None` for the symmetric one."""
         del key
         if self.variant == "symmetric":
             return None
@@ -422,12 +423,12 @@ class EProp(AbstractRule):
 
 def eligibility_traces(model: RSNN | RateRNN, inputs: Float[ArrayLike, "time batch n_in"], dt: RealScalarLike,
                        key: PRNGKeyArray | None = None) -> dict:
-    """The e-prop eligibility traces ``e_ji^t = dz_j^t / dW_ji`` (own-neuron dependence only) of
-    ``model`` driven by ``inputs``, for inspection and plots (memory ``time x batch x n_pre x n_post``;
+    """The e-prop eligibility traces `e_ji^t = dz_j^t / dW_ji` (own-neuron dependence only) of
+    `model` driven by `inputs`, for inspection and plots (memory `time x batch x n_pre x n_post`;
     the rule itself never stores them).
 
-    **Returns:** ``{"w_in": [time, batch, n_in, n_rec], "w_rec": [time, batch, n_rec, n_rec]}``
-    (and ``"b_rec"`` for a `RateRNN`), unfiltered by the readout leak.
+    **Returns:** `{"w_in": [time, batch, n_in, n_rec], "w_rec": [time, batch, n_rec, n_rec]}`
+    (and `"b_rec"` for a `RateRNN`), unfiltered by the readout leak.
     """
     kind = network_kind(model, "eligibility_traces")
     inputs = jnp.asarray(inputs)
@@ -457,7 +458,7 @@ def _signal_matrix(feedback, w):
 
 
 def _chunks(inputs, chunk):
-    """``inputs [T, ...]`` as ``[T / C, C, ...]`` with ``C`` the largest divisor of ``T`` not above ``chunk``."""
+    """`inputs [T, ...]` as `[T / C, C, ...]` with `C` the largest divisor of `T` not above `chunk`."""
     steps = inputs.shape[0]
     c = max(d for d in range(1, min(chunk, steps) + 1) if steps % d == 0)
     return lambda a: a.reshape((steps // c, c) + a.shape[1:])
@@ -529,14 +530,14 @@ def _offline(dyn, traces, layout, w, init, inputs, task, batch, feedback, rule):
 
 
 def _factorised_block(tr, p_c, q_c, alpha):
-    r"""The factorised trace ``pbar^t = alpha pbar^{t-1} + p^t`` over one block of ``C`` steps, without
-    stepping it: with ``t = 0 ... C-1`` in the block and ``pbar^{-1}`` carried from the last block,
+    r"""The factorised trace `pbar^t = alpha pbar^{t-1} + p^t` over one block of `C` steps, without
+    stepping it: with `t = 0 ... C-1` in the block and `pbar^{-1}` carried from the last block,
 
         sum_t pbar^{tT} q^t = pbar^{-1 T} (sum_t alpha^{t+1} q^t) + sum_s p^{sT} qbar^s,
         qbar^s = sum_{t >= s} alpha^{t-s} q^t          (one (C x C) x (C, batch n) product)
         pbar^{C-1} = alpha^C pbar^{-1} + sum_s alpha^{C-1-s} p^s
 
-    **Returns:** ``(traces with the new pbar, qbar [C, batch, n_post], boundary [n_pre, n_post])``.
+    **Returns:** `(traces with the new pbar, qbar [C, batch, n_post], boundary [n_pre, n_post])`.
     """
     steps = jnp.arange(q_c.shape[0])
     lag = steps[None, :] - steps[:, None]                                # t - s
@@ -550,21 +551,21 @@ def _factorised_block(tr, p_c, q_c, alpha):
 
 
 def _linear_block(x0, p_c, coefficients, psi_c, z_c, signal):
-    r"""The per-synapse recursion ``X^t = M^t X^{t-1} + u^t p^t`` over one block of ``C`` steps,
-    touching the per-synapse state ``X`` once.
+    r"""The per-synapse recursion `X^t = M^t X^{t-1} + u^t p^t` over one block of `C` steps,
+    touching the per-synapse state `X` once.
 
-    With the learning signal ``L^t``, the block's contribution ``sum_t L^t e^t`` (``e^t = g^t . X^{t-1}
-    + d^t p^t``) is rewritten with the per-neuron adjoint ``lam^{t-1} = L^t g^t + M^{tT} lam^t``
-    (``lam^C = 0``) and propagator ``P^{t-1} = P^t M^t`` (``P^C = I``), both from one backward pass
-    over the block (``O(C batch n_post k^2)`` for ``k`` components):
+    With the learning signal `L^t`, the block's contribution `sum_t L^t e^t` (`e^t = g^t . X^{t-1}
+    + d^t p^t`) is rewritten with the per-neuron adjoint `lam^{t-1} = L^t g^t + M^{tT} lam^t`
+    (`lam^C = 0`) and propagator `P^{t-1} = P^t M^t` (`P^C = I`), both from one backward pass
+    over the block (`O(C batch n_post k^2)` for `k` components):
 
         sum_t L^t e^t = lam^0 . X^0 + sum_t p^t (L^t d^t + lam^t . u^t)      (the latter: one matmul)
         X^C = P^0 X^0 + sum_t p^t (P^t u^t)                                  (batched matmuls)
 
-    **Arguments:** ``x0``: the ``k`` components of ``X`` (``[batch, n_pre, n_post]``); ``p_c
-    [C, batch, n_pre]``; ``coefficients``: `_Traces.coefficients`, applied per step to the block's
-    ``psi_c`` and spikes ``z_c``; ``signal [C, batch, n_post]``.
-    **Returns:** ``(X^C, per-step coefficients of p [C, batch, n_post], lam^0 . X^0 [n_pre, n_post])``.
+    **Arguments:** `x0`: the `k` components of `X` (`[batch, n_pre, n_post]`); `p_c
+    [C, batch, n_pre]`; `coefficients`: `_Traces.coefficients`, applied per step to the block's
+    `psi_c` and spikes `z_c`; `signal [C, batch, n_post]`.
+    **Returns:** `(X^C, per-step coefficients of p [C, batch, n_post], lam^0 . X^0 [n_pre, n_post])`.
     """
     k = len(x0)
 
@@ -597,7 +598,7 @@ def _zeros(traces, layout, w, inputs, init):
 
 
 def _dense(acc, layout, w):
-    """Accumulated ``{"pre", "w_out", "b_out"}`` as gradients of the named dense weights."""
+    """Accumulated `{"pre", "w_out", "b_out"}` as gradients of the named dense weights."""
     out = {**layout.split(acc["pre"]), "w_out": acc["w_out"], "b_out": acc["b_out"]}
     if "b_rec" in out:
         out["b_rec"] = out["b_rec"].reshape(w["b_rec"].shape)

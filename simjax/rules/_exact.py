@@ -12,23 +12,24 @@ from ._base import AbstractStatelessRule
 
 
 def loss_and_outputs(params, static, task, batch, key, simulate_kwargs):
-    """The task loss of ``combine(params, static)`` on ``batch``, with the simulation outputs."""
+    """The task loss of `combine(params, static)` on `batch`, with the simulation outputs."""
     model = eqx.combine(params, static)
     outputs = task.forward(model, batch, key, **simulate_kwargs)
     return task.loss(outputs, batch), outputs
 
 
 class Exact(AbstractStatelessRule):
-    """``jax.value_and_grad`` of the task loss through `simjax.simulate`.
+    """`jax.value_and_grad` of the task loss through `simjax.simulate`.
 
     Clock-driven spiking networks give surrogate gradients (through the neuron's surrogate);
     event-driven simulation gives exact spike-time gradients; ODE simulation differentiates
-    through ``diffrax`` with the adjoint passed in ``simulate_kwargs``.
+    through `diffrax` with the adjoint passed in `simulate_kwargs`.
 
     **Arguments:**
-    - ``surrogate``: if given, replaces every surrogate of the model for the gradient (the loss is
+
+    - `surrogate`: if given, replaces every surrogate of the model for the gradient (the loss is
       unchanged: surrogates only act backward) — a rule per surrogate shape or slope.
-    - keywords for `simjax.simulate` (``memory="recompute"``, ``adjoint=...``), used for every
+    - keywords for `simjax.simulate` (`memory="recompute"`, `adjoint=...`), used for every
       forward pass.
     """
 

@@ -1,18 +1,18 @@
 r"""Feedback alignment and sign symmetry: backpropagation without weight transport.
 
 Backpropagation sends the error of a projection's output back to its input through the transposed
-forward weights, ``dL/dpre = delta W^T``. These rules keep the forward pass and every local weight
-gradient (``dL/dW = pre^T delta``, the output layer's included) and replace ``W`` in the backward pass
-by a feedback matrix ``B`` of the same ``(n_pre, n_post)`` shape, through `FeedbackProjection`:
+forward weights, `dL/dpre = delta W^T`. These rules keep the forward pass and every local weight
+gradient (`dL/dW = pre^T delta`, the output layer's included) and replace `W` in the backward pass
+by a feedback matrix `B` of the same `(n_pre, n_post)` shape, through `FeedbackProjection`:
 
-- `FeedbackAlignment` (Lillicrap, Cownden, Tweed & Akerman 2016): ``B`` fixed and random;
-- `SignSymmetry` (Liao, Leibo & Poggio 2016): ``B = sign(W) * mean |W|``, the current weights' signs.
+- `FeedbackAlignment` (Lillicrap, Cownden, Tweed & Akerman 2016): `B` fixed and random;
+- `SignSymmetry` (Liao, Leibo & Poggio 2016): `B = sign(W) * mean |W|`, the current weights' signs.
 
 Every projection of the model is wrapped (the model's tree is searched for
 `simjax.synapses.AbstractProjection` nodes), so in a recurrent network the recurrent projection
-carries the error back through time with ``B`` as well; a projection fed only by the network's
+carries the error back through time with `B` as well; a projection fed only by the network's
 input never carries error, so its feedback is unused. Sites are named by their path in the model:
-``"w_in"``, ``"w_rec"``, ``"w_out"`` (RSNN, RateRNN), ``"layers[0]"``, ``"layers[1]"``, ...
+`"w_in"`, `"w_rec"`, `"w_out"` (RSNN, RateRNN), `"layers[0]"`, `"layers[1]"`, ...
 (FeedForward). In a network without self-connections the recurrent site uses the masked recurrent
 projection and its feedback diagonal is zeroed too.
 """
@@ -47,8 +47,8 @@ def _site_name(path) -> str:
 
 
 def projection_sites(model: AbstractNetwork) -> dict[str, AbstractProjection]:
-    """Every projection of ``model`` by its path (``"w_rec"``, ``"layers[1]"``), as used in the
-    forward pass (a recurrent network's ``recurrent_projection()`` for ``"w_rec"``)."""
+    """Every projection of `model` by its path (`"w_rec"`, `"layers[1]"`), as used in the
+    forward pass (a recurrent network's `recurrent_projection()` for `"w_rec"`)."""
     leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_projection)[0]
     sites = {_site_name(path): leaf for path, leaf in leaves if _is_projection(leaf)}
     if "w_rec" in sites and isinstance(model, RSNN):
@@ -63,7 +63,7 @@ def _mask_recurrent(model, name, matrix):
 
 
 def with_feedback(model: AbstractNetwork, feedback: dict[str, Float[Array, "n_pre n_post"]]) -> AbstractNetwork:
-    """``model`` with the projection at every site named in ``feedback`` replaced by a
+    """`model` with the projection at every site named in `feedback` replaced by a
     `FeedbackProjection` that sends errors back through that matrix."""
     sites = projection_sites(model)
 
@@ -101,8 +101,8 @@ def check_feedback_names(owner, given, sites):
 
 
 def value_and_feedback_grad(model, task, batch, key, feedback, simulate_kwargs):
-    """``(loss, grads, aux)`` of the task loss, differentiated through ``with_feedback(model, feedback)``;
-    ``grads`` is shaped like ``simjax.parameters.params(model)``."""
+    """`(loss, grads, aux)` of the task loss, differentiated through `with_feedback(model, feedback)`;
+    `grads` is shaped like `simjax.parameters.params(model)`."""
     params, static = partition(model)
 
     def loss_fn(p):
@@ -114,7 +114,7 @@ def value_and_feedback_grad(model, task, batch, key, feedback, simulate_kwargs):
 
 
 def feedback_settings(owner: str, key: Any, scale: Any, feedback: dict | None, seed: int | None):
-    """Validated ``(key, scale, feedback)`` of a random-feedback rule (``seed`` aliases ``key``)."""
+    """Validated `(key, scale, feedback)` of a random-feedback rule (`seed` aliases `key`)."""
     if seed is not None:
         if not (isinstance(key, int) and key == 0):
             raise TypeError(f"{owner}: give the feedback key either as key or as seed, not both")
@@ -148,12 +148,12 @@ class AbstractFeedbackRule(AbstractRule):
 
     @abc.abstractmethod
     def feedback_for(self, model: AbstractNetwork) -> dict[str, Float[Array, "n_pre n_post"]]:
-        """The feedback matrices this rule uses for ``model``, by site name."""
+        """The feedback matrices this rule uses for `model`, by site name."""
 
     @abc.abstractmethod
     def apply(self, model: AbstractNetwork, task: AbstractTask, batch: Batch, key: PRNGKeyArray | None,
               feedback: dict[str, Float[Array, "n_pre n_post"]]) -> tuple[Float[Array, ""], PyTree, dict]:
-        """``(loss, updates, aux)`` with the given feedback matrices."""
+        """`(loss, updates, aux)` with the given feedback matrices."""
 
     def init(self, model, key):
         del key  # the feedback depends on the rule's own key only
@@ -170,22 +170,23 @@ class AbstractFeedbackRule(AbstractRule):
 class FeedbackAlignment(AbstractFeedbackRule):
     r"""Feedback alignment: errors travel back through fixed random matrices (Lillicrap et al. 2016).
 
-    For every projection site with weights ``W`` of shape ``(n_pre, n_post)`` the feedback is
-    ``B_ij ~ N(0, scale^2 / n_pre)`` (the distribution of `simjax.synapses.Dense.init` weights, so
-    ``B`` and the initial ``W`` have the same magnitude), drawn from ``key`` folded with the site's
+    For every projection site with weights `W` of shape `(n_pre, n_post)` the feedback is
+    `B_ij ~ N(0, scale^2 / n_pre)` (the distribution of `simjax.synapses.Dense.init` weights, so
+    `B` and the initial `W` have the same magnitude), drawn from `key` folded with the site's
     name: the same matrices at every call. `init` materialises them once for `simjax.fit`.
 
     **Arguments:**
-    - ``key``: int seed or PRNG key for the feedback matrices (``seed=`` is accepted as an alias).
-    - ``scale``: feedback scale (> 0).
-    - ``feedback``: optional ``{site: (n_pre, n_post) matrix}``; the named sites use these matrices
-      (``feedback={"w_out": W_out, ...}`` with the forward weights gives backpropagation), the others
+
+    - `key`: int seed or PRNG key for the feedback matrices (`seed=` is accepted as an alias).
+    - `scale`: feedback scale (> 0).
+    - `feedback`: optional `{site: (n_pre, n_post) matrix}`; the named sites use these matrices
+      (`feedback={"w_out": W_out, ...}` with the forward weights gives backpropagation), the others
       are drawn.
-    - ``simulate_kwargs``: keywords for `simjax.simulate`.
+    - `simulate_kwargs`: keywords for `simjax.simulate`.
     """
 
     def feedback_for(self, model):
-        """The feedback matrix of every projection site of ``model``."""
+        """The feedback matrix of every projection site of `model`."""
         sites = _require_sites(model, "FeedbackAlignment")
         given = self.feedback or {}
         check_feedback_names("FeedbackAlignment", given, sites)
@@ -203,11 +204,11 @@ class FeedbackAlignment(AbstractFeedbackRule):
 class SignSymmetry(AbstractStatelessRule):
     r"""Sign symmetry: errors travel back through the signs of the forward weights (Liao et al. 2016).
 
-    ``B = sign(W) * m`` with ``m`` the mean absolute value of the nonzero effective weights of that
-    projection (so ``B`` has the magnitude of ``W``; ``B = W`` when all weights are ``+-c``), or
-    ``m = scale`` when a scale is given. ``B`` follows the current weights (no gradient through it).
+    `B = sign(W) * m` with `m` the mean absolute value of the nonzero effective weights of that
+    projection (so `B` has the magnitude of `W`; `B = W` when all weights are `+-c`), or
+    `m = scale` when a scale is given. `B` follows the current weights (no gradient through it).
 
-    **Arguments:** ``scale`` (optional fixed magnitude), ``simulate_kwargs`` (for `simjax.simulate`).
+    **Arguments:** `scale` (optional fixed magnitude), `simulate_kwargs` (for `simjax.simulate`).
     """
 
     scale: Float[Array, ""] | None
@@ -219,7 +220,7 @@ class SignSymmetry(AbstractStatelessRule):
         self.simulate_kwargs = tuple(sorted(simulate_kwargs.items()))
 
     def feedback_for(self, model: Any) -> dict[str, Float[Array, "n_pre n_post"]]:
-        """``sign(W) * magnitude`` for every projection site of ``model``."""
+        """`sign(W) * magnitude` for every projection site of `model`."""
         out = {}
         for name, proj in _require_sites(model, "SignSymmetry").items():
             w = jax.lax.stop_gradient(proj.dense())

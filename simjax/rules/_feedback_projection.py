@@ -1,15 +1,15 @@
 r"""`FeedbackProjection`: a projection whose backward pass sends errors through a feedback matrix.
 
-For a wrapped projection ``post = pre @ W`` (``W`` of shape ``(n_pre, n_post)``) and an upstream
-error ``delta = dL/d post``, reverse-mode autodiff computes
+For a wrapped projection `post = pre @ W` (`W` of shape `(n_pre, n_post)`) and an upstream
+error `delta = dL/d post`, reverse-mode autodiff computes
 
     dL/dW   = pre^T delta               (the local weight gradient: kept exactly)
     dL/dpre = delta W^T                 (weight transport: replaced)
 
-`FeedbackProjection` keeps the first and replaces the second by ``delta B^T`` with a feedback
-matrix ``B`` of the same shape as ``W``. ``B = W`` recovers backpropagation; a fixed random ``B``
-is feedback alignment (Lillicrap et al. 2016), ``B = sign(W)`` sign symmetry (Liao, Leibo & Poggio
-2016), ``B = 0`` cuts the error transport. Because it is an ordinary projection, a recurrent
+`FeedbackProjection` keeps the first and replaces the second by `delta B^T` with a feedback
+matrix `B` of the same shape as `W`. `B = W` recovers backpropagation; a fixed random `B`
+is feedback alignment (Lillicrap et al. 2016), `B = sign(W)` sign symmetry (Liao, Leibo & Poggio
+2016), `B = 0` cuts the error transport. Because it is an ordinary projection, a recurrent
 network that routes its recurrent input through it gets the replacement at every time step.
 """
 
@@ -58,12 +58,13 @@ def _project_bwd(residuals, grad_post, perturbed, forward_and_pre, feedback):
 
 
 class FeedbackProjection(AbstractProjection):
-    """Wraps ``forward``: same forward pass, same weight gradient, error sent back through ``feedback``.
+    """Wraps `forward`: same forward pass, same weight gradient, error sent back through `feedback`.
 
     **Arguments:**
-    - ``forward``: the wrapped projection (any `simjax.synapses.AbstractProjection`).
-    - ``feedback``: ``(n_pre, n_post)`` matrix, the shape of ``forward.dense()``; the backward pass
-      computes ``dL/dpre = dL/dpost @ feedback.T`` in place of ``dL/dpost @ W.T``. Not differentiated.
+
+    - `forward`: the wrapped projection (any `simjax.synapses.AbstractProjection`).
+    - `feedback`: `(n_pre, n_post)` matrix, the shape of `forward.dense()`; the backward pass
+      computes `dL/dpre = dL/dpost @ feedback.T` in place of `dL/dpost @ W.T`. Not differentiated.
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("forward",)

@@ -1,23 +1,23 @@
 r"""Unsupervised local rules on one layer: Hebb, Oja, BCM.
 
-For a layer with presynaptic activity ``x`` (``n_pre``), postsynaptic rate ``y = phi(x W + b)``
-(``n_post``) and weights ``W`` (``n_pre x n_post``), averages ``E[.]`` over trials and time steps:
+For a layer with presynaptic activity `x` (`n_pre`), postsynaptic rate `y = phi(x W + b)`
+(`n_post`) and weights `W` (`n_pre x n_post`), averages `E[.]` over trials and time steps:
 
-| rule | ``Delta W`` | source |
+| rule | `Delta W` | source |
 | --- | --- | --- |
-| `Hebbian` | ``E[x y^T] - decay W`` | Hebb 1949 |
-| `Oja` | ``E[(x - W y) y^T]`` (subspace rule); Sanger's ``E[x y^T] - W UT(E[y y^T])`` | Oja 1982, 1989; Sanger 1989 |
-| `BCM` | ``E[x (y (y - theta))^T]``, ``theta = E[y^2]`` per unit | Bienenstock et al. 1982; Intrator & Cooper 1992 |
+| `Hebbian` | `E[x y^T] - decay W` | Hebb 1949 |
+| `Oja` | `E[(x - W y) y^T]` (subspace rule); Sanger's `E[x y^T] - W UT(E[y y^T])` | Oja 1982, 1989; Sanger 1989 |
+| `BCM` | `E[x (y (y - theta))^T]`, `theta = E[y^2]` per unit | Bienenstock et al. 1982; Intrator & Cooper 1992 |
 
-(``UT``: the upper triangle, diagonal included, so unit ``j`` is decorrelated from units ``k <= j``.)
-For one linear unit Oja's rule converges to the leading principal component of ``x`` with unit
+(`UT`: the upper triangle, diagonal included, so unit `j` is decorrelated from units `k <= j`.)
+For one linear unit Oja's rule converges to the leading principal component of `x` with unit
 norm; BCM with a sliding threshold makes a unit selective to one of several input patterns.
 
-Sign convention: like every rule these return ``updates = -Delta W`` (a gradient's sign), so that
-``optax.sgd(lr)`` applies ``W <- W + lr Delta W``. ``Delta W`` is mapped onto the layer's parameters
+Sign convention: like every rule these return `updates = -Delta W` (a gradient's sign), so that
+`optax.sgd(lr)` applies `W <- W + lr Delta W`. `Delta W` is mapped onto the layer's parameters
 through the projection's `dense` map (the identity for `Dense`; a gather for sparse weights); every
 other trainable parameter gets a zero update. The task's loss and metrics are still reported in
-``aux`` so that these rules can be plotted next to supervised ones.
+`aux` so that these rules can be plotted next to supervised ones.
 
 The rules act on one layer of a static `simjax.networks.FeedForward` (memoryless units and
 readout), through its `forward_layers`.
@@ -40,7 +40,7 @@ from ._base import AbstractRule, AbstractStatelessRule
 
 
 class AbstractHebbian(AbstractRule):
-    """A local rule on layer ``layer`` of a static `FeedForward` network (module docstring).
+    """A local rule on layer `layer` of a static `FeedForward` network (module docstring).
 
     Subclasses implement `delta`, the weight change from the layer's activities.
     """
@@ -50,8 +50,8 @@ class AbstractHebbian(AbstractRule):
     @abc.abstractmethod
     def delta(self, pre: Float[Array, "n n_pre"], post: Float[Array, "n n_post"],
               weight: Float[Array, "n_pre n_post"], theta: Any = None) -> tuple[Float[Array, "n_pre n_post"], Any]:
-        """``(Delta W, theta)`` from ``n`` samples (trials x steps) of pre- and postsynaptic activity;
-        ``theta`` is the rule's state (BCM's threshold), passed through by stateless rules."""
+        """`(Delta W, theta)` from `n` samples (trials x steps) of pre- and postsynaptic activity;
+        `theta` is the rule's state (BCM's threshold), passed through by stateless rules."""
 
     def _activities(self, model, batch):
         name = type(self).__name__
@@ -97,10 +97,10 @@ class AbstractHebbian(AbstractRule):
 
 
 class Hebbian(AbstractHebbian, AbstractStatelessRule):
-    """Plain Hebbian rule ``Delta W = E[x y^T] - decay W`` (unstable without ``decay`` or constraints).
+    """Plain Hebbian rule `Delta W = E[x y^T] - decay W` (unstable without `decay` or constraints).
 
-    **Arguments:** ``layer`` (index into ``FeedForward.layers``, default 0; negative counts from the
-    readout), ``decay`` (``>= 0``, linear weight decay).
+    **Arguments:** `layer` (index into `FeedForward.layers`, default 0; negative counts from the
+    readout), `decay` (`>= 0`, linear weight decay).
     """
 
     layer: int = eqx.field(static=True)
@@ -115,10 +115,10 @@ class Hebbian(AbstractHebbian, AbstractStatelessRule):
 
 
 class Oja(AbstractHebbian, AbstractStatelessRule):
-    """Oja's rule: Hebbian growth with a normalising decay, ``Delta W = E[(x - W y) y^T]``; for one
+    """Oja's rule: Hebbian growth with a normalising decay, `Delta W = E[(x - W y) y^T]`; for one
     linear unit it converges to the unit-norm leading principal component of the input.
 
-    **Arguments:** ``layer`` (as for `Hebbian`); ``sanger``: use Sanger's generalised Hebbian
+    **Arguments:** `layer` (as for `Hebbian`); `sanger`: use Sanger's generalised Hebbian
     algorithm (ordered principal components) instead of the symmetric subspace rule.
     """
 
@@ -138,14 +138,14 @@ class Oja(AbstractHebbian, AbstractStatelessRule):
 
 
 class BCM(AbstractHebbian):
-    """BCM rule with a sliding threshold: ``Delta W = E[x (y (y - theta))^T]``, ``theta = E[y^2]``.
+    """BCM rule with a sliding threshold: `Delta W = E[x (y (y - theta))^T]`, `theta = E[y^2]`.
 
-    Called as a rule, ``theta`` is the batch average of ``y^2`` per unit. Trained through `fit`
-    (which uses `step`), ``theta`` is state: ``theta <- theta + rate (E_batch[y^2] - theta)``, a
-    running average over batches (``rate=1`` recovers the batch average).
+    Called as a rule, `theta` is the batch average of `y^2` per unit. Trained through `fit`
+    (which uses `step`), `theta` is state: `theta <- theta + rate (E_batch[y^2] - theta)`, a
+    running average over batches (`rate=1` recovers the batch average).
 
-    **Arguments:** ``layer`` (as for `Hebbian`); ``rate`` in ``(0, 1]``: threshold update rate;
-    ``theta0``: initial threshold of the running average.
+    **Arguments:** `layer` (as for `Hebbian`); `rate` in `(0, 1]`: threshold update rate;
+    `theta0`: initial threshold of the running average.
     """
 
     layer: int = eqx.field(static=True)

@@ -38,14 +38,14 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str, **kwargs: Any) -> AbstractRule:
-    """Builds a rule from its snake-case name, e.g. ``get("node_perturbation", sigma=1e-2)``.
+    """Builds a rule from its snake-case name, e.g. `get("node_perturbation", sigma=1e-2)`.
 
     **Arguments:**
 
     - `name`: one of `names()`.
     - `kwargs`: keywords for the rule's constructor.
 
-    **Returns:** the rule. An unknown name raises ``ValueError`` listing the known names.
+    **Returns:** the rule. An unknown name raises `ValueError` listing the known names.
     """
     if not isinstance(name, str):
         raise TypeError(f"simjax.rules.get: name must be a string, got {name!r}")

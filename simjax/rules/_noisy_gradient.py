@@ -2,10 +2,10 @@ r"""`NoisyGradient`: the controlled estimator of Ghosh et al. (ICLR 2023).
 
     g_hat = g + bias * |g| * u + sigma * xi,      xi ~ N(0, I / P)
 
-with ``g`` the exact gradient, ``P`` the number of trainable parameters and ``u`` a fixed unit
-direction: a random one drawn from ``seed``, or the Hessian's top / bottom eigenvector at the
-current parameters (power iteration on Hessian-vector products). Its relative bias is ``bias`` and
-its relative variance ``sigma^2 / |g|^2``, by construction.
+with `g` the exact gradient, `P` the number of trainable parameters and `u` a fixed unit
+direction: a random one drawn from `seed`, or the Hessian's top / bottom eigenvector at the
+current parameters (power iteration on Hessian-vector products). Its relative bias is `bias` and
+its relative variance `sigma^2 / |g|^2`, by construction.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from ._exact import Exact
 
 
 class NoisyGradient(AbstractStatelessRule):
-    """Exact gradient + scaled bias along ``direction`` + isotropic noise (see the module docstring).
+    """Exact gradient + scaled bias along `direction` + isotropic noise (see the module docstring).
 
-    **Arguments:** ``bias`` (beta >= 0), ``sigma`` (>= 0), ``direction`` in ``"random"``,
-    ``"top_hessian"``, ``"bottom_hessian"``, ``seed`` (the random direction and the power-iteration
-    start), ``iterations`` (power iterations).
+    **Arguments:** `bias` (beta >= 0), `sigma` (>= 0), `direction` in `"random"`,
+    `"top_hessian"`, `"bottom_hessian"`, `seed` (the random direction and the power-iteration
+    start), `iterations` (power iterations).
     """
 
     bias: Float[Array, ""] = eqx.field(converter=as_float_array, default=0.0)
@@ -42,7 +42,7 @@ class NoisyGradient(AbstractStatelessRule):
         check_choice("direction", self.direction, ("random", "top_hessian", "bottom_hessian"), owner="NoisyGradient")
 
     def unit_direction(self, model, task, batch, key=None):
-        """The bias direction ``u`` (flat, unit norm) at ``model``'s parameters."""
+        """The bias direction `u` (flat, unit norm) at `model`'s parameters."""
         theta, loss_fn, _ = flat_loss(model, task, batch, key)
         k = jax.random.key(self.seed)
         if self.direction == "random":

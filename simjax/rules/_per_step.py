@@ -12,17 +12,17 @@ from ..tasks._base import AbstractPerStepTask, AbstractTask
 
 
 def has_step_loss(task: AbstractTask) -> bool:
-    """Whether ``task`` declares its loss as a sum over time steps (`simjax.tasks.AbstractPerStepTask`)."""
+    """Whether `task` declares its loss as a sum over time steps (`simjax.tasks.AbstractPerStepTask`)."""
     return isinstance(task, AbstractPerStepTask)
 
 
 def step_error(task: AbstractPerStepTask, readout_t, per_step_t, shared):
-    """``(loss_t, dloss_t / dreadout_t)`` of one time step."""
+    """`(loss_t, dloss_t / dreadout_t)` of one time step."""
     return jax.value_and_grad(task.step_loss)(readout_t, per_step_t, shared)
 
 
 def trajectory_error(task: AbstractTask, readout, batch, final_state=None):
-    """``(loss, metrics, dL/dreadout [time, batch, n_out])`` from the task's loss on a readout
+    """`(loss, metrics, dL/dreadout [time, batch, n_out])` from the task's loss on a readout
     trajectory (the other recorded fields are absent)."""
 
     def loss_fn(r):
@@ -34,7 +34,7 @@ def trajectory_error(task: AbstractTask, readout, batch, final_state=None):
 
 
 def reverse_filter(g, kappa):
-    """``h_t = g_t + kappa h_{t+1}`` (the readout leak seen backwards in time), along axis 0."""
+    """`h_t = g_t + kappa h_{t+1}` (the readout leak seen backwards in time), along axis 0."""
 
     def body(h, g_t):
         h = g_t + kappa * h

@@ -3,20 +3,20 @@ r"""Perturbation estimators of the gradient: weight perturbation and node pertur
 Both correlate the change of the loss caused by random noise with the noise itself, and need no
 backward pass through the network's dynamics (Williams 1992; Werfel, Xie & Seung 2005).
 
-**Weight perturbation** perturbs every trainable parameter, ``theta + sigma xi`` with
-``xi ~ N(0, I)``, and estimates
+**Weight perturbation** perturbs every trainable parameter, `theta + sigma xi` with
+`xi ~ N(0, I)`, and estimates
 
     g ~ (1/S) sum_s c_s xi_s,      c_s = (L(theta + sigma xi_s) - L(theta - sigma xi_s)) / (2 sigma)
 
-(``antithetic=True``, the central difference) or ``c_s = (L(theta + sigma xi_s) - L(theta)) / sigma``.
-Since ``c_s = g . xi_s + O(sigma^2)`` and ``E[xi xi^T] = I``, the estimate is unbiased as
-``sigma -> 0``; its variance grows with the number of parameters ``P`` (for a quadratic loss and
-central differences, exactly ``E|g_hat - g|^2 = (P + 1) |g|^2`` per sample).
+(`antithetic=True`, the central difference) or `c_s = (L(theta + sigma xi_s) - L(theta)) / sigma`.
+Since `c_s = g . xi_s + O(sigma^2)` and `E[xi xi^T] = I`, the estimate is unbiased as
+`sigma -> 0`; its variance grows with the number of parameters `P` (for a quadratic loss and
+central differences, exactly `E|g_hat - g|^2 = (P + 1) |g|^2` per sample).
 
 **Node perturbation** perturbs the units instead: every neuron's drive at every time step, and
-every readout value at every time step, gets independent noise ``sigma xi`` (one noise value per
-unit, trial and step). With the loss change coefficients ``c_s`` as above, ``(1/S) sum_s c_s xi_s``
-estimates ``delta = dL/d(drive)`` at every unit, and the update of the weights that feed the unit
+every readout value at every time step, gets independent noise `sigma xi` (one noise value per
+unit, trial and step). With the loss change coefficients `c_s` as above, `(1/S) sum_s c_s xi_s`
+estimates `delta = dL/d(drive)` at every unit, and the update of the weights that feed the unit
 is that estimate times their presynaptic activity,
 
     g_W ~ sum_t pre_t^T delta_hat_t
@@ -27,13 +27,13 @@ units, not with the number of weights. The presynaptic activity is that of the u
 Mechanism. `PerturbedNetwork` wraps any clock-driven network: at each step it replaces every
 neuron model inside it by a version that adds the step's noise to the drive it receives. In the
 "credit" mode used for the update, the unperturbed network is run and differentiated with a
-vector-Jacobian product in which every unit passes back its estimated ``delta_hat_t`` instead of
-the error arriving from downstream; the readout receives ``delta_hat`` of the readout units.
-Autodiff then forms exactly ``sum_t pre_t^T delta_hat_t`` for every projection feeding a unit
+vector-Jacobian product in which every unit passes back its estimated `delta_hat_t` instead of
+the error arriving from downstream; the readout receives `delta_hat` of the readout units.
+Autodiff then forms exactly `sum_t pre_t^T delta_hat_t` for every projection feeding a unit
 (dense, sparse, Dale, masked recurrent weights alike), and the readout weights get their
 estimate through the readout's own leak (an eligibility trace). Nothing flows back through time
 or through other units. Neuron parameters (time constants, thresholds) are not estimated: a model
-whose ``trainable`` includes them raises.
+whose `trainable` includes them raises.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _check_settings(owner, sigma, samples, fields):
 
 
 def _selection(model: AbstractNetwork, fields: tuple[str, ...] | None, owner: str) -> PyTree[bool]:
-    """A tree of bools shaped like ``params(model)``: True where this rule estimates the update."""
+    """A tree of bools shaped like `params(model)`: True where this rule estimates the update."""
     params = partition(model)[0]
     leaves = jax.tree.leaves(params)
     if not leaves:
@@ -95,7 +95,7 @@ def _selection(model: AbstractNetwork, fields: tuple[str, ...] | None, owner: st
 
 
 def _normal(key, shape, dtype):
-    """``jax.random.normal(key, shape, dtype)`` (same values), drawn flat: much cheaper to compile."""
+    """`jax.random.normal(key, shape, dtype)` (same values), drawn flat: much cheaper to compile."""
     return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 
@@ -121,8 +121,8 @@ class AbstractPerturbationRule(AbstractStatelessRule):
 
     - `sigma`: noise standard deviation (> 0).
     - `samples`: perturbations averaged per update.
-    - `antithetic`: central differences (``+sigma xi`` and ``-sigma xi``, bias ``O(sigma^2)``, two
-      passes per sample) instead of forward differences (``O(sigma)``, one pass).
+    - `antithetic`: central differences (`+sigma xi` and `-sigma xi`, bias `O(sigma^2)`, two
+      passes per sample) instead of forward differences (`O(sigma)`, one pass).
     - `fields`: optional names of the model's trainable fields to estimate (default all); the other
       trainable parameters get zero updates.
     - `simulate_kwargs`: keywords for `simjax.simulate`.
@@ -144,16 +144,17 @@ class AbstractPerturbationRule(AbstractStatelessRule):
 
 class WeightPerturbation(AbstractPerturbationRule):
     """Weight perturbation: the loss change under Gaussian parameter noise, correlated with the noise
-    (module docstring). The ``samples`` perturbed passes are one vmapped computation.
+    (module docstring). The `samples` perturbed passes are one vmapped computation.
 
     **Arguments:**
-    - ``sigma``: noise standard deviation (in parameter units; > 0).
-    - ``samples``: perturbations averaged per update.
-    - ``antithetic``: central differences ``L(theta + sigma xi) - L(theta - sigma xi)`` (bias
-      ``O(sigma^2)``, two passes per sample) instead of forward differences (``O(sigma)``, one pass).
-    - ``fields``: optional names of the model's trainable fields to estimate (default all); the
+
+    - `sigma`: noise standard deviation (in parameter units; > 0).
+    - `samples`: perturbations averaged per update.
+    - `antithetic`: central differences `L(theta + sigma xi) - L(theta - sigma xi)` (bias
+      `O(sigma^2)`, two passes per sample) instead of forward differences (`O(sigma)`, one pass).
+    - `fields`: optional names of the model's trainable fields to estimate (default all); the
       other trainable parameters are not perturbed and get zero updates.
-    - ``simulate_kwargs``: keywords for `simjax.simulate`.
+    - `simulate_kwargs`: keywords for `simjax.simulate`.
     """
 
 
@@ -202,7 +203,7 @@ class WeightPerturbation(AbstractPerturbationRule):
 
 @jax.custom_vjp
 def _credit(drive, signal):
-    """The identity on ``drive`` whose backward pass returns ``signal`` (ignoring the downstream error)."""
+    """The identity on `drive` whose backward pass returns `signal` (ignoring the downstream error)."""
     return drive
 
 
@@ -276,28 +277,29 @@ def _is_neuron(x) -> bool:
 
 
 def neuron_sites(model: AbstractNetwork) -> list[AbstractNeuron]:
-    """The neuron models inside ``model`` in tree order (the populations node perturbation perturbs)."""
+    """The neuron models inside `model` in tree order (the populations node perturbation perturbs)."""
     return [x for x in jax.tree.leaves(model, is_leaf=_is_neuron) if _is_neuron(x)]
 
 
 class PerturbedNetwork(AbstractWrappedNetwork):
-    """``net`` with independent Gaussian noise added to the drive of every unit at every step.
+    """`net` with independent Gaussian noise added to the drive of every unit at every step.
 
-    Every neuron model inside ``net`` (populations ``i = 0, 1, ...`` in tree order) receives
-    ``drive + weights * xi`` at clock-driven step ``t``, with ``xi = normal(keys[t, i], drive.shape)``
+    Every neuron model inside `net` (populations `i = 0, 1, ...` in tree order) receives
+    `drive + weights * xi` at clock-driven step `t`, with `xi = normal(keys[t, i], drive.shape)`
     (a drive made of several arrays gets one flat draw split among them in tree order):
     independent noise for every unit, trial and step. The readout is not changed (node
     perturbation perturbs the readout trace itself, see `NodePerturbation`).
 
     **Arguments:**
-    - ``net``: any network simulated clock-driven.
-    - ``keys``: ``mode="perturb"``: the step keys ``[steps, populations]``, or one key, split into
-      ``split(key, steps * populations).reshape(steps, populations)``; ``mode="credit"``: step keys
-      ``[S, steps, populations]`` of ``S`` perturbations.
-    - ``weights``: the noise scale (``mode="perturb"``, a scalar) or ``S`` coefficients
-      (``mode="credit"``).
-    - ``mode``: ``"perturb"`` adds the noise. ``"credit"`` adds nothing; in reverse-mode autodiff each
-      unit then passes back ``sum_s weights[s] xi_{s,t}`` as its error instead of the error from
+
+    - `net`: any network simulated clock-driven.
+    - `keys`: `mode="perturb"`: the step keys `[steps, populations]`, or one key, split into
+      `split(key, steps * populations).reshape(steps, populations)`; `mode="credit"`: step keys
+      `[S, steps, populations]` of `S` perturbations.
+    - `weights`: the noise scale (`mode="perturb"`, a scalar) or `S` coefficients
+      (`mode="credit"`).
+    - `mode`: `"perturb"` adds the noise. `"credit"` adds nothing; in reverse-mode autodiff each
+      unit then passes back `sum_s weights[s] xi_{s,t}` as its error instead of the error from
       downstream, which turns a vector-Jacobian product into the node-perturbation update.
     """
 
@@ -330,7 +332,7 @@ class PerturbedNetwork(AbstractWrappedNetwork):
         return self.net.prepare(inputs, dt), keys
 
     def at_step(self, step_keys) -> AbstractNetwork:
-        """``net`` with its neuron models replaced by noisy ones, for one step's keys (``[..., sites]``)."""
+        """`net` with its neuron models replaced by noisy ones, for one step's keys (`[..., sites]`)."""
         counter = iter(range(step_keys.shape[-1]))
 
         def swap(x):
@@ -365,16 +367,17 @@ class NodePerturbation(AbstractPerturbationRule):
     with the noise, times presynaptic activity (module docstring).
 
     Works for every network whose units are `simjax.neurons` models driven through their `step`
-    (`FeedForward`, `RSNN`, `RateRNN`, ...), simulated clock-driven. The ``samples`` perturbed
+    (`FeedForward`, `RSNN`, `RateRNN`, ...), simulated clock-driven. The `samples` perturbed
     passes are one vmapped computation; the update then costs one vector-Jacobian product.
 
     **Arguments:**
-    - ``sigma``: noise standard deviation (in units of the drive and of the readout; > 0).
-    - ``samples``: perturbations averaged per update.
-    - ``antithetic``: central differences (``+sigma xi`` and ``-sigma xi``) instead of forward ones.
-    - ``fields``: optional names of the model's trainable fields to update (default all); other
+
+    - `sigma`: noise standard deviation (in units of the drive and of the readout; > 0).
+    - `samples`: perturbations averaged per update.
+    - `antithetic`: central differences (`+sigma xi` and `-sigma xi`) instead of forward ones.
+    - `fields`: optional names of the model's trainable fields to update (default all); other
       trainable parameters get zero updates.
-    - ``simulate_kwargs``: keywords for `simjax.simulate`.
+    - `simulate_kwargs`: keywords for `simjax.simulate`.
     """
 
     def __check_init__(self):

@@ -1,21 +1,21 @@
 r"""Real-time recurrent learning: the exact gradient, by forward-mode sensitivities carried in time
 (Williams & Zipser, Neural Computation 1:270, 1989).
 
-With the network's clock-driven step ``s_t = F(s_{t-1}, x_t; theta)`` (readout ``y_t`` part of
-``s_t``) and ``P = number of parameters``, RTRL carries the sensitivity ``S_t = ds_t / dtheta``
-(``P`` tangents of the state) forward:
+With the network's clock-driven step `s_t = F(s_{t-1}, x_t; theta)` (readout `y_t` part of
+`s_t`) and `P = number of parameters`, RTRL carries the sensitivity `S_t = ds_t / dtheta`
+(`P` tangents of the state) forward:
 
     S_t = dF/ds S_{t-1} + dF/dtheta,          dL/dtheta = sum_t  (dL/dy_t) . (dy_t / dtheta)
 
-Both Jacobian products come from one ``jax.linearize`` of the network's own `step` per time step,
+Both Jacobian products come from one `jax.linearize` of the network's own `step` per time step,
 so spiking networks use the same surrogate pseudo-derivative (and the same detached resets) as
-`simjax.rules.Exact`: RTRL equals BPTT to rounding. Memory is ``P x state`` (``O(N^3)`` for ``N``
-recurrent units), independent of the sequence length ``T``; time ``O(P x step)`` per step. Meant for
-small networks (ground truth for e-prop, which drops the cross-neuron terms of ``dF/ds``).
+`simjax.rules.Exact`: RTRL equals BPTT to rounding. Memory is `P x state` (`O(N^3)` for `N`
+recurrent units), independent of the sequence length `T`; time `O(P x step)` per step. Meant for
+small networks (ground truth for e-prop, which drops the cross-neuron terms of `dF/ds`).
 
-``dL/dy_t`` comes from the task's per-step loss at step ``t`` when the task defines one
-(``step_terms``/``step_loss``: one forward pass, nothing stored over time); otherwise from the
-gradient of the task loss on a first forward pass's readout trajectory (``time x batch x n_out``
+`dL/dy_t` comes from the task's per-step loss at step `t` when the task defines one
+(`step_terms`/`step_loss`: one forward pass, nothing stored over time); otherwise from the
+gradient of the task loss on a first forward pass's readout trajectory (`time x batch x n_out`
 stored).
 """
 
@@ -37,10 +37,11 @@ class RTRL(AbstractStatelessRule):
     """Exact gradients by real-time recurrent learning (module docstring).
 
     **Arguments:**
-    - ``max_params``: refuse models with more trainable scalars than this (the sensitivities cost
-      ``max_params x state`` memory and as many tangent evaluations per step); ``None`` for no limit.
 
-    **Returns** (call): ``(loss, updates, aux)`` as `simjax.rules.Exact`.
+    - `max_params`: refuse models with more trainable scalars than this (the sensitivities cost
+      `max_params x state` memory and as many tangent evaluations per step); `None` for no limit.
+
+    **Returns** (call): `(loss, updates, aux)` as `simjax.rules.Exact`.
     """
 
     max_params: int | None = eqx.field(static=True)

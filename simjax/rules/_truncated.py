@@ -1,17 +1,17 @@
 r"""Truncated backpropagation through time.
 
 `TruncatedBPTT(k)` differentiates the task loss through a clock-driven simulation in which the
-carried network state is cut from the graph (``stop_gradient``) at the start of every block of
-``k`` steps: before the steps ``t = k, 2k, 3k, ...`` (0-based), never before step 0. With the
-step map ``s_{t+1} = F(s_t, x_t; theta)`` and the loss ``L(y_0, ..., y_{T-1})``, the update is
+carried network state is cut from the graph (`stop_gradient`) at the start of every block of
+`k` steps: before the steps `t = k, 2k, 3k, ...` (0-based), never before step 0. With the
+step map `s_{t+1} = F(s_t, x_t; theta)` and the loss `L(y_0, ..., y_{T-1})`, the update is
 
     g_k = sum_j  sum_{t in block j}  dL/dy_t  d y_t / d theta |_{s_{jk} held fixed}
 
-so the error of step ``t`` flows back through ``t - k floor(t / k) + 1 <= k`` steps, to the start of
+so the error of step `t` flows back through `t - k floor(t / k) + 1 <= k` steps, to the start of
 its block: BPTT(k; k) in Williams & Peng's (1990) notation (errors are not carried across block
-boundaries; the block updates are summed over the whole sequence). ``k >= T`` is the exact
-gradient; ``k = 1`` keeps only each step's direct dependence on the parameters. The input
-projection (state-independent work hoisted into ``prepare``) is not recurrent and is never cut.
+boundaries; the block updates are summed over the whole sequence). `k >= T` is the exact
+gradient; `k = 1` keeps only each step's direct dependence on the parameters. The input
+projection (state-independent work hoisted into `prepare`) is not recurrent and is never cut.
 
 The truncation is done by `TruncatedNetwork`, a wrapper network whose scan step cuts the state,
 so every network that `simjax.simulate` runs clock-driven can be trained this way.
@@ -34,13 +34,13 @@ def _check_k(k, owner):
 
 
 class TruncatedNetwork(AbstractWrappedNetwork):
-    """``net`` with the gradient through its carried state cut every ``k`` clock-driven steps.
+    """`net` with the gradient through its carried state cut every `k` clock-driven steps.
 
-    The forward pass is identical to ``net``'s; `prepare` adds the step index to the prepared
-    input, and the scan step applies ``stop_gradient`` to the incoming state at steps
-    ``k, 2k, ...``. Clock-driven simulation only.
+    The forward pass is identical to `net`'s; `prepare` adds the step index to the prepared
+    input, and the scan step applies `stop_gradient` to the incoming state at steps
+    `k, 2k, ...`. Clock-driven simulation only.
 
-    **Arguments:** ``net`` (any `simjax.networks.AbstractNetwork`), ``k`` (truncation length, steps).
+    **Arguments:** `net` (any `simjax.networks.AbstractNetwork`), `k` (truncation length, steps).
     """
 
     net: AbstractNetwork
@@ -77,12 +77,13 @@ class TruncatedNetwork(AbstractWrappedNetwork):
 
 
 class TruncatedBPTT(AbstractStatelessRule):
-    """Gradient of the task loss with backpropagation truncated to blocks of ``k`` steps
+    """Gradient of the task loss with backpropagation truncated to blocks of `k` steps
     (see the module docstring for the exact definition).
 
     **Arguments:**
-    - ``k``: truncation length in time steps (positive int; ``k >= T`` is `Exact`).
-    - ``simulate_kwargs``: keywords for `simjax.simulate` (e.g. ``memory="recompute"``).
+
+    - `k`: truncation length in time steps (positive int; `k >= T` is `Exact`).
+    - `simulate_kwargs`: keywords for `simjax.simulate` (e.g. `memory="recompute"`).
     """
 
     k: int = eqx.field(static=True)

@@ -1,17 +1,17 @@
 r"""Surrogate Heaviside functions: the exact step forward, a pseudo-derivative backward.
 
-A surrogate ``s`` is called on the distance to threshold ``x`` (``x > 0`` means a spike) and returns
-``H(x) = 1[x > 0]`` exactly; under ``jax.jvp``/``jax.grad`` the derivative of ``H`` is replaced by the
-pseudo-derivative ``s.derivative(x)`` (Neftci, Mostafa & Zenke 2019). Parameters are arrays, so
+A surrogate `s` is called on the distance to threshold `x` (`x > 0` means a spike) and returns
+`H(x) = 1[x > 0]` exactly; under `jax.jvp`/`jax.grad` the derivative of `H` is replaced by the
+pseudo-derivative `s.derivative(x)` (Neftci, Mostafa & Zenke 2019). Parameters are arrays, so
 surrogates can be vmapped over (slope sweeps).
 
-| class | pseudo-derivative ``h(x)`` | source |
+| class | pseudo-derivative `h(x)` | source |
 | --- | --- | --- |
-| `FastSigmoid(slope)` | ``1 / (1 + slope |x|)^2`` | Zenke & Ganguli 2018 (SuperSpike) |
-| `Triangle(dampening, width)` | ``(dampening / width) max(0, 1 - |x| / width)`` | Bellec et al. 2018/2020 (e-prop) |
-| `Arctan(alpha)` | ``(alpha / 2) / (1 + (pi alpha x / 2)^2)`` | Fang et al. 2021 (SpikingJelly `ATan`) |
-| `Sigmoid(slope)` | ``slope sig(slope x) (1 - sig(slope x))`` | derivative of a logistic |
-| `Exponential(slope, scale)` | ``scale exp(-slope |x|)`` | Shrestha & Orchard 2018 (SLAYER) |
+| `FastSigmoid(slope)` | `1 / (1 + slope |x|)^2` | Zenke & Ganguli 2018 (SuperSpike) |
+| `Triangle(dampening, width)` | `(dampening / width) max(0, 1 - |x| / width)` | Bellec et al. 2018/2020 (e-prop) |
+| `Arctan(alpha)` | `(alpha / 2) / (1 + (pi alpha x / 2)^2)` | Fang et al. 2021 (SpikingJelly `ATan`) |
+| `Sigmoid(slope)` | `slope sig(slope x) (1 - sig(slope x))` | derivative of a logistic |
+| `Exponential(slope, scale)` | `scale exp(-slope |x|)` | Shrestha & Orchard 2018 (SLAYER) |
 """
 
 from __future__ import annotations
@@ -43,15 +43,15 @@ class AbstractSurrogate(eqx.Module):
 
     @abc.abstractmethod
     def derivative(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        """The pseudo-derivative ``h(x)`` used in place of the Dirac delta."""
+        """The pseudo-derivative `h(x)` used in place of the Dirac delta."""
 
     def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
-        """``1[x > 0]`` (so ``H(0) = 0``), with `derivative` as its derivative."""
+        """`1[x > 0]` (so `H(0) = 0`), with `derivative` as its derivative."""
         return _heaviside(jnp.asarray(x), self)
 
 
 class FastSigmoid(AbstractSurrogate):
-    """``h(x) = 1 / (1 + slope |x|)^2`` (SuperSpike). ``h(0) = 1``."""
+    """`h(x) = 1 / (1 + slope |x|)^2` (SuperSpike). `h(0) = 1`."""
 
     slope: Float[Array, ""] = eqx.field(converter=as_float_array, default=25.0)
 
@@ -63,8 +63,8 @@ class FastSigmoid(AbstractSurrogate):
 
 
 class Triangle(AbstractSurrogate):
-    """``h(x) = (dampening / width) max(0, 1 - |x| / width)`` — e-prop's pseudo-derivative with
-    ``dampening = gamma = 0.3`` and ``width = v_th``."""
+    """`h(x) = (dampening / width) max(0, 1 - |x| / width)` — e-prop's pseudo-derivative with
+    `dampening = gamma = 0.3` and `width = v_th`."""
 
     dampening: Float[Array, ""] = eqx.field(converter=as_float_array, default=0.3)
     width: Float[Array, ""] = eqx.field(converter=as_float_array, default=1.0)
@@ -78,8 +78,8 @@ class Triangle(AbstractSurrogate):
 
 
 class Arctan(AbstractSurrogate):
-    """``h(x) = (alpha / 2) / (1 + (pi alpha x / 2)^2)``, the derivative of
-    ``arctan(pi alpha x / 2) / pi + 1/2`` (StereoSpike uses ``alpha = 2``)."""
+    """`h(x) = (alpha / 2) / (1 + (pi alpha x / 2)^2)`, the derivative of
+    `arctan(pi alpha x / 2) / pi + 1/2` (StereoSpike uses `alpha = 2`)."""
 
     alpha: Float[Array, ""] = eqx.field(converter=as_float_array, default=2.0)
 
@@ -91,7 +91,7 @@ class Arctan(AbstractSurrogate):
 
 
 class Sigmoid(AbstractSurrogate):
-    """``h(x) = slope sig(slope x) (1 - sig(slope x))``."""
+    """`h(x) = slope sig(slope x) (1 - sig(slope x))`."""
 
     slope: Float[Array, ""] = eqx.field(converter=as_float_array, default=4.0)
 
@@ -104,7 +104,7 @@ class Sigmoid(AbstractSurrogate):
 
 
 class Exponential(AbstractSurrogate):
-    """``h(x) = scale exp(-slope |x|)``; ``scale`` defaults to ``slope / 2`` (unit area)."""
+    """`h(x) = scale exp(-slope |x|)`; `scale` defaults to `slope / 2` (unit area)."""
 
     slope: Float[Array, ""] = eqx.field(converter=as_float_array, default=5.0)
     scale: Float[Array, ""] | None = eqx.field(converter=as_optional_float, default=None)
@@ -119,7 +119,7 @@ class Exponential(AbstractSurrogate):
 
 
 def replace_surrogate(tree, surrogate: AbstractSurrogate):
-    """``tree`` (a model, a neuron) with every surrogate in it replaced by ``surrogate``."""
+    """`tree` (a model, a neuron) with every surrogate in it replaced by `surrogate`."""
     is_surrogate = lambda x: isinstance(x, AbstractSurrogate)
     return jax.tree.map(lambda x: surrogate if is_surrogate(x) else x, tree, is_leaf=is_surrogate)
 
@@ -134,7 +134,7 @@ _BY_NAME = {
 
 
 def get(name: str, **kwargs) -> AbstractSurrogate:
-    """Builds a surrogate from its snake-case name (``"fast_sigmoid"``, ``"triangle"``, ...)."""
+    """Builds a surrogate from its snake-case name (`"fast_sigmoid"`, `"triangle"`, ...)."""
     check_choice("surrogate", name, tuple(_BY_NAME), owner="simjax.surrogates.get")
     return _BY_NAME[name](**kwargs)
 

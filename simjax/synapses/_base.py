@@ -9,10 +9,10 @@ from jaxtyping import Array, Float
 
 
 def project(pre: Float[Array, "... n_pre"], weight: Float[Array, "n_pre n_post"]) -> Float[Array, "... n_post"]:
-    """``pre @ weight`` with every leading axis of ``pre`` merged into one before the product.
+    """`pre @ weight` with every leading axis of `pre` merged into one before the product.
 
-    Same values as ``pre @ weight``; the difference is the weight gradient of a whole trace
-    (``pre [T, B, n_pre]``): autodiff then contracts one merged ``T B`` axis, a single 2-D matmul,
+    Same values as `pre @ weight`; the difference is the weight gradient of a whole trace
+    (`pre [T, B, n_pre]`): autodiff then contracts one merged `T B` axis, a single 2-D matmul,
     instead of two axes, which XLA's CPU backend runs several times slower.
     """
     if pre.ndim <= 2:
@@ -21,9 +21,9 @@ def project(pre: Float[Array, "... n_pre"], weight: Float[Array, "n_pre n_post"]
 
 
 class AbstractProjection(eqx.Module):
-    """A linear map ``post = pre @ W`` from ``n_pre`` to ``n_post`` neurons (last axis).
+    """A linear map `post = pre @ W` from `n_pre` to `n_post` neurons (last axis).
 
-    ``trainable`` names the fields whose inexact arrays learning rules update (bounds and fixed
+    `trainable` names the fields whose inexact arrays learning rules update (bounds and fixed
     parts are data, not parameters); constraints that must survive any update (Dale signs, bounds)
     live in `constrain`, which `simjax.fit` applies after every update.
     """
@@ -37,15 +37,15 @@ class AbstractProjection(eqx.Module):
     @property
     @abc.abstractmethod
     def shape(self) -> tuple[int, int]:
-        """``(n_pre, n_post)``."""
+        """`(n_pre, n_post)`."""
 
     @abc.abstractmethod
     def dense(self) -> Float[Array, "n_pre n_post"]:
-        """The effective weights as a dense ``(n_pre, n_post)`` matrix."""
+        """The effective weights as a dense `(n_pre, n_post)` matrix."""
 
     @abc.abstractmethod
     def without_self_connections(self) -> AbstractProjection:
-        """The projection with its ``i -> i`` synapses removed (square projections of a recurrent
+        """The projection with its `i -> i` synapses removed (square projections of a recurrent
         population); the same projection where that has no meaning."""
 
     @abc.abstractmethod

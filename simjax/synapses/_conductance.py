@@ -3,12 +3,12 @@ optionally with the voltage-dependent magnesium block of NMDA receptors.
 
     tau dg/dt = -g,      I_syn = g B(v) (E_rev - v)
 
-A spike of weight ``w`` adds ``|w|`` to ``g`` (conductances in units of the leak conductance, so
-``g = 1`` doubles the membrane's conductance). ``B(v) = 1`` unless a `MgBlock` is given:
+A spike of weight `w` adds `|w|` to `g` (conductances in units of the leak conductance, so
+`g = 1` doubles the membrane's conductance). `B(v) = 1` unless a `MgBlock` is given:
 
     B(v) = 1 / (1 + [Mg] / mg_scale exp(-slope v))
 
-(Jahr & Stevens 1990, J. Neurosci. 10:3178; ``mg_scale = 3.57 mM``, ``slope = 0.062 / mV``, which
+(Jahr & Stevens 1990, J. Neurosci. 10:3178; `mg_scale = 3.57 mM`, `slope = 0.062 / mV`, which
 assumes potentials in mV).
 """
 
@@ -24,7 +24,7 @@ from ._synapse import AbstractConductanceSynapse
 
 
 class MgBlock(eqx.Module):
-    """The NMDA magnesium block ``B(v) = 1 / (1 + mg / mg_scale exp(-slope v))`` (Jahr & Stevens 1990).
+    """The NMDA magnesium block `B(v) = 1 / (1 + mg / mg_scale exp(-slope v))` (Jahr & Stevens 1990).
 
     **Arguments:**
 
@@ -50,7 +50,7 @@ class MgBlock(eqx.Module):
 
 
 class ExponentialConductance(AbstractConductanceSynapse):
-    """Exponentially decaying conductance with reversal potential ``e_rev`` (see the module docstring).
+    """Exponentially decaying conductance with reversal potential `e_rev` (see the module docstring).
 
     **Arguments:**
 

@@ -22,16 +22,16 @@ def _pair(x, name):
 
 
 class Conv2d(AbstractProjection):
-    r"""``post[o, y, x] = sum_{c, i, j} W[o, c, i, j] pre[c, s_y y + i - p_y, s_x x + j - p_x] + b[o]``
-    on channels-first activity ``[..., C, H, W]`` (leading batch/time axes are flattened for
-    ``lax.conv_general_dilated``).
+    r"""`post[o, y, x] = sum_{c, i, j} W[o, c, i, j] pre[c, s_y y + i - p_y, s_x x + j - p_x] + b[o]`
+    on channels-first activity `[..., C, H, W]` (leading batch/time axes are flattened for
+    `lax.conv_general_dilated`).
 
-    Unlike dense projections, a convolution acts on images: `shape` is ``(in_channels,
-    out_channels)`` and `dense` raises (a dense matrix depends on the image size; build one with
-    ``jax.jacfwd`` on a small input if needed).
+    Unlike dense projections, a convolution acts on images: `shape` is `(in_channels,
+    out_channels)` and `dense` raises (a dense matrix depends on the image size; build one with
+    `jax.jacfwd` on a small input if needed).
 
-    **Arguments:** ``weight [out_c, in_c, kh, kw]``, ``bias`` (``None`` or ``[out_c]``),
-    ``stride`` (int or pair), ``padding`` (``"SAME"``, ``"VALID"``, an int or a pair).
+    **Arguments:** `weight [out_c, in_c, kh, kw]`, `bias` (`None` or `[out_c]`),
+    `stride` (int or pair), `padding` (`"SAME"`, `"VALID"`, an int or a pair).
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("weight", "bias")
@@ -62,7 +62,7 @@ class Conv2d(AbstractProjection):
     @classmethod
     def init(cls, in_channels: int, out_channels: int, kernel_size=3, *, key, stride=1, padding="SAME",
              bias: bool = False, scale: float = 1.0) -> Conv2d:
-        """He-like initialisation ``N(0, scale^2 * 2 / (in_channels kh kw))``."""
+        """He-like initialisation `N(0, scale^2 * 2 / (in_channels kh kw))`."""
         kh, kw = _pair(kernel_size, "kernel_size")
         fan_in = in_channels * kh * kw
         w = scale * np.sqrt(2.0 / fan_in) * jax.random.normal(key, (out_channels, in_channels, kh, kw),
@@ -95,7 +95,7 @@ class Conv2d(AbstractProjection):
 
 
 def upsample_nearest(x: Float[Array, "... C H W"], factor: int = 2) -> Float[Array, "... C H2 W2"]:
-    """Nearest-neighbour upsampling of the last two axes by an integer ``factor`` (the decoder
+    """Nearest-neighbour upsampling of the last two axes by an integer `factor` (the decoder
     of a spiking U-Net upsamples, then convolves)."""
     check_int("factor", factor, owner="upsample_nearest")
     return jnp.repeat(jnp.repeat(x, factor, axis=-2), factor, axis=-1)

@@ -1,13 +1,13 @@
 r"""Current-based synapses: delta, exponential, alpha and dual-exponential postsynaptic currents.
 
-Each kernel is the current ``I(t)`` one presynaptic spike of weight ``w`` at ``t = 0`` injects
-(membrane units, the membrane obeying ``tau_mem dv/dt = -(v - v_rest) + bias + I``):
+Each kernel is the current `I(t)` one presynaptic spike of weight `w` at `t = 0` injects
+(membrane units, the membrane obeying `tau_mem dv/dt = -(v - v_rest) + bias + I`):
 
-- `DeltaCurrent`: ``I(t) = w tau_mem delta(t)``: the potential jumps by ``w``;
-- `ExponentialCurrent`: ``I(t) = w exp(-t/tau)``;
-- `AlphaCurrent`: ``I(t) = w (t/tau) exp(1 - t/tau)`` (peak ``w`` at ``t = tau``; Rall 1967);
-- `DualExponentialCurrent`: ``I(t) = w n (exp(-t/tau_decay) - exp(-t/tau_rise))`` with ``n`` such
-  that the peak is ``w`` (Sterratt et al. 2011, *Principles of Computational Modelling in
+- `DeltaCurrent`: `I(t) = w tau_mem delta(t)`: the potential jumps by `w`;
+- `ExponentialCurrent`: `I(t) = w exp(-t/tau)`;
+- `AlphaCurrent`: `I(t) = w (t/tau) exp(1 - t/tau)` (peak `w` at `t = tau`; Rall 1967);
+- `DualExponentialCurrent`: `I(t) = w n (exp(-t/tau_decay) - exp(-t/tau_rise))` with `n` such
+  that the peak is `w` (Sterratt et al. 2011, *Principles of Computational Modelling in
   Neuroscience*, ch. 7).
 
 All are linear between spikes, so their free decay and the potential they cause in a leaky
@@ -28,11 +28,11 @@ from ._synapse import AbstractCurrentSynapse
 
 
 class DeltaCurrent(AbstractCurrentSynapse):
-    """Delta synapses: a spike of weight ``w`` makes the potential jump by ``w`` at its arrival.
+    """Delta synapses: a spike of weight `w` makes the potential jump by `w` at its arrival.
 
-    The state is the jump that has arrived and not yet been applied (``pending``); the membrane
+    The state is the jump that has arrived and not yet been applied (`pending`); the membrane
     applies it at the start of its next interval, so it decays with the membrane from the spike's
-    arrival on: `membrane_response` is ``pending exp(-dt / tau_mem)``. `decay` clears it.
+    arrival on: `membrane_response` is `pending exp(-dt / tau_mem)`. `decay` clears it.
 
     **Arguments:** none.
     """
@@ -58,7 +58,7 @@ class DeltaCurrent(AbstractCurrentSynapse):
 
 
 class ExponentialCurrent(AbstractCurrentSynapse):
-    """Exponentially decaying current, ``tau di/dt = -i``; a spike adds its weight to ``i``.
+    """Exponentially decaying current, `tau di/dt = -i`; a spike adds its weight to `i`.
 
     **Arguments:**
 
@@ -91,22 +91,22 @@ class ExponentialCurrent(AbstractCurrentSynapse):
 
 
 class AlphaState(eqx.Module):
-    """``h``: the rising input (jumps with each spike); ``i``: the current."""
+    """`h`: the rising input (jumps with each spike); `i`: the current."""
 
     h: Float[Array, "*pop"]
     i: Float[Array, "*pop"]
 
 
 class AlphaCurrent(AbstractCurrentSynapse):
-    r"""Alpha-function current, ``I(t) = w (t/tau) exp(1 - t/tau)`` per spike (peak ``w`` at ``tau``).
+    r"""Alpha-function current, `I(t) = w (t/tau) exp(1 - t/tau)` per spike (peak `w` at `tau`).
 
-    Two linear variables: ``tau dh/dt = -h``, ``tau di/dt = -i + e h``; a spike adds ``w`` to ``h``.
-    Free decay over ``dt``: ``h <- h exp(-dt/tau)``, ``i <- (i + e h dt / tau) exp(-dt/tau)``.
+    Two linear variables: `tau dh/dt = -h`, `tau di/dt = -i + e h`; a spike adds `w` to `h`.
+    Free decay over `dt`: `h <- h exp(-dt/tau)`, `i <- (i + e h dt / tau) exp(-dt/tau)`.
 
-    The potential the ``h`` part causes is ``e h tau dc/dtau``, with ``c(dt; tau_mem, tau)`` the
+    The potential the `h` part causes is `e h tau dc/dtau`, with `c(dt; tau_mem, tau)` the
     exponential kernel's response (`simjax.neurons._lif.synaptic_coupling`), since
-    ``(s/tau^2) exp(-s/tau) = d/dtau exp(-s/tau)``; the derivative is taken by forward-mode
-    autodiff of that closed form (finite also when ``tau = tau_mem``).
+    `(s/tau^2) exp(-s/tau) = d/dtau exp(-s/tau)`; the derivative is taken by forward-mode
+    autodiff of that closed form (finite also when `tau = tau_mem`).
 
     **Arguments:**
 
@@ -143,22 +143,22 @@ class AlphaCurrent(AbstractCurrentSynapse):
 
 
 class DualExponentialState(eqx.Module):
-    """``decay`` and ``rise``: the two exponentials whose difference is the current."""
+    """`decay` and `rise`: the two exponentials whose difference is the current."""
 
     decay: Float[Array, "*pop"]
     rise: Float[Array, "*pop"]
 
 
 class DualExponentialCurrent(AbstractCurrentSynapse):
-    r"""Difference of exponentials, ``I(t) = w n (exp(-t/tau_decay) - exp(-t/tau_rise))``, peak ``w``.
+    r"""Difference of exponentials, `I(t) = w n (exp(-t/tau_decay) - exp(-t/tau_rise))`, peak `w`.
 
-    ``n = 1 / (exp(-t_p/tau_decay) - exp(-t_p/tau_rise))`` at the peak time
-    ``t_p = tau_rise tau_decay / (tau_decay - tau_rise) ln(tau_decay / tau_rise)``. Both
-    exponentials jump by ``n w`` per spike and decay with their own time constant.
+    `n = 1 / (exp(-t_p/tau_decay) - exp(-t_p/tau_rise))` at the peak time
+    `t_p = tau_rise tau_decay / (tau_decay - tau_rise) ln(tau_decay / tau_rise)`. Both
+    exponentials jump by `n w` per spike and decay with their own time constant.
 
     **Arguments:**
 
-    - `tau_rise`, `tau_decay`: time constants (ms, ``0 < tau_rise < tau_decay``; for equal time
+    - `tau_rise`, `tau_decay`: time constants (ms, `0 < tau_rise < tau_decay`; for equal time
       constants use `AlphaCurrent`).
     """
 
@@ -173,7 +173,7 @@ class DualExponentialCurrent(AbstractCurrentSynapse):
         check_positive("tau_decay - tau_rise", self.tau_decay - self.tau_rise, owner="DualExponentialCurrent")
 
     def normalisation(self) -> Float[Array, "*pop"]:
-        """``n``, the factor that makes the kernel's peak equal to the weight."""
+        """`n`, the factor that makes the kernel's peak equal to the weight."""
         t_peak = (self.tau_rise * self.tau_decay / (self.tau_decay - self.tau_rise)
                   * jnp.log(self.tau_decay / self.tau_rise))
         return 1.0 / (jnp.exp(-t_peak / self.tau_decay) - jnp.exp(-t_peak / self.tau_rise))

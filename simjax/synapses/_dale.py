@@ -16,19 +16,19 @@ from ._base import AbstractProjection, project
 
 class Dale(AbstractProjection):
     r"""Dense weights whose rows keep the sign of their presynaptic neuron (Dale's principle):
-    ``W_ij >= 0`` for excitatory ``i``, ``W_ij <= 0`` for inhibitory ``i``, and optionally
-    ``|W_ij| <= max_magnitude``.
+    `W_ij >= 0` for excitatory `i`, `W_ij <= 0` for inhibitory `i`, and optionally
+    `|W_ij| <= max_magnitude`.
 
-    Learning is projected gradient descent: updates act on the stored ``weight``, and `constrain`
+    Learning is projected gradient descent: updates act on the stored `weight`, and `constrain`
     (applied by `simjax.fit` after every update, for every rule) clips it back onto the allowed set,
     so a weight pushed across zero stops at zero and never changes sign. The forward pass uses the
     clipped weights too, so the constraint also holds between updates. Its gradient with respect
-    to ``weight`` is the gradient with respect to the clipped weights on the allowed set, boundary
+    to `weight` is the gradient with respect to the clipped weights on the allowed set, boundary
     included (a weight sitting at zero or at the bound receives its full gradient and may move back
     inside), and zero for entries strictly outside it (they act as their clipped value).
 
-    **Arguments:** ``weight (n_pre, n_post)``, ``excitatory`` (bool ``(n_pre,)``),
-    ``max_magnitude`` (``None``, a scalar, or an array broadcastable to the weights).
+    **Arguments:** `weight (n_pre, n_post)`, `excitatory` (bool `(n_pre,)`),
+    `max_magnitude` (`None`, a scalar, or an array broadcastable to the weights).
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("weight",)  # max_magnitude is a bound, not a parameter
@@ -48,9 +48,9 @@ class Dale(AbstractProjection):
     @classmethod
     def init(cls, n_pre: int, n_post: int, frac_excitatory: float = 0.8, *, key, scale: float = 1.0,
              max_magnitude=None) -> Dale:
-        """The first ``round(frac_excitatory n_pre)`` presynaptic neurons excitatory; magnitudes
-        ``|N(0, (scale/sqrt(n_pre))^2)|``, inhibitory rows scaled by ``n_E / n_I`` so that the mean
-        input is balanced; clipped to ``max_magnitude`` when given."""
+        """The first `round(frac_excitatory n_pre)` presynaptic neurons excitatory; magnitudes
+        `|N(0, (scale/sqrt(n_pre))^2)|`, inhibitory rows scaled by `n_E / n_I` so that the mean
+        input is balanced; clipped to `max_magnitude` when given."""
         if not 0.0 <= frac_excitatory <= 1.0:
             raise ValueError(f"Dale.init: frac_excitatory must be in [0, 1], got {frac_excitatory!r}")
         n_exc = int(round(frac_excitatory * n_pre))

@@ -1,12 +1,12 @@
 r"""Transmission delays on a clock grid: a ring buffer of future synaptic input, per postsynaptic neuron.
 
-A spike emitted at the end of step ``n`` (time ``t_n``) through a synapse of delay ``d`` reaches
-the receptors at ``t_n + d``. Delays are whole numbers of steps, ``k = d / dt`` (a delay off the
+A spike emitted at the end of step `n` (time `t_n`) through a synapse of delay `d` reaches
+the receptors at `t_n + d`. Delays are whole numbers of steps, `k = d / dt` (a delay off the
 grid is an error, `delay_steps`, not rounded silently). Arrivals are kept on the *postsynaptic*
-side: a buffer ``[L, *batch, n_post]`` of ``L = max_steps + 1`` slots, one per future step, and a
+side: a buffer `[L, *batch, n_post]` of `L = max_steps + 1` slots, one per future step, and a
 cursor. Each step reads (and clears) the cursor's slot, which is the input that arrives at the
-start of the step, then adds this step's propagated spikes ``k + 1`` slots ahead (``k = 0``: the next
-step's start, i.e. the same instant ``t_n`` as the spike). Memory is ``L n_post`` numbers, not a
+start of the step, then adds this step's propagated spikes `k + 1` slots ahead (`k = 0`: the next
+step's start, i.e. the same instant `t_n` as the spike). Memory is `L n_post` numbers, not a
 spike history of the presynaptic population, and per-synapse delays cost one scatter into the
 flattened buffer.
 """
@@ -24,8 +24,8 @@ from .._checks import is_concrete
 
 
 def delay_steps(delay: Any, dt: Any, *, max_steps: int | None = None, owner: str = "delay") -> np.ndarray:
-    """``delay / dt`` as non-negative integers, or ``ValueError`` when a delay is negative, not a
-    whole number of steps (relative tolerance 1e-9), or (with ``max_steps``) longer than the buffer.
+    """`delay / dt` as non-negative integers, or `ValueError` when a delay is negative, not a
+    whole number of steps (relative tolerance 1e-9), or (with `max_steps`) longer than the buffer.
 
     **Arguments:**
 
@@ -33,7 +33,7 @@ def delay_steps(delay: Any, dt: Any, *, max_steps: int | None = None, owner: str
     - `dt`: the time step (ms).
     - `max_steps`: the longest delay, in steps, the buffer holds.
 
-    **Returns:** an int32 NumPy array of the shape of ``delay``.
+    **Returns:** an int32 NumPy array of the shape of `delay`.
     """
     if not (is_concrete(delay) and is_concrete(dt)):
         raise ValueError(f"{owner}: delays and dt must be concrete numbers (the buffer length is static)")
@@ -54,7 +54,7 @@ def delay_steps(delay: Any, dt: Any, *, max_steps: int | None = None, owner: str
 
 
 class DelayBuffer(eqx.Module):
-    """The ring buffer state: ``slots [L, *batch, n]`` of future input and the ``cursor`` (the slot
+    """The ring buffer state: `slots [L, *batch, n]` of future input and the `cursor` (the slot
     that arrives at the start of the current step)."""
 
     slots: Float[Array, "slots *batch n"]
@@ -62,7 +62,7 @@ class DelayBuffer(eqx.Module):
 
 
 def init_buffer(length: int, shape: tuple[int, ...], dtype: Any) -> DelayBuffer:
-    """An empty buffer of ``length`` slots for ``shape`` postsynaptic neurons."""
+    """An empty buffer of `length` slots for `shape` postsynaptic neurons."""
     return DelayBuffer(slots=jnp.zeros((length, *shape), dtype), cursor=jnp.zeros((), jnp.int32))
 
 
@@ -73,7 +73,7 @@ def pop(buffer: DelayBuffer) -> tuple[DelayBuffer, Float[Array, "*batch n"]]:
 
 
 def push(buffer: DelayBuffer, arrivals: Float[Array, "*batch n"], steps: int) -> DelayBuffer:
-    """Adds ``arrivals`` (propagated at the end of this step) to the slot ``steps + 1`` ahead, and
+    """Adds `arrivals` (propagated at the end of this step) to the slot `steps + 1` ahead, and
     advances the cursor by one step."""
     length = buffer.slots.shape[0]
     slot = (buffer.cursor + 1 + steps) % length

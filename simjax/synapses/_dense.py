@@ -14,10 +14,10 @@ from ._base import AbstractProjection, project
 
 
 class Dense(AbstractProjection):
-    """``post = pre @ weight``, ``weight`` of shape ``(n_pre, n_post)``.
+    """`post = pre @ weight`, `weight` of shape `(n_pre, n_post)`.
 
-    **Arguments:** ``weight`` — the matrix; or use `Dense.init` for a seeded Gaussian
-    ``N(0, (scale / sqrt(n_pre))^2)``.
+    **Arguments:** `weight` — the matrix; or use `Dense.init` for a seeded Gaussian
+    `N(0, (scale / sqrt(n_pre))^2)`.
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("weight",)

@@ -1,25 +1,25 @@
 r"""Event-driven sparse projections: random connectivity at scale and propagation whose cost per step
 is the number of spikes times the out-degree.
 
-**Storage.** Synapses are kept by presynaptic neuron in ELLPACK rows: ``targets [n_pre, max_out]``
-(postsynaptic indices, padded with ``n_post``) and ``weight [n_pre, max_out]`` (padding 0), plus
-optional per-synapse ``delays`` (steps). Memory is ``n_pre max_out`` entries (``max_out`` is the
-largest out-degree), never ``n_pre x n_post``.
+**Storage.** Synapses are kept by presynaptic neuron in ELLPACK rows: `targets [n_pre, max_out]`
+(postsynaptic indices, padded with `n_post`) and `weight [n_pre, max_out]` (padding 0), plus
+optional per-synapse `delays` (steps). Memory is `n_pre max_out` entries (`max_out` is the
+largest out-degree), never `n_pre x n_post`.
 
 **Propagation** (`EventProjection.propagate`), per step and trial:
 
-1. the indices of the neurons that spiked, compacted to a static budget ``max_spikes``: an
-   inclusive prefix sum of the spike flags (``lax.associative_scan``) and a vectorised binary
-   search for the positions of the 1st, 2nd, ... spike (``searchsorted``);
-2. their rows are gathered (``max_spikes x max_out`` targets and weights, each weight times the
+1. the indices of the neurons that spiked, compacted to a static budget `max_spikes`: an
+   inclusive prefix sum of the spike flags (`lax.associative_scan`) and a vectorised binary
+   search for the positions of the 1st, 2nd, ... spike (`searchsorted`);
+2. their rows are gathered (`max_spikes x max_out` targets and weights, each weight times the
    spike's value, so surrogate gradients flow through the spikes that occurred);
-3. one scatter-add into the postsynaptic array (``n_channels x n_post``: one channel per
-   receptor, chosen per presynaptic neuron by ``channels``, e.g. excitatory rows to receptor 0
+3. one scatter-add into the postsynaptic array (`n_channels x n_post`: one channel per
+   receptor, chosen per presynaptic neuron by `channels`, e.g. excitatory rows to receptor 0
    and inhibitory rows to receptor 1).
 
-The work is ``O(n_pre)`` for the compaction (a few passes over a bit vector) plus
-``O(max_spikes max_out)`` for the synapses, independent of the total number of synapses. Spikes
-beyond ``max_spikes`` in one step are dropped and *counted* (`propagate` returns the count;
+The work is `O(n_pre)` for the compaction (a few passes over a bit vector) plus
+`O(max_spikes max_out)` for the synapses, independent of the total number of synapses. Spikes
+beyond `max_spikes` in one step are dropped and *counted* (`propagate` returns the count;
 `simjax.networks.EINetwork` accumulates it in its state and its runs report it), never lost
 silently. Why this form, and not the alternatives (a segment sum over every synapse, a
 `jax.experimental.sparse` BCOO matrix-vector product, a dense matmul, brainevent's kernels): the
@@ -27,7 +27,7 @@ measurements in `benchmarks/coba.py` and `docs/api/synapse-dynamics.md`.
 
 **Gradients.** Autodiff through the gather and the scatter gives the gradient with respect to
 every stored weight (the transpose of a scatter-add is a gather): the derivative of the arrivals
-with respect to ``weight[j, k]`` is the spike value of ``j``. Surrogate gradients reach only the
+with respect to `weight[j, k]` is the spike value of `j`. Surrogate gradients reach only the
 presynaptic neurons that spiked in that step (the others are not in the compacted list); with the
 dense path they would also reach silent neurons through the surrogate's tail.
 """
@@ -56,11 +56,11 @@ def _numpy_rng(key: Any) -> np.random.Generator:
 
 
 def spike_indices(spikes: Float[Array, " n"], max_spikes: int) -> tuple[Int[Array, " max_spikes"], Int[Array, ""]]:
-    """The indices of the nonzero entries of ``spikes`` in increasing order, padded with ``n`` to
-    ``max_spikes`` entries, and how many there are (those past ``max_spikes`` are left out).
+    """The indices of the nonzero entries of `spikes` in increasing order, padded with `n` to
+    `max_spikes` entries, and how many there are (those past `max_spikes` are left out).
 
-    A prefix sum by ``lax.associative_scan`` and an unrolled binary search for each rank; on CPU
-    this is several times cheaper than ``jnp.nonzero(size=...)``'s scatter of every entry.
+    A prefix sum by `lax.associative_scan` and an unrolled binary search for each rank; on CPU
+    this is several times cheaper than `jnp.nonzero(size=...)`'s scatter of every entry.
     """
     counts = jax.lax.associative_scan(jnp.add, (jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
     ranks = jnp.arange(1, max_spikes + 1, dtype=jnp.int32)
@@ -76,17 +76,17 @@ class EventProjection(AbstractProjection):
 
     **Arguments:**
 
-    - `weight`: ``[n_pre, max_out]`` synaptic weights (padding entries are ignored).
-    - `targets`: ``[n_pre, max_out]`` postsynaptic indices, ``n_post`` marking padding.
+    - `weight`: `[n_pre, max_out]` synaptic weights (padding entries are ignored).
+    - `targets`: `[n_pre, max_out]` postsynaptic indices, `n_post` marking padding.
     - `n_post`: number of postsynaptic neurons.
     - `max_spikes`: the static budget of presynaptic spikes per step and trial (more are dropped
       and counted).
-    - `channels`: ``None`` (one output channel) or ``[n_pre]`` ints: the receptor each presynaptic
+    - `channels`: `None` (one output channel) or `[n_pre]` ints: the receptor each presynaptic
       neuron's synapses reach (output channel), with `n_channels` channels.
-    - `delays`: ``None`` (no delay) or ``[n_pre, max_out]`` delays in steps (see
+    - `delays`: `None` (no delay) or `[n_pre, max_out]` delays in steps (see
       `simjax.synapses.delay_steps`), used by `deliver`.
-    - `sign`: ``"excitatory"`` (weights kept >= 0 by `constrain`), ``"inhibitory"`` (<= 0), ``"dale"``
-      (the sign of channel 0 rows >= 0, other rows <= 0) or ``None`` (unconstrained).
+    - `sign`: `"excitatory"` (weights kept >= 0 by `constrain`), `"inhibitory"` (<= 0), `"dale"`
+      (the sign of channel 0 rows >= 0, other rows <= 0) or `None` (unconstrained).
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("weight",)
@@ -131,7 +131,7 @@ class EventProjection(AbstractProjection):
     @classmethod
     def from_indices(cls, pre, post, n_pre: int, n_post: int, *, weight=1.0, max_spikes: int, channels=None,
                      n_channels: int | None = None, delays=None, sign: str | None = None) -> EventProjection:
-        """From one entry per synapse (``pre[k] -> post[k]``; ``weight`` and ``delays`` scalars or
+        """From one entry per synapse (`pre[k] -> post[k]`; `weight` and `delays` scalars or
         one value per synapse), grouped into ELL rows by presynaptic neuron (stable order)."""
         pre, post = np.asarray(pre, np.int64), np.asarray(post, np.int64)
         n_pre = check_int("n_pre", n_pre, owner="EventProjection.from_indices")
@@ -166,13 +166,13 @@ class EventProjection(AbstractProjection):
         return int(np.sum(np.asarray(self.targets) < self.n_post))
 
     def indices(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(pre, post)`` of every synapse, as NumPy arrays, in row order (for other simulators)."""
+        """`(pre, post)` of every synapse, as NumPy arrays, in row order (for other simulators)."""
         t = np.asarray(self.targets)
         pre, col = np.nonzero(t < self.n_post)
         return pre, t[pre, col]
 
     def synapse_values(self, values) -> np.ndarray:
-        """``values`` (an ``[n_pre, max_out]`` array such as `weight`) at the synapses of `indices`."""
+        """`values` (an `[n_pre, max_out]` array such as `weight`) at the synapses of `indices`."""
         t = np.asarray(self.targets)
         pre, col = np.nonzero(t < self.n_post)
         return np.asarray(values)[pre, col]
@@ -205,8 +205,8 @@ class EventProjection(AbstractProjection):
 
     def propagate(self, spikes: Float[Array, "*batch n_pre"]
                   ) -> tuple[Float[Array, "*batch n_channels n_post"], Int[Array, "*batch"]]:
-        """``(arrivals, dropped)``: the summed weights of this step's spikes per channel and
-        postsynaptic neuron, and the number of spikes left out by the ``max_spikes`` budget."""
+        """`(arrivals, dropped)`: the summed weights of this step's spikes per channel and
+        postsynaptic neuron, and the number of spikes left out by the `max_spikes` budget."""
         def one(s):
             _, targets, contributions, dropped = self._rows(s)
             out = jnp.zeros(self.n_channels * self.n_post, contributions.dtype)
@@ -220,9 +220,9 @@ class EventProjection(AbstractProjection):
 
     def deliver(self, spikes: Float[Array, "*batch n_pre"], buffer: DelayBuffer
                 ) -> tuple[DelayBuffer, Int[Array, "*batch"]]:
-        """Adds this step's spikes to the ring buffer ``buffer`` (slots ``[L, *batch, n_channels,
-        n_post]``) ``delays + 1`` slots ahead of its cursor and advances the cursor (see
-        `simjax.synapses._delay`). **Returns:** ``(buffer, dropped)``."""
+        """Adds this step's spikes to the ring buffer `buffer` (slots `[L, *batch, n_channels,
+        n_post]`) `delays + 1` slots ahead of its cursor and advances the cursor (see
+        `simjax.synapses._delay`). **Returns:** `(buffer, dropped)`."""
         length = buffer.slots.shape[0]
         size = self.n_channels * self.n_post
 
@@ -250,7 +250,7 @@ class EventProjection(AbstractProjection):
         return jnp.sum(self.propagate(pre)[0], axis=-2)
 
     def dense(self):
-        """``[n_pre, n_post]`` (channels summed). Small sizes only: this forms the full matrix."""
+        """`[n_pre, n_post]` (channels summed). Small sizes only: this forms the full matrix."""
         w = self._signed(self.weight)
         rows = jnp.broadcast_to(jnp.arange(w.shape[0])[:, None], w.shape)
         return jnp.zeros((w.shape[0], self.n_post + 1), w.dtype).at[rows, self.targets].add(w)[:, :self.n_post]
@@ -264,7 +264,7 @@ class EventProjection(AbstractProjection):
 
 
 def _weights(owner: str, weight: Any, n_pre: int, channels) -> np.ndarray:
-    """Per presynaptic neuron weight values from a scalar, a per-channel tuple or an ``[n_pre]`` array."""
+    """Per presynaptic neuron weight values from a scalar, a per-channel tuple or an `[n_pre]` array."""
     if isinstance(weight, (tuple, list)):
         if channels is None:
             raise ValueError(f"{owner}: a tuple of weights needs channels (one weight per channel)")
@@ -276,21 +276,21 @@ def _weights(owner: str, weight: Any, n_pre: int, channels) -> np.ndarray:
 def fixed_probability(n_pre: int, n_post: int, p: float, *, key: Any, weight: Any = 1.0, max_spikes: int,
                       self_connections: bool = True, channels=None, delays=None, sign: str | None = None
                       ) -> EventProjection:
-    r"""Erdos-Renyi connectivity: every pair ``(i, j)`` is connected independently with probability ``p``.
+    r"""Erdos-Renyi connectivity: every pair `(i, j)` is connected independently with probability `p`.
 
     Built row by row from geometric gaps between the targets of each presynaptic neuron (the gaps
-    of a Bernoulli(``p``) sequence are geometric), so the cost is ``O(synapses)`` in time and
-    memory and no ``n_pre x n_post`` array is ever formed.
+    of a Bernoulli(`p`) sequence are geometric), so the cost is `O(synapses)` in time and
+    memory and no `n_pre x n_post` array is ever formed.
 
     **Arguments:**
 
     - `n_pre`, `n_post`: population sizes.
-    - `p`: connection probability, in ``[0, 1]``.
+    - `p`: connection probability, in `[0, 1]`.
     - `key`: a JAX PRNG key or an int seed (the structure is drawn on the host with NumPy).
     - `weight`: a scalar, one value per channel (a tuple, with `channels`) or one per presynaptic
-      neuron (``[n_pre]``); every synapse of a neuron gets its value.
+      neuron (`[n_pre]`); every synapse of a neuron gets its value.
     - `max_spikes`: the per-step spike budget of the propagation (`EventProjection`).
-    - `self_connections`: keep ``i -> i`` synapses (square projections).
+    - `self_connections`: keep `i -> i` synapses (square projections).
     - `channels`, `delays`, `sign`: as in `EventProjection` (`delays` a scalar in steps).
 
     **Returns:** an `EventProjection`.
@@ -334,14 +334,14 @@ def fixed_probability(n_pre: int, n_post: int, p: float, *, key: Any, weight: An
 def fixed_in_degree(n_pre: int, n_post: int, k: int, *, key: Any, weight: Any = 1.0, max_spikes: int,
                     self_connections: bool = True, channels=None, delays=None, sign: str | None = None
                     ) -> EventProjection:
-    r"""Every postsynaptic neuron receives exactly ``k`` synapses from ``k`` distinct presynaptic
-    neurons drawn uniformly (the convention of the fixed in-degree benchmarks, ``k = 80``).
+    r"""Every postsynaptic neuron receives exactly `k` synapses from `k` distinct presynaptic
+    neurons drawn uniformly (the convention of the fixed in-degree benchmarks, `k = 80`).
 
-    Each row of ``k`` presynaptic indices is drawn uniformly and redrawn while it repeats an index
+    Each row of `k` presynaptic indices is drawn uniformly and redrawn while it repeats an index
     (or, without self-connections, contains the postsynaptic neuron itself): rejection sampling,
-    so every ``k``-subset is equally likely; ``O(n_post k)`` time and memory.
+    so every `k`-subset is equally likely; `O(n_post k)` time and memory.
 
-    **Arguments:** as `fixed_probability`, with `k` (an int in ``[0, n_pre]``, or ``n_pre - 1``
+    **Arguments:** as `fixed_probability`, with `k` (an int in `[0, n_pre]`, or `n_pre - 1`
     without self-connections on a square projection) instead of `p`.
 
     **Returns:** an `EventProjection` (stored by presynaptic neuron for event-driven propagation).

@@ -6,13 +6,13 @@ import jax.numpy as jnp
 
 
 def synaptic_coupling(dt, tau_mem, tau_syn):
-    r"""``c(dt) = tau_s / (tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))``: the voltage at time
-    ``dt`` caused by a unit synaptic current at time 0.
+    r"""`c(dt) = tau_s / (tau_s - tau_m) (exp(-dt/tau_s) - exp(-dt/tau_m))`: the voltage at time
+    `dt` caused by a unit synaptic current at time 0.
 
-    Written as ``c = (dt/tau_m) exp(-dt/tau_m) (e^x - 1)/x`` with ``x = dt (tau_s - tau_m) / (tau_m tau_s)``,
-    and evaluated by the series of ``(e^x - 1)/x`` where ``|x|`` is small, so the value and its
-    derivatives in ``dt``, ``tau_mem`` and ``tau_syn`` are exact and finite also when the two time
-    constants coincide (limit ``(dt/tau) exp(-dt/tau)``).
+    Written as `c = (dt/tau_m) exp(-dt/tau_m) (e^x - 1)/x` with `x = dt (tau_s - tau_m) / (tau_m tau_s)`,
+    and evaluated by the series of `(e^x - 1)/x` where `|x|` is small, so the value and its
+    derivatives in `dt`, `tau_mem` and `tau_syn` are exact and finite also when the two time
+    constants coincide (limit `(dt/tau) exp(-dt/tau)`).
     """
     x = dt * (tau_syn - tau_mem) / (tau_mem * tau_syn)
     small = jnp.abs(x) < 1e-3

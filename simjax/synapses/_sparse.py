@@ -15,12 +15,12 @@ from ._base import AbstractProjection
 
 
 class Sparse(AbstractProjection):
-    r"""``post_j = sum_{k: post_idx[k] = j} w_k pre_{pre_idx[k]}`` (gather + segment sum).
+    r"""`post_j = sum_{k: post_idx[k] = j} w_k pre_{pre_idx[k]}` (gather + segment sum).
 
-    The structure (``pre_idx``, ``post_idx``: int32, one entry per synapse) is fixed and never
-    trained; ``weight`` holds one value per synapse.
+    The structure (`pre_idx`, `post_idx`: int32, one entry per synapse) is fixed and never
+    trained; `weight` holds one value per synapse.
 
-    **Arguments:** ``weight``, ``pre_idx``, ``post_idx`` (same length), ``n_pre``, ``n_post``.
+    **Arguments:** `weight`, `pre_idx`, `post_idx` (same length), `n_pre`, `n_post`.
     """
 
     trainable: ClassVar[tuple[str, ...]] = ("weight",)
@@ -49,8 +49,8 @@ class Sparse(AbstractProjection):
     @classmethod
     def random(cls, n_pre: int, n_post: int, p: float, *, key, scale: float = 1.0,
                self_connections: bool = True) -> Sparse:
-        """Erdos-Renyi connectivity with probability ``p`` (drawn once, fixed) and weights
-        ``N(0, (scale / sqrt(p n_pre))^2)``; ``self_connections=False`` drops ``i -> i``."""
+        """Erdos-Renyi connectivity with probability `p` (drawn once, fixed) and weights
+        `N(0, (scale / sqrt(p n_pre))^2)`; `self_connections=False` drops `i -> i`."""
         check_positive("p", p, owner="Sparse.random")
         if p > 1:
             raise ValueError(f"Sparse.random: p must be in (0, 1], got {p!r}")

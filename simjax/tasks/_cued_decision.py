@@ -24,9 +24,9 @@ from ._supervised import select_readout
 
 
 class AbstractCuedDecision(AbstractPerStepTask):
-    """A two-choice task with channel groups of ``channels`` inputs each (module docstring).
+    """A two-choice task with channel groups of `channels` inputs each (module docstring).
 
-    Subclasses build the ``[time, batch, groups]`` activity pattern and the labels.
+    Subclasses build the `[time, batch, groups]` activity pattern and the labels.
     """
 
     rate: Float[Array, ""]
@@ -51,7 +51,7 @@ class AbstractCuedDecision(AbstractPerStepTask):
         return 2
 
     def encode(self, key, pattern):
-        """``pattern [time, batch, groups]`` of 0/1 -> inputs ``[time, batch, groups * channels]``."""
+        """`pattern [time, batch, groups]` of 0/1 -> inputs `[time, batch, groups * channels]`."""
         pattern = jnp.repeat(pattern, self.channels, axis=-1)
         if self.coding == "rate":
             return self.amplitude * pattern
@@ -68,13 +68,13 @@ class AbstractCuedDecision(AbstractPerStepTask):
         return readout, jnp.asarray(batch.targets).astype(jnp.int32)
 
     def step_terms(self, batch):
-        """``(mask [time], (labels [batch], norm))`` with ``loss = sum_t step_loss(readout_t, mask_t, shared)``."""
+        """`(mask [time], (labels [batch], norm))` with `loss = sum_t step_loss(readout_t, mask_t, shared)`."""
         mask = jnp.asarray(batch.mask)
         labels = jnp.asarray(batch.targets).astype(jnp.int32)
         return mask, (labels, 1.0 / (labels.shape[0] * jnp.maximum(jnp.sum(mask), 1.0)))
 
     def step_loss(self, readout_t, mask_t, shared):
-        """The loss contribution of one step: ``m_t norm sum_b CE(readout_t^b, label^b)``."""
+        """The loss contribution of one step: `m_t norm sum_b CE(readout_t^b, label^b)`."""
         labels, norm = shared
         return mask_t * norm * jnp.sum(optax.softmax_cross_entropy_with_integer_labels(readout_t, labels))
 

@@ -14,14 +14,14 @@ from ._supervised import Supervised
 
 
 class Dataset(AbstractClockTask):
-    """Fixed ``inputs [time, n, n_in]`` and ``targets`` (``[n, ...]`` per-trial or ``[time, n, ...]``
-    per-step, as ``supervised`` expects), scored by a `Supervised` objective.
+    """Fixed `inputs [time, n, n_in]` and `targets` (`[n, ...]` per-trial or `[time, n, ...]`
+    per-step, as `supervised` expects), scored by a `Supervised` objective.
 
-    ``sample(key, batch_size)`` draws a minibatch without replacement; ``batch_size=None`` or
-    ``full_batch=True`` returns the whole set (deterministic gradient descent).
+    `sample(key, batch_size)` draws a minibatch without replacement; `batch_size=None` or
+    `full_batch=True` returns the whole set (deterministic gradient descent).
 
-    **Arguments:** ``inputs``, ``targets``, ``supervised`` (default ``Supervised("mse", "last")``),
-    ``full_batch``.
+    **Arguments:** `inputs`, `targets`, `supervised` (default `Supervised("mse", "last")`),
+    `full_batch`.
     """
 
     inputs: Array

@@ -1,19 +1,19 @@
 r"""The 8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes), as spike trains.
 
-Pixel intensities ``x in [0, 1]`` (the 0..16 grey levels divided by 16) become ``n_in = 64`` input
-channels over ``steps = round(duration / dt)`` time steps:
+Pixel intensities `x in [0, 1]` (the 0..16 grey levels divided by 16) become `n_in = 64` input
+channels over `steps = round(duration / dt)` time steps:
 
-- ``coding="rate"``: independent Bernoulli spikes at every step with probability
-  ``p = min(1, max_rate * dt / 1000 * x)`` (``max_rate`` in Hz, ``dt`` in ms), drawn anew for every
+- `coding="rate"`: independent Bernoulli spikes at every step with probability
+  `p = min(1, max_rate * dt / 1000 * x)` (`max_rate` in Hz, `dt` in ms), drawn anew for every
   sample;
-- ``coding="latency"``: one spike per nonzero pixel, at step ``round((1 - x) (steps - 1))`` (the
+- `coding="latency"`: one spike per nonzero pixel, at step `round((1 - x) (steps - 1))` (the
   brightest pixels at the first step, the faintest near the last); blank pixels stay silent.
 
 The label is the target; the loss is the cross-entropy of the readout averaged over time
-(``readout="mean"``) or at the last step (``readout="last"``), and `metrics` adds the accuracy.
-The split into train and test images is a fixed permutation drawn from ``seed``, so
-``Digits(split="train", seed=s)`` and ``Digits(split="test", seed=s)`` never share an image.
-scikit-learn is only needed when a `Digits` task is built (``pip install 'simjax[data]'``).
+(`readout="mean"`) or at the last step (`readout="last"`), and `metrics` adds the accuracy.
+The split into train and test images is a fixed permutation drawn from `seed`, so
+`Digits(split="train", seed=s)` and `Digits(split="test", seed=s)` never share an image.
+scikit-learn is only needed when a `Digits` task is built (`pip install 'simjax[data]'`).
 """
 
 from __future__ import annotations
@@ -49,14 +49,15 @@ class Digits(AbstractClockTask):
     """Classification of scikit-learn's 8x8 digits from rate- or latency-coded spikes (module docstring).
 
     **Arguments:**
-    - ``coding``: ``"rate"`` or ``"latency"``.
-    - ``duration``: length of a trial (ms); ``dt``: time step (ms).
-    - ``split``: ``"train"`` or ``"test"``; ``seed``: draws the train/test permutation;
-      ``test_fraction``: share of the 1797 images held out for testing.
-    - ``max_rate``: rate of a white pixel for rate coding (Hz).
-    - ``readout``: ``"mean"`` (time-averaged readout) or ``"last"`` (readout at the last step).
 
-    **Batch:** ``inputs [steps, batch, 64]`` (0/1), ``targets [batch]`` (int32 labels).
+    - `coding`: `"rate"` or `"latency"`.
+    - `duration`: length of a trial (ms); `dt`: time step (ms).
+    - `split`: `"train"` or `"test"`; `seed`: draws the train/test permutation;
+      `test_fraction`: share of the 1797 images held out for testing.
+    - `max_rate`: rate of a white pixel for rate coding (Hz).
+    - `readout`: `"mean"` (time-averaged readout) or `"last"` (readout at the last step).
+
+    **Batch:** `inputs [steps, batch, 64]` (0/1), `targets [batch]` (int32 labels).
     """
 
     images: Float[Array, "n 64"]
@@ -107,7 +108,7 @@ class Digits(AbstractClockTask):
         return int(self.labels.shape[0])
 
     def encode(self, key: PRNGKeyArray, images: Float[Array, "batch 64"]) -> Float[Array, "steps batch 64"]:
-        """Spike trains ``[steps, batch, 64]`` of ``images`` (intensities in ``[0, 1]``)."""
+        """Spike trains `[steps, batch, 64]` of `images` (intensities in `[0, 1]`)."""
         if self.coding == "rate":
             p = jnp.clip(self.max_rate * (self.dt / 1000.0) * images, 0.0, 1.0)
             shape = (self.steps, *images.shape)
@@ -124,8 +125,8 @@ class Digits(AbstractClockTask):
         return Batch(inputs=self.encode(k_spikes, self.images[idx]), targets=self.labels[idx])
 
     def full(self, key: PRNGKeyArray | None = None) -> Batch:
-        """Every image of the split, in order (``key`` draws the rate-coded spikes; default
-        ``jax.random.key(0)``, so evaluations are reproducible)."""
+        """Every image of the split, in order (`key` draws the rate-coded spikes; default
+        `jax.random.key(0)`, so evaluations are reproducible)."""
         key = jax.random.key(0) if key is None else key
         return Batch(inputs=self.encode(key, self.images), targets=self.labels)
 
@@ -150,6 +151,6 @@ class Digits(AbstractClockTask):
 
     def evaluate(self, model: AbstractNetwork, key: PRNGKeyArray | None = None,
                  **simulate_kwargs) -> dict[str, Float[Array, ""]]:
-        """`metrics` of ``model`` on the whole split (`full` with ``key``)."""
+        """`metrics` of `model` on the whole split (`full` with `key`)."""
         batch = self.full(key)
         return self.metrics(self.forward(model, batch, key, **simulate_kwargs), batch)

@@ -1,14 +1,14 @@
 r"""Evidence accumulation (the cue task of Morcos & Harvey, Nature Neuroscience 19:1672, 2016, in
 the spiking form of Bellec et al., Nature Communications 11:3625, 2020).
 
-``n_cues`` cues (odd), each ``cue_duration`` ms followed by ``cue_gap`` ms of silence, appear on
-the "left" or "right" input group (fair coin per cue); after a ``delay`` a "decision" cue group is
-active for ``decision`` ms, during which the network must report the side that had more cues.
-With ``cue_bias = p > 0.5`` each trial first draws a favoured side (fair coin) and each cue lands on it
-with probability ``p`` (the reference implementation of Bellec et al. uses ``p = 0.7``, so that most
-trials are not 4:3 splits); ``p = 0.5`` is a fair coin per cue.
-Three groups of ``channels`` inputs; active groups fire at ``rate`` Hz (``coding="spike"``,
-``background`` Hz when silent) or carry ``amplitude`` (``coding="rate"``). Chance is 50 %.
+`n_cues` cues (odd), each `cue_duration` ms followed by `cue_gap` ms of silence, appear on
+the "left" or "right" input group (fair coin per cue); after a `delay` a "decision" cue group is
+active for `decision` ms, during which the network must report the side that had more cues.
+With `cue_bias = p > 0.5` each trial first draws a favoured side (fair coin) and each cue lands on it
+with probability `p` (the reference implementation of Bellec et al. uses `p = 0.7`, so that most
+trials are not 4:3 splits); `p = 0.5` is a fair coin per cue.
+Three groups of `channels` inputs; active groups fire at `rate` Hz (`coding="spike"`,
+`background` Hz when silent) or carry `amplitude` (`coding="rate"`). Chance is 50 %.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ class EvidenceAccumulation(AbstractCuedDecision):
     """Report the majority side of a sequence of left/right cues after a delay (module docstring).
 
     **Arguments:**
-    - ``n_cues``: number of cues (odd, so a majority exists).
-    - ``cue_duration``, ``cue_gap``, ``delay``, ``decision``: timings (ms).
-    - ``channels``: inputs per group (``n_in = 3 channels``). ``coding``: ``"spike"`` or ``"rate"``.
-    - ``rate``, ``background`` (Hz), ``amplitude``: input levels. ``dt``: time step (ms).
-    - ``cue_bias``: probability in ``[0.5, 1]`` that a cue lands on the trial's favoured side.
 
-    **Batch:** ``inputs [time, batch, 3 channels]``, ``targets [batch]`` (0 = left, 1 = right),
-    ``mask [time]`` (1 in the decision window).
+    - `n_cues`: number of cues (odd, so a majority exists).
+    - `cue_duration`, `cue_gap`, `delay`, `decision`: timings (ms).
+    - `channels`: inputs per group (`n_in = 3 channels`). `coding`: `"spike"` or `"rate"`.
+    - `rate`, `background` (Hz), `amplitude`: input levels. `dt`: time step (ms).
+    - `cue_bias`: probability in `[0.5, 1]` that a cue lands on the trial's favoured side.
+
+    **Batch:** `inputs [time, batch, 3 channels]`, `targets [batch]` (0 = left, 1 = right),
+    `mask [time]` (1 in the decision window).
     """
 
     n_cues: int = eqx.field(static=True)

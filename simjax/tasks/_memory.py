@@ -1,23 +1,23 @@
 r"""Pattern-readout tasks for sequential learning in recurrent rate networks (Schuessler, Mastrogiuseppe,
 Ostojic & Barak).
 
-Each task owns a pattern ``p`` of ``N`` numbers (``|p| = sqrt(N)``). The input arrives along the
-pattern in the network's own coordinates (``u(t) = s(t) p``, ``n_in = N``; with input weights
-initialised to the identity this is ``B u = s(t) p``), and the task reads the network along it,
+Each task owns a pattern `p` of `N` numbers (`|p| = sqrt(N)`). The input arrives along the
+pattern in the network's own coordinates (`u(t) = s(t) p`, `n_in = N`; with input weights
+initialised to the identity this is `B u = s(t) p`), and the task reads the network along it,
 
     z_p(t) = p^T phi(x(t)) / N,
 
-from the recorded rates (``outputs.spikes``), so the model needs no dedicated readout. The loss is
-the mean squared error of ``z_p`` against the task's target over the task's window. Times are in
-units of the neurons' time constant; step ``k`` of the simulation covers ``((k-1) dt, k dt]``.
+from the recorded rates (`outputs.spikes`), so the model needs no dedicated readout. The loss is
+the mean squared error of `z_p` against the task's target over the task's window. Times are in
+units of the neurons' time constant; step `k` of the simulation covers `((k-1) dt, k dt]`.
 
-- `FixedPointMemory`: a pulse of amplitude 1 along ``p`` for ``t in [0, 1]``, then no input; the
-  readout must hold ``z_p = 0.5`` during ``[5, 20]`` (a fixed point of the autonomous dynamics).
-- `SineGeneration`: the same trigger pulse, then ``z_p(t) = 0.5 sin(2 pi t / T_p)`` during
-  ``[5, 20]`` with no input (autonomously generated dynamics; a network at rest with no input stays
+- `FixedPointMemory`: a pulse of amplitude 1 along `p` for `t in [0, 1]`, then no input; the
+  readout must hold `z_p = 0.5` during `[5, 20]` (a fixed point of the autonomous dynamics).
+- `SineGeneration`: the same trigger pulse, then `z_p(t) = 0.5 sin(2 pi t / T_p)` during
+  `[5, 20]` with no input (autonomously generated dynamics; a network at rest with no input stays
   at rest, hence the trigger).
-- `InputTracking`: a piecewise-constant stimulus ``s(t)`` (levels ``U(-1, 1)`` drawn per trial)
-  along ``p``; the readout must follow ``0.5 s(t)`` except during ``settle`` after each change
+- `InputTracking`: a piecewise-constant stimulus `s(t)` (levels `U(-1, 1)` drawn per trial)
+  along `p`; the readout must follow `0.5 s(t)` except during `settle` after each change
   (input-driven dynamics).
 
 `orthonormal_patterns` draws the patterns: seeded Gaussians, then Gram-Schmidt.
@@ -38,8 +38,8 @@ from ._supervised import masked_mean
 
 
 def orthonormal_patterns(n: int, count: int = 2, *, key) -> Float[Array, "count n"]:
-    """``count`` mutually orthogonal patterns of norm ``sqrt(n)`` (rows): Gaussian draws made
-    orthogonal by Gram-Schmidt (a QR decomposition with a positive diagonal of ``R``)."""
+    """`count` mutually orthogonal patterns of norm `sqrt(n)` (rows): Gaussian draws made
+    orthogonal by Gram-Schmidt (a QR decomposition with a positive diagonal of `R`)."""
     check_int("n", n, owner="orthonormal_patterns")
     check_int("count", count, maximum=n, owner="orthonormal_patterns")
     gauss = jax.random.normal(key, (n, count), dtype=jnp.result_type(float))
@@ -55,10 +55,10 @@ def _check_window(owner, window, duration):
 
 
 class AbstractPatternTask(AbstractClockTask):
-    """A task read out along ``pattern``: ``z = pattern . phi(x) / N`` from the rates.
+    """A task read out along `pattern`: `z = pattern . phi(x) / N` from the rates.
 
-    Subclasses define `signals` (the input amplitude ``s`` and the target and mask of ``z`` per
-    step). Times are multiples of ``dt`` from ``0`` to ``duration``.
+    Subclasses define `signals` (the input amplitude `s` and the target and mask of `z` per
+    step). Times are multiples of `dt` from `0` to `duration`.
     """
 
     pattern: eqx.AbstractVar[Float[Array, " n"]]
@@ -74,12 +74,12 @@ class AbstractPatternTask(AbstractClockTask):
         return int(round(self.duration / self.dt))
 
     def times(self) -> Float[Array, " time"]:
-        """The end time ``k dt`` of every step ``k = 1 ... steps``."""
+        """The end time `k dt` of every step `k = 1 ... steps`."""
         return jnp.arange(1, self.steps + 1, dtype=self.pattern.dtype) * self.dt
 
     @abc.abstractmethod
     def signals(self, key, batch_size: int) -> tuple[Array, Array, Array]:
-        """``(s [time, batch], target [time, batch], mask [time, batch])``."""
+        """`(s [time, batch], target [time, batch], mask [time, batch])`."""
 
     def sample(self, key, batch_size):
         s, target, mask = self.signals(key, batch_size)
@@ -87,7 +87,7 @@ class AbstractPatternTask(AbstractClockTask):
         return Batch(inputs=inputs, targets=target, mask=mask)
 
     def readout(self, outputs) -> Float[Array, "time batch"]:
-        """``z_p(t) = pattern . phi(x(t)) / N`` from the recorded rates."""
+        """`z_p(t) = pattern . phi(x(t)) / N` from the recorded rates."""
         if outputs.spikes is None:
             raise ValueError(f"{type(self).__name__}: the rates must be recorded (record=('spikes', ...))")
         return outputs.spikes @ self.pattern / self.n
@@ -131,13 +131,14 @@ class _Pulsed(AbstractPatternTask):
 
 
 class FixedPointMemory(_Pulsed):
-    """Hold ``z_p = target`` during ``window`` after a brief pulse along ``pattern``.
+    """Hold `z_p = target` during `window` after a brief pulse along `pattern`.
 
     **Arguments:**
-    - ``pattern [N]``: the pattern (``|p| = sqrt(N)``, see `orthonormal_patterns`).
-    - ``target``: the value of ``z_p`` to hold (0.5).
-    - ``amplitude``, ``pulse``: the input pulse's amplitude (1) and time interval (``(0, 1)``).
-    - ``window``: where the loss counts (``(5, 20)``); ``duration`` (20) and ``dt`` (0.1).
+
+    - `pattern [N]`: the pattern (`|p| = sqrt(N)`, see `orthonormal_patterns`).
+    - `target`: the value of `z_p` to hold (0.5).
+    - `amplitude`, `pulse`: the input pulse's amplitude (1) and time interval (`(0, 1)`).
+    - `window`: where the loss counts (`(5, 20)`); `duration` (20) and `dt` (0.1).
     """
 
     target: Float[Array, ""]
@@ -154,11 +155,11 @@ class FixedPointMemory(_Pulsed):
 
 
 class SineGeneration(_Pulsed):
-    """Generate ``z_p(t) = amplitude_out sin(2 pi t / period)`` during ``window`` with no input after
-    a trigger pulse along ``pattern``.
+    """Generate `z_p(t) = amplitude_out sin(2 pi t / period)` during `window` with no input after
+    a trigger pulse along `pattern`.
 
-    **Arguments:** ``pattern``; ``period`` (5) and ``amplitude_out`` (0.5) of the target;
-    ``amplitude``, ``pulse``, ``window``, ``duration``, ``dt`` as for `FixedPointMemory`.
+    **Arguments:** `pattern`; `period` (5) and `amplitude_out` (0.5) of the target;
+    `amplitude`, `pulse`, `window`, `duration`, `dt` as for `FixedPointMemory`.
     """
 
     period: Float[Array, ""]
@@ -178,14 +179,15 @@ class SineGeneration(_Pulsed):
 
 
 class InputTracking(AbstractPatternTask):
-    """Follow a stimulus: ``z_p(t) = gain s(t)`` for a piecewise-constant ``s`` presented along
-    ``pattern``.
+    """Follow a stimulus: `z_p(t) = gain s(t)` for a piecewise-constant `s` presented along
+    `pattern`.
 
     **Arguments:**
-    - ``pattern [N]``.
-    - ``segments``: number of stimulus levels per trial (4), each ``U(-1, 1)``, of equal duration.
-    - ``gain``: target gain (0.5); ``settle``: time after each change excluded from the loss (2).
-    - ``duration`` (20), ``dt`` (0.1).
+
+    - `pattern [N]`.
+    - `segments`: number of stimulus levels per trial (4), each `U(-1, 1)`, of equal duration.
+    - `gain`: target gain (0.5); `settle`: time after each change excluded from the loss (2).
+    - `duration` (20), `dt` (0.1).
     """
 
     pattern: Float[Array, " n"]

@@ -1,8 +1,8 @@
 r"""Pattern generation (Bellec et al. 2020, e-prop): frozen Poisson input -> sums of sines.
 
-Each of ``n_out`` targets is ``sum_k A_k sin(2 pi t / P_k + phi_k)`` over periods
-``P = (500, 1000, 2000, 3000) ms`` with amplitudes ``A_k ~ U(0.5, 2)`` and phases ``phi_k ~ U(0, 2 pi)``,
-drawn once from ``seed``; the input is one frozen draw of ``n_in`` Poisson trains at ``rate`` Hz.
+Each of `n_out` targets is `sum_k A_k sin(2 pi t / P_k + phi_k)` over periods
+`P = (500, 1000, 2000, 3000) ms` with amplitudes `A_k ~ U(0.5, 2)` and phases `phi_k ~ U(0, 2 pi)`,
+drawn once from `seed`; the input is one frozen draw of `n_in` Poisson trains at `rate` Hz.
 Metric: normalised MSE = MSE / Var(target).
 """
 
@@ -21,10 +21,10 @@ PERIODS_MS = (500.0, 1000.0, 2000.0, 3000.0)
 
 
 class PatternGeneration(AbstractPerStepTask):
-    """Regression of ``n_out`` sine-sum targets from one frozen Poisson input pattern.
+    """Regression of `n_out` sine-sum targets from one frozen Poisson input pattern.
 
-    **Arguments:** ``n_in`` input channels, ``n_out`` targets, ``duration`` (ms), ``dt`` (ms),
-    ``rate`` (input rate, Hz), ``seed`` (draws the frozen input and the targets).
+    **Arguments:** `n_in` input channels, `n_out` targets, `duration` (ms), `dt` (ms),
+    `rate` (input rate, Hz), `seed` (draws the frozen input and the targets).
     """
 
     inputs: Float[Array, "time n_in"]
@@ -68,9 +68,9 @@ class PatternGeneration(AbstractPerStepTask):
         return masked_mean(jnp.mean((outputs.readout - batch.targets) ** 2, axis=-1), batch.mask)
 
     def step_terms(self, batch):
-        """``(per_step, shared)`` with ``loss = sum_t step_loss(readout_t, per_step_t, shared)``:
-        ``per_step`` is the targets (and the mask, if any), ``shared`` the normaliser (for forward-in-time
-        rules; nothing of length ``time`` is created)."""
+        """`(per_step, shared)` with `loss = sum_t step_loss(readout_t, per_step_t, shared)`:
+        `per_step` is the targets (and the mask, if any), `shared` the normaliser (for forward-in-time
+        rules; nothing of length `time` is created)."""
         targets = jnp.asarray(batch.targets)
         n_items = targets.shape[0] * targets.shape[1]
         if batch.mask is None:
@@ -80,7 +80,7 @@ class PatternGeneration(AbstractPerStepTask):
         return (targets, mask), 1.0 / jnp.maximum(jnp.sum(mask) * per_row, 1.0)
 
     def step_loss(self, readout_t, per_step_t, shared):
-        """The loss contribution of one step: ``norm sum_b m_b mean_k (y_bk - y*_bk)^2``."""
+        """The loss contribution of one step: `norm sum_b m_b mean_k (y_bk - y*_bk)^2`."""
         targets_t, mask_t = per_step_t
         err = jnp.mean((readout_t - targets_t) ** 2, axis=-1)
         return shared * jnp.sum(err if mask_t is None else err * mask_t)

@@ -1,9 +1,9 @@
 r"""`SpikeTimeTargets`: fixed input spikes, a target spike time for every neuron (Klos & Memmesheimer
 2025's single-neuron and recurrent-network tasks).
 
-The loss is `simjax.losses.spike_time_loss` on each neuron's first ``k`` spike times with
-pseudospikes (so gradient descent adds missing spikes), ``inf`` targets asking for no spike (such a
-spike is pushed out through ``t1``).
+The loss is `simjax.losses.spike_time_loss` on each neuron's first `k` spike times with
+pseudospikes (so gradient descent adds missing spikes), `inf` targets asking for no spike (such a
+spike is pushed out through `t1`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ class SpikeTimeTargets(AbstractTask):
     r"""Learn target spike times from one fixed input spike train.
 
     **Arguments:**
-    - ``inputs``: the input `simjax.SpikeTrain` (no batch axis).
-    - ``targets``: ``[n, k]`` target times of each neuron's first ``k`` spikes (``inf``: no spike).
-    - ``t1``: trial end. ``pseudo_drive``: current added after ``t1`` (pseudodynamics).
-    - ``max_events``, ``max_pseudospikes``: event budgets for a `simjax.networks.RSNN` (a
-      `SpikingFeedForward` needs none and supports ``k = 1``: first spikes).
 
-    **Metrics:** ``loss``, ``rms_error`` (timing error over the finite targets, pseudospikes
-    included), ``spike_count_error`` (trial spikes that are missing or extra).
+    - `inputs`: the input `simjax.SpikeTrain` (no batch axis).
+    - `targets`: `[n, k]` target times of each neuron's first `k` spikes (`inf`: no spike).
+    - `t1`: trial end. `pseudo_drive`: current added after `t1` (pseudodynamics).
+    - `max_events`, `max_pseudospikes`: event budgets for a `simjax.networks.RSNN` (a
+      `SpikingFeedForward` needs none and supports `k = 1`: first spikes).
+
+    **Metrics:** `loss`, `rms_error` (timing error over the finite targets, pseudospikes
+    included), `spike_count_error` (trial spikes that are missing or extra).
     """
 
     inputs: SpikeTrain
@@ -57,7 +58,7 @@ class SpikeTimeTargets(AbstractTask):
         self.max_events, self.max_pseudospikes, self.dt = int(max_events), max_pseudospikes, float(t1)
 
     def sample(self, key, batch_size):
-        """The fixed trial repeated ``batch_size`` times."""
+        """The fixed trial repeated `batch_size` times."""
         shape = (batch_size, self.inputs.times.shape[0])
         inputs = SpikeTrain(jnp.broadcast_to(self.inputs.times, shape), jnp.broadcast_to(self.inputs.ids, shape),
                             n=self.inputs.n)
@@ -75,7 +76,7 @@ class SpikeTimeTargets(AbstractTask):
                         **simulate_kwargs)
 
     def spike_times(self, outputs: Output) -> Float[Array, "batch n k"]:
-        """Each neuron's first ``k`` spike or pseudospike times."""
+        """Each neuron's first `k` spike or pseudospike times."""
         if "first_spike_times" in outputs.info:
             return outputs.info["first_spike_times"][-1][..., None]
         return spike_times_per_neuron(outputs.spikes, outputs.info["pseudospikes"], k=self.targets.shape[1])

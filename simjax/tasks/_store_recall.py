@@ -1,13 +1,13 @@
 r"""Store-recall: hold one bit in working memory across a delay (Bellec et al., NeurIPS 2018 and
 Nature Communications 11:3625, 2020).
 
-A trial is ``n_periods`` periods of ``period`` ms. Four input groups of ``channels`` inputs each:
+A trial is `n_periods` periods of `period` ms. Four input groups of `channels` inputs each:
 "store", "recall", "value 0", "value 1". In every period but the last a random bit is shown on the
-value groups (distractors, ``distractors=True``); in one period ``s``, drawn uniformly from
-``0 ... n_periods - 1 - min_delay``, the store group is active too, and the bit shown then is the
+value groups (distractors, `distractors=True`); in one period `s`, drawn uniformly from
+`0 ... n_periods - 1 - min_delay`, the store group is active too, and the bit shown then is the
 trial's label. The last period is the recall cue: the network reports the stored bit during it
-(delay ``(n_periods - 1 - s) period`` ms). Active groups fire at ``rate`` Hz (``coding="spike"``,
-``background`` Hz when silent) or carry ``amplitude`` (``coding="rate"``). Chance is 50 %.
+(delay `(n_periods - 1 - s) period` ms). Active groups fire at `rate` Hz (`coding="spike"`,
+`background` Hz when silent) or carry `amplitude` (`coding="rate"`). Chance is 50 %.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ class StoreRecall(AbstractCuedDecision):
     """Store a bit at a cue, recall it at the end of the trial (module docstring).
 
     **Arguments:**
-    - ``n_periods``: periods per trial (>= 2; the last is the recall period).
-    - ``period``: period length (ms). ``min_delay``: fewest periods between store and recall (>= 1).
-    - ``distractors``: show random bits in every non-recall period (else only at the store).
-    - ``channels``: inputs per group (``n_in = 4 channels``). ``coding``: ``"spike"`` or ``"rate"``.
-    - ``rate``, ``background`` (Hz), ``amplitude``: input levels. ``dt``: time step (ms).
 
-    **Batch:** ``inputs [time, batch, 4 channels]``, ``targets [batch]`` (int labels),
-    ``mask [time]`` (1 in the recall period).
+    - `n_periods`: periods per trial (>= 2; the last is the recall period).
+    - `period`: period length (ms). `min_delay`: fewest periods between store and recall (>= 1).
+    - `distractors`: show random bits in every non-recall period (else only at the store).
+    - `channels`: inputs per group (`n_in = 4 channels`). `coding`: `"spike"` or `"rate"`.
+    - `rate`, `background` (Hz), `amplitude`: input levels. `dt`: time step (ms).
+
+    **Batch:** `inputs [time, batch, 4 channels]`, `targets [batch]` (int labels),
+    `mask [time]` (1 in the recall period).
     """
 
     n_periods: int = eqx.field(static=True)
@@ -60,7 +61,7 @@ class StoreRecall(AbstractCuedDecision):
         return 4 * self.channels
 
     def with_min_delay(self, min_delay: int) -> StoreRecall:
-        """The same task with only delays of at least ``min_delay`` periods."""
+        """The same task with only delays of at least `min_delay` periods."""
         return StoreRecall(n_periods=self.n_periods, period=self.period_steps * self.dt, min_delay=min_delay,
                            distractors=self.distractors, channels=self.channels, coding=self.coding, rate=self.rate,
                            background=self.background, amplitude=self.amplitude, dt=self.dt)

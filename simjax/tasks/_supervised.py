@@ -13,8 +13,8 @@ from ._base import AbstractClockTask
 
 
 def select_readout(readout, mode, mask=None):
-    """``readout [time, batch, n_out]`` -> what the loss compares: every step (``"all"``), the last
-    step (``"last"``) or the (masked) time mean (``"mean"``)."""
+    """`readout [time, batch, n_out]` -> what the loss compares: every step (`"all"`), the last
+    step (`"last"`) or the (masked) time mean (`"mean"`)."""
     if mode == "all":
         return readout
     if mode == "last":
@@ -31,7 +31,7 @@ def _expand(mask, ndim):
 
 
 def masked_mean(per_item, mask):
-    """Mean of ``per_item`` weighted by ``mask`` (broadcast from the left), or the plain mean."""
+    """Mean of `per_item` weighted by `mask` (broadcast from the left), or the plain mean."""
     if mask is None:
         return jnp.mean(per_item)
     m = jnp.broadcast_to(_expand(mask, per_item.ndim), per_item.shape).astype(per_item.dtype)
@@ -42,10 +42,11 @@ class Supervised(AbstractClockTask):
     """Supervised learning on hand-made batches.
 
     **Arguments:**
-    - ``loss``: ``"mse"`` (targets shaped like the selected readout) or ``"cross_entropy"``
+
+    - `loss`: `"mse"` (targets shaped like the selected readout) or `"cross_entropy"`
       (integer labels shaped like the selected readout without its last axis).
-    - ``readout``: ``"all"`` (every time step), ``"last"``, or ``"mean"`` (time average).
-    - ``dt``: the simulation time step (ms).
+    - `readout`: `"all"` (every time step), `"last"`, or `"mean"` (time average).
+    - `dt`: the simulation time step (ms).
     """
 
     loss_kind: str = eqx.field(static=True)

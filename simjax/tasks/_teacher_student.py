@@ -2,14 +2,14 @@ r"""Teacher-student regression: a fixed random network (the teacher) labels Gaus
 
     x ~ N(0, C),     y = f_teacher(x) + noise * eps,     eps ~ N(0, I)
 
-with ``C = I`` unless ``input_cov`` is given. Teachers, drawn once from ``seed``:
+with `C = I` unless `input_cov` is given. Teachers, drawn once from `seed`:
 
-- ``"linear"``: ``f(x) = x W``, ``W_ij ~ N(0, 1 / n_in)``;
-- ``"mlp"``: ``f(x) = phi(x W_1) W_2``, ``W_1 ~ N(0, 1 / n_in)``, ``W_2 ~ N(0, 1 / hidden)``.
+- `"linear"`: `f(x) = x W`, `W_ij ~ N(0, 1 / n_in)`;
+- `"mlp"`: `f(x) = phi(x W_1) W_2`, `W_1 ~ N(0, 1 / n_in)`, `W_2 ~ N(0, 1 / hidden)`.
 
 (the standard setting for learning dynamics of students on teacher data, e.g. Saad & Solla 1995,
 and for linear teachers Sarussi, Brutzkus & Globerson 2021). The task is static: inputs are
-``[1, batch, n_in]`` (one time step) and the loss is the mean squared error of the readout at
+`[1, batch, n_in]` (one time step) and the loss is the mean squared error of the readout at
 that step. The teacher's arrays are fields, so `jax.vmap` over a stack of tasks (different
 teachers) works.
 """
@@ -34,15 +34,16 @@ class TeacherStudent(AbstractClockTask):
     """Regression of a fixed random teacher's outputs (module docstring).
 
     **Arguments:**
-    - ``n_in``, ``n_out``: input and output sizes.
-    - ``teacher``: ``"linear"`` or ``"mlp"`` (one hidden layer of ``hidden`` units with ``activation``
-      ``"tanh"``, ``"relu"``, ``"sigmoid"`` or ``"linear"``).
-    - ``noise``: standard deviation of the label noise (``>= 0``).
-    - ``input_cov``: optional ``(n_in, n_in)`` positive-definite input covariance (default ``I``).
-    - ``seed``: draws the teacher (NumPy generator ``default_rng(seed)``). ``dt``: the simulation time
+
+    - `n_in`, `n_out`: input and output sizes.
+    - `teacher`: `"linear"` or `"mlp"` (one hidden layer of `hidden` units with `activation`
+      `"tanh"`, `"relu"`, `"sigmoid"` or `"linear"`).
+    - `noise`: standard deviation of the label noise (`>= 0`).
+    - `input_cov`: optional `(n_in, n_in)` positive-definite input covariance (default `I`).
+    - `seed`: draws the teacher (NumPy generator `default_rng(seed)`). `dt`: the simulation time
       step of the single input step (ms).
 
-    **Batch:** ``inputs [1, batch, n_in]``, ``targets [1, batch, n_out]``.
+    **Batch:** `inputs [1, batch, n_in]`, `targets [1, batch, n_out]`.
     """
 
     w1: Float[Array, "n_in hidden"]
@@ -83,7 +84,7 @@ class TeacherStudent(AbstractClockTask):
         return self.w1.shape[1] if self.w2 is None else self.w2.shape[1]
 
     def target_function(self, x: Float[Array, "... n_in"]) -> Float[Array, "... n_out"]:
-        """The noiseless teacher ``f(x)``."""
+        """The noiseless teacher `f(x)`."""
         h = x @ self.w1
         if self.w2 is None:
             return h
@@ -111,7 +112,7 @@ class TeacherStudent(AbstractClockTask):
 
 
 def check_readout(readout, targets, owner: str):
-    """``readout`` after checking that it has the shape of ``targets`` (a clear error otherwise)."""
+    """`readout` after checking that it has the shape of `targets` (a clear error otherwise)."""
     if readout is None:
         raise ValueError(f"{owner}: the outputs have no readout (simulate with 'readout' in record)")
     if tuple(readout.shape) != tuple(jnp.shape(targets)):

@@ -1,18 +1,18 @@
 r"""Temporal credit-assignment tasks for recurrent networks: delayed XOR and delayed parity.
 
-``n_bits`` random bits ``b_k`` are shown one after another, each for ``bit_duration`` ms with
-``gap`` ms of silence between them; after the last bit comes a ``delay`` and then a ``decision``
-window, marked by a cue, in which the network must report ``(b_1 + ... + b_n) mod 2`` (XOR for two
+`n_bits` random bits `b_k` are shown one after another, each for `bit_duration` ms with
+`gap` ms of silence between them; after the last bit comes a `delay` and then a `decision`
+window, marked by a cue, in which the network must report `(b_1 + ... + b_n) mod 2` (XOR for two
 bits). The answer has to be computed from bits held in memory across the delay, which makes these
 classic tests of temporal credit assignment (e.g. Bellec et al. 2020's store/recall variants,
 Hochreiter & Schmidhuber 1997's parity).
 
-Input channels (``3 * channels`` of them): ``[0, channels)`` code the symbol "0",
-``[channels, 2 channels)`` the symbol "1", ``[2 channels, 3 channels)`` the decision cue. With
-``coding="rate"`` an active channel carries ``amplitude`` (analog input for rate networks); with
-``coding="spike"`` it fires Bernoulli spikes at ``rate`` Hz per step (``background`` Hz when
+Input channels (`3 * channels` of them): `[0, channels)` code the symbol "0",
+`[channels, 2 channels)` the symbol "1", `[2 channels, 3 channels)` the decision cue. With
+`coding="rate"` an active channel carries `amplitude` (analog input for rate networks); with
+`coding="spike"` it fires Bernoulli spikes at `rate` Hz per step (`background` Hz when
 silent). The readout has two units (logits); the loss is the cross-entropy of the readout averaged
-over the decision window (``Batch.mask``), the metric the accuracy of its argmax.
+over the decision window (`Batch.mask`), the metric the accuracy of its argmax.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ._supervised import select_readout
 class AbstractBitSequence(AbstractClockTask):
     """Bits shown in sequence, then a delay and a decision window (module docstring).
 
-    Subclasses fix ``n_bits``; everything else is shared.
+    Subclasses fix `n_bits`; everything else is shared.
     """
 
     rate: Float[Array, ""]
@@ -79,7 +79,7 @@ class AbstractBitSequence(AbstractClockTask):
         return self.n_bits * bit + (self.n_bits - 1) * gap + delay + decision
 
     def windows(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(bit_windows [steps, n_bits], decision [steps])``: 0/1 indicators of when each bit is
+        """`(bit_windows [steps, n_bits], decision [steps])`: 0/1 indicators of when each bit is
         shown and of the decision window."""
         bit, gap, _, decision = self.schedule
         shown = np.zeros((self.steps, self.n_bits))
@@ -138,18 +138,19 @@ class AbstractBitSequence(AbstractClockTask):
 
 
 class Parity(AbstractBitSequence):
-    """Delayed parity of ``n_bits`` bits shown in sequence (module docstring).
+    """Delayed parity of `n_bits` bits shown in sequence (module docstring).
 
     **Arguments:**
-    - ``n_bits``: number of bits (2 is `DelayedXOR`).
-    - ``coding``: ``"rate"`` (analog ``amplitude`` on active channels) or ``"spike"`` (Bernoulli spikes
-      at ``rate`` Hz, ``background`` Hz otherwise).
-    - ``channels``: input channels per symbol (total ``n_in = 3 channels``).
-    - ``bit_duration``, ``gap``, ``delay``, ``decision``: timings in ms (multiples of ``dt``).
-    - ``dt``: time step (ms).
 
-    **Batch:** ``inputs [time, batch, 3 channels]``, ``targets [batch]`` (int32 labels in {0, 1}),
-    ``mask [time]`` (1 in the decision window).
+    - `n_bits`: number of bits (2 is `DelayedXOR`).
+    - `coding`: `"rate"` (analog `amplitude` on active channels) or `"spike"` (Bernoulli spikes
+      at `rate` Hz, `background` Hz otherwise).
+    - `channels`: input channels per symbol (total `n_in = 3 channels`).
+    - `bit_duration`, `gap`, `delay`, `decision`: timings in ms (multiples of `dt`).
+    - `dt`: time step (ms).
+
+    **Batch:** `inputs [time, batch, 3 channels]`, `targets [batch]` (int32 labels in {0, 1}),
+    `mask [time]` (1 in the decision window).
     """
 
     def __init__(self, n_bits: int = 3, coding: Literal["rate", "spike"] = "rate", channels: int = 1,
@@ -162,7 +163,7 @@ class Parity(AbstractBitSequence):
 
 class DelayedXOR(AbstractBitSequence):
     """Delayed XOR: two bits shown in sequence, their XOR reported after a delay (module docstring;
-    the arguments are those of `Parity` without ``n_bits``)."""
+    the arguments are those of `Parity` without `n_bits`)."""
 
     def __init__(self, coding: Literal["rate", "spike"] = "rate", channels: int = 1, bit_duration: float = 10.0,
                  gap: float = 5.0, delay: float = 20.0, decision: float = 10.0, rate: RealScalarLike = 200.0,

@@ -1,11 +1,11 @@
 r"""The Yin-Yang classification data set (Kriener, Göltz & Petrovici, ICONS 2022), generated from a seed.
 
-Points ``(x, y)`` are uniform in the disk of radius ``r_big = 0.5`` centred at ``(0.5, 0.5)``; the
-class is *dot* (2) inside one of the two small disks of radius ``r_small = 0.1`` centred at
-``(0.25, 0.5)`` and ``(0.75, 0.5)``, else *yin* (1) or *yang* (0) by the yin-yang boundary (two
-half-disks of radius ``r_big / 2``). Classes are balanced (a third each) by rejection sampling.
-Each point is presented as five input spikes: ``(x, y, 1 - x, 1 - y)`` mapped linearly to times in
-``[t_min, t_max]`` plus a bias spike at ``t_bias``. A linear classifier reaches about 64 % and an
+Points `(x, y)` are uniform in the disk of radius `r_big = 0.5` centred at `(0.5, 0.5)`; the
+class is *dot* (2) inside one of the two small disks of radius `r_small = 0.1` centred at
+`(0.25, 0.5)` and `(0.75, 0.5)`, else *yin* (1) or *yang* (0) by the yin-yang boundary (two
+half-disks of radius `r_big / 2`). Classes are balanced (a third each) by rejection sampling.
+Each point is presented as five input spikes: `(x, y, 1 - x, 1 - y)` mapped linearly to times in
+`[t_min, t_max]` plus a bias spike at `t_bias`. A linear classifier reaches about 64 % and an
 ANN about 98 % (Kriener et al. 2022).
 """
 
@@ -29,7 +29,7 @@ R_SMALL, R_BIG = 0.1, 0.5
 
 
 def yin_yang_class(x, y, r_small: float = R_SMALL, r_big: float = R_BIG):
-    """Class of points ``(x, y)`` (NumPy): 0 yang, 1 yin, 2 dot (Kriener et al. 2022's regions)."""
+    """Class of points `(x, y)` (NumPy): 0 yang, 1 yin, 2 dot (Kriener et al. 2022's regions)."""
     d_right = np.hypot(x - 1.5 * r_big, y - r_big)
     d_left = np.hypot(x - 0.5 * r_big, y - r_big)
     dot = (d_right < r_small) | (d_left < r_small)
@@ -40,7 +40,7 @@ def yin_yang_class(x, y, r_small: float = R_SMALL, r_big: float = R_BIG):
 
 def yin_yang_points(n: int, rng: np.random.Generator, r_small: float = R_SMALL,
                     r_big: float = R_BIG) -> tuple[np.ndarray, np.ndarray]:
-    """``(xy [n, 2], labels [n])``: ``n`` points uniform in the big disk, classes balanced, shuffled."""
+    """`(xy [n, 2], labels [n])`: `n` points uniform in the big disk, classes balanced, shuffled."""
     per_class = [n // 3 + (c < n % 3) for c in range(3)]
     chosen = [np.zeros((0, 2)) for _ in range(3)]
     while any(len(c) < k for c, k in zip(chosen, per_class)):
@@ -58,19 +58,20 @@ class YinYang(AbstractTask):
     r"""Yin-Yang classification with spike-time inputs (module docstring).
 
     **Arguments:**
-    - ``seed``: the data (train: ``default_rng([seed, 0])``, test: ``default_rng([seed, 1])``,
-      validation: ``default_rng([seed, 2])``).
-    - ``n_train``, ``n_test``, ``n_validation``: set sizes (5000, 1000 and 1000: the reference data
+
+    - `seed`: the data (train: `default_rng([seed, 0])`, test: `default_rng([seed, 1])`,
+      validation: `default_rng([seed, 2])`).
+    - `n_train`, `n_test`, `n_validation`: set sizes (5000, 1000 and 1000: the reference data
       set's split, Kriener et al. 2022). Choose settings and epochs on the validation set
       (`validation_set`) and report the test set (`test_set`) only for what was chosen.
-    - ``t_min``, ``t_max``: input spike times of coordinate 0 and 1; ``t_bias``: the bias spike.
-    - ``t1``: trial end. ``pseudo_drive``: current added after ``t1`` (pseudodynamics, event-driven
-      `SpikingFeedForward` only; ``None``: off).
-    - ``tau``, ``missing_weight``, ``early_weight``, ``early_tau``: of `simjax.losses.first_spike_cross_entropy`.
-    - ``dt``: time step for clock-driven models.
+    - `t_min`, `t_max`: input spike times of coordinate 0 and 1; `t_bias`: the bias spike.
+    - `t1`: trial end. `pseudo_drive`: current added after `t1` (pseudodynamics, event-driven
+      `SpikingFeedForward` only; `None`: off).
+    - `tau`, `missing_weight`, `early_weight`, `early_tau`: of `simjax.losses.first_spike_cross_entropy`.
+    - `dt`: time step for clock-driven models.
 
-    **Models.** A `simjax.networks.SpikingFeedForward` (``5 -> ... -> 3``) is simulated event-driven;
-    its class is the output neuron that spikes first within ``[0, t1]`` (accuracy counts a trial
+    **Models.** A `simjax.networks.SpikingFeedForward` (`5 -> ... -> 3`) is simulated event-driven;
+    its class is the output neuron that spikes first within `[0, t1]` (accuracy counts a trial
     without output spike as wrong). Any other network (e.g. `FeedForward` of LIF layers with a leaky
     readout) is simulated clock-driven on the binned inputs; its class is the readout's maximum over
     time, trained by cross-entropy on it (Cramer et al. 2022's max-over-time readout).
@@ -128,7 +129,7 @@ class YinYang(AbstractTask):
         self.early_weight, self.early_tau = float(early_weight), float(early_tau)
 
     def encode(self, xy: Float[ArrayLike, "*batch 2"]) -> SpikeTrain:
-        """Points ``[*batch, 2]`` as ``SpikeTrain`` of 5 channels (``x, y, 1-x, 1-y``, bias)."""
+        """Points `[*batch, 2]` as `SpikeTrain` of 5 channels (`x, y, 1-x, 1-y`, bias)."""
         xy = jnp.asarray(xy)
         if xy.ndim < 1 or xy.shape[-1] != 2:
             raise ValueError(f"YinYang.encode: points have shape {xy.shape}, expected [..., 2]")
@@ -138,7 +139,7 @@ class YinYang(AbstractTask):
         return SpikeTrain(times, jnp.broadcast_to(jnp.arange(5, dtype=jnp.int32), times.shape), n=5)
 
     def sample(self, key, batch_size: int) -> Batch:
-        """``batch_size`` training points drawn uniformly (with replacement)."""
+        """`batch_size` training points drawn uniformly (with replacement)."""
         idx = jax.random.randint(key, (batch_size,), 0, self.train_labels.shape[0])
         return Batch(inputs=self.encode(self.train_xy[idx]), targets=self.train_labels[idx])
 
@@ -158,7 +159,7 @@ class YinYang(AbstractTask):
         return simulate(model, x, dt=self.dt, key=key, **simulate_kwargs)
 
     def _scores(self, outputs: Output):
-        """``(kind, values)``: first spike times (event-driven) or the readout's maximum over time."""
+        """`(kind, values)`: first spike times (event-driven) or the readout's maximum over time."""
         if "first_spike_times" in outputs.info:
             return "times", outputs.info["first_spike_times"][-1]
         if outputs.readout is None:

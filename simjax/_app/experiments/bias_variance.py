@@ -1,19 +1,19 @@
 r"""Bias and variance of approximate gradient descent (Ghosh et al., ICLR 2023; seeds-5-8 Seed 8).
 
-A student MLP ``n_in -> width -> n_out`` (tanh) learns a fixed MLP teacher by full-batch gradient
+A student MLP `n_in -> width -> n_out` (tanh) learns a fixed MLP teacher by full-batch gradient
 descent with the controlled estimator `simjax.rules.NoisyGradient`
-``g_hat = g + beta |g| u + sigma xi``. Studies (``[study] kind``):
+`g_hat = g + beta |g| u + sigma xi`. Studies (`[study] kind`):
 
-- ``penalty``: final training loss over a (sigma x beta) grid, seeds vmapped: one program.
-- ``curvature``: bias along the Hessian's top vs bottom eigenvector at equal beta.
-- ``width``: loss penalty at fixed sigma for widths 16 ... 1024.
-- ``generalization``: test-train gap and final Hessian trace (Hutchinson) of an over-parameterised
-  student after ``[generalization] steps``, for two kinds of estimator variance against exact
-  full-batch descent from the same seed: the isotropic noise ``sigma xi`` of `NoisyGradient`
-  (``sigmas``) and the exact gradient of random minibatches (``batch_sizes``; its relative variance at
+- `penalty`: final training loss over a (sigma x beta) grid, seeds vmapped: one program.
+- `curvature`: bias along the Hessian's top vs bottom eigenvector at equal beta.
+- `width`: loss penalty at fixed sigma for widths 16 ... 1024.
+- `generalization`: test-train gap and final Hessian trace (Hutchinson) of an over-parameterised
+  student after `[generalization] steps`, for two kinds of estimator variance against exact
+  full-batch descent from the same seed: the isotropic noise `sigma xi` of `NoisyGradient`
+  (`sigmas`) and the exact gradient of random minibatches (`batch_sizes`; its relative variance at
   the start is measured with `gradient_quality`). Train loss = full training set, final weights;
   differences are paired by seed.
-- ``scaling``: relative variance of weight perturbation vs the number of parameters and of node
+- `scaling`: relative variance of weight perturbation vs the number of parameters and of node
   perturbation vs the number of units of a single-layer linear student (`gradient_quality`);
   log-log slopes (Werfel, Xie & Seung 2005).
 
@@ -102,9 +102,9 @@ def _student(cfg, width, key):
 
 def _train_grid(cfg, width, direction, biases, sigmas, seeds, *, steps=None, batch_size=None, probes=16):
     """Trains one student per (bias, sigma, seed) triple in one vmapped program (full batch, or
-    minibatches of ``batch_size`` drawn without replacement).
+    minibatches of `batch_size` drawn without replacement).
 
-    **Returns:** ``(final_train_loss, test_loss, hessian_trace, train_loss)`` arrays, one entry per
+    **Returns:** `(final_train_loss, test_loss, hessian_trace, train_loss)` arrays, one entry per
     triple: the training loss averaged over the last 10 % of steps (as the rule saw it), the test
     loss, the Hutchinson trace of the training-loss Hessian and the full training loss, all at the
     final weights.
@@ -230,8 +230,8 @@ def _generalization(cfg):
 
 
 def _scaling(cfg):
-    """Werfel, Xie & Seung (2005): a single-layer linear student ``n_in -> n`` on a linear teacher;
-    ``n`` (the number of units) grows, so does the number of weights ``P = (n_in + 1) n``."""
+    """Werfel, Xie & Seung (2005): a single-layer linear student `n_in -> n` on a linear teacher;
+    `n` (the number of units) grows, so does the number of weights `P = (n_in + 1) n`."""
     sc, d = cfg["scaling"], cfg["data"]
     seed = cfg["experiment"]["seed"]
     rows = []

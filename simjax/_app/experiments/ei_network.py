@@ -3,9 +3,9 @@ then report the excitatory and inhibitory rates, the coefficient of variation of
 intervals, the time per simulated second (compilation apart) and the memory the run keeps.
 
 What is recorded is chosen for large networks: the two population rates per step, the spikes of
-``raster_neurons`` neurons (the raster), the potentials of ``voltage_neurons`` neurons, and a spike
-log of every neuron with a budget of ``max_events`` events (the CV); nothing per step for every
-neuron. Writes ``summary.json``, ``rates.csv`` (rates binned to ``bin_ms``) and ``ei_network.png``
+`raster_neurons` neurons (the raster), the potentials of `voltage_neurons` neurons, and a spike
+log of every neuron with a budget of `max_events` events (the CV); nothing per step for every
+neuron. Writes `summary.json`, `rates.csv` (rates binned to `bin_ms`) and `ei_network.png`
 (raster and rates).
 """
 
@@ -57,7 +57,7 @@ def validate(cfg: dict) -> None:
 
 
 def build(cfg: dict) -> EINetwork:
-    """The network of ``cfg`` (float32 unless ``run.float32`` is false)."""
+    """The network of `cfg` (float32 unless `run.float32` is false)."""
     n, r, rec = cfg["network"], cfg["run"], cfg["record"]
     maker = EINetwork.coba if n["kind"] == "coba" else EINetwork.cuba
     size = n["n"]
@@ -72,7 +72,7 @@ def build(cfg: dict) -> EINetwork:
 
 
 def isi_cv(steps: np.ndarray, ids: np.ndarray, n: int, min_spikes: int = 3) -> float:
-    """Mean over neurons with at least ``min_spikes`` spikes of std/mean of their inter-spike intervals."""
+    """Mean over neurons with at least `min_spikes` spikes of std/mean of their inter-spike intervals."""
     order = np.lexsort((steps, ids))
     steps, ids = steps[order], ids[order]
     cvs = []

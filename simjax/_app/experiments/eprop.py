@@ -2,14 +2,14 @@
 config, trained by `simjax.fit`) plus the figures of Bellec et al. (2020): learning curves, the
 readout against the targets (or the decision logits) and a spike raster of a trained trial.
 
-Sections are those of `train`, plus ``[quick]``: dotted overrides applied by ``simjax run --quick``
-(e.g. ``"task.duration" = 200.0``, ``"train.steps" = 5``), so every config has a seconds-long form.
+Sections are those of `train`, plus `[quick]`: dotted overrides applied by `simjax run --quick`
+(e.g. `"task.duration" = 200.0`, `"train.steps" = 5`), so every config has a seconds-long form.
 
-After training, the metrics are measured again on ``train.eval_batch`` held-out trials (``test_*``
+After training, the metrics are measured again on `train.eval_batch` held-out trials (`test_*`
 in the summary); for `StoreRecall` also the held-out accuracy restricted to delays of at least
-``k`` periods (``test_accuracy_delay_ge_<k * period>ms``, drawn with ``min_delay = k``).
+`k` periods (`test_accuracy_delay_ge_<k * period>ms`, drawn with `min_delay = k`).
 
-Writes ``history.csv``, ``summary.json``, ``params.eqx`` and (with matplotlib) ``eprop.png``.
+Writes `history.csv`, `summary.json`, `params.eqx` and (with matplotlib) `eprop.png`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ QUICK = {"quick": {"apply": True}}
 
 
 def merge_config(raw: dict) -> dict:
-    """`train`'s merge, after applying the ``[quick]`` overrides when ``quick.apply`` is set."""
+    """`train`'s merge, after applying the `[quick]` overrides when `quick.apply` is set."""
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     quick = raw.pop("quick", {})
     if not isinstance(quick, dict):
@@ -83,8 +83,8 @@ def run(cfg: dict, out_dir: Path) -> dict:
 
 
 def held_out_metrics(model, task, key, batch_size: int) -> dict:
-    """``task.metrics`` on ``batch_size`` fresh trials, as ``test_<name>``; for `StoreRecall`, also the
-    accuracy over trials whose delay is at least ``k`` periods, for every possible ``k``."""
+    """`task.metrics` on `batch_size` fresh trials, as `test_<name>`; for `StoreRecall`, also the
+    accuracy over trials whose delay is at least `k` periods, for every possible `k`."""
 
     @eqx.filter_jit
     def evaluate(model, task, key):

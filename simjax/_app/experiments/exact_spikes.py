@@ -1,24 +1,24 @@
 r"""Smooth exact gradient descent in spiking networks (Klos & Memmesheimer, Phys. Rev. Lett. 2025):
 QIF (theta) neurons with pseudodynamics after the trial end.
 
-``demo.kind`` selects the study:
+`demo.kind` selects the study:
 
-- ``single_neuron``: one neuron, one input spike of weight ``w``. Along a line in weight space the
-  spike leaves the trial through ``t1``; the loss ``(t - t_target)^2`` on the first spike time
+- `single_neuron`: one neuron, one input spike of weight `w`. Along a line in weight space the
+  spike leaves the trial through `t1`; the loss `(t - t_target)^2` on the first spike time
   (pseudospike when silent) is continuous for QIF and jumps for LIF (exponential synapses, same
   loss, same pseudodynamics). Then gradient descent from a silent neuron adds the missing spike.
-  Writes ``loss_along_line.png`` (the figure), ``line.csv`` and ``summary.json``.
-- ``recurrent``: ``N`` recurrent QIF neurons, silent at the start, learn one target spike time
-  each (RMS error relative to ``t1`` in ``summary.json``, learning curve ``history.csv``).
-- ``yinyang``: the Yin-Yang data set with a ``5-H-3`` network and time-to-first-spike readout,
+  Writes `loss_along_line.png` (the figure), `line.csv` and `summary.json`.
+- `recurrent`: `N` recurrent QIF neurons, silent at the start, learn one target spike time
+  each (RMS error relative to `t1` in `summary.json`, learning curve `history.csv`).
+- `yinyang`: the Yin-Yang data set with a `5-H-3` network and time-to-first-spike readout,
   trained three ways: QIF with exact gradients and pseudodynamics from a network with no output
-  spikes (``qif_exact``), LIF with exponential synapses and exact event-driven gradients
-  (``lif_exact``, the EventProp gradient; trained with Göltz et al. 2021's time regulariser, a
-  sharper softmax, cosine learning-rate decay and a weak pseudo drive: the ``lif_*`` keys), and
-  clock-driven LIF with surrogate gradients and a max-over-time readout (``lif_surrogate``).
-  ``summary.json`` holds the comparison table: test accuracy at the epoch chosen on the validation
+  spikes (`qif_exact`), LIF with exponential synapses and exact event-driven gradients
+  (`lif_exact`, the EventProp gradient; trained with Göltz et al. 2021's time regulariser, a
+  sharper softmax, cosine learning-rate decay and a weak pseudo drive: the `lif_*` keys), and
+  clock-driven LIF with surrogate gradients and a max-over-time readout (`lif_surrogate`).
+  `summary.json` holds the comparison table: test accuracy at the epoch chosen on the validation
   set, seconds per epoch (after compilation), compile time, fraction of steps whose
-  gradient had a non-finite entry (those steps are skipped); ``history.csv`` per-epoch metrics.
+  gradient had a non-finite entry (those steps are skipped); `history.csv` per-epoch metrics.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def run_recurrent(cfg: dict, out_dir: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------- Yin-Yang
 def yinyang_setup(cfg: dict, name: str, key):
-    """``(model, task)`` for one of ``MODELS``."""
+    """`(model, task)` for one of `MODELS`."""
     d, y = cfg["demo"], cfg["yinyang"]
     seed = cfg["experiment"]["seed"]
     common = dict(seed=seed, n_train=y["n_train"], n_test=y["n_test"], t1=d["t1"], tau=y["tau"],
@@ -265,8 +265,8 @@ def yinyang_setup(cfg: dict, name: str, key):
 
 
 def learning_rate(cfg: dict, name: str):
-    """Adam's learning rate for model ``name``: a number, or for ``lif_exact`` with ``lif_decay`` a
-    cosine decay over all steps to 5 % of ``lif_exact_learning_rate``."""
+    """Adam's learning rate for model `name`: a number, or for `lif_exact` with `lif_decay` a
+    cosine decay over all steps to 5 % of `lif_exact_learning_rate`."""
     y = cfg["yinyang"]
     if name != "lif_exact":
         return y["learning_rate"]
@@ -279,9 +279,9 @@ def learning_rate(cfg: dict, name: str):
 def train_yinyang(model, task, *, epochs: int, batch_size: int, learning_rate: float, key, log=print):
     """Adam on exact (or surrogate) gradients, one jitted epoch (shuffled mini-batches) at a time.
 
-    **Returns:** ``(model, history)``; history has one row per epoch: train loss, validation and test
+    **Returns:** `(model, history)`; history has one row per epoch: train loss, validation and test
     accuracy and loss, fraction of silent test trials, seconds, non-finite gradient steps (skipped);
-    ``selected`` is the epoch with the best validation accuracy (the first, on ties) with its test
+    `selected` is the epoch with the best validation accuracy (the first, on ties) with its test
     accuracy: the figure to report (the test set never chooses anything).
     """
     rule = Exact()

@@ -1,20 +1,20 @@
 r"""Interference in sequential learning of recurrent rate networks (Schuessler, Mastrogiuseppe,
 Ostojic & Barak; seeds-5-8 Seed 5).
 
-A rate network ``tau dx/dt = -x + J phi(x) + B u``, ``J = g chi / sqrt(N) + Delta J``, ``B = I`` at
-the start, learns task A along pattern ``a``, then task B along the orthogonal pattern ``b`` (no
+A rate network `tau dx/dt = -x + J phi(x) + B u`, `J = g chi / sqrt(N) + Delta J`, `B = I` at
+the start, learns task A along pattern `a`, then task B along the orthogonal pattern `b` (no
 replay; `simjax.train_sequence` with exact gradients). The grid
-``g x seeds x mode`` (mode: which parameters learn — ``recurrent`` = ``Delta J``, ``input`` = ``B``,
-``both``) is one ``jax.vmap``-ed program: the mode enters as two numbers gating the updates of
-``Delta J`` and ``B``, so that every run shares the same compiled code.
+`g x seeds x mode` (mode: which parameters learn — `recurrent` = `Delta J`, `input` = `B`,
+`both`) is one `jax.vmap`-ed program: the mode enters as two numbers gating the updates of
+`Delta J` and `B`, so that every run shares the same compiled code.
 
-Per run: relative interference ``(L_A(after B) - L_A(after A)) / L_A(init)``, the cosine between
-the weight changes of the two phases, the plane part ``M = P^T Delta J P / N`` (``P = [a b]``) after
+Per run: relative interference `(L_A(after B) - L_A(after A)) / L_A(init)`, the cosine between
+the weight changes of the two phases, the plane part `M = P^T Delta J P / N` (`P = [a b]`) after
 each phase and its split into rotation vs new formation (`simjax.analysis.learning_modes`), and for
 the fixed-point task the fixed points reached from A's cue after A and after B (Newton), their
 stability and the angle between them; whether B's cue, after A, ends on A's attractor (it is then
-B's gradient that turns A's memory). Writes ``results.csv`` (loss curves, tidy), ``runs.csv`` (one
-row per run), ``summary.json`` and figures.
+B's gradient that turns A's memory). Writes `results.csv` (loss curves, tidy), `runs.csv` (one
+row per run), `summary.json` and figures.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ QUICK = {
 
 
 def merge_config(raw: dict) -> dict:
-    """`DEFAULTS` updated by ``raw``. ``train.quick_steps`` (set by ``--quick``) shortens training to
-    that many steps per task. Adam moves every weight by about ``learning_rate`` per step whatever
-    the gradient's size, so its learning rate grows by ``steps / quick_steps`` and the weights travel
+    """`DEFAULTS` updated by `raw`. `train.quick_steps` (set by `--quick`) shortens training to
+    that many steps per task. Adam moves every weight by about `learning_rate` per step whatever
+    the gradient's size, so its learning rate grows by `steps / quick_steps` and the weights travel
     as far as in the full run: interference depends on it (with the quick network at g = 0, 0.06
     with the full run's rate against 0.5 with the scaled one). Plain gradient descent keeps its rate,
     which a fivefold increase would push out of its stable range."""
@@ -117,7 +117,7 @@ def validate(cfg: dict) -> None:
 
 
 class _Gated(AbstractStatelessRule):
-    """``rule``'s updates with those of ``w_rec`` scaled by ``gate_rec`` and of ``w_in`` by ``gate_in``."""
+    """`rule`'s updates with those of `w_rec` scaled by `gate_rec` and of `w_in` by `gate_in`."""
 
     rule: AbstractRule
     gate_rec: jax.Array
@@ -132,7 +132,7 @@ class _Gated(AbstractStatelessRule):
 
 
 def make_tasks(cfg: dict, patterns):
-    """Task A along ``patterns[0]`` and task B along ``patterns[1]``."""
+    """Task A along `patterns[0]` and task B along `patterns[1]`."""
     t = cfg["task"]
     window = (5.0, t["duration"])
     if t["kind"] == "fixed_point":
@@ -145,7 +145,7 @@ def make_tasks(cfg: dict, patterns):
 
 
 def make_network(cfg: dict, g, key):
-    """``(network, basis)``: the rate network of one run and its pattern plane ``P = [a b]``."""
+    """`(network, basis)`: the rate network of one run and its pattern plane `P = [a b]`."""
     m = cfg["model"]
     n = m["n"]
     k_pat, k_chi, k_low = jax.random.split(key, 3)
@@ -168,14 +168,14 @@ def _plane(net, basis):
 
 
 def _projected(net, task, basis):
-    """``kappa(t) = P^T x(t) / N`` along one trial of ``task``."""
+    """`kappa(t) = P^T x(t) / N` along one trial of `task`."""
     batch = task.sample(jax.random.key(0), 1)
     out = task.forward(net, batch)
     return out.v[:, 0] @ basis / basis.shape[0]
 
 
 def run_one(cfg: dict, g, seed, gate_rec, gate_in) -> dict:
-    """Trains one sequence A -> B and analyses it; pure (``vmap`` over every argument but ``cfg``)."""
+    """Trains one sequence A -> B and analyses it; pure (`vmap` over every argument but `cfg`)."""
     tr, an = cfg["train"], cfg["analysis"]
     key = jax.random.key(seed)
     net, basis = make_network(cfg, g, jax.random.fold_in(key, 0))
@@ -222,15 +222,15 @@ def _fixed_point_analysis(cfg, after_a, after_b, task_a, task_b, basis):
 
 
 def grid(cfg: dict) -> list[dict]:
-    """The runs: every ``(mode, g, seed)``, in that order."""
+    """The runs: every `(mode, g, seed)`, in that order."""
     sw, base = cfg["sweep"], cfg["experiment"]["seed"]
     return [{"mode": mode, "g": float(g), "seed": base + s} for mode in sw["modes"] for g in sw["g"]
             for s in range(sw["seeds"])]
 
 
 def run_grid(cfg: dict, runs: list[dict] | None = None) -> tuple[list[dict], dict]:
-    """All runs (default: `grid`; else any list of ``{"mode", "g", "seed"}``) as one
-    ``jit(vmap(run_one))``; **returns** ``(runs, results)`` with a leading run axis."""
+    """All runs (default: `grid`; else any list of `{"mode", "g", "seed"}`) as one
+    `jit(vmap(run_one))`; **returns** `(runs, results)` with a leading run axis."""
     runs = grid(cfg) if runs is None else list(runs)
     for r in runs:
         if r.get("mode") not in MODES:
@@ -251,8 +251,8 @@ def _mean_sem(values):
 
 
 def summarize(cfg: dict, runs: list[dict], res: dict) -> dict:
-    """Per mode and ``g``: interference (mean, sem), learning success, update overlap, plane modes,
-    fixed-point statistics; Spearman's rho of interference against ``g`` per mode; spec targets."""
+    """Per mode and `g`: interference (mean, sem), learning success, update overlap, plane modes,
+    fixed-point statistics; Spearman's rho of interference against `g` per mode; spec targets."""
     modes, gs = cfg["sweep"]["modes"], [float(g) for g in cfg["sweep"]["g"]]
     mode_of = np.asarray([r["mode"] for r in runs])
     g_of = np.asarray([r["g"] for r in runs])
@@ -314,7 +314,7 @@ def _targets(table: dict, gs: list[float], cfg: dict) -> dict:
 
 
 def rows_of(cfg: dict, runs: list[dict], res: dict) -> tuple[list[dict], list[dict]]:
-    """``(curves, per_run)``: tidy rows of the loss curves and one row of scalars per run."""
+    """`(curves, per_run)`: tidy rows of the loss curves and one row of scalars per run."""
     every, steps = cfg["train"]["eval_every"], cfg["train"]["steps"]
     curves, per_run = [], []
     for i, r in enumerate(runs):
@@ -415,9 +415,9 @@ def _plot_curves(plt, cfg, out_dir, runs, res):
 
 
 def _plot_plane(plt, cfg, out_dir, runs, res, summary):
-    """Flow of the plane dynamics ``dkappa/dt = -kappa + M Phi(kappa)`` with the learned plane part
-    ``M`` after A and after B (exact for ``g = 0``), the network's trials projected on the plane,
-    and the split of B's change of ``M`` into rotation vs growth."""
+    """Flow of the plane dynamics `dkappa/dt = -kappa + M Phi(kappa)` with the learned plane part
+    `M` after A and after B (exact for `g = 0`), the network's trials projected on the plane,
+    and the split of B's change of `M` into rotation vs growth."""
     modes = cfg["sweep"]["modes"]
     mode = "recurrent" if "recurrent" in modes else modes[0]
     gs = sorted({r["g"] for r in runs})

@@ -1,14 +1,14 @@
 """The gradient-quality observatory: every learning rule on one model and task, one row each.
 
-For each rule in ``rules`` (a list of ``{type = name, label = ..., **kwargs}``, built by name), draws
-``samples`` updates and compares them with the exact gradient (`simjax.analysis.report_arrays`):
+For each rule in `rules` (a list of `{type = name, label = ..., **kwargs}`, built by name), draws
+`samples` updates and compares them with the exact gradient (`simjax.analysis.report_arrays`):
 relative bias and variance, cosines, sign agreement, SNR, and (for smooth models) curvature terms.
 Every rule's report is traced first on its own (`eqx.filter_eval_shape`): a rule that cannot handle
 the model is reported and skipped; the others run as ONE compiled program (each rule's samples
 vmapped). Should that program fail, the rules run one program each, and the table is written after
-every rule. Optionally trains every rule for ``track_steps`` steps while tracking its alignment.
-Writes ``gradient_quality.csv`` (rule x group x quantity),
-``observatory.md`` (the table), ``bias_variance_plane.png`` and ``alignment.png``.
+every rule. Optionally trains every rule for `track_steps` steps while tracking its alignment.
+Writes `gradient_quality.csv` (rule x group x quantity),
+`observatory.md` (the table), `bias_variance_plane.png` and `alignment.png`.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _track(net, rule, task, cfg):
 
 
 def markdown_table(rows: list[dict], group: str = "total") -> str:
-    """The observatory table (rules x quantities, ``value +- stderr``) as Markdown."""
+    """The observatory table (rules x quantities, `value +- stderr`) as Markdown."""
     rules = list(dict.fromkeys(r["rule"] for r in rows))
     lines = ["| rule | " + " | ".join(SHOWN) + " |", "|" + " --- |" * (len(SHOWN) + 1)]
     for rule in rules:

@@ -24,7 +24,7 @@ log_every = 1
 seeds = 4
 "optimizer.learning_rate" = [1e-3, 3e-3]
 ```
-The model's ``n_in``/``n_out`` default to the task's when the task has them.
+The model's `n_in`/`n_out` default to the task's when the task has them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def validate(cfg: dict) -> None:
 
 
 def build(cfg: dict, key: Any) -> tuple[Any, Any, Any, Any]:
-    """``(model, task, rule, optimizer)`` from a merged config (values may be traced arrays)."""
+    """`(model, task, rule, optimizer)` from a merged config (values may be traced arrays)."""
     task = construct("task", cfg["task"], "task")
     spec = dict(cfg["model"])
     extra: dict[str, Any] = {"key": key}
@@ -84,7 +84,7 @@ def build(cfg: dict, key: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def build_optimizer(spec: dict):
-    """An optax optimizer from ``{type, clip_norm?, **kwargs}`` (``clip_norm``: global-norm clipping of the
+    """An optax optimizer from `{type, clip_norm?, **kwargs}` (`clip_norm`: global-norm clipping of the
     update before the optimizer)."""
     spec = dict(spec)
     clip = spec.pop("clip_norm", None)
