@@ -101,6 +101,17 @@ def check_choice(name: str, value: Any, allowed: tuple, *, owner: str = "") -> N
         raise ValueError(f"{where}unknown {name} {value!r}; expected one of {', '.join(map(repr, allowed))}")
 
 
+def trainable_fields(trainable: Any, allowed: tuple[str, ...], *, owner: str) -> tuple[str, ...]:
+    """`trainable` as a tuple, after checking that it names only fields in `allowed` (raises
+    `ValueError` naming the unknown ones and the allowed names)."""
+    trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
+    unknown = sorted(set(trainable) - set(allowed))
+    if unknown:
+        raise ValueError(f"{owner}: unknown trainable field(s) {unknown}; expected names among "
+                         f"{', '.join(map(repr, allowed))}")
+    return trainable
+
+
 def check_shape(name: str, array: Any, expected: tuple, *, owner: str = "") -> None:
     """Raises `ValueError` when `array.shape` does not match `expected` (`None` = any size)."""
     shape = tuple(np.shape(array))

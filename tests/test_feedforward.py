@@ -201,3 +201,17 @@ def test_bad_inputs_give_clear_errors():
     spiking = sj.networks.FeedForward((4, 3, 2), sj.neurons.LIF(), weights=weights)
     with pytest.raises(NotImplementedError, match="spiking"):
         sj.simulate(spiking, jnp.zeros((2, 4)), t1=2.0, method="ode")
+
+
+@pytest.mark.parametrize("build, first_allowed", [
+    (lambda t: sj.networks.FeedForward((2, 3, 1), key=jax.random.key(0), trainable=t), "'layers'"),
+    (lambda t: sj.networks.SpikingFeedForward((2, 3, 1), sj.neurons.QIF(), key=jax.random.key(0), trainable=t),
+     "'layers'"),
+    (lambda t: sj.networks.RSNN(2, 3, 1, key=jax.random.key(0), trainable=t), "'w_in'"),
+    (lambda t: sj.networks.RateRNN(2, 3, 1, key=jax.random.key(0), trainable=t), "'w_in'"),
+])
+def test_unknown_trainable_field_is_named_with_the_allowed_ones(unchecked, build, first_allowed):
+    with pytest.raises(ValueError, match=rf"unknown trainable field\(s\) \['w_hidden'\]; expected names among "
+                                         rf"{first_allowed}"):
+        build(("w_hidden",))
+    assert build("layers" if first_allowed == "'layers'" else "w_in").trainable in (("layers",), ("w_in",))

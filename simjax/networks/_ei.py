@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from .._checks import as_float_array, check_int, check_positive, is_concrete
+from .._checks import as_float_array, check_int, check_positive, is_concrete, trainable_fields
 from .._simulate.output import Record
 from ..neurons._base import AbstractSpikingNeuron
 from ..neurons._lif import LIFState
@@ -183,11 +183,7 @@ class EINetwork(AbstractNetwork):
                                  f"got [{ids.min()}, {ids.max()}]")
             setattr(self, name, tuple(int(i) for i in ids))
         self.max_events = check_int("max_events", max_events, minimum=0, owner=owner)
-        unknown = set(trainable) - {"recurrent", "neuron", "stp"}
-        if unknown:
-            raise ValueError(f"{owner}: unknown trainable field(s) {sorted(unknown)}; expected names among "
-                             "'recurrent', 'neuron', 'stp'")
-        self.trainable = tuple(trainable)
+        self.trainable = trainable_fields(trainable, ("recurrent", "neuron", "stp"), owner=owner)
 
     # ------------------------------------------------------------------ sizes and state
     @property

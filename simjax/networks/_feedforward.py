@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from .._checks import as_float_array, as_optional_float, check_positive, check_shape
+from .._checks import as_float_array, as_optional_float, check_positive, check_shape, trainable_fields
 from .._simulate.output import Record
 from ..neurons._base import AbstractNeuron, AbstractRateNeuron, AbstractSpikingNeuron
 from ..neurons._rate import InstantaneousRate
@@ -141,11 +141,7 @@ class FeedForward(AbstractLayeredNetwork):
         self.neurons = _neurons(neuron, surrogate, n_layers - 1)
         self.tau_out = as_optional_float(tau_out)
         check_positive("tau_out", self.tau_out, owner="FeedForward")
-        unknown = sorted(set(trainable) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"FeedForward: unknown trainable field(s) {unknown}; expected names among "
-                             f"{', '.join(map(repr, _FIELDS))}")
-        self.trainable = tuple(trainable)
+        self.trainable = trainable_fields(trainable, _FIELDS, owner="FeedForward")
 
     @property
     def is_static(self) -> bool:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
-from .._checks import as_float_array, as_optional_float, check_positive, check_shape
+from .._checks import as_float_array, as_optional_float, check_positive, check_shape, trainable_fields
 from .._simulate.output import Record
 from ..neurons._base import AbstractRateNeuron
 from ..neurons._rate import LeakyRate
@@ -102,11 +102,7 @@ class RateRNN(AbstractNetwork):
         self.neuron = neuron
         self.tau_out = as_optional_float(tau_out)
         check_positive("tau_out", self.tau_out, owner="RateRNN")
-        unknown = sorted(set(trainable) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"RateRNN: unknown trainable field(s) {unknown}; expected names among "
-                             f"{', '.join(map(repr, _FIELDS))}")
-        self.trainable = tuple(trainable)
+        self.trainable = trainable_fields(trainable, _FIELDS, owner="RateRNN")
 
     @property
     def n_in(self):

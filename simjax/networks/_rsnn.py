@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import as_float_array, as_optional_float, check_positive, check_shape
+from .._checks import as_float_array, as_optional_float, check_positive, check_shape, trainable_fields
 from .._simulate.output import Record
 from ..neurons._base import AbstractSpikingNeuron
 from ..neurons._lif import LIF, LIFState
@@ -90,11 +90,8 @@ class RSNN(AbstractFastScanNetwork):
         self.tau_out = as_optional_float(tau_out)
         check_positive("tau_out", self.tau_out, owner="RSNN")
         self.self_connections = self_connections
-        unknown = set(trainable) - {"w_in", "w_rec", "w_out", "b_out", "neuron", "tau_out"}
-        if unknown:
-            raise ValueError(f"RSNN: unknown trainable field(s) {sorted(unknown)}; expected names among "
-                             "'w_in', 'w_rec', 'w_out', 'b_out', 'neuron', 'tau_out'")
-        self.trainable = tuple(trainable)
+        self.trainable = trainable_fields(trainable, ("w_in", "w_rec", "w_out", "b_out", "neuron", "tau_out"),
+                                          owner="RSNN")
 
     @property
     def n_in(self):

@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, PyTree
 
+from .._checks import trainable_fields
 from .._simulate.output import Record
 from ..neurons._base import AbstractSpikingNeuron
 from ..neurons._lif import half_synaptic_lif
@@ -77,11 +78,8 @@ class SpikingFeedForward(AbstractLayeredNetwork):
             if w is None:
                 w = Dense(Dense.init(n_pre, n_post, key=keys[l], scale=scales[l]).weight + means[l])
             layers.append(as_projection(w, (n_pre, n_post), f"weights[{l}]", "SpikingFeedForward"))
-        unknown = sorted(set(trainable) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"SpikingFeedForward: unknown trainable field(s) {unknown}; expected names among "
-                             f"{', '.join(map(repr, _FIELDS))}")
-        self.layers, self.neurons, self.trainable = tuple(layers), neurons, tuple(trainable)
+        self.layers, self.neurons = tuple(layers), neurons
+        self.trainable = trainable_fields(trainable, _FIELDS, owner="SpikingFeedForward")
         # Static per layer (set while the values are concrete, as LIF's refractoriness flag): LIF with
         # tau_syn = tau_mem / 2 has a closed-form first crossing, used unless neuron parameters learn.
         self.closed_form = tuple("neurons" not in self.trainable and half_synaptic_lif(n) for n in neurons)
