@@ -13,6 +13,12 @@ and reports `report / samples` (the report's overhead; target <= 1.5) and `repor
 Finally all rules' reports are compiled into ONE program and timed against the sum of the per-rule
 reports. Writes `benchmarks/results/gradient_quality.json`. Single thread, pinned.
 
+Streaming (`--streaming`): the README's report (FeedbackAlignment, 64 samples, RSNN 100-256-3,
+1000 steps, batch 32, curvature) streamed in the chunk `gradient_quality` picks from memory: its
+peak temporary memory (XLA's analysis) against the all-at-once program's, and its time; and on
+the 64-neuron model above, where both fit, the time of a report streamed 8 samples at a time
+against the all-at-once report (target within 1.2x).
+
 Usage: `python benchmarks/gradient_quality.py [--quick] [--samples 64]`
 """
 
@@ -37,6 +43,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--streaming", action="store_true", help="only the streaming (memory) cases")
     args = ap.parse_args(argv)
     threads = _common.single_thread()
     import equinox as eqx
@@ -57,6 +64,8 @@ def main(argv=None) -> dict:
              construct("rule", {"type": name, **kw}, name) for name, kw in RULES if name in available("rule")}
     exact = eqx.filter_jit(lambda: sj.rules.Exact()(net, task, batch, key)[1])
     block = jax.block_until_ready
+    if args.streaming:
+        return streaming(args, net, task, batch, key, samples, repeats, threads)
     rows = []
     for label, rule in rules.items():
         sampler = eqx.filter_jit(lambda r=rule: sample_updates(net, r, task, batch, key, samples))
@@ -87,6 +96,54 @@ def main(argv=None) -> dict:
     out = {"benchmark": "gradient_quality", "samples": samples, "threads": threads, "machine": _common.machine(),
            "rules": rows, "all_in_one_ms": t_all, "sum_separate_ms": total, "compile_all_s": compile_all}
     path = _common.write_json(_common.RESULTS / "gradient_quality.json", out)
+    print(f"written {path}")
+    return out
+
+
+def streaming(args, net, task, batch, key, samples, repeats, threads) -> dict:
+    import equinox as eqx
+    import jax
+
+    import simjax as sj
+    from simjax.analysis import report_arrays
+    from simjax.analysis._gradient_quality import auto_chunk_size, available_memory, compiled_memory
+
+    block = jax.block_until_ready
+    rule = sj.rules.FeedbackAlignment()
+    out = {"benchmark": "gradient_quality_streaming", "threads": threads, "machine": _common.machine()}
+    # both fit: streamed in chunks of 8 against all at once
+    program = {c: eqx.filter_jit(lambda c=c: report_arrays(net, rule, task, batch, key, samples=samples, chunk_size=c))
+               for c in (8, None)}
+    for p in program.values():
+        block(p())
+    t = _common.interleaved({"streamed": lambda: block(program[8]()), "whole": lambda: block(program[None]())},
+                            steps=3, repeats=repeats, reference="whole")
+    out["small"] = {"samples": samples, "chunk_size": 8, "streamed_ms": t["streamed"]["median_ms"],
+                    "whole_ms": t["whole"]["median_ms"], "time_ratio": t["streamed"]["ratio_paired"]}
+    print(f"64 neurons, {samples} samples: streamed (chunks of 8) / all at once = {t['streamed']['ratio_paired']:.2f}x "
+          f"time")
+    # the README's report
+    steps = 100 if args.quick else 1000
+    big_task = sj.tasks.PatternGeneration(n_in=100, n_out=3, duration=float(steps), dt=1.0)
+    big = sj.networks.RSNN(n_in=100, n_rec=256, n_out=3, key=jax.random.key(0))
+    big_batch = big_task.sample(jax.random.key(1), 32)
+    chunk = auto_chunk_size(big, rule, big_task, big_batch, key, samples=64)
+    peak = {c: compiled_memory(lambda n, r, b, k, c=c: report_arrays(n, r, big_task, b, k, samples=64, chunk_size=c),
+                               big, rule, big_batch, key).temp_size_in_bytes for c in (chunk, None)}
+    report = eqx.filter_jit(lambda: report_arrays(big, rule, big_task, big_batch, key, samples=64, chunk_size=chunk))
+    t0 = time.perf_counter()
+    block(report())
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    block(report())
+    out["readme"] = {"chunk_size": chunk, "available_GiB": available_memory() / 2**30,
+                     "peak_streamed_GiB": peak[chunk] / 2**30, "peak_whole_GiB": peak[None] / 2**30,
+                     "first_call_s": first, "time_s": time.perf_counter() - t0}
+    r = out["readme"]
+    print(f"README report (64 samples, {steps} steps): chunk {chunk}, peak {r['peak_streamed_GiB']:.2f} GiB "
+          f"streamed vs {r['peak_whole_GiB']:.2f} GiB all at once; {r['time_s']:.0f} s "
+          f"(first call with compilation {first:.0f} s)")
+    path = _common.write_json(_common.RESULTS / "gradient_quality_streaming.json", out)
     print(f"written {path}")
     return out
 

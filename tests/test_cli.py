@@ -32,6 +32,11 @@ def test_quickstart_quick_mode_writes_table_summary_and_plot(tmp_path):
     report = simjax("report", str(tmp_path))
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report_loss.png").exists()
+    # one row per rule, each with that rule's own final loss
+    loss_table = report.stdout.split("loss (final")[1].split("(final")[0]
+    for rule, final in summary["final"].items():
+        row = next(line for line in loss_table.splitlines() if f"rule={rule} " in line + " ")
+        assert math.isclose(float(row.split()[1]), final["loss"], rel_tol=1e-3)
 
 
 def test_bench_lists_the_source_tree_scripts_or_says_it_needs_one(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,8 @@ from jax.flatten_util import ravel_pytree
 
 import simjax as sj
 from simjax._curvature import extreme_eigenvector, flat_loss, hvp
-from simjax.analysis import gradient_quality, parameter_groups, summarize
+from simjax.analysis import gradient_quality, parameter_groups, report_arrays, summarize
+from simjax.analysis._gradient_quality import choose_chunk_size, compiled_memory, sample_memory
 from simjax.neurons._rate import LeakyRate
 from simjax.rules._noisy_gradient import NoisyGradient
 
@@ -150,3 +151,43 @@ def test_selection_median_equals_numpy_median(dtype):
         x[1] = np.round(x[1] * 0 + rng.integers(0, 3, size=n))  # heavy ties
         x[2, -1] = np.finfo(dtype).max
         np.testing.assert_array_equal(np.asarray(median_nonnegative(jnp.asarray(x))), np.median(x, axis=-1))
+
+
+def test_streamed_report_equals_the_all_at_once_report(setup):
+    net, task, batch = setup
+    rule = NoisyGradient(bias=0.2, sigma=0.1, direction="random", seed=2)
+    per_step = sj.tasks.PatternGeneration(n_in=3, n_out=2, duration=10.0, dt=1.0)
+    # a fixed batch with curvature (chunked updates, Hessian-vector products and loss changes);
+    # batches drawn per sample (chunked updates and references)
+    for task_, fixed, resample in ((task, batch, False), (per_step, None, True)):
+        kwargs = dict(key=jax.random.key(3), samples=10, batch=fixed, resample_batch=resample, batch_size=4,
+                      curvature=not resample)
+        whole = gradient_quality(net, rule, task_, chunk_size=10, **kwargs)
+        streamed = gradient_quality(net, rule, task_, chunk_size=3, **kwargs)  # 3 + 3 + 3 + 1
+        for column in ("value", "stderr"):
+            np.testing.assert_allclose(streamed.columns[column], whole.columns[column], rtol=1e-9, atol=1e-14)
+
+
+def test_streamed_report_peak_memory_is_a_few_samples_not_all():
+    """One sample's update needs M bytes of temporary memory (XLA's analysis); a 64-sample report
+    with curvature, streamed 4 at a time, stays under 10 M (4 updates + 4 Hessian-vector products,
+    each about M, and the statistics), while the all-at-once program needs far more."""
+    net = sj.networks.RSNN(3, 16, 2, key=jax.random.key(0))
+    task = sj.tasks.PatternGeneration(n_in=3, n_out=2, duration=200.0, dt=1.0)
+    batch, key, rule = task.sample(jax.random.key(1), 16), jax.random.key(2), sj.rules.FeedbackAlignment()
+    one = sample_memory(net, rule, task, batch, key)
+
+    def peak(chunk):
+        program = lambda n, r, b, k: report_arrays(n, r, task, b, k, samples=64, chunk_size=chunk)  # noqa: E731
+        return compiled_memory(program, net, rule, batch, key).temp_size_in_bytes
+
+    streamed, whole = peak(4), peak(None)
+    assert streamed < 10 * one
+    assert whole > 8 * streamed
+
+
+def test_chunk_size_is_chosen_from_memory_and_refused_when_one_sample_cannot_fit():
+    assert choose_chunk_size(2**20, 64, available=10 * 2**20) == 5  # half of 10 MiB, 1 MiB each
+    assert choose_chunk_size(2**20, 64, available=2**30) == 64
+    with pytest.raises(MemoryError, match=r"needs 10.00 GiB .* 2.00 GiB budget .* 4.00 GiB available.*batch_size"):
+        choose_chunk_size(10 * 2**30, 64, available=4 * 2**30)

@@ -22,23 +22,77 @@ def _read(path: Path) -> list[dict]:
 
 
 def _axes(rows: list[dict]) -> list[str]:
-    fixed = {"run", "seed", "step", "metric", "value", "rule"}
+    """The columns that label a curve: the rule (runs comparing rules) and the swept settings."""
+    fixed = {"run", "seed", "step", "metric", "value"}
     return [k for k in rows[0] if k not in fixed] if rows else []
 
 
 def report(folder: Path) -> list[Path]:
-    """Writes `report_<metric>.png` (curves per swept value, mean and min-max band over seeds) and
-    `final_<metric>_vs_<axis>.png`; prints the final-metric table. Returns the written paths."""
+    """Reports every table a run, sweep or gradient-quality folder holds: learning curves
+    (`history.csv` or a sweep's `results.csv`, tidy `step, metric, value` rows) as
+    `report_<metric>.png` (one curve per rule / swept value, mean and min-max band over seeds) and
+    `final_<metric>_vs_<axis>.png` with the final-metric table; `gradient_quality.csv` as the
+    observatory table and its bias-variance plane; any other CSV table as means with their standard
+    deviation over seeds (see `_summary_table`). Returns the written paths."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder (expected a run or sweep folder written by simjax)")
     written = []
+    tables = sorted(folder.glob("*.csv"))
+    if not tables:
+        raise ConfigError(f"{folder} holds no CSV table (expected the folder of a simjax run or sweep)")
     if (folder / "gradient_quality.csv").exists():
         written += _gradient_quality(folder)
     source = folder / "results.csv" if (folder / "results.csv").exists() else folder / "history.csv"
-    if not source.exists():
-        if written:
-            return written
-        raise ConfigError(f"{folder} has no results.csv (sweep), history.csv (run) or gradient_quality.csv")
-    rows = _read(source)
+    curves = source.exists() and {"step", "metric", "value"} <= set(_header(source))
+    for path in tables:
+        if path.name != "gradient_quality.csv" and not (curves and path == source):
+            _summary_table(path)
+    if curves:
+        written += _curves(folder, _read(source))
+    return written
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _summary_table(path: Path) -> None:
+    """Prints a CSV table grouped by its settings: the text and integer columns and the number
+    columns that repeat across rows (settings such as a learning rate), `seed` excepted; every
+    other number column is shown as mean +- standard deviation over the rows of a group (n)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+
+    def number(v):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+
+    columns = [c for c in rows[0] if c != "seed"]
+    numeric = {c for c in columns if all(number(r[c]) is not None for r in rows)}
+    integer = {c for c in numeric if all(float(r[c]).is_integer() for r in rows)}
+    keys = [c for c in columns if c not in numeric or c in integer or len({r[c] for r in rows}) <= len(rows) / 2]
+    values = [c for c in columns if c not in keys]
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    print(f"{path.name}: " + (f"mean +- sd over rows of each ({', '.join(keys)})" if keys else "mean +- sd"))
+    for key, members in groups.items():
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+        cells = []
+        for c in values:
+            x = np.asarray([float(r[c]) for r in members])
+            cells.append(f"{c} {np.mean(x):.4g}" + (f" +- {np.std(x, ddof=1):.2g}" if len(x) > 1 else ""))
+        print(f"  {label:<40} " + "  ".join(cells) + f"  (n={len(members)})")
+
+
+def _curves(folder: Path, rows: list[dict]) -> list[Path]:
+    written = []
     axes = _axes(rows)
     try:
         import matplotlib
@@ -53,7 +107,7 @@ def report(folder: Path) -> list[Path]:
         if r["metric"].startswith("quality/") and not np.isfinite(r["value"]):
             continue
         label = ", ".join(f"{a}={r[a]}" for a in axes) or "run"
-        by[r["metric"]][label][r.get("run", 0)][r["step"]] = r["value"]
+        by[r["metric"]][label][(r.get("run"), r.get("seed"))][r["step"]] = r["value"]  # one curve per run
     for metric, labels in by.items():
         print(f"{metric} (final, mean over seeds):")
         if plt is not None:
@@ -86,7 +140,7 @@ def _final_vs_axis(plt, folder: Path, rows: list[dict], metric: str, axes: list[
     written = []
     last = {}
     for r in rows:
-        run = r.get("run", 0)
+        run = (r.get("run"), r.get("seed"), *(r[a] for a in axes))
         if r["metric"] == metric and r["step"] >= last.get(run, {}).get("step", -1):
             last[run] = r
     for axis in axes:

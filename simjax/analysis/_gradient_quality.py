@@ -194,47 +194,125 @@ def _snr_median_se(D, m, q):
     return jnp.sqrt((B - 1) / B * jnp.sum((reps - jnp.mean(reps)) ** 2))
 
 
-def sample_updates(model, rule, task, batch, key, samples):
-    """`[samples, P]` flat updates of `rule` for independent keys on a fixed batch."""
+def _chunked_map(fn, xs, chunk_size):
+    """`jax.vmap(fn)(xs)` computed `chunk_size` leading entries at a time (`None`: all at once)."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=chunk_size)
+
+
+def _one_update(model, rule, task, batch, key):
+    """One flat update of `rule` (fresh rule state from `key`)."""
+    k_init, k_step = jax.random.split(key)
+    _, upd, _, _ = rule.step(rule.init(model, k_init), model, task, batch, k_step)
+    return ravel_pytree(upd)[0]
+
+
+def sample_updates(model, rule, task, batch, key, samples, chunk_size=None):
+    """`[samples, P]` flat updates of `rule` for independent keys on a fixed batch, computed
+    `chunk_size` samples at a time (`None`: all at once)."""
     keys = jax.random.split(key, samples)
+    return _chunked_map(lambda k: _one_update(model, rule, task, batch, k), keys, chunk_size)
 
-    def one(k):
-        k_init, k_step = jax.random.split(k)
-        _, upd, _, _ = rule.step(rule.init(model, k_init), model, task, batch, k_step)
-        return ravel_pytree(upd)[0]
 
-    return jax.vmap(one)(keys)
+def sample_memory(model: Any, rule: Any, task: Any, batch: Any, key: Any) -> int:
+    """Bytes of temporary memory XLA allocates for one sample of `rule`'s update (its compiled
+    memory analysis; the dominant cost of a report, which holds `chunk_size` of them at a time)."""
+    analysis = compiled_memory(_one_update, model, rule, task, batch, key)
+    return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes) if analysis is not None else 0
+
+
+def compiled_memory(fn: Any, *args: Any) -> Any:
+    """XLA's memory analysis of `fn(*args)` compiled for the default device (array leaves traced,
+    everything else static, as `equinox.filter_jit`); `None` where the backend gives none."""
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    lowered = jax.jit(lambda d: fn(*eqx.combine(d, static))).lower(dynamic)
+    return lowered.compile().memory_analysis()
+
+
+def available_memory() -> int:
+    """Bytes the default device can still allocate: the accelerator's free memory, or on a CPU the
+    host's available memory (`MemAvailable` of `/proc/meminfo`; 8 GiB when unknown)."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+def choose_chunk_size(per_sample: int, samples: int, *, available: int, fraction: float = 0.5,
+                      owner: str = "gradient_quality") -> int:
+    """The largest number of samples (at most `samples`) whose temporary memory `per_sample`
+    each fits in `fraction` of `available` bytes; raises `MemoryError` before anything runs when
+    not even one sample fits, with the numbers and what to change."""
+    budget = int(fraction * available)
+    if per_sample > budget:
+        raise MemoryError(f"{owner}: one sample of the rule needs {per_sample / 2**30:.2f} GiB of temporary "
+                          f"memory, more than the {budget / 2**30:.2f} GiB budget ({fraction:.0%} of the "
+                          f"{available / 2**30:.2f} GiB available); use a smaller batch_size or shorter trials, "
+                          "or pass a batch of fewer trials")
+    return max(1, min(samples, budget // max(per_sample, 1)))
+
+
+def auto_chunk_size(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, curvature: bool = True,
+                    share: float = 1.0, owner: str = "gradient_quality") -> int:
+    """The chunk of samples that fits in half of `share` of the device's available memory, from
+    the compiled memory of one sample (twice that with `curvature`: a Hessian-vector product
+    costs about a second gradient)."""
+    per_sample = sample_memory(model, rule, task, batch, key) * (2 if curvature else 1)
+    return choose_chunk_size(per_sample, samples, available=int(share * available_memory()), owner=owner)
 
 
 def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
                   curvature: bool = True, learning_rate: float = 1e-3, resample_batch: bool = False,
-                  batch_size: int = 32) -> dict:
-    """The jittable core of `gradient_quality`: `{group: {quantity: (value, stderr)}}` as arrays."""
+                  batch_size: int = 32, chunk_size: int | None = None) -> dict:
+    """The jittable core of `gradient_quality`: `{group: {quantity: (value, stderr)}}` as arrays.
+    Every per-sample computation (updates, Hessian-vector products, loss changes) runs
+    `chunk_size` samples at a time (`None`: all at once)."""
     reference = Exact() if reference is None else reference
     k_batch, k_rule, k_ref = jax.random.split(key, 3)
     theta, loss_fn, _ = flat_loss(model, task, batch)
     if resample_batch:
-        batches = jax.vmap(lambda k: task.sample(k, batch_size))(jax.random.split(k_batch, samples))
-        keys = jax.random.split(k_rule, samples)
-        G = jax.vmap(lambda b, k: sample_updates(model, rule, task, b, k, 1)[0])(batches, keys)
-        g = jnp.mean(jax.vmap(lambda b: ravel_pytree(reference(model, task, b, k_ref)[1])[0])(batches), axis=0)
+        reference_update = lambda b: ravel_pytree(reference(model, task, b, k_ref)[1])[0]  # noqa: E731
+        pairs = (jax.random.split(k_batch, samples), jax.random.split(k_rule, samples))
+
+        def one(kb_k):
+            b = task.sample(kb_k[0], batch_size)
+            return _one_update(model, rule, task, b, kb_k[1]), reference_update(b)
+
+        G, references = _chunked_map(one, pairs, chunk_size)
+        g = jnp.mean(references, axis=0)
     else:
-        G = sample_updates(model, rule, task, batch, k_rule, samples)
+        G = sample_updates(model, rule, task, batch, k_rule, samples, chunk_size)
         g = ravel_pytree(reference(model, task, batch, k_ref)[1])[0]
     if G.shape[1] != theta.shape[0]:
         raise ValueError(f"gradient_quality: the rule's updates have {G.shape[1]} entries but the model has "
                          f"{theta.shape[0]} trainable parameters")
     groups = {"total": np.ones(theta.shape[0], bool), **parameter_groups(model)}
     return summary_arrays(G, g, groups, loss_fn=loss_fn if curvature else None, theta=theta,
-                          learning_rate=learning_rate)
+                          learning_rate=learning_rate, chunk_size=chunk_size)
 
 
 def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int = 64,
                      reference: Any = None, batch: Any = None, batch_size: int = 32,
                      learning_rate: float = 1e-3, curvature: bool = True,
-                     resample_batch: bool = False) -> Table:
+                     resample_batch: bool = False, chunk_size: int | None = None) -> Table:
     """Bias, variance, alignment and curvature of `rule` against `reference` (see the module
     docstring for the quantities), computed in one compiled program.
+
+    Samples are streamed: the program holds the updates `[samples, P]` and the statistics, but
+    runs the memory-heavy per-sample work (the rule's update, a Hessian-vector product, a loss
+    evaluation) `chunk_size` samples at a time. By default the chunk is as large as fits in half
+    the memory the device has available, judged from XLA's compiled memory analysis of one sample
+    before anything runs (a `MemoryError` names the numbers if not even one sample fits).
 
     **Arguments:**
 
@@ -246,15 +324,21 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
     - `curvature`: compute the Hessian-vector-product quantities.
     - `resample_batch`: each sample draws its own batch; the reference is then the mean exact
       gradient over those batches and the variance includes minibatch noise.
+    - `chunk_size`: samples computed at a time (default: chosen from memory, see above). The
+      numbers do not depend on it.
 
     **Returns:** a `simjax.analysis.Table` with columns `group` (parameter group or `"total"`),
     `quantity`, `value`, `stderr`.
     """
     check_int("samples", samples, minimum=3, owner="gradient_quality")
     batch = task.sample(jax.random.split(key, 3)[0], batch_size) if batch is None else batch
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(model, rule, task, batch, key, samples=samples, curvature=curvature)
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1, owner="gradient_quality")
     arrays = eqx.filter_jit(report_arrays)(model, rule, task, batch, key, samples=samples, reference=reference,
                                            curvature=curvature, learning_rate=learning_rate,
-                                           resample_batch=resample_batch, batch_size=batch_size)
+                                           resample_batch=resample_batch, batch_size=batch_size,
+                                           chunk_size=min(chunk_size, samples))
     return to_table(arrays)
 
 
@@ -274,8 +358,9 @@ def summarize(G: jax.Array, g: jax.Array, groups: dict[str, np.ndarray], *, loss
     return to_table(report(G, g, theta))
 
 
-def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3) -> dict:
-    """`summarize` as a dict of arrays (jittable)."""
+def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3, chunk_size=None) -> dict:
+    """`summarize` as a dict of arrays (jittable); per-sample Hessian-vector products and loss
+    changes run `chunk_size` samples at a time."""
     out = {}
     S = G.shape[0]
     nan = jnp.full((), jnp.nan, G.dtype)
@@ -283,7 +368,7 @@ def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3
         if loss_fn is not None:
             mk = jnp.asarray(mask, G.dtype)
             Gm, gm = G * mk, g * mk
-            HG = jax.vmap(lambda v: hvp(loss_fn, theta, v))(Gm) * mk
+            HG = _chunked_map(lambda v: hvp(loss_fn, theta, v), Gm, chunk_size) * mk
             Hg = hvp(loss_fn, theta, gm) * mk
             K, c, d = Gm @ HG.T, HG @ gm, gm @ Hg
         else:
@@ -291,7 +376,7 @@ def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3
         full, se = _with_jackknife(*_select(mask, G, g), K, c, d)
         out[name] = {q: (full[q], se[q]) for q in QUANTITIES if loss_fn is not None or not q.startswith("curvature")}
         if name == "total" and loss_fn is not None:
-            predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K, learning_rate)
+            predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K, learning_rate, chunk_size)
             out[name]["loss_change_predicted"] = (predicted, nan)
             out[name]["loss_change_measured"] = (measured, measured_se)
     return out
@@ -306,12 +391,12 @@ def _select(mask: np.ndarray, G, g):
     return G[:, idx], g[idx]
 
 
-def _loss_change(loss_fn, theta, G, g, K, eta):
+def _loss_change(loss_fn, theta, G, g, K, eta, chunk_size=None):
     S = G.shape[0]
     m = jnp.mean(G, axis=0)
     mHm = jnp.mean(K)
     tr_hcov = (jnp.trace(K) - S * mHm) / (S - 1)
     predicted = -eta * jnp.vdot(g, m) + eta**2 / 2 * (mHm + tr_hcov)
     base = loss_fn(theta)
-    changes = jax.vmap(lambda u: loss_fn(theta - eta * u) - base)(G)
+    changes = _chunked_map(lambda u: loss_fn(theta - eta * u) - base, G, chunk_size)
     return predicted, jnp.mean(changes), jnp.std(changes) / np.sqrt(S)

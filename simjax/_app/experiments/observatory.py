@@ -23,6 +23,7 @@ import optax
 
 from ..._fit.fit import fit
 from ...analysis import QualityTracker, report_arrays, to_table
+from ...analysis._gradient_quality import auto_chunk_size
 from ...networks import RSNN
 from ...neurons import LIF
 from ...tasks import PatternGeneration
@@ -92,18 +93,25 @@ def run(cfg: dict, out_dir: Path) -> dict:
     r = cfg["report"]
     key = jax.random.key(cfg["experiment"]["seed"] + 1)
     batch = task.sample(key, r["batch_size"])
-    report = lambda rule: report_arrays(net, rule, task, batch, key, samples=r["samples"],  # noqa: E731
-                                        curvature=r["curvature"])
+    chunks = {}  # per rule label: samples at a time, so that all rules' chunks fit in memory together
+
+    def report(label, rule):
+        return report_arrays(net, rule, task, batch, key, samples=r["samples"], curvature=r["curvature"],
+                             chunk_size=chunks.get(label))
+
     rules, skipped = {}, {}
     for i, spec in enumerate(cfg["rules"]):
         label = spec.get("label", spec["type"])
         try:
             rule = _rule(spec, f"rules[{i}]")
-            eqx.filter_eval_shape(report, rule)  # trace only: can this rule handle the model?
+            eqx.filter_eval_shape(report, label, rule)  # trace only: can this rule handle the model?
             rules[label] = rule
         except _UNSUPPORTED as err:
             skipped[label] = str(err).splitlines()[0]
             print(f"  {label:<28} skipped: {skipped[label]}")
+    for label, rule in rules.items():  # before the long run: MemoryError if not even one sample fits
+        chunks[label] = auto_chunk_size(net, rule, task, batch, key, samples=r["samples"], curvature=r["curvature"],
+                                        share=1 / len(rules), owner="observatory")
     rows = []
 
     def add(label, arrays):
@@ -114,12 +122,12 @@ def run(cfg: dict, out_dir: Path) -> dict:
         io.write_rows(out_dir / "gradient_quality.csv", rows)
 
     try:
-        everything = eqx.filter_jit(lambda rules: {label: report(rule) for label, rule in rules.items()})(rules)
+        everything = eqx.filter_jit(lambda rules: {label: report(label, rule) for label, rule in rules.items()})(rules)
     except _FAILED as err:
         print(f"  (one program for all rules failed: {str(err).splitlines()[0]}; one program per rule)")
         everything = None
     for label, rule in rules.items():
-        add(label, everything[label] if everything is not None else eqx.filter_jit(report)(rule))
+        add(label, everything[label] if everything is not None else eqx.filter_jit(report)(label, rule))
     curves = {}
     if r["track_steps"]:
         for label, rule in rules.items():
