@@ -97,3 +97,72 @@ def test_eprop_experiment_rejects_a_bad_eval_batch():
     for bad in (0, 2.5, True):
         with pytest.raises(ConfigError, match=rf"train.eval_batch = {bad!r} is not allowed"):
             eprop.merge_config({"train": {"eval_batch": bad}})
+
+
+def _wrong(kind):
+    return {"number": "1", "int": 1.5, "bool": "yes", "string": 3, "list": 3}[kind]
+
+
+def _schema_cases():
+    from simjax._app.registry import _TABLES, KINDS, parameter_kinds
+
+    for kind in KINDS:
+        for name, ctor in _TABLES[kind].items():
+            for key, value_kind in parameter_kinds(ctor).items():
+                yield kind, name, key, value_kind
+
+
+@pytest.mark.parametrize("kind, name, key, value_kind", list(_schema_cases()),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_every_component_key_rejects_a_wrong_type_in_one_line(kind, name, key, value_kind):
+    from simjax._app.config import ConfigError
+    from simjax._app.registry import construct
+
+    bad = _wrong(value_kind)
+    with pytest.raises(ConfigError) as err:
+        construct(kind, {"type": name, key: bad}, kind)
+    message = str(err.value)
+    assert "\n" not in message and f"{kind}.{key} = {bad!r}" in message and "expected" in message
+
+
+def _experiment_keys():
+    from simjax._app.experiments import EXPERIMENTS
+
+    def walk(table, prefix=()):
+        for key, value in table.items():
+            if isinstance(value, dict):
+                yield from walk(value, (*prefix, key))
+            elif isinstance(value, (bool, int, float, str)) and not (prefix == ("experiment",) and key == "name"):
+                yield (*prefix, key), value
+
+    for name, module in sorted(EXPERIMENTS.items()):
+        for path, value in walk(getattr(module, "DEFAULTS", {})):
+            yield name, path, value
+
+
+@pytest.mark.parametrize("experiment, path, default", list(_experiment_keys()),
+                         ids=lambda v: ".".join(v) if isinstance(v, tuple) else (v if isinstance(v, str) else None))
+def test_every_experiment_key_rejects_a_wrong_type_in_one_line(experiment, path, default):
+    from simjax._app import config as cfgmod
+    from simjax._app.experiments import EXPERIMENTS
+
+    kind = {bool: "bool", int: "int", float: "number", str: "string"}[type(default)]
+    bad = _wrong(kind)
+    raw = {"experiment": {"name": experiment}}
+    table = raw
+    for key in path[:-1]:
+        table = table.setdefault(key, {})
+    table[path[-1]] = bad
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, raw)
+    message = str(err.value)
+    assert "\n" not in message and ".".join(path) in message and repr(bad) in message
+
+
+def test_list_keys_documents_experiments_and_components(capsys):
+    from simjax._app import cli
+
+    assert cli.main(["list", "--keys", "quickstart"]) == 0
+    assert "model.n_rec: int = " in capsys.readouterr().out
+    assert cli.main(["list", "--keys", "adam"]) == 0
+    assert "learning_rate: number" in capsys.readouterr().out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 from . import config as cfgmod
 from . import io
 from .experiments import EXPERIMENTS
-from .registry import available
+from .registry import KINDS, available, lookup, parameter_kinds
 from .report import report
 from .sweep import run_sweep
 
@@ -42,8 +45,10 @@ def cmd_run(args) -> int:
     out_dir = Path(args.out) if args.out else io.new_run_dir("runs", cfg["experiment"]["name"])
     out_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(out_dir / "config.json", {"config": cfg, "hash": cfgmod.digest(cfg)})
+    if args.quick:
+        print("--quick: a seconds-long smoke test of the whole pipeline at toy sizes; its figures are not results")
     module.run(cfg, out_dir)
-    print(f"results written to {out_dir}")
+    print(f"results written to {out_dir}" + (" (quick smoke test)" if args.quick else ""))
     return 0
 
 
@@ -68,6 +73,22 @@ def cmd_report(args) -> int:
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def _first_line(script: Path) -> str:
+    """The first line of a script's module docstring."""
+    text = script.read_text()
+    start = text.find('"""')
+    return text[start + 3:].split("\n", 1)[0].strip() if start >= 0 else ""
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C (SIGINT) and SIGTERM end a command at once with status 130. Every result file is
+    written atomically as it finishes, so nothing finished is lost; exiting straight from the handler
+    (rather than unwinding an exception through XLA's callbacks and finalizers, and tearing the
+    interpreter down while XLA's threads run) is what keeps an interrupt from ever crashing."""
+    os.write(2, b"simjax: interrupted; finished results are saved (rerun the same command to resume a sweep)\n")
+    os._exit(130)
+
+
 def cmd_bench(args) -> int:
     bench_dir = BENCHMARKS
     names = sorted(p.stem for p in bench_dir.glob("*.py") if not p.stem.startswith("_")) if bench_dir.is_dir() else []
@@ -76,20 +97,50 @@ def cmd_bench(args) -> int:
               file=sys.stderr)
         return 2
     if args.name is None:
-        print("benchmarks: " + ", ".join(names))
+        print("benchmarks (simjax bench NAME [--quick] runs one; --quick is a seconds-to-minutes smoke test):")
+        for name in names:
+            print(f"  {name:<20} {_first_line(bench_dir / f'{name}.py')}")
         return 0
     if args.name not in names:
         raise cfgmod.ConfigError(f"unknown benchmark {args.name!r}; expected one of {', '.join(names)}")
     return subprocess.call([sys.executable, str(bench_dir / f"{args.name}.py"), *args.rest])
 
 
+def _keys(name: str) -> list[str]:
+    """`key: type = default` lines for an experiment's config keys or a component's keywords."""
+    if name in EXPERIMENTS:
+        defaults = getattr(EXPERIMENTS[name], "DEFAULTS", {})
+
+        def walk(table, prefix=""):
+            for key, value in table.items():
+                if isinstance(value, dict):
+                    yield from walk(value, f"{prefix}{key}.")
+                else:
+                    kind = {bool: "bool", int: "int", float: "number", str: "string", list: "list"}
+                    kind = kind.get(type(value), "any")
+                    yield f"{prefix}{key}: {kind} = {value!r}"
+
+        return list(walk(defaults)) or [f"(experiment {name!r} takes the keys of the components it names)"]
+    for kind in KINDS:
+        if name in available(kind):
+            ctor = lookup(kind, name, name)
+            kinds = parameter_kinds(ctor)
+            params = inspect.signature(ctor).parameters
+            return [f"{k}: {kinds.get(k, 'any')}" + ("" if p.default is p.empty else f" = {p.default!r}")
+                    for k, p in params.items() if k not in ("self", "key")]
+    raise cfgmod.ConfigError(f"{name!r} is neither an experiment ({', '.join(sorted(EXPERIMENTS))}) nor a component "
+                             "named by `simjax list`")
+
+
 def cmd_list(args) -> int:
-    for kind, label in (("neuron", "neurons"), ("model", "networks"), ("surrogate", "surrogates"),
-                        ("rule", "rules"), ("task", "tasks"), ("optimizer", "optimizers")):
+    if args.keys:
+        print("\n".join(_keys(args.keys)))
+        return 0
+    for kind, label in zip(KINDS, ("neurons", "networks", "surrogates", "rules", "tasks", "optimizers")):
         print(f"{label + ':':<13}" + ", ".join(available(kind)))
     print("experiments: " + ", ".join(sorted(EXPERIMENTS)))
-    configs = sorted(p.name for p in Path("configs").glob("*.toml")) if Path("configs").is_dir() else []
-    print("configs:     " + (", ".join(configs) if configs else "(none in ./configs)"))
+    configs = sorted(p.name for p in cfgmod.SHIPPED.glob("*.toml"))
+    print("configs:     " + ", ".join(configs) + "  (run one by name from any folder: simjax run quickstart)")
     return 0
 
 
@@ -114,19 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("list", help="list neurons, networks, rules, tasks, experiments, configs")
+    p.add_argument("--keys", metavar="NAME", help="the config keys (type = default) of an experiment or component")
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
     except cfgmod.ConfigError as err:
         print(f"simjax: config error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("simjax: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,26 @@ class ConfigError(ValueError):
     """A config problem; the message names the key, the value and what is allowed."""
 
 
-def load(path: str | Path) -> dict:
-    """Reads a TOML file; errors name the file and the problem."""
+SHIPPED = Path(__file__).resolve().parent.parent / "configs"
+
+
+def resolve(path: str | Path) -> Path:
+    """`path` if it is a file, else the shipped config of that name (`quickstart`,
+    `quickstart.toml` or `configs/quickstart.toml` from any directory)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+    if path.is_file():
+        return path
+    shipped = SHIPPED / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
+    raise ConfigError(f"config file {str(path)!r} does not exist, nor is it a shipped config ({names})")
+
+
+def load(path: str | Path) -> dict:
+    """Reads a TOML file (or a shipped config by name, see `resolve`); errors name the file and
+    the problem."""
+    path = resolve(path)
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:

@@ -6,6 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import numpy as np
 import optax
 
 from ..networks import RSNN, FeedForward, RateRNN
@@ -64,6 +66,9 @@ _TABLES: dict[str, dict[str, Callable]] = {
 }
 
 
+KINDS = ("neuron", "model", "surrogate", "rule", "task", "optimizer")
+
+
 def available(kind: str) -> list[str]:
     """The names of `kind` (neuron, surrogate, model, task, rule, optimizer)."""
     return sorted(_TABLES[kind])
@@ -76,6 +81,54 @@ def lookup(kind: str, name: Any, where: str) -> Callable:
     if ctor is None:
         raise ConfigError(f"{where} = {name!r} is not a known {kind}; expected one of {', '.join(available(kind))}")
     return ctor
+
+
+_KINDS = {"bool": "true or false", "int": "an integer", "number": "a number", "string": "a string", "list": "a list"}
+
+
+def parameter_kinds(ctor: Callable) -> dict[str, str]:
+    """The config type of each keyword of `ctor` that has one (the schema configs are checked
+    against): from its default value (`bool`, `int`, `number` for floats, `string`, `list`), else
+    from its annotation when that names a single plain type. Keywords without either take any value
+    (e.g. nested tables such as a neuron) and are checked by the constructor itself."""
+    try:
+        params = inspect.signature(ctor).parameters
+    except (TypeError, ValueError):
+        return {}
+    kinds = {}
+    for name, p in params.items():
+        default, note = p.default, str(p.annotation)
+        if isinstance(default, bool):
+            kinds[name] = "bool"
+        elif isinstance(default, int):
+            kinds[name] = "int"
+        elif isinstance(default, float):
+            kinds[name] = "number"
+        elif isinstance(default, str):
+            kinds[name] = "string"
+        elif isinstance(default, (tuple, list)) and default:
+            kinds[name] = "list"
+        elif note in ("int", "int | None"):
+            kinds[name] = "int"
+        elif note in ("float", "float | None", "RealScalarLike") or name == "learning_rate":
+            kinds[name] = "number"
+        elif note in ("bool",):
+            kinds[name] = "bool"
+    return kinds
+
+
+def check_kind(where: str, value: Any, kind: str | None) -> None:
+    """Raises `ConfigError` when `value` is not of the config type `kind` (ints pass as numbers;
+    no silent coercion of strings)."""
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "string": lambda v: isinstance(v, str),
+          "list": lambda v: isinstance(v, (list, str))}  # a one-name string stands for a list of one
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        return  # a swept value, traced inside the sweep's program (the sweep checks its grid)
+    if kind is not None and value is not None and not ok[kind](value):
+        raise ConfigError(f"{where} = {value!r} is not allowed: expected {_KINDS[kind]}")
 
 
 def construct(kind: str, spec: dict, where: str, **extra: Any) -> Any:
@@ -96,6 +149,10 @@ def construct(kind: str, spec: dict, where: str, **extra: Any) -> Any:
         if unknown:
             allowed = [p for p in params if p not in ("self", "key") and p not in extra]
             raise ConfigError(f"unknown key {where}.{unknown[0]} for {spec['type']}; allowed: {', '.join(allowed)}")
+    kinds = parameter_kinds(ctor)
+    for name, value in kwargs.items():
+        if name not in extra:
+            check_kind(f"{where}.{name}", value, kinds.get(name))
     try:
         return ctor(**kwargs)
     except (ValueError, TypeError) as err:

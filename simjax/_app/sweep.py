@@ -199,6 +199,8 @@ def run_sweep(cfg: dict, build: Any, out: str | Path | None = None, *, progress:
         _check_resume(out, cfg)
     chunk_runs = int(cfg.get("sweep", {}).get("chunk_runs", 64))
     n_total = sum(len(g.runs) for g in groups)
+    if progress:
+        print(f"  sweep: {n_total} runs in {len(groups)} compiled program(s); results in {out}", flush=True)
     done, start = 0, time.perf_counter()
     for gi, group in enumerate(groups):
         train = None
