@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
+import simjax as sj
 from simjax.neurons import LIF, LIFState
 from simjax.surrogates import FastSigmoid
 
@@ -123,3 +124,14 @@ def test_reset_modes_values_and_gradients(mode, detach):
 def test_bad_input(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         LIF(**kwargs)
+
+
+def test_batch_first_inputs_with_time_axis_equal_time_first(unchecked):
+    net = sj.networks.RSNN(3, 5, 2, key=jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (7, 4, 3))  # [time, batch, n_in]
+    time_first = sj.simulate(net, x, dt=1.0)
+    batch_first = sj.simulate(net, jnp.swapaxes(x, 0, 1), dt=1.0, time_axis=1)
+    np.testing.assert_array_equal(batch_first.readout, time_first.readout)
+    np.testing.assert_array_equal(batch_first.spikes, time_first.spikes)
+    with pytest.raises(ValueError, match=r"time_axis must be an int in \[0, 1\], got 2"):
+        sj.simulate(net, x, dt=1.0, time_axis=2)

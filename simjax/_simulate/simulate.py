@@ -25,7 +25,8 @@ def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] 
              method: Method = "clock", dt: RealScalarLike | None = None, t1: RealScalarLike | None = None,
              state: PyTree[Array] | None = None, key: PRNGKeyArray | None = None,
              record: tuple[str, ...] = RECORDABLE, stride: int = 1, memory: Memory = "store",
-             segment: int = 50, unroll: int = 1, checks: bool = True, **method_kwargs) -> Output:
+             segment: int = 50, unroll: int = 1, checks: bool = True, time_axis: int = 0,
+             **method_kwargs) -> Output:
     r"""Integrates `net` driven by `inputs`.
 
     **Arguments:**
@@ -52,6 +53,8 @@ def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] 
       (`jax.grad`, and forward-over-reverse Hessian-vector products); for `jax.jvp`/`jacfwd`
       through such a network use `memory="recompute"`.
     - `unroll`: `lax.scan` unroll factor. `checks`: validate shapes and reject NaN inputs.
+    - `time_axis`: the axis of `inputs` that is time (default 0, time first; `time_axis=1` for
+      batch-first `[batch, time, n_in]` arrays). Outputs are always time first.
     - `method_kwargs`: passed to the method: `max_events` (the static event budget; running out
       raises unless `on_exhausted="flag"`), `record_dt` (readout sampling grid), and
       `pseudo_drive`/`max_pseudospikes` (pseudodynamics after `t1`, see `simjax._simulate.event`) for events;
@@ -78,9 +81,11 @@ def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] 
                               **method_kwargs)
 
     inputs = jnp.asarray(inputs)
+    check_int("time_axis", time_axis, minimum=0, maximum=max(inputs.ndim - 2, 0), owner="simulate")
     if inputs.ndim < 2 or inputs.shape[-1] != net.n_in:
         raise ValueError(f"simulate: inputs have shape {inputs.shape}, expected [time, *batch, {net.n_in}] "
-                         f"(the network has n_in={net.n_in})")
+                         f"(the network has n_in={net.n_in}; batch-first arrays: pass time_axis=1)")
+    inputs = jnp.moveaxis(inputs, time_axis, 0)
     # NaN / inf inputs error at run time; the check's flag is added to the (small) initial state, not
     # to the inputs, which would cost a pass over them.
     flag = finite_flag("simulate: inputs", inputs) if checks else None
