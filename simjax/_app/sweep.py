@@ -36,6 +36,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from .._fit.fit import fit
+from .._memory import available_memory
 from .._table import Table
 from ..parameters._parameters import params
 from . import io
@@ -144,6 +145,21 @@ def _train_fn(cfg: dict, group: Group, build: Any):
     return one
 
 
+def _checked_compile(train: Any, args: tuple, n_runs: int, chunk_runs: int) -> Any:
+    """`train` compiled for `args`; raises `MemoryError` before anything runs when XLA's memory
+    analysis of the chunk exceeds what the device has available, naming the knob to turn."""
+    executable = train.lower(*args).compile()
+    analysis = executable.memory_analysis()
+    if analysis is not None:
+        need = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+        available = available_memory()
+        if need > 0.9 * available:
+            raise MemoryError(f"sweep: a chunk of {n_runs} runs needs {need / 2**30:.2f} GiB, more than the "
+                              f"{available / 2**30:.2f} GiB available; lower [sweep] chunk_runs (now {chunk_runs}) "
+                              "or the batch size")
+    return executable
+
+
 def _shard(tree: Any, n_runs: int):
     """Pads the run axis to a multiple of the device count and shards it over all devices."""
     devices = jax.devices()
@@ -211,10 +227,13 @@ def run_sweep(cfg: dict, build: Any, out: str | Path | None = None, *, progress:
                 done += len(chunk)
                 continue
             if train is None:
-                train = eqx.filter_jit(jax.vmap(_train_fn(cfg, group, build)))
+                train, compiled = jax.jit(jax.vmap(_train_fn(cfg, group, build))), {}
             seeds = jnp.asarray([r["seed"] for r in chunk], dtype=jnp.uint32)
             values = {k: jnp.asarray([r[k] for r in chunk], dtype=jnp.result_type(float)) for k in group.traced}
-            final_params, history = _gather(train(*_shard((seeds, values), len(chunk))))
+            args = _shard((seeds, values), len(chunk))
+            if len(chunk) not in compiled:  # compiled once per chunk size, its memory checked before it runs
+                compiled[len(chunk)] = _checked_compile(train, args, len(chunk), chunk_runs)
+            final_params, history = _gather(compiled[len(chunk)](*args))
             history = jax.tree.map(lambda a: a[: len(chunk)], history)
             final_params = jax.tree.map(lambda a: a[: len(chunk)], final_params)
             if writer:

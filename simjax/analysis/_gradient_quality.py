@@ -41,6 +41,7 @@ from jax.flatten_util import ravel_pytree
 
 from .._checks import check_int
 from .._curvature import flat_loss, hvp
+from .._memory import available_memory, compiled_memory
 from .._table import Table
 from ..parameters._parameters import params as trainable_params
 from ..rules._exact import Exact
@@ -221,31 +222,6 @@ def sample_memory(model: Any, rule: Any, task: Any, batch: Any, key: Any) -> int
     memory analysis; the dominant cost of a report, which holds `chunk_size` of them at a time)."""
     analysis = compiled_memory(_one_update, model, rule, task, batch, key)
     return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes) if analysis is not None else 0
-
-
-def compiled_memory(fn: Any, *args: Any) -> Any:
-    """XLA's memory analysis of `fn(*args)` compiled for the default device (array leaves traced,
-    everything else static, as `equinox.filter_jit`); `None` where the backend gives none."""
-    dynamic, static = eqx.partition(args, eqx.is_array)
-    lowered = jax.jit(lambda d: fn(*eqx.combine(d, static))).lower(dynamic)
-    return lowered.compile().memory_analysis()
-
-
-def available_memory() -> int:
-    """Bytes the default device can still allocate: the accelerator's free memory, or on a CPU the
-    host's available memory (`MemAvailable` of `/proc/meminfo`; 8 GiB when unknown)."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 8 * 2**30
 
 
 def choose_chunk_size(per_sample: int, samples: int, *, available: int, fraction: float = 0.5,
