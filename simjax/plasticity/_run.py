@@ -1,0 +1,182 @@
+r"""Running a plasticity rule inside the clock-driven scan.
+
+- `run`: the rule driven by given pre- and postsynaptic spike trains (open loop: the STDP window,
+  pairing protocols, meta-learning a rule from weight changes).
+- `simulate`: a `simjax.networks.EINetwork` whose dense recurrent weights learn while it runs
+  (closed loop): the weights and the rule's traces are part of the scanned state
+  (`PlasticState`); each step is the network's `transition` with the current weights, then the
+  rule with this step's spikes (presynaptic = postsynaptic = the population's spikes).
+
+Both are pure functions of arrays: `jax.vmap` runs many seeds or rule parameters at once, and
+`jax.grad` differentiates the final weights (or activity) in the rule's parameters. For long
+differentiable runs, `memory="checkpoint"` keeps the state only every `segment` steps and
+recomputes each segment in the backward pass (memory ~ `T / segment + segment` states).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+
+from .._checks import check_choice, check_int, check_positive, check_shape, is_concrete
+from .._simulate.output import Output
+from ..networks._ei import EINetwork, EIState
+from ..synapses._dense import Dense
+from ._base import AbstractPlasticityRule, check_modulator
+
+
+class PlasticState(eqx.Module):
+    """The state of a plastic network run: the network's state, the plastic weights and the rule's traces."""
+
+    network: EIState
+    weights: Float[Array, "n_pre n_post"]
+    traces: PyTree[Array]
+
+
+def _scan(body, carry, xs, steps: int, memory: str, segment: int):
+    if memory == "checkpoint" and steps % segment == 0 and steps > segment:
+        chunks = jax.tree.map(lambda a: a.reshape(steps // segment, segment, *a.shape[1:]), xs)
+
+        @jax.checkpoint
+        def outer(c, chunk):
+            return jax.lax.scan(body, c, chunk)
+
+        carry, ys = jax.lax.scan(outer, carry, chunks)
+        return carry, jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), ys)
+    return jax.lax.scan(body, carry, xs)
+
+
+def _check_modulator_series(owner, rule, modulator, steps, post_shape):
+    if rule.needs_modulator and modulator is None:
+        raise ValueError(f"{owner}: {type(rule).__name__} needs a modulator (the third factor): an array "
+                         f"[time] or [time, *post] with time = {steps}, got None")
+    if not rule.needs_modulator and modulator is not None:
+        raise ValueError(f"{owner}: {type(rule).__name__} has no third factor; pass modulator=None "
+                         f"(got an array of shape {tuple(np.shape(modulator))})")
+    if modulator is None:
+        return
+    shape = tuple(np.shape(modulator))
+    if not shape or shape[0] != steps:
+        raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time, ...] with time = {steps} "
+                         "(one value per step, the number of steps of the spike trains)")
+    check_modulator(owner, np.zeros(shape[1:]), post_shape)
+
+
+def _check_common(owner, rule, dt, memory, segment):
+    if not isinstance(rule, AbstractPlasticityRule):
+        raise TypeError(f"{owner}: rule must be a simjax.plasticity rule (AbstractPlasticityRule), "
+                        f"got {type(rule).__name__}")
+    check_positive("dt", dt, owner=owner)
+    check_choice("memory", memory, ("store", "checkpoint"), owner=owner)
+    check_int("segment", segment, owner=owner)
+
+
+def run(rule: AbstractPlasticityRule, pre: Float[Array, "time *batch n_pre"], post: Float[Array, "time *batch n_post"],
+        weights: Float[Array, "*batch n_pre n_post"], *, dt: Any, modulator: Float[Array, "time ..."] | None = None,
+        traces: PyTree[Array] | None = None, memory: str = "store", segment: int = 100
+        ) -> tuple[Float[Array, "*batch n_pre n_post"], PyTree[Array]]:
+    r"""Applies `rule` at every step of given spike trains (open loop).
+
+    **Arguments:**
+
+    - `rule`: a plasticity rule (`PairSTDP`, `TripletSTDP`, `RewardModulatedSTDP`, `InhibitorySTDP`, ...).
+    - `pre`, `post`: spikes (0/1) per step, `[time, *batch, n_pre]` and `[time, *batch, n_post]`.
+    - `weights`: the initial weights `[*batch, n_pre, n_post]`.
+    - `dt`: the step (ms).
+    - `modulator`: the third factor per step, `[time]` or `[time, *post]` (only for rules that
+      have one).
+    - `traces`: the initial traces (default: at rest, `rule.init`).
+    - `memory`: `"store"` or `"checkpoint"` (segments of `segment` steps recomputed in the
+      backward pass; used when `segment` divides the number of steps).
+
+    **Returns:** `(weights, traces)` after the last step.
+    """
+    owner = "plasticity.run"
+    _check_common(owner, rule, dt, memory, segment)
+    pre, post, weights = jnp.asarray(pre), jnp.asarray(post), jnp.asarray(weights)
+    if weights.ndim < 2:
+        raise ValueError(f"{owner}: weights must be [*batch, n_pre, n_post], got shape {weights.shape}")
+    check_shape("pre", pre, (None, *weights.shape[:-1]), owner=owner)
+    check_shape("post", post, (pre.shape[0], *weights.shape[:-2], weights.shape[-1]), owner=owner)
+    steps = pre.shape[0]
+    _check_modulator_series(owner, rule, modulator, steps, post.shape[1:])
+    if traces is None:
+        traces = rule.init(weights)
+    dtype = weights.dtype
+    xs = (pre.astype(dtype), post.astype(dtype), None if modulator is None else jnp.asarray(modulator, dtype))
+
+    def body(carry, x):
+        w, tr = carry
+        s_pre, s_post, m = x
+        return rule(s_pre, s_post, tr, w, m, dt), None
+
+    (weights, traces), _ = _scan(body, (weights, traces), xs, steps, memory, segment)
+    return weights, traces
+
+
+def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"], *, dt: Any,
+             key: PRNGKeyArray | None = None, mask: Bool[Array, "n n"] | None = None,
+             modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100
+             ) -> tuple[EINetwork, Output]:
+    r"""Runs `net` with plastic recurrent weights (closed loop; module docstring).
+
+    **Arguments:**
+
+    - `net`: an `simjax.networks.EINetwork` with a `simjax.synapses.Dense` recurrent projection
+      (weights `[n, n]`, inhibitory rows negative).
+    - `rule`: the plasticity rule of the plastic synapses.
+    - `inputs`: the external input per step, `[time, 1]` (one trial; `jax.vmap` for several).
+    - `dt`: the step (ms).
+    - `key`: draws the initial potentials and the Poisson background (`EINetwork.init`).
+    - `mask`: `[n, n]` booleans, which synapses learn (default: every nonzero weight). Their
+      weights must have the rule's sign (`sign * w >= 0`).
+    - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
+    - `memory`, `segment`: as for `run`.
+
+    **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
+    run (its `final_state` a `PlasticState`).
+    """
+    owner = "plasticity.simulate"
+    _check_common(owner, rule, dt, memory, segment)
+    if not isinstance(net, EINetwork):
+        raise TypeError(f"{owner}: net must be a simjax.networks.EINetwork, got {type(net).__name__}")
+    if not isinstance(net.recurrent, Dense):
+        raise TypeError(f"{owner}: {type(rule).__name__} needs the dense weights of a simjax.synapses.Dense "
+                        f"recurrent projection, got {type(net.recurrent).__name__} (build the network with "
+                        "dense=True or Dense(weights))")
+    inputs = jnp.asarray(inputs)
+    check_shape("inputs", inputs, (None, 1), owner=owner)
+    steps = inputs.shape[0]
+    weights = net.recurrent.weight
+    n = net.n
+    if mask is None:
+        mask = weights != 0
+    check_shape("mask", mask, (n, n), owner=owner)
+    mask = jnp.asarray(mask, bool)
+    if is_concrete(weights) and is_concrete(mask):
+        bad = np.asarray(mask) & (rule.sign * np.asarray(weights) < 0)
+        if np.any(bad):
+            i, j = np.argwhere(bad)[0]
+            kind = "excitatory (w >= 0)" if rule.sign == 1 else "inhibitory (w <= 0)"
+            raise ValueError(f"{owner}: {type(rule).__name__} with sign={rule.sign:+d} serves {kind} synapses, but "
+                             f"the plastic synapse {int(i)} -> {int(j)} has weight {float(weights[i, j])!r}; restrict "
+                             "mask to synapses of that sign")
+    _check_modulator_series(owner, rule, modulator, steps, (n,))
+    state = PlasticState(network=net.init(key, ()), weights=weights, traces=rule.init(weights))
+    xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
+
+    def body(carry: PlasticState, x):
+        x_t, m_t = x
+        proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
+        ei, record = net.transition(carry.network, x_t, dt, proj)
+        w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
+        return PlasticState(network=ei, weights=jnp.where(mask, w, carry.weights), traces=traces), record
+
+    final, recs = _scan(body, state, xs, steps, memory, segment)
+    net = eqx.tree_at(lambda m: m.recurrent.weight, net, final.weights)
+    return net, Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
