@@ -136,11 +136,15 @@ def check_taus(owner: str, **taus: Any) -> None:
         check_positive(name, tau, owner=owner)
 
 
+def modulator_fits(shape: tuple[int, ...], post_shape: tuple[int, ...]) -> bool:
+    """Whether a modulator of ``shape`` is a scalar or broadcasts to ``post_shape`` without adding
+    dimensions (one value, or one per postsynaptic neuron)."""
+    return len(shape) <= len(post_shape) and all(s in (1, p) for s, p in zip(shape[::-1], post_shape[::-1]))
+
+
 def check_modulator(owner: str, modulator: Any, post_shape: tuple[int, ...]) -> None:
-    """`ValueError` unless `modulator` is a scalar or broadcasts to the postsynaptic shape
-    `post_shape` without adding dimensions (one value, or one per postsynaptic neuron)."""
+    """`ValueError` unless ``modulator`` `modulator_fits` the postsynaptic shape ``post_shape``."""
     shape = tuple(np.shape(modulator))
-    ok = len(shape) <= len(post_shape) and all(s in (1, p) for s, p in zip(shape[::-1], post_shape[::-1]))
-    if not ok:
+    if not modulator_fits(shape, post_shape):
         raise ValueError(f"{owner}: the modulator has shape {shape}; expected a scalar or a shape that broadcasts "
                          f"to the postsynaptic neurons' {post_shape} (one value, or one per neuron)")

@@ -27,7 +27,7 @@ from .._checks import check_choice, check_int, check_positive, check_shape, is_c
 from .._simulate.output import Output
 from ..networks._ei import EINetwork, EIState
 from ..synapses._dense import Dense
-from ._base import AbstractPlasticityRule, check_modulator
+from ._base import AbstractPlasticityRule, modulator_fits
 
 
 class PlasticState(eqx.Module):
@@ -64,7 +64,10 @@ def _check_modulator_series(owner, rule, modulator, steps, post_shape):
     if not shape or shape[0] != steps:
         raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time, ...] with time = {steps} "
                          "(one value per step, the number of steps of the spike trains)")
-    check_modulator(owner, np.zeros(shape[1:]), post_shape)
+    if not modulator_fits(shape[1:], post_shape):
+        raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time] or [time, *m] with m a shape "
+                         f"that broadcasts to the postsynaptic neurons' {post_shape} (one value per step, or one "
+                         "per step and neuron)")
 
 
 def _check_common(owner, rule, dt, memory, segment):
