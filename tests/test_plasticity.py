@@ -11,6 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import simjax as sj
@@ -255,6 +256,27 @@ def test_inhibitory_plasticity_brings_excitatory_rate_to_target():
     assert np.mean(-w1[40:, :40]) > 2 * np.mean(-w0[40:, :40])
 
 
+def test_synaptic_scaling_closed_forms():
+    dt, beta, rho0, tau, steps = 1.0, 1e-5, 5.0, 500.0, 300
+    rule = P.SynapticScaling(beta=beta, rho0=rho0, tau=tau)
+    pre = jnp.zeros((steps, 2))
+    # a silent neuron: every input weight grows geometrically, w (1 + dt beta rho0)^T
+    w, traces = P.run(rule, pre, jnp.zeros((steps, 1)), jnp.array([[0.5], [0.2]]), dt=dt)
+    np.testing.assert_allclose(np.asarray(w)[:, 0], np.array([0.5, 0.2]) * (1 + dt * beta * rho0) ** steps,
+                               rtol=1e-12)
+    # a regular 50 Hz train: the rate estimate is the trace's geometric sum, and weights shrink
+    post = jnp.zeros((steps, 1)).at[::20, 0].set(1.0)
+    w, traces = P.run(rule, pre, post, jnp.array([[0.5], [0.2]]), dt=dt)
+    spikes = np.arange(0, steps, 20)
+    a = np.sum(np.exp(-(steps - 1 - spikes) * dt / tau))
+    np.testing.assert_allclose(float(rule.rate(traces)[0]), 1000.0 * a / tau, rtol=1e-12)
+    # the weights: w0 prod_k (1 + dt beta (rho0 - nu_k)), nu_k the rate estimate from spikes before step k
+    nu = [1000.0 / tau * np.sum(np.exp(-(k - spikes[spikes < k]) * dt / tau)) for k in range(steps)]
+    factor = np.prod([1 + dt * beta * (rho0 - v) for v in nu])
+    np.testing.assert_allclose(np.asarray(w)[:, 0], np.array([0.5, 0.2]) * factor, rtol=1e-12)
+    assert factor < 1  # 50 Hz is above the 5 Hz target: the inputs were scaled down
+
+
 # ---------------------------------------------------------------- vmap and gradients
 
 
@@ -365,3 +387,36 @@ def test_bad_input(unchecked):
         P.simulate(net, P.InhibitorySTDP(), jnp.zeros((10, 1)), dt=0.5)
     with pytest.raises(TypeError, match=r"rule must be a simjax.plasticity rule"):
         P.simulate(net, sj.rules.Exact(), jnp.zeros((10, 1)), dt=0.5, mask=mask)
+
+
+def test_meta_learning_recovers_pair_rule_parameters():
+    """Fit a pair rule's four parameters by gradient descent to the weight changes another
+    parameter set produced (Poisson trains, 8 x 4 x 4 synapses, 500 ms): within 5 %."""
+    rng = np.random.default_rng(0)
+    pre = jnp.asarray((rng.random((500, 8, 4)) < 0.05).astype(float))
+    post = jnp.asarray((rng.random((500, 8, 4)) < 0.05).astype(float))
+    w0 = jnp.full((8, 4, 4), 0.5)
+
+    def make(log_theta):
+        a_plus, a_minus, tau_plus, tau_minus = jnp.exp(log_theta)
+        return P.PairSTDP(a_plus, a_minus, tau_plus, tau_minus)
+
+    truth = np.array([0.01, 0.012, 17.0, 34.0])
+    target = P.run(make(jnp.log(jnp.asarray(truth))), pre, post, w0, dt=1.0)[0]
+
+    def loss(log_theta):
+        return jnp.mean((P.run(make(log_theta), pre, post, w0, dt=1.0)[0] - target) ** 2) / 1e-6
+
+    opt = optax.adam(0.1)
+
+    @jax.jit
+    def fit(log_theta):
+        def step(carry, _):
+            log_theta, state = carry
+            grad = jax.grad(loss)(log_theta)
+            updates, state = opt.update(grad, state)
+            return (optax.apply_updates(log_theta, updates), state), None
+        return jax.lax.scan(step, (log_theta, opt.init(log_theta)), None, length=400)[0][0]
+
+    fitted = np.exp(np.asarray(fit(jnp.log(jnp.array([0.005, 0.02, 10.0, 20.0])))))
+    np.testing.assert_allclose(fitted, truth, rtol=0.05)
