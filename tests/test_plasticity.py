@@ -7,6 +7,7 @@ bad input."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +16,11 @@ import optax
 import pytest
 
 import simjax as sj
+from simjax._app import config as cfgmod
+from simjax._app.experiments import plasticity as experiment
 
 P = sj.plasticity
+CONFIGS = Path(__file__).resolve().parent.parent / "simjax" / "configs"
 
 
 def _pairs(deltas, *, dt, t0=100.0, extra_pre=()):
@@ -420,3 +424,25 @@ def test_meta_learning_recovers_pair_rule_parameters():
 
     fitted = np.exp(np.asarray(fit(jnp.log(jnp.array([0.005, 0.02, 10.0, 20.0])))))
     np.testing.assert_allclose(fitted, truth, rtol=0.05)
+
+
+# ---------------------------------------------------------------- the experiment behind configs/plasticity_*.toml
+
+
+def test_plasticity_configs_load_and_quick_runs(tmp_path):
+    for kind in experiment.KINDS:
+        raw = cfgmod.load(CONFIGS / f"plasticity_{kind}.toml")
+        cfg = cfgmod.merge(cfgmod.merge(experiment.DEFAULTS, raw), experiment.QUICK)
+        experiment.validate(cfg)
+        assert cfg["protocol"]["kind"] == kind
+    cfg = cfgmod.merge(cfgmod.merge(experiment.DEFAULTS, cfgmod.load(CONFIGS / "plasticity_window.toml")),
+                       experiment.QUICK)
+    summary = experiment.run(cfg, tmp_path)
+    assert summary["max_abs_error_all"] < 1e-9 and summary["max_abs_error_nearest"] < 1e-9
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "window.csv").is_file()
+    bad = cfgmod.merge(experiment.DEFAULTS, {"protocol": {"kind": "windows"}})
+    with pytest.raises(cfgmod.ConfigError, match=r"protocol.kind = 'windows' is not allowed"):
+        experiment.validate(bad)
+    bad = cfgmod.merge(experiment.DEFAULTS, {"inhibitory": {"tau": -20.0}})
+    with pytest.raises(cfgmod.ConfigError, match=r"inhibitory.tau = -20.0 is not allowed: expected a positive number"):
+        experiment.validate(bad)
