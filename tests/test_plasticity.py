@@ -281,6 +281,48 @@ def test_synaptic_scaling_closed_forms():
     assert factor < 1  # 50 Hz is above the 5 Hz target: the inputs were scaled down
 
 
+def test_sparse_row_column_updates_equal_dense():
+    """Updating only the rows and columns of the neurons that spiked (with the dense update in steps
+    with more than `max_spikes` spikes) gives the dense update's weights and spikes."""
+    net, mask = _ei_network(16, 4)
+    w = net.recurrent.weight
+    exc_mask = (jnp.arange(20) < 16)[:, None] & (w != 0)
+    x = jnp.zeros((300, 1))
+    max_spikes = 2
+    for rule, m in ((P.PairSTDP(0.01, 0.012, 16.8, 33.7, weight_dependence="soft", w_max=0.2), exc_mask),):
+        dense_net, dense = P.simulate(net, rule, x, dt=0.5, key=jax.random.key(0), mask=m)
+        sparse_net, sparse = P.simulate(net, rule, x, dt=0.5, key=jax.random.key(0), mask=m, max_spikes=max_spikes)
+        counts = np.asarray(dense.readout[:, 0] * 16 + dense.readout[:, 1] * 4) * 0.5 / 1000.0
+        assert np.any(counts > max_spikes + 0.5) and np.any((counts > 0.5) & (counts < max_spikes + 0.5))
+        np.testing.assert_allclose(np.asarray(sparse_net.recurrent.weight), np.asarray(dense_net.recurrent.weight),
+                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(np.asarray(sparse.readout), np.asarray(dense.readout))
+        assert not np.allclose(np.asarray(dense_net.recurrent.weight), np.asarray(w))
+
+
+@pytest.mark.parametrize("rule", [P.PairSTDP(weight_dependence="multiplicative"), P.TripletSTDP(a2_plus=1e-3),
+                                  P.InhibitorySTDP(sign=1)], ids=lambda r: type(r).__name__)
+def test_spike_triggered_rules_rows_and_columns(rule):
+    """`advance` gives `__call__`'s traces, and the rule applied to the selected rows (columns) with
+    their traces gives those rows (columns) of the full update; rows and columns of silent neurons
+    do not change."""
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.uniform(0.2, 0.8, (6, 5)))
+    traces = jax.tree.map(lambda a: jnp.asarray(rng.uniform(0, 2, a.shape)), rule.init(w))
+    pre, post = jnp.array([0.0, 1, 0, 0, 1, 0]), jnp.array([1.0, 0, 0, 1, 0])
+    full, new_traces = rule(pre, post, traces, w, None, 0.5)
+    for a, b in zip(jax.tree.leaves(rule.advance(pre, post, traces, 0.5)), jax.tree.leaves(new_traces)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-15)
+    rows = jnp.array([1, 4])
+    cols = jnp.array([0, 3])
+    got_rows = rule(pre[rows], post, rule.select(traces, pre_index=rows), w[rows], None, 0.5)[0]
+    got_cols = rule(pre, post[cols], rule.select(traces, post_index=cols), w[:, cols], None, 0.5)[0]
+    np.testing.assert_allclose(np.asarray(got_rows), np.asarray(full[rows]), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(got_cols), np.asarray(full[:, cols]), rtol=1e-14)
+    silent = np.ix_([0, 2, 3, 5], [1, 2, 4])
+    np.testing.assert_array_equal(np.asarray(full)[silent], np.asarray(w)[silent])
+
+
 # ---------------------------------------------------------------- vmap and gradients
 
 
@@ -339,10 +381,11 @@ def test_gradient_in_rule_parameters_matches_finite_differences(case):
     grad = jax.grad(loss)(theta)
     grad_ckpt = jax.grad(lambda th: loss(th, "checkpoint"))(theta)
     fd = []
+    value = jax.jit(loss)
     for i in range(theta.size):
         h = 1e-5 * float(theta[i])
         e = jnp.zeros_like(theta).at[i].set(h)
-        fd.append((float(loss(theta + e)) - float(loss(theta - e))) / (2 * h))
+        fd.append((float(value(theta + e)) - float(value(theta - e))) / (2 * h))
     np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(grad_ckpt), np.asarray(grad), rtol=1e-12)
     assert np.all(np.abs(np.asarray(grad)) > 0)
@@ -389,6 +432,8 @@ def test_bad_input(unchecked):
     with pytest.raises(ValueError, match=r"InhibitorySTDP with sign=-1 serves inhibitory \(w <= 0\) synapses, but "
                                          r"the plastic synapse 0 -> \d+ has weight 0.05"):
         P.simulate(net, P.InhibitorySTDP(), jnp.zeros((10, 1)), dt=0.5)
+    with pytest.raises(TypeError, match=r"max_spikes needs a rule whose weights change only at spikes"):
+        P.simulate(net, P.SynapticScaling(sign=-1), jnp.zeros((10, 1)), dt=0.5, mask=mask, max_spikes=4)
     with pytest.raises(TypeError, match=r"rule must be a simjax.plasticity rule"):
         P.simulate(net, sj.rules.Exact(), jnp.zeros((10, 1)), dt=0.5, mask=mask)
 

@@ -3,6 +3,7 @@ STDP, reward-modulated three-factor STDP, inhibitory plasticity, synaptic scalin
 `(pre, post, traces, weights, modulator, dt) -> (weights, traces)` run inside the clock scan."""
 
 from ._base import AbstractPlasticityRule as AbstractPlasticityRule
+from ._base import AbstractSpikeTriggeredRule as AbstractSpikeTriggeredRule
 from ._inhibitory import InhibitorySTDP as InhibitorySTDP
 from ._run import PlasticState as PlasticState
 from ._run import run as run

@@ -100,6 +100,32 @@ class AbstractPlasticityRule(eqx.Module):
         return self.sign * jnp.clip(m, w_min, w_max)
 
 
+class AbstractSpikeTriggeredRule(AbstractPlasticityRule):
+    """A rule whose weights change only at spikes and whose traces are per neuron (pre- or
+    postsynaptic): in a step, only the rows of the presynaptic neurons that spiked and the columns
+    of the postsynaptic neurons that spiked change, so a step can update those rows and columns
+    alone (`simjax.plasticity.simulate` with ``max_spikes``). Every entry's new value depends only on
+    its own weight and its row's and column's traces, so updating the rows and the columns
+    separately is exact.
+
+    Subclasses implement `advance` and `select` besides the rule itself.
+    """
+
+    @abc.abstractmethod
+    def advance(self, pre: Float[Array, "*batch n_pre"], post: Float[Array, "*batch n_post"], traces: PyTree[Array],
+                dt: Any) -> PyTree[Array]:
+        """The traces after one step (what `__call__` returns besides the weights)."""
+
+    @abc.abstractmethod
+    def select(self, traces: PyTree[Array], pre_index: Any = None, post_index: Any = None) -> PyTree[Array]:
+        """The traces of the presynaptic neurons ``pre_index`` and of the postsynaptic neurons
+        ``post_index`` (index arrays along the last axis; ``None``: all; indices past the end clip)."""
+
+
+def take(x: Float[Array, "*batch n"], index: Any) -> Float[Array, "*batch k"]:
+    """``x[..., index]`` (``None``: all of ``x``), out-of-range indices clipped."""
+    return x if index is None else jnp.take(x, index, axis=-1, mode="clip")
+
 def outer(pre: Float[Array, "*batch n_pre"], post: Float[Array, "*batch n_post"]
           ) -> Float[Array, "*batch n_pre n_post"]:
     """`pre[..., i] post[..., j]`."""

@@ -22,11 +22,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_positive
-from ._base import AbstractPlasticityRule, check_options, check_taus, decay, outer
+from ._base import AbstractSpikeTriggeredRule, check_options, check_taus, decay, outer, take
 from ._stdp import PairTraces
 
 
-class InhibitorySTDP(AbstractPlasticityRule):
+class InhibitorySTDP(AbstractSpikeTriggeredRule):
     r"""Vogels et al. (2011) inhibitory plasticity (module docstring).
 
     **Arguments:**
@@ -74,3 +74,10 @@ class InhibitorySTDP(AbstractPlasticityRule):
         ltd = self.eta * self.alpha * outer(pre, jnp.ones_like(post))
         weights = self.apply(weights, ltp, ltd)
         return weights, PairTraces(pre=self.bump(x, pre), post=self.bump(y, post))
+
+    def advance(self, pre, post, traces: PairTraces, dt: Any = 1.0):
+        a = decay(self.tau, dt)
+        return PairTraces(pre=self.bump(traces.pre * a, pre), post=self.bump(traces.post * a, post))
+
+    def select(self, traces: PairTraces, pre_index=None, post_index=None):
+        return PairTraces(pre=take(traces.pre, pre_index), post=take(traces.post, post_index))

@@ -27,7 +27,8 @@ from .._checks import check_choice, check_int, check_positive, check_shape, is_c
 from .._simulate.output import Output
 from ..networks._ei import EINetwork, EIState
 from ..synapses._dense import Dense
-from ._base import AbstractPlasticityRule, modulator_fits
+from ..synapses._event import spike_indices
+from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 
 
 class PlasticState(eqx.Module):
@@ -68,6 +69,28 @@ def _check_modulator_series(owner, rule, modulator, steps, post_shape):
         raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time] or [time, *m] with m a shape "
                          f"that broadcasts to the postsynaptic neurons' {post_shape} (one value per step, or one "
                          "per step and neuron)")
+
+
+def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, mask, modulator, dt, max_spikes):
+    """The weights after one step of a spike-triggered rule in a recurrent population (pre = post =
+    ``spikes``), touching only the rows and columns of the neurons that spiked; the dense update in a
+    step with more than ``max_spikes`` spikes."""
+
+    def dense(_):
+        return jnp.where(mask, rule(spikes, spikes, traces, weights, modulator, dt)[0], weights)
+
+    def sparse(_):
+        idx, _ = spike_indices(spikes, max_spikes)  # padded with n: gathered clipped, scattered dropped
+        rows_old = jnp.take(weights, idx, axis=0, mode="clip")
+        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), rows_old, modulator, dt)[0]
+        rows = jnp.where(jnp.take(mask, idx, axis=0, mode="clip"), rows, rows_old)
+        cols_old = jnp.take(weights, idx, axis=1, mode="clip")
+        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), cols_old, modulator, dt)[0]
+        cols = jnp.where(jnp.take(mask, idx, axis=1, mode="clip"), cols, cols_old)
+        return weights.at[idx, :].set(rows, mode="drop").at[:, idx].set(cols, mode="drop")
+
+    count = jnp.sum(jax.lax.stop_gradient(spikes) != 0)
+    return jax.lax.cond(count > max_spikes, dense, sparse, None)
 
 
 def _check_common(owner, rule, dt, memory, segment):
@@ -124,8 +147,8 @@ def run(rule: AbstractPlasticityRule, pre: Float[Array, "time *batch n_pre"], po
 
 def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"], *, dt: Any,
              key: PRNGKeyArray | None = None, mask: Bool[Array, "n n"] | None = None,
-             modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100
-             ) -> tuple[EINetwork, Output]:
+             modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100,
+             max_spikes: int | None = None) -> tuple[EINetwork, Output]:
     r"""Runs `net` with plastic recurrent weights (closed loop; module docstring).
 
     **Arguments:**
@@ -140,6 +163,12 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
       weights must have the rule's sign (`sign * w >= 0`).
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
+    - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the rows and columns of the
+      neurons that spiked in a step (``O(k n)`` instead of ``O(n^2)`` per step), for up to
+      ``max_spikes`` spikes per step, falling back to the dense update in a step with more. The
+      weights are the same as with the dense update; gradients through the surrogate derivatives of
+      neurons that did not spike (which the dense update carries) are left out. Default `None`:
+      the dense update every step.
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
     run (its `final_state` a `PlasticState`).
@@ -170,6 +199,11 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
                              f"the plastic synapse {int(i)} -> {int(j)} has weight {float(weights[i, j])!r}; restrict "
                              "mask to synapses of that sign")
     _check_modulator_series(owner, rule, modulator, steps, (n,))
+    if max_spikes is not None:
+        check_int("max_spikes", max_spikes, owner=owner)
+        if not isinstance(rule, AbstractSpikeTriggeredRule):
+            raise TypeError(f"{owner}: max_spikes needs a rule whose weights change only at spikes "
+                            f"(AbstractSpikeTriggeredRule), got {type(rule).__name__}; drop max_spikes")
     state = PlasticState(network=net.init(key, ()), weights=weights, traces=rule.init(weights))
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
 
@@ -177,8 +211,13 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         x_t, m_t = x
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
         ei, record = net.transition(carry.network, x_t, dt, proj)
-        w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
-        return PlasticState(network=ei, weights=jnp.where(mask, w, carry.weights), traces=traces), record
+        if max_spikes is None:
+            w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
+            w = jnp.where(mask, w, carry.weights)
+        else:
+            w = _sparse_update(rule, ei.spikes, carry.traces, carry.weights, mask, m_t, dt, max_spikes)
+            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
+        return PlasticState(network=ei, weights=w, traces=traces), record
 
     final, recs = _scan(body, state, xs, steps, memory, segment)
     net = eqx.tree_at(lambda m: m.recurrent.weight, net, final.weights)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import as_float_array, check_positive
-from ._base import AbstractPlasticityRule, check_options, check_taus, decay, outer
+from ._base import AbstractSpikeTriggeredRule, check_options, check_taus, decay, outer, take
 
 
 class PairTraces(eqx.Module):
@@ -48,7 +48,7 @@ class PairTraces(eqx.Module):
     post: Float[Array, "*batch n_post"]
 
 
-class PairSTDP(AbstractPlasticityRule):
+class PairSTDP(AbstractSpikeTriggeredRule):
     r"""Pair-based STDP with exponential windows (module docstring).
 
     **Arguments:**
@@ -94,6 +94,13 @@ class PairSTDP(AbstractPlasticityRule):
         weights = self.apply(weights, self.a_plus * outer(x, post), self.a_minus * outer(pre, y))
         return weights, PairTraces(pre=self.bump(x, pre), post=self.bump(y, post))
 
+    def advance(self, pre, post, traces: PairTraces, dt: Any = 1.0):
+        return PairTraces(pre=self.bump(traces.pre * decay(self.tau_plus, dt), pre),
+                          post=self.bump(traces.post * decay(self.tau_minus, dt), post))
+
+    def select(self, traces: PairTraces, pre_index=None, post_index=None):
+        return PairTraces(pre=take(traces.pre, pre_index), post=take(traces.post, post_index))
+
 
 class TripletTraces(eqx.Module):
     """Presynaptic `r1` (`tau_plus`), `r2` (`tau_x`); postsynaptic `o1` (`tau_minus`),
@@ -105,7 +112,7 @@ class TripletTraces(eqx.Module):
     o2: Float[Array, "*batch n_post"]
 
 
-class TripletSTDP(AbstractPlasticityRule):
+class TripletSTDP(AbstractSpikeTriggeredRule):
     r"""Triplet STDP of Pfister & Gerstner (2006) (module docstring; defaults: their Table 4,
     visual cortex, all-to-all, full model).
 
@@ -162,3 +169,13 @@ class TripletSTDP(AbstractPlasticityRule):
         weights = self.apply(weights, ltp, ltd)
         return weights, TripletTraces(r1=self.bump(r1, pre), r2=self.bump(r2, pre),
                                       o1=self.bump(o1, post), o2=self.bump(o2, post))
+
+    def advance(self, pre, post, traces: TripletTraces, dt: Any = 1.0):
+        return TripletTraces(r1=self.bump(traces.r1 * decay(self.tau_plus, dt), pre),
+                             r2=self.bump(traces.r2 * decay(self.tau_x, dt), pre),
+                             o1=self.bump(traces.o1 * decay(self.tau_minus, dt), post),
+                             o2=self.bump(traces.o2 * decay(self.tau_y, dt), post))
+
+    def select(self, traces: TripletTraces, pre_index=None, post_index=None):
+        return TripletTraces(r1=take(traces.r1, pre_index), r2=take(traces.r2, pre_index),
+                             o1=take(traces.o1, post_index), o2=take(traces.o2, post_index))
