@@ -491,3 +491,15 @@ def test_plasticity_configs_load_and_quick_runs(tmp_path):
     bad = cfgmod.merge(experiment.DEFAULTS, {"inhibitory": {"tau": -20.0}})
     with pytest.raises(cfgmod.ConfigError, match=r"inhibitory.tau = -20.0 is not allowed: expected a positive number"):
         experiment.validate(bad)
+
+
+def test_reward_modulated_stdp_learns_to_fire_for_the_rewarded_pattern(tmp_path):
+    """A LIF neuron that fires for all three input patterns at first (without learning) fires for the
+    rewarded one only after 300 presentations with reward-modulated STDP (2 seeds)."""
+    cfg = cfgmod.merge(cfgmod.merge(experiment.DEFAULTS, cfgmod.load(CONFIGS / "plasticity_reward.toml")),
+                       experiment.QUICK)
+    summary = experiment.run(cfg, tmp_path)
+    assert summary["p_fire_others_without_learning"] > 0.6 and summary["p_fire_target_without_learning"] > 0.6
+    assert summary["p_fire_target_mean"] > 0.9
+    assert summary["p_fire_others_mean"] < 0.3
+    assert summary["weight_target_mean"] > 2 * summary["weight_others_mean"]

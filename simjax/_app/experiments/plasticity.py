@@ -8,6 +8,10 @@
 - ``"inhibitory"``: a small conductance-based E/I network whose inhibitory-to-excitatory synapses
   follow Vogels et al. (2011); the excitatory rate before and after learning, over seeds (`jax.vmap`);
   writes ``rates.csv``.
+- ``"reward"``: reward-modulated STDP (Izhikevich 2007): one LIF neuron receives ``n_patterns``
+  groups of Poisson inputs, one group at a time; after each presentation a reward of +1 (the
+  target group, if the neuron fired) or -1 (another group, if it fired) arrives as the modulator
+  pulse; the neuron learns to fire for the target only. Over seeds; writes ``reward.csv``.
 - ``"meta"``: meta-learning: the four parameters of a pair-STDP rule fitted by gradient descent
   (Adam on their logarithms) to weight changes that other parameters produced; over seeds.
 
@@ -27,7 +31,7 @@ import optax
 
 from ... import plasticity as P
 from ...networks import EINetwork
-from ...neurons import SynapticLIF
+from ...neurons import LIF, SynapticLIF
 from ...synapses import Dense, ExponentialConductance
 from .. import io
 from ..config import require
@@ -42,13 +46,16 @@ DEFAULTS = {
     "inhibitory": {"n_exc": 160, "n_inh": 40, "seconds": 10.0, "dt": 0.5, "eta": 0.005, "rho0": 5.0, "tau": 20.0,
                    "w_ie": 0.05, "w_ei": 0.05, "p_ei": 0.5, "bias": 15.0, "background_rate": 2000.0,
                    "background_weight": 0.05, "seeds": 5, "window": 2.0},
+    "reward": {"n_per_pattern": 10, "n_patterns": 3, "present": 50.0, "gap": 50.0, "presentations": 600,
+               "rate": 40.0, "dt": 1.0, "w0": 0.15, "eta": 0.05, "tau_e": 100.0, "a_plus": 1.0, "a_minus": 1.0,
+               "seeds": 5, "window": 100},
     "meta": {"steps": 500, "n_pre": 8, "n_post": 4, "batch": 8, "rate": 0.05, "truth": [0.01, 0.012, 17.0, 34.0],
              "start": [0.005, 0.02, 10.0, 20.0], "learning_rate": 0.1, "iterations": 400, "seeds": 5},
 }
 QUICK = {"window": {"dt": 1.0}, "frequency": {"frequencies": [1.0, 20.0, 50.0], "dt": 1.0},
          "inhibitory": {"n_exc": 40, "n_inh": 10, "seconds": 1.0, "seeds": 2, "window": 0.5},
-         "meta": {"iterations": 20, "seeds": 2}}
-KINDS = ("window", "frequency", "inhibitory", "meta")
+         "reward": {"presentations": 300, "seeds": 2, "window": 100}, "meta": {"iterations": 20, "seeds": 2}}
+KINDS = ("window", "frequency", "inhibitory", "reward", "meta")
 
 
 def validate(cfg: dict) -> None:
@@ -74,6 +81,15 @@ def validate(cfg: dict) -> None:
     require(0 <= i["p_ei"] <= 1, "inhibitory.p_ei", i["p_ei"], "a probability in [0, 1]")
     require(i["seeds"] >= 1, "inhibitory.seeds", i["seeds"], "a positive integer")
     require(0 < i["window"] <= i["seconds"], "inhibitory.window", i["window"], "in (0, seconds]")
+    rw = cfg["reward"]
+    for key in ("n_per_pattern", "presentations", "seeds", "window"):
+        require(rw[key] >= 1, f"reward.{key}", rw[key], "a positive integer")
+    require(rw["n_patterns"] >= 2, "reward.n_patterns", rw["n_patterns"], "an integer >= 2")
+    for key in ("present", "gap", "rate", "dt", "tau_e"):
+        require(rw[key] > 0, f"reward.{key}", rw[key], "a positive number")
+    for key in ("w0", "eta", "a_plus", "a_minus"):
+        require(rw[key] >= 0, f"reward.{key}", rw[key], "a number >= 0")
+    require(rw["window"] <= rw["presentations"], "reward.window", rw["window"], "at most presentations")
     for key in ("steps", "n_pre", "n_post", "batch", "iterations", "seeds"):
         require(m[key] >= 1, f"meta.{key}", m[key], "a positive integer")
     require(0 < m["rate"] < 1, "meta.rate", m["rate"], "a spike probability per step in (0, 1)")
@@ -88,7 +104,8 @@ def run(cfg: dict, out_dir: Path) -> dict:
     jax.config.update("jax_enable_x64", True)
     kind = cfg["protocol"]["kind"]
     start = time.perf_counter()
-    summary = {"window": _window, "frequency": _frequency, "inhibitory": _inhibitory, "meta": _meta}[kind](cfg, out_dir)
+    studies = {"window": _window, "frequency": _frequency, "inhibitory": _inhibitory, "reward": _reward, "meta": _meta}
+    summary = studies[kind](cfg, out_dir)
     summary = {"kind": kind, **summary, "seconds": time.perf_counter() - start}
     io.write_json(out_dir / "summary.json", summary)
     return summary
@@ -217,6 +234,77 @@ def _inhibitory(cfg, out_dir):
     return {"rho0_hz": c["rho0"], "rate_exc_hz_mean": float(final.mean()), "rate_exc_hz_std": float(final.std()),
             "rate_exc_static_hz_mean": float(before.mean()), "rate_exc_static_hz_std": float(before.std()),
             "relative_error_mean": float(np.mean(np.abs(final - c["rho0"]) / c["rho0"])), "seeds": c["seeds"]}
+
+
+# ---------------------------------------------------------------- reward-modulated STDP
+
+
+def reward_task(c: dict, key: jax.Array, eta: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One run of the reward study: ``(final weights [n_in], fired [presentations], pattern ids)``."""
+    dt = c["dt"]
+    n_in = c["n_per_pattern"] * c["n_patterns"]
+    present, gap = int(round(c["present"] / dt)), int(round(c["gap"] / dt))
+    per = present + gap
+    k1, k2 = jax.random.split(key)
+    order = jax.random.randint(k1, (c["presentations"],), 0, c["n_patterns"])
+    t = jnp.arange(c["presentations"] * per)
+    pattern = order[t // per]
+    on = (t % per) < present
+    group = jnp.arange(n_in) // c["n_per_pattern"]
+    prob = jnp.where(on[:, None] & (group[None, :] == pattern[:, None]), c["rate"] * dt / 1000.0, 0.0)
+    pre = jax.random.bernoulli(k2, prob).astype(jnp.result_type(float))
+    reward_step = (t % per) == present  # the first step after a presentation
+    neuron = LIF(tau_mem=20.0, v_th=1.0, reset="zero", t_ref=2.0)
+    rule = P.RewardModulatedSTDP(a_plus=c["a_plus"], a_minus=c["a_minus"], tau_plus=20.0, tau_minus=20.0,
+                                 tau_e=c["tau_e"], eta=eta, w_max=1.0)
+    w = jnp.full((n_in, 1), c["w0"])
+
+    def body(carry, x):
+        state, w, traces, fired = carry
+        s_pre, p, rewarded, is_on = x
+        state, s_post = neuron.step(state, s_pre @ w, dt)
+        fired = jnp.where(is_on, fired + s_post[0], fired)
+        sign = jnp.where(p == 0, 1.0, -1.0)  # pattern 0 is the target
+        reward = jnp.where(rewarded & (fired > 0), sign, 0.0) / dt
+        w, traces = rule(s_pre, s_post, traces, w, reward, dt)
+        return (state, w, traces, jnp.where(rewarded, 0.0, fired)), s_post[0]
+
+    carry = (neuron.init(None, (1,)), w, rule.init(w), jnp.zeros(()))
+    (_, w, _, _), spikes = jax.lax.scan(body, carry, (pre, pattern, reward_step, on))
+    fired = spikes.reshape(c["presentations"], per)[:, :present].sum(1) > 0
+    return w[:, 0], fired, order
+
+
+def _reward(cfg, out_dir):
+    c, seed = cfg["reward"], cfg["experiment"]["seed"]
+    keys = jax.random.split(jax.random.key(seed), c["seeds"])
+    run_all = jax.jit(jax.vmap(lambda k, eta: reward_task(c, k, eta), in_axes=(0, None)))
+    w, fired, order = (np.asarray(a) for a in run_all(keys, jnp.asarray(c["eta"])))
+    _, fired0, _ = (np.asarray(a) for a in run_all(keys, jnp.zeros(())))
+    last = slice(-c["window"], None)
+
+    def probabilities(f):  # [seeds, patterns]: firing probability per pattern over the last window
+        return np.array([[f[s, last][order[s, last] == k].mean() for k in range(c["n_patterns"])]
+                         for s in range(c["seeds"])])
+
+    learned, before = probabilities(fired), probabilities(fired0)
+    target, others = learned[:, 0], learned[:, 1:].mean(1)
+    w_groups = w.reshape(c["seeds"], c["n_patterns"], c["n_per_pattern"]).mean(2)
+    io.write_rows(out_dir / "reward.csv", [{"seed": s, "pattern": k, "p_fire": float(learned[s, k]),
+                                            "p_fire_without_learning": float(before[s, k]),
+                                            "mean_weight": float(w_groups[s, k])}
+                                           for s in range(c["seeds"]) for k in range(c["n_patterns"])])
+    print(f"plasticity reward: firing probability over the last {c['window']} presentations ({c['seeds']} seeds): "
+          f"target {target.mean():.2f} +- {target.std():.2f}, others {others.mean():.2f} +- {others.std():.2f} "
+          f"(without learning: {before[:, 0].mean():.2f}, {before[:, 1:].mean():.2f})")
+    _plot(out_dir, "reward", lambda ax: (ax.bar(np.arange(c["n_patterns"]), learned.mean(0), yerr=learned.std(0)),
+                                         ax.set(xlabel="pattern (0: rewarded)", ylabel="firing probability")))
+    return {"p_fire_target_mean": float(target.mean()), "p_fire_target_std": float(target.std()),
+            "p_fire_others_mean": float(others.mean()), "p_fire_others_std": float(others.std()),
+            "p_fire_target_without_learning": float(before[:, 0].mean()),
+            "p_fire_others_without_learning": float(before[:, 1:].mean()),
+            "weight_target_mean": float(w_groups[:, 0].mean()), "weight_others_mean": float(w_groups[:, 1:].mean()),
+            "seeds": c["seeds"]}
 
 
 # ---------------------------------------------------------------- meta-learning
