@@ -465,7 +465,7 @@ def test_meta_learning_recovers_pair_rule_parameters():
             grad = jax.grad(loss)(log_theta)
             updates, state = opt.update(grad, state)
             return (optax.apply_updates(log_theta, updates), state), None
-        return jax.lax.scan(step, (log_theta, opt.init(log_theta)), None, length=400)[0][0]
+        return jax.lax.scan(step, (log_theta, opt.init(log_theta)), None, length=300)[0][0]
 
     fitted = np.exp(np.asarray(fit(jnp.log(jnp.array([0.005, 0.02, 10.0, 20.0])))))
     np.testing.assert_allclose(fitted, truth, rtol=0.05)
