@@ -323,6 +323,25 @@ def test_spike_triggered_rules_rows_and_columns(rule):
     np.testing.assert_array_equal(np.asarray(full)[silent], np.asarray(w)[silent])
 
 
+def test_event_projection_learns_like_its_dense_twin():
+    """Pair STDP on the excitatory synapses of an event-driven projection gives the weights (and
+    the activity) of the same network with the projection as a dense matrix."""
+    kw = dict(key=jax.random.key(3), connectivity="fixed_in_degree", k=6)
+    event_net = sj.networks.EINetwork.coba(30, **kw)
+    dense_net = sj.networks.EINetwork.coba(30, dense=True, **kw)
+    proj = event_net.recurrent
+    rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7)
+    x = jnp.zeros((300, 1))
+    event_mask = (proj.channels == 0)[:, None] & (proj.targets < 30)
+    dense_mask = (jnp.arange(30) < event_net.n_exc)[:, None] & (dense_net.recurrent.weight != 0)
+    learned_event, out_event = P.simulate(event_net, rule, x, dt=0.1, key=jax.random.key(0), mask=event_mask)
+    learned_dense, out_dense = P.simulate(dense_net, rule, x, dt=0.1, key=jax.random.key(0), mask=dense_mask)
+    np.testing.assert_array_equal(np.asarray(out_event.readout), np.asarray(out_dense.readout))
+    np.testing.assert_allclose(np.asarray(learned_event.recurrent.dense()), np.asarray(learned_dense.recurrent.weight),
+                               rtol=1e-12, atol=1e-15)
+    assert not np.allclose(np.asarray(learned_dense.recurrent.weight), np.asarray(dense_net.recurrent.weight))
+
+
 # ---------------------------------------------------------------- vmap and gradients
 
 
@@ -425,9 +444,9 @@ def test_bad_input(unchecked):
         rule(pre[0], post[0], rule.init(w0), w0, jnp.zeros(4), 1.0)
     # a rule attached to a projection it cannot serve
     event_net = sj.networks.EINetwork.coba(20, key=jax.random.key(0), p=0.2)
-    with pytest.raises(TypeError, match=r"InhibitorySTDP needs the dense weights of a simjax.synapses.Dense "
-                                        r"recurrent projection, got EventProjection"):
-        P.simulate(event_net, P.InhibitorySTDP(), jnp.zeros((10, 1)), dt=0.1)
+    with pytest.raises(TypeError, match=r"RewardModulatedSTDP needs the dense weights of a simjax.synapses.Dense "
+                                        r"recurrent projection .* got EventProjection"):
+        P.simulate(event_net, P.RewardModulatedSTDP(), jnp.zeros((10, 1)), dt=0.1, modulator=jnp.zeros(10))
     net, mask = _ei_network(8, 2)
     with pytest.raises(ValueError, match=r"InhibitorySTDP with sign=-1 serves inhibitory \(w <= 0\) synapses, but "
                                          r"the plastic synapse 0 -> \d+ has weight 0.05"):

@@ -104,7 +104,7 @@ class AbstractSpikeTriggeredRule(AbstractPlasticityRule):
     """A rule whose weights change only at spikes and whose traces are per neuron (pre- or
     postsynaptic): in a step, only the rows of the presynaptic neurons that spiked and the columns
     of the postsynaptic neurons that spiked change, so a step can update those rows and columns
-    alone (`simjax.plasticity.simulate` with ``max_spikes``). Every entry's new value depends only on
+    alone (`simjax.plasticity.simulate` with `max_spikes`). Every entry's new value depends only on
     its own weight and its row's and column's traces, so updating the rows and the columns
     separately is exact.
 
@@ -118,12 +118,13 @@ class AbstractSpikeTriggeredRule(AbstractPlasticityRule):
 
     @abc.abstractmethod
     def select(self, traces: PyTree[Array], pre_index: Any = None, post_index: Any = None) -> PyTree[Array]:
-        """The traces of the presynaptic neurons ``pre_index`` and of the postsynaptic neurons
-        ``post_index`` (index arrays along the last axis; ``None``: all; indices past the end clip)."""
+        """The traces of the presynaptic neurons `pre_index` and of the postsynaptic neurons
+        `post_index` (index arrays along the last axis; `None`: all; indices past the end clip)."""
 
 
-def take(x: Float[Array, "*batch n"], index: Any) -> Float[Array, "*batch k"]:
-    """``x[..., index]`` (``None``: all of ``x``), out-of-range indices clipped."""
+def take(x: Float[Array, "*batch n"], index: Any) -> Float[Array, "..."]:
+    """`x[..., index]` (`None`: all of `x`; an index array of any shape replaces the last axis by its
+    shape), out-of-range indices clipped."""
     return x if index is None else jnp.take(x, index, axis=-1, mode="clip")
 
 def outer(pre: Float[Array, "*batch n_pre"], post: Float[Array, "*batch n_post"]
@@ -163,13 +164,13 @@ def check_taus(owner: str, **taus: Any) -> None:
 
 
 def modulator_fits(shape: tuple[int, ...], post_shape: tuple[int, ...]) -> bool:
-    """Whether a modulator of ``shape`` is a scalar or broadcasts to ``post_shape`` without adding
+    """Whether a modulator of `shape` is a scalar or broadcasts to `post_shape` without adding
     dimensions (one value, or one per postsynaptic neuron)."""
     return len(shape) <= len(post_shape) and all(s in (1, p) for s, p in zip(shape[::-1], post_shape[::-1]))
 
 
 def check_modulator(owner: str, modulator: Any, post_shape: tuple[int, ...]) -> None:
-    """`ValueError` unless ``modulator`` `modulator_fits` the postsynaptic shape ``post_shape``."""
+    """`ValueError` unless `modulator` `modulator_fits` the postsynaptic shape `post_shape`."""
     shape = tuple(np.shape(modulator))
     if not modulator_fits(shape, post_shape):
         raise ValueError(f"{owner}: the modulator has shape {shape}; expected a scalar or a shape that broadcasts "

@@ -27,7 +27,7 @@ from .._checks import check_choice, check_int, check_positive, check_shape, is_c
 from .._simulate.output import Output
 from ..networks._ei import EINetwork, EIState
 from ..synapses._dense import Dense
-from ..synapses._event import spike_indices
+from ..synapses._event import EventProjection, spike_indices
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 
 
@@ -73,8 +73,8 @@ def _check_modulator_series(owner, rule, modulator, steps, post_shape):
 
 def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, mask, modulator, dt, max_spikes):
     """The weights after one step of a spike-triggered rule in a recurrent population (pre = post =
-    ``spikes``), touching only the rows and columns of the neurons that spiked; the dense update in a
-    step with more than ``max_spikes`` spikes."""
+    `spikes`), touching only the rows and columns of the neurons that spiked; the dense update in a
+    step with more than `max_spikes` spikes."""
 
     def dense(_):
         return jnp.where(mask, rule(spikes, spikes, traces, weights, modulator, dt)[0], weights)
@@ -91,6 +91,16 @@ def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, ma
 
     count = jnp.sum(jax.lax.stop_gradient(spikes) != 0)
     return jax.lax.cond(count > max_spikes, dense, sparse, None)
+
+
+def _event_update(rule: AbstractSpikeTriggeredRule, targets, spikes, traces, weights, mask, dt):
+    """One step of a spike-triggered rule on the stored synapses of an `EventProjection` (row `j`:
+    the synapses from neuron `j` to `targets[j]`): each row is a batch entry with one presynaptic
+    neuron and its targets as postsynaptic neurons."""
+    rows = jnp.arange(weights.shape[0])[:, None]
+    selected = rule.select(traces, pre_index=rows, post_index=targets)
+    new = rule(take(spikes, rows), take(spikes, targets), selected, weights[:, None, :], None, dt)[0][:, 0, :]
+    return jnp.where(mask, new, weights)
 
 
 def _check_common(owner, rule, dt, memory, segment):
@@ -146,7 +156,7 @@ def run(rule: AbstractPlasticityRule, pre: Float[Array, "time *batch n_pre"], po
 
 
 def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"], *, dt: Any,
-             key: PRNGKeyArray | None = None, mask: Bool[Array, "n n"] | None = None,
+             key: PRNGKeyArray | None = None, mask: Bool[Array, "n_pre n_syn"] | None = None,
              modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100,
              max_spikes: int | None = None) -> tuple[EINetwork, Output]:
     r"""Runs `net` with plastic recurrent weights (closed loop; module docstring).
@@ -154,18 +164,20 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     **Arguments:**
 
     - `net`: an `simjax.networks.EINetwork` with a `simjax.synapses.Dense` recurrent projection
-      (weights `[n, n]`, inhibitory rows negative).
+      (weights `[n, n]`, inhibitory rows negative), or, for an `AbstractSpikeTriggeredRule`, an
+      `simjax.synapses.EventProjection` (its stored weights `[n, max_out]` learn).
     - `rule`: the plasticity rule of the plastic synapses.
     - `inputs`: the external input per step, `[time, 1]` (one trial; `jax.vmap` for several).
     - `dt`: the step (ms).
     - `key`: draws the initial potentials and the Poisson background (`EINetwork.init`).
-    - `mask`: `[n, n]` booleans, which synapses learn (default: every nonzero weight). Their
+    - `mask`: booleans shaped like the weights (`[n, n]`, or `[n, max_out]` for an
+      `EventProjection`), which synapses learn (default: every stored nonzero weight). Their
       weights must have the rule's sign (`sign * w >= 0`).
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
     - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the rows and columns of the
-      neurons that spiked in a step (``O(k n)`` instead of ``O(n^2)`` per step), for up to
-      ``max_spikes`` spikes per step, falling back to the dense update in a step with more. The
+      neurons that spiked in a step (`O(k n)` instead of `O(n^2)` per step), for up to
+      `max_spikes` spikes per step, falling back to the dense update in a step with more. The
       weights are the same as with the dense update; gradients through the surrogate derivatives of
       neurons that did not spike (which the dense update carries) are left out. Default `None`:
       the dense update every step.
@@ -177,26 +189,31 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     _check_common(owner, rule, dt, memory, segment)
     if not isinstance(net, EINetwork):
         raise TypeError(f"{owner}: net must be a simjax.networks.EINetwork, got {type(net).__name__}")
-    if not isinstance(net.recurrent, Dense):
-        raise TypeError(f"{owner}: {type(rule).__name__} needs the dense weights of a simjax.synapses.Dense "
-                        f"recurrent projection, got {type(net.recurrent).__name__} (build the network with "
-                        "dense=True or Dense(weights))")
+    event = isinstance(net.recurrent, EventProjection)
+    if not (isinstance(net.recurrent, Dense) or (event and isinstance(rule, AbstractSpikeTriggeredRule))):
+        what = ("the dense weights of a simjax.synapses.Dense recurrent projection (a rule whose weights change "
+                "only at spikes, AbstractSpikeTriggeredRule, also serves an EventProjection)")
+        raise TypeError(f"{owner}: {type(rule).__name__} needs {what}, got {type(net.recurrent).__name__}")
+    if event and max_spikes is not None:
+        raise ValueError(f"{owner}: max_spikes applies to a Dense projection; an EventProjection already updates "
+                         "only its stored synapses (drop max_spikes)")
     inputs = jnp.asarray(inputs)
     check_shape("inputs", inputs, (None, 1), owner=owner)
     steps = inputs.shape[0]
     weights = net.recurrent.weight
     n = net.n
     if mask is None:
-        mask = weights != 0
-    check_shape("mask", mask, (n, n), owner=owner)
+        mask = (net.recurrent.targets < n) & (weights != 0) if event else weights != 0
+    check_shape("mask", mask, weights.shape, owner=owner)
     mask = jnp.asarray(mask, bool)
     if is_concrete(weights) and is_concrete(mask):
         bad = np.asarray(mask) & (rule.sign * np.asarray(weights) < 0)
         if np.any(bad):
             i, j = np.argwhere(bad)[0]
+            post = int(net.recurrent.targets[i, j]) if event else int(j)
             kind = "excitatory (w >= 0)" if rule.sign == 1 else "inhibitory (w <= 0)"
             raise ValueError(f"{owner}: {type(rule).__name__} with sign={rule.sign:+d} serves {kind} synapses, but "
-                             f"the plastic synapse {int(i)} -> {int(j)} has weight {float(weights[i, j])!r}; restrict "
+                             f"the plastic synapse {int(i)} -> {post} has weight {float(weights[i, j])!r}; restrict "
                              "mask to synapses of that sign")
     _check_modulator_series(owner, rule, modulator, steps, (n,))
     if max_spikes is not None:
@@ -204,14 +221,18 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         if not isinstance(rule, AbstractSpikeTriggeredRule):
             raise TypeError(f"{owner}: max_spikes needs a rule whose weights change only at spikes "
                             f"(AbstractSpikeTriggeredRule), got {type(rule).__name__}; drop max_spikes")
-    state = PlasticState(network=net.init(key, ()), weights=weights, traces=rule.init(weights))
+    traces = rule.init(jax.ShapeDtypeStruct((n, n), weights.dtype) if event else weights)
+    state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
 
     def body(carry: PlasticState, x):
         x_t, m_t = x
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
         ei, record = net.transition(carry.network, x_t, dt, proj)
-        if max_spikes is None:
+        if event:
+            w = _event_update(rule, net.recurrent.targets, ei.spikes, carry.traces, carry.weights, mask, dt)
+            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
+        elif max_spikes is None:
             w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
             w = jnp.where(mask, w, carry.weights)
         else:

@@ -4,10 +4,10 @@ of van Rossum, Bi & Turrigiano 2000, J. Neurosci. 20:8812):
 
     dw_ij/dt = beta w_ij (rho0 - nu_i),        tau dA_i/dt = -A_i + tau sum_k delta(t - t_i^k),
 
-with ``nu_i = 1000 A_i / tau`` the postsynaptic rate (Hz) estimated by a slow trace ``A_i`` (``tau``
-in ms). Clock-driven, per step: ``A`` decays exactly over ``dt``, the weights change by
-``dt beta w (rho0 - nu)`` (on their magnitude, with the bounds of `AbstractPlasticityRule`), then the
-step's postsynaptic spikes enter ``A``. Presynaptic spikes do not matter.
+with `nu_i = 1000 A_i / tau` the postsynaptic rate (Hz) estimated by a slow trace `A_i` (`tau`
+in ms). Clock-driven, per step: `A` decays exactly over `dt`, the weights change by
+`dt beta w (rho0 - nu)` (on their magnitude, with the bounds of `AbstractPlasticityRule`), then the
+step's postsynaptic spikes enter `A`. Presynaptic spikes do not matter.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ._base import AbstractPlasticityRule, check_options, check_taus, decay
 
 
 class RateTrace(eqx.Module):
-    """``post``: the postsynaptic rate trace ``A`` (``[*batch, n_post]``; rate ``1000 A / tau`` Hz)."""
+    """`post`: the postsynaptic rate trace `A` (`[*batch, n_post]`; rate `1000 A / tau` Hz)."""
 
     post: Float[Array, "*batch n_post"]
 
@@ -33,10 +33,10 @@ class SynapticScaling(AbstractPlasticityRule):
 
     **Arguments:**
 
-    - `beta`: scaling rate (per ms and Hz, ``>= 0``).
-    - `rho0`: target postsynaptic rate (Hz, ``>= 0``).
-    - `tau`: time constant of the rate estimate (ms, ``> 0``).
-    - `w_min`, `w_max`, `sign`: as for `PairSTDP` (``weight_dependence`` and ``pairing`` are fixed:
+    - `beta`: scaling rate (per ms and Hz, `>= 0`).
+    - `rho0`: target postsynaptic rate (Hz, `>= 0`).
+    - `tau`: time constant of the rate estimate (ms, `> 0`).
+    - `w_min`, `w_max`, `sign`: as for `PairSTDP` (`weight_dependence` and `pairing` are fixed:
       the scaling is multiplicative by construction and the rate trace adds every spike).
     """
 
