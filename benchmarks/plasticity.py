@@ -1,13 +1,15 @@
 """Online plasticity: the cost of pair STDP inside a running network, and the memory of a
 differentiable run against its length.
 
-- **time per simulated second** of the COBA network (`EINetwork.coba`, dense recurrent weights,
-  float32, dt = 0.1 ms) in three programs timed interleaved in one process: the static network
+- **time per simulated second** of the COBA network (`EINetwork.coba`, float32, dt = 0.1 ms), with
+  dense recurrent weights and with its event-driven projection, programs timed interleaved in one
+  process: the static network
   (`simjax.simulate`), the same network with pair STDP on every excitatory synapse
   (`simjax.plasticity.simulate`, dense update, and with ``max_spikes``: only the rows and columns of
   the neurons that spiked), and a hand-written `lax.scan` of the same plastic step (the
   network's `transition` plus the trace update written out inline), the baseline for the
-  abstraction's cost. Reported: ms per simulated second and the paired ratios plastic / static
+  abstraction's cost; and the event-driven network static and with pair STDP on its stored
+  excitatory synapses. Reported: ms per simulated second and the paired ratios plastic / static
   (target <= 1.5) and simjax / hand-written.
 - **Brian2** with the same STDP, where it imports (the test extra); its reason otherwise.
 - **memory**: XLA's `temp_size_in_bytes` of `jax.grad` (in `A+`) of a loss on the final weights of
@@ -92,7 +94,22 @@ def programs(n: int, steps: int, max_spikes: int):
         z = jnp.zeros(n, jnp.float32)
         return jax.lax.scan(body, (net.init(key, ()), w, z, z), x)[1]
 
+    event_net = sj.networks.EINetwork.coba(n, key=jax.random.key(0), dt=DT)
+    event_net = jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, event_net)
+    proj = event_net.recurrent
+    event_mask = (proj.channels == 0)[:, None] & (proj.targets < n)
+
+    @jax.jit
+    def static_event(key):
+        return sj.simulate(event_net, x, dt=DT, key=key, record=("readout",), checks=False).readout
+
+    @jax.jit
+    def plastic_event(key):
+        return sj.plasticity.simulate(event_net, rule, x, dt=DT, key=key, mask=event_mask)[1].readout
+
     return {"static": lambda: static(key).block_until_ready(), "plastic": lambda: plastic(key).block_until_ready(),
+            "static event": lambda: static_event(key).block_until_ready(),
+            "plastic event": lambda: plastic_event(key).block_until_ready(),
             "plastic max_spikes": lambda: plastic_sparse(key).block_until_ready(),
             "hand-written plastic": lambda: hand(key).block_until_ready()}, net
 
@@ -164,11 +181,13 @@ def main():
     ratio_static = _common.paired_ratio(timing, "plastic", "static")
     ratio_hand = _common.paired_ratio(timing, "plastic", "hand-written plastic")
     ratio_sparse = _common.paired_ratio(timing, "plastic max_spikes", "static")
+    ratio_event = _common.paired_ratio(timing, "plastic event", "static event")
     print(f"COBA n={args.n} dense, dt={DT} ms, {args.duration} ms per call (compile {compile_s:.1f} s):")
     for name, v in per_s.items():
         print(f"  {name:>22}: {v:9.1f} ms per simulated second")
     print(f"  plastic / static: dense {ratio_static:.2f}, max_spikes={args.max_spikes} {ratio_sparse:.2f} "
           f"(target <= 1.5); plastic / hand-written (dense): {ratio_hand:.2f}")
+    print(f"  event-driven projection: plastic / static {ratio_event:.2f} (target <= 1.5)")
     b2_ms, b2_note = brian2_ms_per_s(args.n, args.duration)
     print(f"  Brian2: {'n/a' if b2_ms is None else f'{b2_ms:.1f} ms per simulated second'} ({b2_note})")
     memory = {}
@@ -179,7 +198,8 @@ def main():
     result = {"n": args.n, "dt": DT, "duration_ms": args.duration, "threads": threads, "timing": timing,
               "ms_per_simulated_second": per_s, "ratio_plastic_static": ratio_static,
               "ratio_plastic_hand": ratio_hand,
-              "ratio_plastic_sparse_static": ratio_sparse, "max_spikes": args.max_spikes,
+              "ratio_plastic_sparse_static": ratio_sparse, "ratio_plastic_event_static_event": ratio_event,
+              "max_spikes": args.max_spikes,
               "brian2_ms_per_simulated_second": b2_ms, "brian2_note": b2_note,
               "grad_temp_mib": memory, "machine": _common.machine()}
     print(f"written to {_common.write_json(args.out, result)}")
