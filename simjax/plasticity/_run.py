@@ -2,10 +2,11 @@ r"""Running a plasticity rule inside the clock-driven scan.
 
 - `run`: the rule driven by given pre- and postsynaptic spike trains (open loop: the STDP window,
   pairing protocols, meta-learning a rule from weight changes).
-- `simulate`: a `simjax.networks.EINetwork` whose dense recurrent weights learn while it runs
-  (closed loop): the weights and the rule's traces are part of the scanned state
-  (`PlasticState`); each step is the network's `transition` with the current weights, then the
-  rule with this step's spikes (presynaptic = postsynaptic = the population's spikes).
+- `simulate`: a `simjax.networks.EINetwork` whose recurrent weights (a dense matrix, or the stored
+  synapses of an event-driven projection) learn while it runs (closed loop): the weights and the
+  rule's traces are part of the scanned state (`PlasticState`); each step is the network's
+  `transition` with the current weights, then the rule with this step's spikes (presynaptic =
+  postsynaptic = the population's spikes).
 
 Both are pure functions of arrays: `jax.vmap` runs many seeds or rule parameters at once, and
 `jax.grad` differentiates the final weights (or activity) in the rule's parameters. For long
@@ -32,10 +33,11 @@ from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator
 
 
 class PlasticState(eqx.Module):
-    """The state of a plastic network run: the network's state, the plastic weights and the rule's traces."""
+    """The state of a plastic network run: the network's state, the plastic weights (shaped like the
+    projection's `weight`) and the rule's traces."""
 
     network: EIState
-    weights: Float[Array, "n_pre n_post"]
+    weights: Float[Array, "n_pre m"]
     traces: PyTree[Array]
 
 
