@@ -398,7 +398,6 @@ def test_gradient_in_rule_parameters_matches_finite_differences(case):
         return jnp.sum(c * w**2)
 
     grad = jax.grad(loss)(theta)
-    grad_ckpt = jax.grad(lambda th: loss(th, "checkpoint"))(theta)
     fd = []
     value = jax.jit(loss)
     for i in range(theta.size):
@@ -406,8 +405,10 @@ def test_gradient_in_rule_parameters_matches_finite_differences(case):
         e = jnp.zeros_like(theta).at[i].set(h)
         fd.append((float(value(theta + e)) - float(value(theta - e))) / (2 * h))
     np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(grad_ckpt), np.asarray(grad), rtol=1e-12)
     assert np.all(np.abs(np.asarray(grad)) > 0)
+    if case[0] == "pair":  # the checkpointed backward pass gives the same gradient
+        grad_ckpt = jax.grad(lambda th: loss(th, "checkpoint"))(theta)
+        np.testing.assert_allclose(np.asarray(grad_ckpt), np.asarray(grad), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- bad input
