@@ -6,6 +6,7 @@ from . import losses as losses
 from . import networks as networks
 from . import neurons as neurons
 from . import parameters as parameters
+from . import plasticity as plasticity
 from . import rules as rules
 from . import surrogates as surrogates
 from . import synapses as synapses

@@ -133,15 +133,16 @@ def test_init_files_are_one_sorted_block_of_explicit_reexports(init):
 def test_every_public_name_the_design_promises_is_importable():
     import simjax as sj
 
-    for name in ("analysis", "fit", "losses", "networks", "neurons", "parameters", "rules", "simulate",
+    for name in ("analysis", "fit", "losses", "networks", "neurons", "parameters", "plasticity", "rules", "simulate",
                  "spike_times", "pseudospike_times", "SpikeTrain", "Output", "surrogates", "sweep", "synapses",
                  "tasks"):
         assert hasattr(sj, name), name
     assert callable(sj.sweep) and callable(sj.analysis.gradient_quality) and callable(sj.parameters.params)
 
 
-@pytest.mark.parametrize("module", ["simjax.networks", "simjax._simulate.output", "simjax._simulate.event",
-                                    "simjax.rules", "simjax.tasks", "simjax.analysis", "simjax._app.cli"])
+@pytest.mark.parametrize("module", ["simjax.networks", "simjax.plasticity", "simjax._simulate.output",
+                                    "simjax._simulate.event", "simjax.rules", "simjax.tasks", "simjax.analysis",
+                                    "simjax._app.cli"])
 def test_each_family_imports_on_its_own(module):
     """Importing any one family first (a fresh interpreter) works: no order-dependent cycle."""
     result = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True)

@@ -6,6 +6,7 @@ from . import eprop as eprop
 from . import exact_spikes as exact_spikes
 from . import interference as interference
 from . import observatory as observatory
+from . import plasticity as plasticity
 from . import quickstart as quickstart
 from . import train as train
 
@@ -16,6 +17,7 @@ EXPERIMENTS = {
     "exact_spikes": exact_spikes,
     "interference": interference,
     "observatory": observatory,
+    "plasticity": plasticity,
     "quickstart": quickstart,
     "train": train,
 }

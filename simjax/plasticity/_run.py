@@ -1,0 +1,247 @@
+r"""Running a plasticity rule inside the clock-driven scan.
+
+- `run`: the rule driven by given pre- and postsynaptic spike trains (open loop: the STDP window,
+  pairing protocols, meta-learning a rule from weight changes).
+- `simulate`: a `simjax.networks.EINetwork` whose recurrent weights (a dense matrix, or the stored
+  synapses of an event-driven projection) learn while it runs (closed loop): the weights and the
+  rule's traces are part of the scanned state (`PlasticState`); each step is the network's
+  `transition` with the current weights, then the rule with this step's spikes (presynaptic =
+  postsynaptic = the population's spikes).
+
+Both are pure functions of arrays: `jax.vmap` runs many seeds or rule parameters at once, and
+`jax.grad` differentiates the final weights (or activity) in the rule's parameters. For long
+differentiable runs, `memory="checkpoint"` keeps the state only every `segment` steps and
+recomputes each segment in the backward pass (memory ~ `T / segment + segment` states).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+
+from .._checks import check_choice, check_int, check_positive, check_shape, is_concrete
+from .._simulate.output import Output
+from ..networks._ei import EINetwork, EIState
+from ..synapses._dense import Dense
+from ..synapses._event import EventProjection, spike_indices
+from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
+
+
+class PlasticState(eqx.Module):
+    """The state of a plastic network run: the network's state, the plastic weights (shaped like the
+    projection's `weight`) and the rule's traces."""
+
+    network: EIState
+    weights: Float[Array, "n_pre m"]
+    traces: PyTree[Array]
+
+
+def _scan(body, carry, xs, steps: int, memory: str, segment: int):
+    if memory == "checkpoint" and steps % segment == 0 and steps > segment:
+        chunks = jax.tree.map(lambda a: a.reshape(steps // segment, segment, *a.shape[1:]), xs)
+
+        @jax.checkpoint
+        def outer(c, chunk):
+            return jax.lax.scan(body, c, chunk)
+
+        carry, ys = jax.lax.scan(outer, carry, chunks)
+        return carry, jax.tree.map(lambda a: a.reshape(steps, *a.shape[2:]), ys)
+    return jax.lax.scan(body, carry, xs)
+
+
+def _check_modulator_series(owner, rule, modulator, steps, post_shape):
+    if rule.needs_modulator and modulator is None:
+        raise ValueError(f"{owner}: {type(rule).__name__} needs a modulator (the third factor): an array "
+                         f"[time] or [time, *post] with time = {steps}, got None")
+    if not rule.needs_modulator and modulator is not None:
+        raise ValueError(f"{owner}: {type(rule).__name__} has no third factor; pass modulator=None "
+                         f"(got an array of shape {tuple(np.shape(modulator))})")
+    if modulator is None:
+        return
+    shape = tuple(np.shape(modulator))
+    if not shape or shape[0] != steps:
+        raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time, ...] with time = {steps} "
+                         "(one value per step, the number of steps of the spike trains)")
+    if not modulator_fits(shape[1:], post_shape):
+        raise ValueError(f"{owner}: the modulator has shape {shape}; expected [time] or [time, *m] with m a shape "
+                         f"that broadcasts to the postsynaptic neurons' {post_shape} (one value per step, or one "
+                         "per step and neuron)")
+
+
+def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, mask, modulator, dt, max_spikes):
+    """The weights after one step of a spike-triggered rule in a recurrent population (pre = post =
+    `spikes`), touching only the rows and columns of the neurons that spiked; the dense update in a
+    step with more than `max_spikes` spikes."""
+
+    def dense(_):
+        return jnp.where(mask, rule(spikes, spikes, traces, weights, modulator, dt)[0], weights)
+
+    def sparse(_):
+        idx, _ = spike_indices(spikes, max_spikes)  # padded with n: gathered clipped, scattered dropped
+        rows_old = jnp.take(weights, idx, axis=0, mode="clip")
+        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), rows_old, modulator, dt)[0]
+        rows = jnp.where(jnp.take(mask, idx, axis=0, mode="clip"), rows, rows_old)
+        cols_old = jnp.take(weights, idx, axis=1, mode="clip")
+        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), cols_old, modulator, dt)[0]
+        cols = jnp.where(jnp.take(mask, idx, axis=1, mode="clip"), cols, cols_old)
+        return weights.at[idx, :].set(rows, mode="drop").at[:, idx].set(cols, mode="drop")
+
+    count = jnp.sum(jax.lax.stop_gradient(spikes) != 0)
+    return jax.lax.cond(count > max_spikes, dense, sparse, None)
+
+
+def _event_update(rule: AbstractSpikeTriggeredRule, targets, spikes, traces, weights, mask, dt):
+    """One step of a spike-triggered rule on the stored synapses of an `EventProjection` (row `j`:
+    the synapses from neuron `j` to `targets[j]`): each row is a batch entry with one presynaptic
+    neuron and its targets as postsynaptic neurons."""
+    rows = jnp.arange(weights.shape[0])[:, None]
+    selected = rule.select(traces, pre_index=rows, post_index=targets)
+    new = rule(take(spikes, rows), take(spikes, targets), selected, weights[:, None, :], None, dt)[0][:, 0, :]
+    return jnp.where(mask, new, weights)
+
+
+def _check_common(owner, rule, dt, memory, segment):
+    if not isinstance(rule, AbstractPlasticityRule):
+        raise TypeError(f"{owner}: rule must be a simjax.plasticity rule (AbstractPlasticityRule), "
+                        f"got {type(rule).__name__}")
+    check_positive("dt", dt, owner=owner)
+    check_choice("memory", memory, ("store", "checkpoint"), owner=owner)
+    check_int("segment", segment, owner=owner)
+
+
+def run(rule: AbstractPlasticityRule, pre: Float[Array, "time *batch n_pre"], post: Float[Array, "time *batch n_post"],
+        weights: Float[Array, "*batch n_pre n_post"], *, dt: Any, modulator: Float[Array, "time ..."] | None = None,
+        traces: PyTree[Array] | None = None, memory: str = "store", segment: int = 100
+        ) -> tuple[Float[Array, "*batch n_pre n_post"], PyTree[Array]]:
+    r"""Applies `rule` at every step of given spike trains (open loop).
+
+    **Arguments:**
+
+    - `rule`: a plasticity rule (`PairSTDP`, `TripletSTDP`, `RewardModulatedSTDP`, `InhibitorySTDP`, ...).
+    - `pre`, `post`: spikes (0/1) per step, `[time, *batch, n_pre]` and `[time, *batch, n_post]`.
+    - `weights`: the initial weights `[*batch, n_pre, n_post]`.
+    - `dt`: the step (ms).
+    - `modulator`: the third factor per step, `[time]` or `[time, *post]` (only for rules that
+      have one).
+    - `traces`: the initial traces (default: at rest, `rule.init`).
+    - `memory`: `"store"` or `"checkpoint"` (segments of `segment` steps recomputed in the
+      backward pass; used when `segment` divides the number of steps).
+
+    **Returns:** `(weights, traces)` after the last step.
+    """
+    owner = "plasticity.run"
+    _check_common(owner, rule, dt, memory, segment)
+    pre, post, weights = jnp.asarray(pre), jnp.asarray(post), jnp.asarray(weights)
+    if weights.ndim < 2:
+        raise ValueError(f"{owner}: weights must be [*batch, n_pre, n_post], got shape {weights.shape}")
+    check_shape("pre", pre, (None, *weights.shape[:-1]), owner=owner)
+    check_shape("post", post, (pre.shape[0], *weights.shape[:-2], weights.shape[-1]), owner=owner)
+    steps = pre.shape[0]
+    _check_modulator_series(owner, rule, modulator, steps, post.shape[1:])
+    if traces is None:
+        traces = rule.init(weights)
+    dtype = weights.dtype
+    xs = (pre.astype(dtype), post.astype(dtype), None if modulator is None else jnp.asarray(modulator, dtype))
+
+    def body(carry, x):
+        w, tr = carry
+        s_pre, s_post, m = x
+        return rule(s_pre, s_post, tr, w, m, dt), None
+
+    (weights, traces), _ = _scan(body, (weights, traces), xs, steps, memory, segment)
+    return weights, traces
+
+
+def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"], *, dt: Any,
+             key: PRNGKeyArray | None = None, mask: Bool[Array, "n_pre n_syn"] | None = None,
+             modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100,
+             max_spikes: int | None = None) -> tuple[EINetwork, Output]:
+    r"""Runs `net` with plastic recurrent weights (closed loop; module docstring).
+
+    **Arguments:**
+
+    - `net`: an `simjax.networks.EINetwork` with a `simjax.synapses.Dense` recurrent projection
+      (weights `[n, n]`, inhibitory rows negative), or, for an `AbstractSpikeTriggeredRule`, an
+      `simjax.synapses.EventProjection` (its stored weights `[n, max_out]` learn).
+    - `rule`: the plasticity rule of the plastic synapses.
+    - `inputs`: the external input per step, `[time, 1]` (one trial; `jax.vmap` for several).
+    - `dt`: the step (ms).
+    - `key`: draws the initial potentials and the Poisson background (`EINetwork.init`).
+    - `mask`: booleans shaped like the weights (`[n, n]`, or `[n, max_out]` for an
+      `EventProjection`), which synapses learn (default: every stored nonzero weight). Their
+      weights must have the rule's sign (`sign * w >= 0`).
+    - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
+    - `memory`, `segment`: as for `run`.
+    - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the rows and columns of the
+      neurons that spiked in a step (`O(k n)` instead of `O(n^2)` per step), for up to
+      `max_spikes` spikes per step, falling back to the dense update in a step with more. The
+      weights are the same as with the dense update; gradients through the surrogate derivatives of
+      neurons that did not spike (which the dense update carries) are left out. Default `None`:
+      the dense update every step.
+
+    **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
+    run (its `final_state` a `PlasticState`).
+    """
+    owner = "plasticity.simulate"
+    _check_common(owner, rule, dt, memory, segment)
+    if not isinstance(net, EINetwork):
+        raise TypeError(f"{owner}: net must be a simjax.networks.EINetwork, got {type(net).__name__}")
+    event = isinstance(net.recurrent, EventProjection)
+    if not (isinstance(net.recurrent, Dense) or (event and isinstance(rule, AbstractSpikeTriggeredRule))):
+        what = ("the dense weights of a simjax.synapses.Dense recurrent projection (a rule whose weights change "
+                "only at spikes, AbstractSpikeTriggeredRule, also serves an EventProjection)")
+        raise TypeError(f"{owner}: {type(rule).__name__} needs {what}, got {type(net.recurrent).__name__}")
+    if event and max_spikes is not None:
+        raise ValueError(f"{owner}: max_spikes applies to a Dense projection; an EventProjection already updates "
+                         "only its stored synapses (drop max_spikes)")
+    inputs = jnp.asarray(inputs)
+    check_shape("inputs", inputs, (None, 1), owner=owner)
+    steps = inputs.shape[0]
+    weights = net.recurrent.weight
+    n = net.n
+    if mask is None:
+        mask = (net.recurrent.targets < n) & (weights != 0) if event else weights != 0
+    check_shape("mask", mask, weights.shape, owner=owner)
+    mask = jnp.asarray(mask, bool)
+    if is_concrete(weights) and is_concrete(mask):
+        bad = np.asarray(mask) & (rule.sign * np.asarray(weights) < 0)
+        if np.any(bad):
+            i, j = np.argwhere(bad)[0]
+            post = int(net.recurrent.targets[i, j]) if event else int(j)
+            kind = "excitatory (w >= 0)" if rule.sign == 1 else "inhibitory (w <= 0)"
+            raise ValueError(f"{owner}: {type(rule).__name__} with sign={rule.sign:+d} serves {kind} synapses, but "
+                             f"the plastic synapse {int(i)} -> {post} has weight {float(weights[i, j])!r}; restrict "
+                             "mask to synapses of that sign")
+    _check_modulator_series(owner, rule, modulator, steps, (n,))
+    if max_spikes is not None:
+        check_int("max_spikes", max_spikes, owner=owner)
+        if not isinstance(rule, AbstractSpikeTriggeredRule):
+            raise TypeError(f"{owner}: max_spikes needs a rule whose weights change only at spikes "
+                            f"(AbstractSpikeTriggeredRule), got {type(rule).__name__}; drop max_spikes")
+    traces = rule.init(jax.ShapeDtypeStruct((n, n), weights.dtype) if event else weights)
+    state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
+    xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
+
+    def body(carry: PlasticState, x):
+        x_t, m_t = x
+        proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
+        ei, record = net.transition(carry.network, x_t, dt, proj)
+        if event:
+            w = _event_update(rule, net.recurrent.targets, ei.spikes, carry.traces, carry.weights, mask, dt)
+            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
+        elif max_spikes is None:
+            w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
+            w = jnp.where(mask, w, carry.weights)
+        else:
+            w = _sparse_update(rule, ei.spikes, carry.traces, carry.weights, mask, m_t, dt, max_spikes)
+            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
+        return PlasticState(network=ei, weights=w, traces=traces), record
+
+    final, recs = _scan(body, state, xs, steps, memory, segment)
+    net = eqx.tree_at(lambda m: m.recurrent.weight, net, final.weights)
+    return net, Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
