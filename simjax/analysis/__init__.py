@@ -16,6 +16,7 @@ from ._implicit_bias import linear_agreement as linear_agreement
 from ._implicit_bias import mean_pairwise_cosine as mean_pairwise_cosine
 from ._implicit_bias import nar_fraction as nar_fraction
 from ._implicit_bias import sign_agreement as sign_agreement
+from ._implicit_bias import span_fraction as span_fraction
 from ._implicit_bias import term_alignment as term_alignment
 from ._implicit_bias import weight_norm as weight_norm
 from ._interference import angle as angle

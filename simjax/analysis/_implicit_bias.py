@@ -64,6 +64,18 @@ def filter_alignment(filters: Float[ArrayLike, "k p"], patterns: Float[ArrayLike
     return jnp.sum(keep & (cos > threshold)) / jnp.maximum(jnp.sum(keep), 1)
 
 
+def span_fraction(vectors: Float[ArrayLike, "k p"], basis: Float[ArrayLike, "count p"], *,
+                  min_norm_fraction: float = 0.2) -> Float[Array, ""]:
+    r"""The mean fraction of squared norm ``|P v|^2 / |v|^2`` that rows ``v`` of `vectors` put in the
+    span of the rows of `basis` (orthonormalised here), over rows with a non-negligible norm (above
+    `min_norm_fraction` times the largest): 1 when every filter lies among the given patterns."""
+    v = jnp.asarray(vectors)
+    q, _ = jnp.linalg.qr(jnp.asarray(basis).T)
+    frac = jnp.sum(jnp.square(v @ q), axis=1) / jnp.maximum(jnp.sum(jnp.square(v), axis=1), 1e-30)
+    keep = _significant(jnp.linalg.norm(v, axis=1), min_norm_fraction)
+    return jnp.sum(jnp.where(keep, frac, 0.0)) / jnp.maximum(jnp.sum(keep), 1)
+
+
 def term_alignment(weights: Float[ArrayLike, "r dim"], term_matrix: Float[ArrayLike, "terms dim"], *,
                    min_norm_fraction: float = 0.2) -> Float[Array, ""]:
     r"""DNF term alignment of a layer's neurons (rows of `weights`): for each neuron the fraction of

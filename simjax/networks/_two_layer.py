@@ -132,7 +132,10 @@ class MaxPoolDetector(AbstractTwoLayer):
         return ("w", "u", "v", "a") if self.train_output else ("w", "u")
 
     def __call__(self, inputs: Float[Array, "n d p"]) -> Float[Array, " n"]:
-        pool = lambda f: jnp.max(jax.nn.relu(jnp.einsum("ndp,kp->nkd", inputs, f)), axis=-1)
+        n, d, p = inputs.shape
+        flat = inputs.reshape(n * d, p)
+        # max_j relu(z_j) = relu(max_j z_j): pool first, one ReLU per filter
+        pool = lambda f: jax.nn.relu(jnp.max((flat @ f.T).reshape(n, d, -1), axis=1))
         return pool(self.w) @ self.v - pool(self.u) @ self.a
 
 

@@ -39,6 +39,7 @@ from ...analysis import (
     linear_agreement,
     mean_pairwise_cosine,
     nar_fraction,
+    span_fraction,
     term_alignment,
     weight_norm,
 )
@@ -161,6 +162,7 @@ def detection_run(cfg: dict, study: str, width: int) -> Callable:
                 "balanced_error": balanced_error(net(population.inputs), population.targets),
                 "aligned_w": filter_alignment(net.w, task.patterns[: task.n_positive]),
                 "aligned_u": filter_alignment(net.u, task.patterns[task.n_positive:]),
+                "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
                 "weight_norm": weight_norm(net), "final_loss": history["loss"][-1], "w": net.w, "u": net.u}
 
     return run
@@ -274,7 +276,9 @@ def detection_study(cfg: dict, study: str) -> tuple[list[dict], list[dict], dict
                "error_largest_width": large["balanced_error_mean"], "error_gap": gap,
                "aligned_w_largest_width": large["aligned_w_mean"],
                "overparameterisation_helps": bool(kmax > kmin and gap >= 0.03),
-               "filters_cluster_on_positive_patterns": bool(large["aligned_w_mean"] >= 0.9)}
+               "positive_span_w_largest_width": large["positive_span_w_mean"],
+               "filters_cluster_on_positive_patterns": bool(large["aligned_w_mean"] >= 0.9),
+               "filters_in_positive_span": bool(large["positive_span_w_mean"] >= 0.9)}
     return rows, tab, summary, {"filters": filters, "patterns": np.asarray(detection_task(cfg, study).patterns)}
 
 
