@@ -1,4 +1,4 @@
-"""`fit_classifier`: full-batch gradient descent of a static binary classifier, as one ``lax.scan``."""
+"""`fit_classifier`: full-batch gradient descent of a static binary classifier, as one `lax.scan`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ LOSSES = ("hinge", "logistic")
 
 def margin_loss(outputs: Float[Array, " n"], targets: Float[Array, " n"], loss: str,
                 weights: Float[Array, " n"] | None = None) -> Float[Array, ""]:
-    """The mean (weighted by `weights` where given) of ``max(0, 1 - y N)`` (``"hinge"``) or
-    ``log(1 + exp(-y N))`` (``"logistic"``)."""
+    """The mean (weighted by `weights` where given) of `max(0, 1 - y N)` (`"hinge"`) or
+    `log(1 + exp(-y N))` (`"logistic"`)."""
     z = targets * outputs
     per = jax.nn.relu(1.0 - z) if loss == "hinge" else jax.nn.softplus(-z)
     if weights is None:
@@ -35,25 +35,25 @@ def _trainable_spec(model: AbstractTwoLayer):
 def fit_classifier(model: AbstractTwoLayer, inputs: Float[ArrayLike, "n ..."], targets: Float[ArrayLike, " n"], *,
                    learning_rate: Float[ArrayLike, ""], steps: int, loss: Literal["hinge", "logistic"] = "hinge",
                    weights: Float[ArrayLike, " n"] | None = None) -> tuple[AbstractTwoLayer, dict[str, Array]]:
-    r"""Full-batch gradient descent ``theta <- theta - learning_rate * dL/dtheta`` on the mean margin
-    loss ``L = mean_n l(y_n N(x_n))`` (`margin_loss`) of the fields `model.trainable` names.
+    r"""Full-batch gradient descent `theta <- theta - learning_rate * dL/dtheta` on the mean margin
+    loss `L = mean_n l(y_n N(x_n))` (`margin_loss`) of the fields `model.trainable` names.
 
-    Pure and traceable: ``jax.vmap`` over seeds, learning rates, or training sets of different sizes
+    Pure and traceable: `jax.vmap` over seeds, learning rates, or training sets of different sizes
     (pad them to one size and give `weights` 1 for real points and 0 for padding) trains many runs as
     one program.
 
     **Arguments:**
 
     - `model`: an `simjax.networks.AbstractTwoLayer`.
-    - `inputs`, `targets`: the training set (``targets`` in ``{-1, +1}``).
+    - `inputs`, `targets`: the training set (`targets` in `{-1, +1}`).
     - `learning_rate`: the step size; `steps`: number of updates.
-    - `loss`: ``"hinge"`` or ``"logistic"``.
+    - `loss`: `"hinge"` or `"logistic"`.
     - `weights`: optional per-point weights (0 = padding).
 
     **Returns:**
 
-    - `(trained_model, history)` with ``history["loss"]`` and ``history["train_error"]`` (fraction of
-      weighted points with ``sign N(x) != y``), each ``[steps]``, measured before each update.
+    - `(trained_model, history)` with `history["loss"]` and `history["train_error"]` (fraction of
+      weighted points with `sign N(x) != y`), each `[steps]`, measured before each update.
     """
     check_int("steps", steps, owner="fit_classifier")
     check_choice("loss", loss, LOSSES, owner="fit_classifier")

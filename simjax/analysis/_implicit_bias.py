@@ -23,7 +23,7 @@ def _significant(norms, fraction):
 
 def mean_pairwise_cosine(vectors: Float[ArrayLike, "k d"]) -> Float[Array, ""]:
     r"""The mean cosine similarity over distinct pairs of rows,
-    ``2 / (k (k - 1)) sum_{i<j} cos(v_i, v_j)`` (1 when all rows point one way; needs ``k >= 2``)."""
+    `2 / (k (k - 1)) sum_{i<j} cos(v_i, v_j)` (1 when all rows point one way; needs `k >= 2`)."""
     u = _unit(jnp.asarray(vectors))
     k = u.shape[0]
     gram = u @ u.T
@@ -31,12 +31,12 @@ def mean_pairwise_cosine(vectors: Float[ArrayLike, "k d"]) -> Float[Array, ""]:
 
 
 def sign_agreement(a: Float[ArrayLike, " n"], b: Float[ArrayLike, " n"]) -> Float[Array, ""]:
-    """The fraction of entries where ``sign(a) == sign(b)``."""
+    """The fraction of entries where `sign(a) == sign(b)`."""
     return jnp.mean(jnp.sign(jnp.asarray(a)) == jnp.sign(jnp.asarray(b)))
 
 
 def linear_agreement(model: LeakyReLUStudent, inputs: Float[ArrayLike, "n d"]) -> Float[Array, ""]:
-    """How often the student's label equals that of its linearisation ``(sum w_i - sum u_i) . x``
+    """How often the student's label equals that of its linearisation `(sum w_i - sum u_i) . x`
     (`simjax.networks.LeakyReLUStudent.linear`) on `inputs`."""
     inputs = jnp.asarray(inputs)
     return sign_agreement(model(inputs), model.linear(inputs))
@@ -45,8 +45,8 @@ def linear_agreement(model: LeakyReLUStudent, inputs: Float[ArrayLike, "n d"]) -
 def nar_fraction(model: LeakyReLUStudent, inputs: Float[ArrayLike, "n d"],
                  targets: Float[ArrayLike, " n"]) -> Float[Array, ""]:
     r"""The fraction of points in the Neural Agreement Regime (Sarussi, Brutzkus & Globerson 2021):
-    every positive neuron's pre-activation has the sign of ``y`` and every negative neuron's the
-    sign of ``-y``, ``sign(w_i . x) = y`` and ``sign(u_i . x) = -y`` for all ``i``."""
+    every positive neuron's pre-activation has the sign of `y` and every negative neuron's the
+    sign of `-y`, `sign(w_i . x) = y` and `sign(u_i . x) = -y` for all `i`."""
     inputs, y = jnp.asarray(inputs), jnp.asarray(targets)
     pos = jnp.all(jnp.sign(inputs @ model.w.T) == y[:, None], axis=1)
     neg = jnp.all(jnp.sign(inputs @ model.u.T) == -y[:, None], axis=1)
@@ -66,7 +66,7 @@ def filter_alignment(filters: Float[ArrayLike, "k p"], patterns: Float[ArrayLike
 
 def span_fraction(vectors: Float[ArrayLike, "k p"], basis: Float[ArrayLike, "count p"], *,
                   min_norm_fraction: float = 0.2) -> Float[Array, ""]:
-    r"""The mean fraction of squared norm ``|P v|^2 / |v|^2`` that rows ``v`` of `vectors` put in the
+    r"""The mean fraction of squared norm `|P v|^2 / |v|^2` that rows `v` of `vectors` put in the
     span of the rows of `basis` (orthonormalised here), over rows with a non-negligible norm (above
     `min_norm_fraction` times the largest): 1 when every filter lies among the given patterns."""
     v = jnp.asarray(vectors)
@@ -79,7 +79,7 @@ def span_fraction(vectors: Float[ArrayLike, "k p"], basis: Float[ArrayLike, "cou
 def term_alignment(weights: Float[ArrayLike, "r dim"], term_matrix: Float[ArrayLike, "terms dim"], *,
                    min_norm_fraction: float = 0.2) -> Float[Array, ""]:
     r"""DNF term alignment of a layer's neurons (rows of `weights`): for each neuron the fraction of
-    its ``|w|`` mass on its best term ``T``, ``max_T sum_{i in T} |w_i| / sum_i |w_i|``, counted only
+    its `|w|` mass on its best term `T`, `max_T sum_{i in T} |w_i| / sum_i |w_i|`, counted only
     when all of that term's weights are positive (0 otherwise), averaged over neurons whose norm
     exceeds `min_norm_fraction` times the largest. `term_matrix` holds the terms as 0/1 rows
     (`simjax.tasks.ReadOnceDNF.term_matrix`); a network of term indicators scores 1."""
@@ -101,13 +101,13 @@ def weight_norm(model: AbstractTwoLayer) -> Float[Array, ""]:
 
 
 def classification_error(outputs: Float[ArrayLike, " n"], targets: Float[ArrayLike, " n"]) -> Float[Array, ""]:
-    """The fraction of points with ``sign(outputs) != targets`` (an output of exactly 0 is an error)."""
+    """The fraction of points with `sign(outputs) != targets` (an output of exactly 0 is an error)."""
     return jnp.mean(jnp.sign(jnp.asarray(outputs)) != jnp.asarray(targets))
 
 
 def balanced_error(outputs: Float[ArrayLike, " n"], targets: Float[ArrayLike, " n"]) -> Float[Array, ""]:
     r"""The mean of the error on the positive and on the negative points,
-    ``(P(sign N != 1 | y = 1) + P(sign N != -1 | y = -1)) / 2``; on a task's `population` (all inputs
+    `(P(sign N != 1 | y = 1) + P(sign N != -1 | y = -1)) / 2`; on a task's `population` (all inputs
     of each class, equally likely within the class) it is the exact balanced population error."""
     wrong = jnp.sign(jnp.asarray(outputs)) != jnp.asarray(targets)
     pos = jnp.asarray(targets) > 0

@@ -2,7 +2,7 @@ r"""Static two-layer classifiers with fixed output layers, the students of the i
 studies (Sarussi, Brutzkus & Globerson 2021; Brutzkus & Globerson 2019; Bronstein, Brutzkus &
 Globerson 2022).
 
-The output weights are fields like the others but are trained only with ``train_output=True``
+The output weights are fields like the others but are trained only with `train_output=True`
 (`trainable` names the fields a training loop updates): the theory assumes them fixed, and training
 them changes the implicit bias.
 """
@@ -20,8 +20,8 @@ from .._checks import as_float_array, check_int, check_positive
 
 
 class AbstractTwoLayer(eqx.Module):
-    """A static classifier ``N(x)``: `__call__` maps a batch of inputs to one real output each; the
-    predicted label is ``sign(N(x))``. `trainable` names the fields that training updates."""
+    """A static classifier `N(x)`: `__call__` maps a batch of inputs to one real output each; the
+    predicted label is `sign(N(x))`. `trainable` names the fields that training updates."""
 
     train_output: eqx.AbstractVar[bool]
 
@@ -50,17 +50,17 @@ class LeakyReLUStudent(AbstractTwoLayer):
 
         N(x) = sum_i v_i sigma(w_i . x) - sum_i a_i sigma(u_i . x),   sigma(z) = max(z, alpha z),
 
-    with ``k = width`` neurons per sign, output weights ``v = a = 1`` (fixed unless `train_output`)
-    and ``w_i, u_i ~ N(0, init_scale^2 I)``. When the ``w_i`` align with one direction and the
-    ``u_i`` with the opposite one, ``N`` is linear; `linear` is the network
-    ``(sum_i w_i - sum_i u_i) . x`` it then agrees with in sign.
+    with `k = width` neurons per sign, output weights `v = a = 1` (fixed unless `train_output`)
+    and `w_i, u_i ~ N(0, init_scale^2 I)`. When the `w_i` align with one direction and the
+    `u_i` with the opposite one, `N` is linear; `linear` is the network
+    `(sum_i w_i - sum_i u_i) . x` it then agrees with in sign.
 
     **Arguments:**
 
-    - `d`: input dimension; `width`: neurons per sign ``k >= 1``.
-    - `alpha`: the Leaky-ReLU slope in ``(0, 1)``.
+    - `d`: input dimension; `width`: neurons per sign `k >= 1`.
+    - `alpha`: the Leaky-ReLU slope in `(0, 1)`.
     - `init_scale`: standard deviation of the initial weights.
-    - `train_output`: also train ``v`` and ``a``.
+    - `train_output`: also train `v` and `a`.
     - `key`: PRNG key of the initialisation.
     """
 
@@ -93,7 +93,7 @@ class LeakyReLUStudent(AbstractTwoLayer):
         return self._sigma(inputs @ self.w.T) @ self.v - self._sigma(inputs @ self.u.T) @ self.a
 
     def linear(self, inputs: Float[Array, "n d"]) -> Float[Array, " n"]:
-        """The linear network ``(sum_i w_i - sum_i u_i) . x``."""
+        """The linear network `(sum_i w_i - sum_i u_i) . x`."""
         return inputs @ (jnp.sum(self.w, axis=0) - jnp.sum(self.u, axis=0))
 
 
@@ -102,13 +102,13 @@ class MaxPoolDetector(AbstractTwoLayer):
 
         N(x) = sum_i v_i max_j relu(w_i . x_j) - sum_i a_i max_j relu(u_i . x_j),
 
-    over the ``d`` patterns ``x_j in R^p`` of an input (a convolution with stride = pattern size),
-    ``k = width`` filters per sign, output weights ``v = a = 1`` (fixed unless `train_output`),
-    ``w_i, u_i ~ N(0, init_scale^2 I)``.
+    over the `d` patterns `x_j in R^p` of an input (a convolution with stride = pattern size),
+    `k = width` filters per sign, output weights `v = a = 1` (fixed unless `train_output`),
+    `w_i, u_i ~ N(0, init_scale^2 I)`.
 
     **Arguments:**
 
-    - `p`: pattern size (2 for XOR detection); `width`: filters per sign ``k >= 1``.
+    - `p`: pattern size (2 for XOR detection); `width`: filters per sign `k >= 1`.
     - `init_scale`, `train_output`, `key`: as `LeakyReLUStudent`.
     """
 
@@ -144,13 +144,13 @@ class ConvexReLUNetwork(AbstractTwoLayer):
 
         N(x) = sum_i v_i relu(w_i . x + b_i) + offset,
 
-    with ``r = width`` units, output weights ``v = 1`` (fixed unless `train_output`), a fixed
-    `offset` (``-1``: a point is positive only if some unit is active), ``w_i ~ N(0, init_scale^2 I)``
-    and ``b_i ~ N(0, init_scale^2)``.
+    with `r = width` units, output weights `v = 1` (fixed unless `train_output`), a fixed
+    `offset` (`-1`: a point is positive only if some unit is active), `w_i ~ N(0, init_scale^2 I)`
+    and `b_i ~ N(0, init_scale^2)`.
 
     **Arguments:**
 
-    - `dim`: input dimension; `width`: units ``r >= 1``; `offset`: the fixed output offset.
+    - `dim`: input dimension; `width`: units `r >= 1`; `offset`: the fixed output offset.
     - `init_scale`, `train_output`, `key`: as `LeakyReLUStudent`.
     """
 

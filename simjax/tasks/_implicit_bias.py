@@ -1,16 +1,16 @@
 r"""Teacher tasks of the implicit-bias studies: data generated from a known rule, with the exact
 population where the input space is finite.
 
-- `LinearTeacher`: ``x ~ N(0, I_d)`` conditioned on ``|w* . x| >= margin``, ``y = sign(w* . x)``
+- `LinearTeacher`: `x ~ N(0, I_d)` conditioned on `|w* . x| >= margin`, `y = sign(w* . x)`
   (Sarussi, Brutzkus & Globerson, ICML 2021).
-- `XORDetection` / `PatternDetection`: an input is a sequence of ``d`` patterns; it is positive iff
+- `XORDetection` / `PatternDetection`: an input is a sequence of `d` patterns; it is positive iff
   at least one pattern of the positive set appears (Brutzkus & Globerson, ICML 2019; orthonormal
   patterns: Brutzkus & Globerson, arXiv 2002.09781). Sampling is class-balanced.
-- `ReadOnceDNF`: ``x`` uniform on ``{-1, +1}^D``, ``f(x) = OR_j AND_{i in T_j} [x_i = 1]`` with
-  disjoint terms ``T_j`` (Bronstein, Brutzkus & Globerson, UAI 2022).
+- `ReadOnceDNF`: `x` uniform on `{-1, +1}^D`, `f(x) = OR_j AND_{i in T_j} [x_i = 1]` with
+  disjoint terms `T_j` (Bronstein, Brutzkus & Globerson, UAI 2022).
 
-Every `sample` returns a `Batch` with ``inputs [n, ...]`` (no time axis: the students are static
-two-layer networks) and ``targets [n]`` in ``{-1, +1}``.
+Every `sample` returns a `Batch` with `inputs [n, ...]` (no time axis: the students are static
+two-layer networks) and `targets [n]` in `{-1, +1}`.
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ MAX_POPULATION = 2**20
 
 
 class LinearTeacher(eqx.Module):
-    r"""Linearly separable data with a margin: ``x ~ N(0, I_d)`` conditioned on
-    ``|w* . x| >= margin``, labelled ``y = sign(w* . x)`` by a unit teacher ``w*``.
+    r"""Linearly separable data with a margin: `x ~ N(0, I_d)` conditioned on
+    `|w* . x| >= margin`, labelled `y = sign(w* . x)` by a unit teacher `w*`.
 
-    Sampled exactly: the component along ``w*`` is ``y s`` with ``s`` from the standard normal
-    truncated to ``[margin, inf)`` and ``y = +-1`` equally likely; the orthogonal part is
-    ``(I - w* w*^T) z``, ``z ~ N(0, I_d)``.
+    Sampled exactly: the component along `w*` is `y s` with `s` from the standard normal
+    truncated to `[margin, inf)` and `y = +-1` equally likely; the orthogonal part is
+    `(I - w* w*^T) z`, `z ~ N(0, I_d)`.
 
     **Arguments:**
 
     - `d`: input dimension.
-    - `margin`: the margin, in ``[0, MAX_MARGIN)`` (an array: it may be traced, e.g. vmapped).
-    - `teacher`: optional teacher direction ``[d]`` (normalised); default a Gaussian draw from `seed`.
+    - `margin`: the margin, in `[0, MAX_MARGIN)` (an array: it may be traced, e.g. vmapped).
+    - `teacher`: optional teacher direction `[d]` (normalised); default a Gaussian draw from `seed`.
     - `seed`: draws the default teacher.
     """
 
@@ -69,7 +69,7 @@ class LinearTeacher(eqx.Module):
         self.teacher = teacher / jnp.linalg.norm(teacher)
 
     def sample(self, key: PRNGKeyArray, batch_size: int) -> Batch:
-        """``batch_size`` labelled points: ``inputs [n, d]``, ``targets [n]``."""
+        """`batch_size` labelled points: `inputs [n, d]`, `targets [n]`."""
         check_int("batch_size", batch_size, owner="LinearTeacher.sample")
         k_z, k_s, k_y = jax.random.split(key, 3)
         dtype = self.teacher.dtype
@@ -81,8 +81,8 @@ class LinearTeacher(eqx.Module):
 
 
 class AbstractPatternDetection(eqx.Module):
-    r"""Pattern detection: an input ``x = (x_1, ..., x_d)`` is a sequence of ``d`` patterns drawn
-    from a finite set (rows of `patterns`); ``y = +1`` iff some ``x_j`` is a positive pattern (the
+    r"""Pattern detection: an input `x = (x_1, ..., x_d)` is a sequence of `d` patterns drawn
+    from a finite set (rows of `patterns`); `y = +1` iff some `x_j` is a positive pattern (the
     first `n_positive` rows).
 
     Class-balanced sampling: even rows of a batch are positive, uniform over the inputs with at least
@@ -101,7 +101,7 @@ class AbstractPatternDetection(eqx.Module):
         return self.patterns.shape[0]
 
     def sample(self, key: PRNGKeyArray, batch_size: int) -> Batch:
-        """``inputs [n, d, p]``, ``targets [n]`` (class-balanced, see the class docstring)."""
+        """`inputs [n, d, p]`, `targets [n]` (class-balanced, see the class docstring)."""
         check_int("batch_size", batch_size, owner=type(self).__name__ + ".sample")
         k_pos, k_neg = jax.random.split(key)
         tries = 32  # rejection: all tries fail with probability (1 - P_pos)^(32 d) <= 2^-32
@@ -115,13 +115,13 @@ class AbstractPatternDetection(eqx.Module):
         return Batch(inputs=self.patterns[idx], targets=y)
 
     def label(self, inputs: Float[ArrayLike, "n d p"]) -> Float[Array, " n"]:
-        """``+1`` where some position holds a positive pattern, else ``-1``."""
+        """`+1` where some position holds a positive pattern, else `-1`."""
         inputs = jnp.asarray(inputs)
         match = jnp.all(jnp.abs(inputs[:, :, None, :] - self.patterns[None, None, : self.n_positive]) < 1e-6, -1)
         return jnp.where(jnp.any(match, axis=(1, 2)), 1.0, -1.0).astype(self.patterns.dtype)
 
     def population(self) -> Batch:
-        """All ``count^d`` inputs with their labels (for exact population errors)."""
+        """All `count^d` inputs with their labels (for exact population errors)."""
         if self.count**self.d > MAX_POPULATION:
             raise ValueError(f"{type(self).__name__}: {self.count}^{self.d} inputs are too many to enumerate "
                              f"(at most {MAX_POPULATION})")
@@ -132,8 +132,8 @@ class AbstractPatternDetection(eqx.Module):
 
 
 class XORDetection(AbstractPatternDetection):
-    r"""The XOR detection problem (Brutzkus & Globerson, ICML 2019): ``d`` patterns in ``{-1, +1}^2``;
-    positive patterns ``(1, 1), (-1, -1)``, negative patterns ``(1, -1), (-1, 1)``; an input is
+    r"""The XOR detection problem (Brutzkus & Globerson, ICML 2019): `d` patterns in `{-1, +1}^2`;
+    positive patterns `(1, 1), (-1, -1)`, negative patterns `(1, -1), (-1, 1)`; an input is
     positive iff at least one positive pattern is present.
 
     **Arguments:**
@@ -152,13 +152,13 @@ class XORDetection(AbstractPatternDetection):
 
 
 class PatternDetection(AbstractPatternDetection):
-    r"""Detection of a set of patterns (Brutzkus & Globerson, arXiv 2002.09781): ``d`` patterns per
+    r"""Detection of a set of patterns (Brutzkus & Globerson, arXiv 2002.09781): `d` patterns per
     input from `patterns` (rows; the first `n_positive` are positive).
 
     **Arguments:**
 
-    - `patterns`: ``[count, p]`` patterns, e.g. `orthonormal` ones.
-    - `n_positive`: how many leading rows are positive (``1 <= n_positive < count``).
+    - `patterns`: `[count, p]` patterns, e.g. `orthonormal` ones.
+    - `n_positive`: how many leading rows are positive (`1 <= n_positive < count`).
     - `d`: number of patterns per input.
     """
 
@@ -178,7 +178,7 @@ class PatternDetection(AbstractPatternDetection):
     @classmethod
     def orthonormal(cls, p: int = 8, n_positive: int = 4, count: int | None = None, d: int = 4,
                     *, seed: int = 0) -> PatternDetection:
-        """``count`` (default `p`) orthonormal patterns in ``R^p`` (unit norm; QR of a Gaussian draw
+        """`count` (default `p`) orthonormal patterns in `R^p` (unit norm; QR of a Gaussian draw
         from `seed`), the first `n_positive` positive."""
         check_int("p", p, owner="PatternDetection.orthonormal")
         count = p if count is None else check_int("count", count, maximum=p, owner="PatternDetection.orthonormal")
@@ -187,17 +187,17 @@ class PatternDetection(AbstractPatternDetection):
 
 
 class ReadOnceDNF(eqx.Module):
-    r"""A read-once DNF on ``{-1, +1}^D``: ``f(x) = OR_j AND_{i in T_j} [x_i = +1]`` with disjoint
-    terms ``T_j`` (Bronstein, Brutzkus & Globerson, UAI 2022); ``y = +1`` where ``f`` is true.
+    r"""A read-once DNF on `{-1, +1}^D`: `f(x) = OR_j AND_{i in T_j} [x_i = +1]` with disjoint
+    terms `T_j` (Bronstein, Brutzkus & Globerson, UAI 2022); `y = +1` where `f` is true.
 
     **Arguments:**
 
-    - `dim`: the input dimension ``D``.
-    - `terms`: an int ``T`` (``T`` consecutive terms of ``D / T`` variables each; ``D`` must be
-      divisible by ``T``) or a sequence of disjoint index sequences.
+    - `dim`: the input dimension `D`.
+    - `terms`: an int `T` (`T` consecutive terms of `D / T` variables each; `D` must be
+      divisible by `T`) or a sequence of disjoint index sequences.
 
-    `sample` draws distinct points (uniformly without replacement from the ``2^D`` inputs, so
-    ``batch_size <= 2^D``), `population` gives all of them.
+    `sample` draws distinct points (uniformly without replacement from the `2^D` inputs, so
+    `batch_size <= 2^D`), `population` gives all of them.
     """
 
     term_matrix: Float[Array, "terms dim"]
@@ -227,7 +227,7 @@ class ReadOnceDNF(eqx.Module):
         self.term_matrix = jnp.asarray(m, jnp.result_type(float))
 
     def label(self, inputs: Float[ArrayLike, "n dim"]) -> Float[Array, " n"]:
-        """``+1`` where some term has all its variables ``+1``, else ``-1``."""
+        """`+1` where some term has all its variables `+1`, else `-1`."""
         inputs = jnp.asarray(inputs)
         on = (inputs > 0).astype(self.term_matrix.dtype) @ self.term_matrix.T
         return jnp.where(jnp.any(on >= jnp.sum(self.term_matrix, axis=1), axis=1), 1.0, -1.0).astype(
@@ -238,7 +238,7 @@ class ReadOnceDNF(eqx.Module):
         return (2.0 * bits - 1.0).astype(self.term_matrix.dtype)
 
     def sample(self, key: PRNGKeyArray, batch_size: int) -> Batch:
-        """``batch_size`` distinct inputs ``[n, D]`` with their labels."""
+        """`batch_size` distinct inputs `[n, D]` with their labels."""
         check_int("batch_size", batch_size, maximum=2**self.dim, what="distinct inputs of {-1, +1}^dim",
                   owner="ReadOnceDNF.sample")
         idx = jax.random.choice(key, 2**self.dim, (batch_size,), replace=False)
@@ -246,6 +246,6 @@ class ReadOnceDNF(eqx.Module):
         return Batch(inputs=x, targets=self.label(x))
 
     def population(self) -> Batch:
-        """All ``2^D`` inputs with their labels."""
+        """All `2^D` inputs with their labels."""
         x = self._inputs(jnp.arange(2**self.dim))
         return Batch(inputs=x, targets=self.label(x))

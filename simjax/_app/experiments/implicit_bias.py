@@ -1,25 +1,25 @@
 r"""The implicit bias of gradient descent on two-layer students of known teachers (Globerson et al.).
 
-Studies (``[study] kind``), each one vmapped program over its grid (``jit(vmap(run))``; the XOR and
+Studies (`[study] kind`), each one vmapped program over its grid (`jit(vmap(run))`; the XOR and
 pattern studies one per width, since the width sets the shapes):
 
-- ``linear``: `LinearTeacher` data, the two-sided Leaky-ReLU student (`LeakyReLUStudent`), logistic
-  loss, over margins x seeds: clustering (mean pairwise cosine of the ``w``'s and of the ``u``'s),
+- `linear`: `LinearTeacher` data, the two-sided Leaky-ReLU student (`LeakyReLUStudent`), logistic
+  loss, over margins x seeds: clustering (mean pairwise cosine of the `w`'s and of the `u`'s),
   agreement with the linearised network on test points, Neural Agreement Regime fraction
   (Sarussi, Brutzkus & Globerson, ICML 2021).
-- ``xor``: `XORDetection`, conv + max-pool detector (`MaxPoolDetector`), hinge loss, over
+- `xor`: `XORDetection`, conv + max-pool detector (`MaxPoolDetector`), hinge loss, over
   training-set sizes m x widths k x seeds: exact balanced population error and the fraction of
-  ``w`` filters aligned to a positive pattern (Brutzkus & Globerson, ICML 2019).
-- ``patterns``: the same with orthonormal patterns in ``R^p`` (`PatternDetection.orthonormal`).
-- ``dnf``: `ReadOnceDNF`, the convex ReLU network (`ConvexReLUNetwork`), hinge loss, over
-  training-set sizes x init scales x seeds: exact test error over all ``2^D`` inputs, term
+  `w` filters aligned to a positive pattern (Brutzkus & Globerson, ICML 2019).
+- `patterns`: the same with orthonormal patterns in `R^p` (`PatternDetection.orthonormal`).
+- `dnf`: `ReadOnceDNF`, the convex ReLU network (`ConvexReLUNetwork`), hinge loss, over
+  training-set sizes x init scales x seeds: exact test error over all `2^D` inputs, term
   alignment, weight norm (Bronstein, Brutzkus & Globerson, UAI 2022).
 
 Training sets of several sizes come from one draw per seed (the first m points; the detection
 tasks' draws alternate positive and negative points, so every even prefix is balanced) and are
-trained together with per-point weights. Run ``s`` initialises from ``fold_in(key(s), 0)`` and draws
-its data from ``fold_in(key(s), 1)`` (test points: ``fold_in(key(s), 2)``); the linear teacher is
-drawn from ``experiment.seed``. The table holds mean and standard error over seeds for each cell.
+trained together with per-point weights. Run `s` initialises from `fold_in(key(s), 0)` and draws
+its data from `fold_in(key(s), 1)` (test points: `fold_in(key(s), 2)`); the linear teacher is
+drawn from `experiment.seed`. The table holds mean and standard error over seeds for each cell.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def validate(cfg: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------- runs
 def linear_run(cfg: dict) -> Callable:
-    """``run(seed, margin) -> dict of scalars``: one student of the linear teacher."""
+    """`run(seed, margin) -> dict of scalars`: one student of the linear teacher."""
     c, train_output = cfg["linear"], cfg["train"]["train_output"]
 
     def run(seed, margin):
@@ -143,8 +143,8 @@ def detection_task(cfg: dict, study: str):
 
 
 def detection_run(cfg: dict, study: str, width: int) -> Callable:
-    """``run(seed, size) -> dict``: one max-pool detector of ``width`` filters per sign trained on the
-    first ``size`` points of the seed's draw."""
+    """`run(seed, size) -> dict`: one max-pool detector of `width` filters per sign trained on the
+    first `size` points of the seed's draw."""
     c, train_output = cfg[study], cfg["train"]["train_output"]
     task = detection_task(cfg, study)
     population = task.population()
@@ -169,7 +169,7 @@ def detection_run(cfg: dict, study: str, width: int) -> Callable:
 
 
 def dnf_run(cfg: dict) -> Callable:
-    """``run(seed, size, init_scale) -> dict``: one convex ReLU network on the first ``size`` of the
+    """`run(seed, size, init_scale) -> dict`: one convex ReLU network on the first `size` of the
     seed's distinct points."""
     c, train_output = cfg["dnf"], cfg["train"]["train_output"]
     task = ReadOnceDNF(c["dim"], c["terms"])
@@ -193,8 +193,8 @@ def dnf_run(cfg: dict) -> Callable:
 
 
 def run_grid(run: Callable, grid: dict[str, np.ndarray], *, vectorised: bool = True) -> dict[str, np.ndarray]:
-    """``run`` over the points of ``grid`` (equal-length columns; ``seed`` first): one
-    ``jit(vmap(run))`` program, or (``vectorised=False``) a Python loop over the jitted single run."""
+    """`run` over the points of `grid` (equal-length columns; `seed` first): one
+    `jit(vmap(run))` program, or (`vectorised=False`) a Python loop over the jitted single run."""
     dtype = jnp.result_type(float)
     cols = [jnp.asarray(v, jnp.uint32 if k == "seed" else dtype) for k, v in grid.items()]
     if vectorised:
@@ -217,7 +217,7 @@ def _rows(grid: dict, out: dict) -> list[dict]:
 
 
 def table(rows: list[dict], by: list[str]) -> list[dict]:
-    """Mean and standard error over seeds of every metric, one row per cell of the ``by`` columns."""
+    """Mean and standard error over seeds of every metric, one row per cell of the `by` columns."""
     cells: dict[tuple, list[dict]] = {}
     for r in rows:
         cells.setdefault(tuple(r[b] for b in by), []).append(r)
@@ -242,7 +242,7 @@ def _seeds(cfg):
 
 
 def linear_study(cfg: dict) -> tuple[list[dict], list[dict], dict, dict]:
-    """The ``linear`` study: ``(runs, table, summary, extras)``."""
+    """The `linear` study: `(runs, table, summary, extras)`."""
     grid = _mesh(seed=_seeds(cfg), margin=np.asarray(cfg["linear"]["margins"], float))
     rows = _rows(grid, run_grid(linear_run(cfg), grid))
     tab = table(rows, ["margin"])
@@ -259,7 +259,7 @@ def linear_study(cfg: dict) -> tuple[list[dict], list[dict], dict, dict]:
 
 
 def detection_study(cfg: dict, study: str) -> tuple[list[dict], list[dict], dict, dict]:
-    """The ``xor`` or ``patterns`` study: one vmapped program per width."""
+    """The `xor` or `patterns` study: one vmapped program per width."""
     c = cfg[study]
     rows, filters = [], {}
     for width in c["widths"]:
@@ -283,7 +283,7 @@ def detection_study(cfg: dict, study: str) -> tuple[list[dict], list[dict], dict
 
 
 def dnf_study(cfg: dict) -> tuple[list[dict], list[dict], dict, dict]:
-    """The ``dnf`` study: sizes x init scales x seeds as one vmapped program."""
+    """The `dnf` study: sizes x init scales x seeds as one vmapped program."""
     c = cfg["dnf"]
     grid = _mesh(seed=_seeds(cfg), size=np.asarray(c["sizes"]), init_scale=np.asarray(c["init_scales"], float))
     rows = _rows(grid, run_grid(dnf_run(cfg), grid))
