@@ -65,7 +65,7 @@ DEFAULTS = {
             "learning_rate": 0.05, "steps": 3000, "loss": "hinge"},
 }
 QUICK = {
-    "train": {"seeds": 3},
+    "train": {"seeds": 3, "chunk": 0},
     "linear": {"d": 10, "n_train": 100, "n_test": 200, "width": 10, "steps": 1500, "margins": [0.1, 0.5]},
     "xor": {"sizes": [6, 20], "widths": [2, 10], "steps": 1500, "learning_rate": 0.03},
     "patterns": {"sizes": [6, 20], "widths": [2, 10], "steps": 1500, "learning_rate": 0.03},
