@@ -66,8 +66,8 @@ DEFAULTS = {
 }
 QUICK = {
     "train": {"seeds": 3, "chunk": 0},
-    "linear": {"d": 10, "n_train": 100, "n_test": 200, "width": 10, "steps": 1500, "margins": [0.1, 0.5]},
-    "xor": {"sizes": [6, 20], "widths": [2, 10], "steps": 1500, "learning_rate": 0.03},
+    "linear": {"d": 10, "n_train": 100, "n_test": 200, "width": 10, "steps": 1000, "margins": [0.1, 0.5]},
+    "xor": {"sizes": [6, 20], "widths": [2, 10], "steps": 1000, "learning_rate": 0.03},
     "patterns": {"sizes": [6, 20], "widths": [2, 10], "steps": 1500, "learning_rate": 0.03},
     "dnf": {"width": 20, "sizes": [128], "init_scales": [1e-3, 1.0], "steps": 1500},
 }
