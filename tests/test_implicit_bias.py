@@ -182,6 +182,16 @@ def test_dnf_small_init_aligns_with_terms_large_init_memorises():
     assert all(r["train_error"] == 0.0 for r in rows)  # both reach zero training error
 
 
+def test_trainable_output_weights_change_the_bias_at_large_init():
+    """Pitfall of the theory: with trained output weights the large-init DNF network's units stop
+    being term detectors (alignment 0.40 -> 0.09 at quick sizes)."""
+    aligned = {}
+    for train_output in (False, True):
+        _, tab, _, _ = ib.dnf_study(_quick(train={"train_output": train_output}, dnf={"init_scales": [1.0]}))
+        aligned[train_output] = tab[0]["term_alignment_mean"]
+    assert aligned[True] < aligned[False] - 0.15, aligned
+
+
 def test_vmapped_sweep_equals_a_loop_of_single_runs():
     cfg = _quick(dnf={"width": 4, "sizes": [16, 32], "steps": 50}, train={"seeds": 2})
     grid = ib._mesh(seed=np.arange(2), size=np.array([16, 32]), init_scale=np.array([0.5]))
