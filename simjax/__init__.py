@@ -12,6 +12,7 @@ from . import surrogates as surrogates
 from . import synapses as synapses
 from . import tasks as tasks
 from ._app.sweep import sweep as sweep
+from ._fit.classifier import fit_classifier as fit_classifier
 from ._fit.fit import fit as fit
 from ._fit.sequential import train_sequence as train_sequence
 from ._simulate.output import Output as Output

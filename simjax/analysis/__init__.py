@@ -9,6 +9,16 @@ from ._gradient_quality import parameter_groups as parameter_groups
 from ._gradient_quality import report_arrays as report_arrays
 from ._gradient_quality import summarize as summarize
 from ._gradient_quality import to_table as to_table
+from ._implicit_bias import balanced_error as balanced_error
+from ._implicit_bias import classification_error as classification_error
+from ._implicit_bias import filter_alignment as filter_alignment
+from ._implicit_bias import linear_agreement as linear_agreement
+from ._implicit_bias import mean_pairwise_cosine as mean_pairwise_cosine
+from ._implicit_bias import nar_fraction as nar_fraction
+from ._implicit_bias import sign_agreement as sign_agreement
+from ._implicit_bias import span_fraction as span_fraction
+from ._implicit_bias import term_alignment as term_alignment
+from ._implicit_bias import weight_norm as weight_norm
 from ._interference import angle as angle
 from ._interference import relative_interference as relative_interference
 from ._interference import trial_end as trial_end

@@ -20,3 +20,7 @@ from ._rate_rnn import RateRNNState as RateRNNState
 from ._rsnn import RSNN as RSNN
 from ._rsnn import RSNNState as RSNNState
 from ._spiking_feedforward import SpikingFeedForward as SpikingFeedForward
+from ._two_layer import AbstractTwoLayer as AbstractTwoLayer
+from ._two_layer import ConvexReLUNetwork as ConvexReLUNetwork
+from ._two_layer import LeakyReLUStudent as LeakyReLUStudent
+from ._two_layer import MaxPoolDetector as MaxPoolDetector

@@ -7,6 +7,11 @@ from ._base import Batch as Batch
 from ._dataset import Dataset as Dataset
 from ._digits import Digits as Digits
 from ._evidence_accumulation import EvidenceAccumulation as EvidenceAccumulation
+from ._implicit_bias import AbstractPatternDetection as AbstractPatternDetection
+from ._implicit_bias import LinearTeacher as LinearTeacher
+from ._implicit_bias import PatternDetection as PatternDetection
+from ._implicit_bias import ReadOnceDNF as ReadOnceDNF
+from ._implicit_bias import XORDetection as XORDetection
 from ._memory import AbstractPatternTask as AbstractPatternTask
 from ._memory import FixedPointMemory as FixedPointMemory
 from ._memory import InputTracking as InputTracking

@@ -4,6 +4,7 @@ from . import bias_variance as bias_variance
 from . import ei_network as ei_network
 from . import eprop as eprop
 from . import exact_spikes as exact_spikes
+from . import implicit_bias as implicit_bias
 from . import interference as interference
 from . import observatory as observatory
 from . import plasticity as plasticity
@@ -15,6 +16,7 @@ EXPERIMENTS = {
     "ei_network": ei_network,
     "eprop": eprop,
     "exact_spikes": exact_spikes,
+    "implicit_bias": implicit_bias,
     "interference": interference,
     "observatory": observatory,
     "plasticity": plasticity,
