@@ -166,3 +166,18 @@ def test_list_keys_documents_experiments_and_components(capsys):
     assert "model.n_rec: int = " in capsys.readouterr().out
     assert cli.main(["list", "--keys", "adam"]) == 0
     assert "learning_rate: number" in capsys.readouterr().out
+
+
+def test_report_groups_a_per_seed_table_by_its_settings(tmp_path, capsys):
+    from simjax._app.report import report
+
+    rows = ["direction,beta,seed,final_loss"]
+    for direction in ("top", "bottom"):
+        for seed, loss in enumerate((1.0, 2.0, 6.0)):
+            rows.append(f"{direction},0.5,{seed},{loss * (10 if direction == 'top' else 1)}")
+    (tmp_path / "curvature.csv").write_text("\n".join(rows) + "\n")
+    report(tmp_path)
+    out = capsys.readouterr().out
+    # mean 3, sample sd sqrt(7); ten times that for "top"
+    assert "direction=top, beta=0.5" in out and "final_loss 30 +- 26" in out and "(n=3)" in out
+    assert "direction=bottom, beta=0.5" in out and "final_loss 3 +- 2.6" in out

@@ -107,7 +107,10 @@ def test_sweep_interrupted_at_random_moments_exits_130_each_time_and_resumes(tmp
     for i in range(INTERRUPTS):
         proc = subprocess.Popen([sys.executable, "-u", "-m", "simjax", "sweep", str(cfg), "--out", str(out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert "sweep:" in proc.stdout.readline()  # the command has started
+        first = proc.stdout.readline()
+        if "sweep:" not in first:  # the command did not start: show why
+            proc.kill()
+            pytest.fail(f"no start line (got {first!r}); stderr: {proc.communicate()[1][-3000:]}")
         time.sleep(rng.uniform(0.0, 3.0))
         proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGTERM)
         _, err = proc.communicate(timeout=120)

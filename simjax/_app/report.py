@@ -75,7 +75,7 @@ def _summary_table(path: Path) -> None:
 
     columns = [c for c in rows[0] if c != "seed"]
     numeric = {c for c in columns if all(number(r[c]) is not None for r in rows)}
-    integer = {c for c in numeric if all(float(r[c]).is_integer() for r in rows)}
+    integer = {c for c in numeric if all(r[c].lstrip("-").isdigit() for r in rows)}  # written as integers
     keys = [c for c in columns if c not in numeric or c in integer or len({r[c] for r in rows}) <= len(rows) / 2]
     values = [c for c in columns if c not in keys]
     groups = defaultdict(list)
