@@ -189,5 +189,6 @@ def test_streamed_report_peak_memory_is_a_few_samples_not_all():
 def test_chunk_size_is_chosen_from_memory_and_refused_when_one_sample_cannot_fit():
     assert choose_chunk_size(2**20, 64, available=10 * 2**20) == 5  # half of 10 MiB, 1 MiB each
     assert choose_chunk_size(2**20, 64, available=2**30) == 64
+    assert choose_chunk_size(2**28, 64, available=2**40) == 8  # at most 2 GiB at a time by default
     with pytest.raises(MemoryError, match=r"needs 10.00 GiB .* 2.00 GiB budget .* 4.00 GiB available.*batch_size"):
         choose_chunk_size(10 * 2**30, 64, available=4 * 2**30)

@@ -225,26 +225,29 @@ def sample_memory(model: Any, rule: Any, task: Any, batch: Any, key: Any) -> int
 
 
 def choose_chunk_size(per_sample: int, samples: int, *, available: int, fraction: float = 0.5,
-                      owner: str = "gradient_quality") -> int:
-    """The largest number of samples (at most `samples`) whose temporary memory `per_sample`
-    each fits in `fraction` of `available` bytes; raises `MemoryError` before anything runs when
-    not even one sample fits, with the numbers and what to change."""
-    budget = int(fraction * available)
-    if per_sample > budget:
+                      target: int = 2 * 2**30, owner: str = "gradient_quality") -> int:
+    """Samples per chunk: as many (at most `samples`) as fit in `target` bytes (2 GiB: beyond a
+    few samples at a time, vmapping more buys little speed on a CPU but costs memory) or in
+    `fraction` of the `available` bytes if that is less, each sample needing `per_sample`; at
+    least one. Raises `MemoryError` before anything runs when one sample does not fit in `fraction`
+    of `available`, with the numbers and what to change."""
+    limit = int(fraction * available)
+    if per_sample > limit:
         raise MemoryError(f"{owner}: one sample of the rule needs {per_sample / 2**30:.2f} GiB of temporary "
-                          f"memory, more than the {budget / 2**30:.2f} GiB budget ({fraction:.0%} of the "
+                          f"memory, more than the {limit / 2**30:.2f} GiB budget ({fraction:.0%} of the "
                           f"{available / 2**30:.2f} GiB available); use a smaller batch_size or shorter trials, "
                           "or pass a batch of fewer trials")
-    return max(1, min(samples, budget // max(per_sample, 1)))
+    return max(1, min(samples, min(limit, target) // max(per_sample, 1)))
 
 
 def auto_chunk_size(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, curvature: bool = True,
                     share: float = 1.0, owner: str = "gradient_quality") -> int:
-    """The chunk of samples that fits in half of `share` of the device's available memory, from
+    """The chunk of samples (see `choose_chunk_size`) for `share` of the device's available memory, from
     the compiled memory of one sample (twice that with `curvature`: a Hessian-vector product
     costs about a second gradient)."""
     per_sample = sample_memory(model, rule, task, batch, key) * (2 if curvature else 1)
-    return choose_chunk_size(per_sample, samples, available=int(share * available_memory()), owner=owner)
+    return choose_chunk_size(per_sample, samples, available=int(share * available_memory()),
+                             target=int(share * 2 * 2**30), owner=owner)
 
 
 def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
@@ -286,9 +289,10 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
 
     Samples are streamed: the program holds the updates `[samples, P]` and the statistics, but
     runs the memory-heavy per-sample work (the rule's update, a Hessian-vector product, a loss
-    evaluation) `chunk_size` samples at a time. By default the chunk is as large as fits in half
-    the memory the device has available, judged from XLA's compiled memory analysis of one sample
-    before anything runs (a `MemoryError` names the numbers if not even one sample fits).
+    evaluation) `chunk_size` samples at a time. By default the chunk is as large as fits in 2 GiB
+    (or in half the memory the device has available, if less), judged from XLA's compiled memory
+    analysis of one sample before anything runs (a `MemoryError` names the numbers if not even
+    one sample fits); on a large accelerator a larger `chunk_size` may run faster.
 
     **Arguments:**
 
