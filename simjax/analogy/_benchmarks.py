@@ -23,7 +23,7 @@ class PartProblems(eqx.Module):
 
     source: Graph
     target: Graph
-    answer: Int[Array, "batch n"]
+    answer: Int[Array, "*batch n"]
 
 
 class PartCorrespondence(eqx.Module):
@@ -108,9 +108,9 @@ class DigitProblems(eqx.Module):
     - `answer`: `[batch]`, the index of the correct candidate.
     """
 
-    grid: Int[Array, "batch 3 3"]
-    choices: Int[Array, "batch k"]
-    answer: Int[Array, " batch"]
+    grid: Int[Array, "*batch 3 3"]
+    choices: Int[Array, "*batch k"]
+    answer: Int[Array, " *batch"]
 
 
 class DigitMatrices(eqx.Module):
