@@ -6,6 +6,7 @@ from . import eprop as eprop
 from . import exact_spikes as exact_spikes
 from . import interference as interference
 from . import observatory as observatory
+from . import pam as pam
 from . import quickstart as quickstart
 from . import train as train
 
@@ -16,6 +17,7 @@ EXPERIMENTS = {
     "exact_spikes": exact_spikes,
     "interference": interference,
     "observatory": observatory,
+    "pam": pam,
     "quickstart": quickstart,
     "train": train,
 }
