@@ -11,6 +11,10 @@ from ._graph import Graph as Graph
 from ._graph import from_positions as from_positions
 from ._graph import from_triples as from_triples
 from ._graph import permute as permute
+from ._learn import LearnedSimilarity as LearnedSimilarity
+from ._learn import fit_similarity as fit_similarity
+from ._learn import mapping_accuracy as mapping_accuracy
+from ._learn import mapping_loss as mapping_loss
 from ._mapping import Annealing as Annealing
 from ._mapping import Compatibility as Compatibility
 from ._mapping import Mapping as Mapping
