@@ -4,14 +4,19 @@ cross-mapping signature, digit matrices per rule and alpha, schemas, degenerate 
 
 import itertools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from simjax import analogy as pam
+from simjax._app.cli import _merged
+from simjax._app.config import ConfigError
+from simjax._app.experiments import pam as experiment
 
 FAST = pam.Annealing(0.5, 1.3, 50.0, inner=3, sinkhorn=20)
+assign = eqx.filter_jit(pam.graduated_assignment)  # (eager dispatch of every op costs seconds here)
 PARTS = pam.Annealing(0.1, 1.15, 100.0, inner=3, sinkhorn=20)  # faster than the experiment's (rate 1.075)
 
 
@@ -55,18 +60,18 @@ def _random_relational_graph(key, n, n_relations=6, dim=4):
     return pam.from_triples(jnp.ones((n, 3)), triples, relations)
 
 
-@pytest.mark.parametrize("n,method", [(6, "exhaustive"), (9, "hungarian")])
-def test_isomorphic_graphs_map_by_their_permutation(n, method):
+def test_isomorphic_graphs_map_by_their_permutation():
+    n = 7
     source = _random_relational_graph(jax.random.key(n), n)
     perm = np.asarray(jax.random.permutation(jax.random.key(10 + n), n))
     target = pam.permute(source, perm)
     np.testing.assert_array_equal(target.edges[perm[0], perm[1]], source.edges[0, 1])
-    mapping = pam.graduated_assignment(source, target, schedule=FAST)
-    np.testing.assert_array_equal(pam.hard_assignment(mapping.matrix, method=method), perm)
+    mapping = assign(source, target, schedule=FAST)
+    for method in ("exhaustive", "hungarian"):
+        np.testing.assert_array_equal(pam.hard_assignment(mapping.matrix, method=method), perm)
     np.testing.assert_allclose(mapping.matrix, np.eye(n)[perm], atol=1e-2)  # the slack keeps ~1e-3
     # the score of the soft result reaches that of the true permutation (closed form)
-    comp = pam.compatibility(source, target)
-    exact = float(pam.objective(np.eye(n)[perm], comp))
+    exact = float(pam.objective(np.eye(n)[perm], pam.compatibility(source, target)))
     assert float(mapping.score) == pytest.approx(exact, rel=5e-3)
 
 
@@ -75,7 +80,7 @@ def test_objective_and_its_gradient():
     source = pam.from_positions(jax.random.normal(k[0], (4, 3)), jax.random.normal(k[1], (4, 2)))
     target = pam.from_positions(jax.random.normal(k[2], (5, 3)), jax.random.normal(k[3], (5, 2)))
     matrix = jax.random.uniform(k[4], (4, 5))
-    comp = pam.compatibility(source, target)
+    comp = jax.jit(pam.compatibility)(source, target)
     # the objective by explicit loops, with cosines written out
     cos = lambda x, y: float(x @ y / np.sqrt((x @ x + 1e-8) * (y @ y + 1e-8)))  # noqa: E731
     s, t, mm = np.asarray(source.edges), np.asarray(target.edges), np.asarray(matrix)
@@ -88,35 +93,40 @@ def test_objective_and_its_gradient():
         total += 0.7 * mm[i, a] * cos(on[i], tn[a])
     assert float(pam.objective(matrix, comp, 0.7)) == pytest.approx(total, rel=1e-12)
     # dL/dM by autodiff against central differences in float64
-    grad = jax.grad(pam.objective)(matrix, comp, 0.7)
+    grad = jax.jit(jax.grad(pam.objective))(matrix, comp, 0.7)
+    objective = jax.jit(pam.objective)
     eps = 1e-6
     for i, a in [(0, 0), (1, 3), (3, 4)]:
         e = jnp.zeros_like(matrix).at[i, a].set(eps)
-        fd = (pam.objective(matrix + e, comp, 0.7) - pam.objective(matrix - e, comp, 0.7)) / (2 * eps)
+        fd = (objective(matrix + e, comp, 0.7) - objective(matrix - e, comp, 0.7)) / (2 * eps)
         assert float(grad[i, a]) == pytest.approx(float(fd), rel=1e-7)
 
 
 def test_gradient_through_graduated_assignment_matches_finite_differences():
-    k = jax.random.split(jax.random.key(3), 3)
-    source = pam.from_positions(jax.random.normal(k[0], (4, 3)), jax.random.normal(k[1], (4, 2)))
-    target = pam.permute(source, jnp.array([2, 0, 3, 1]))
+    """The mapping loss of `LearnedSimilarity` (node weight alpha and a linear map W of the node
+    features) differentiated through the whole annealing, against central differences; then one
+    step of `fit_similarity` is Adam's first step, `-lr sign(g)` (to Adam's eps)."""
+    problems = pam.PartCorrespondence(n=4, dim=3, cross=True).sample(jax.random.key(3), 2)
     schedule = pam.Annealing(0.3, 1.5, 2.0, inner=2, sinkhorn=10)
-    answer = jnp.array([2, 0, 3, 1])
-
-    @jax.jit
-    def loss(nodes, alpha):
-        src = pam.Graph(nodes, source.edges)
-        m = pam.graduated_assignment(src, target, alpha=alpha, schedule=schedule).matrix
-        return -jnp.sum(jnp.log(m[jnp.arange(4), answer]))
-
-    g_nodes, g_alpha = jax.grad(loss, argnums=(0, 1))(source.nodes, 0.8)
+    model = pam.LearnedSimilarity(0.8, 3)
+    model = eqx.tree_at(lambda m: m.projection, model, model.projection + 0.1 * jnp.arange(9.0).reshape(3, 3))
+    assert float(model.alpha) == pytest.approx(0.8, rel=1e-12)
+    loss = jax.jit(lambda m: pam.mapping_loss(m, problems, schedule=schedule))
+    grads = jax.jit(jax.grad(lambda m: pam.mapping_loss(m, problems, schedule=schedule)))(model)
     eps = 1e-6
-    fd_alpha = (loss(source.nodes, 0.8 + eps) - loss(source.nodes, 0.8 - eps)) / (2 * eps)
-    assert float(g_alpha) == pytest.approx(float(fd_alpha), rel=1e-6)
-    for i, d in [(0, 0), (2, 1), (3, 2)]:
-        e = jnp.zeros_like(source.nodes).at[i, d].set(eps)
-        fd = (loss(source.nodes + e, 0.8) - loss(source.nodes - e, 0.8)) / (2 * eps)
-        assert float(g_nodes[i, d]) == pytest.approx(float(fd), rel=1e-6, abs=1e-9)
+    shift = lambda d: jax.tree.map(lambda x, y: x + y, model, d)  # noqa: E731
+    zero = jax.tree.map(jnp.zeros_like, model)
+    for where, index in ((lambda m: m.raw_alpha, ()), (lambda m: m.projection, (0, 1)),
+                         (lambda m: m.projection, (2, 0))):
+        d = eqx.tree_at(where, zero, where(zero).at[index].set(eps))
+        fd = (loss(shift(d)) - loss(shift(jax.tree.map(jnp.negative, d)))) / (2 * eps)
+        assert float(where(grads)[index]) == pytest.approx(float(fd), rel=1e-6, abs=1e-10)
+    trained, losses = pam.fit_similarity(model, problems, steps=1, learning_rate=0.01, schedule=schedule)
+    assert float(losses[0]) == pytest.approx(float(loss(model)), rel=1e-12)
+    step = jax.tree.map(lambda a, b: a - b, trained, model)
+    adam = jax.tree.map(lambda g: -0.01 * g / (jnp.abs(g) + 1e-8), grads)  # Adam's first step, eps = 1e-8
+    np.testing.assert_allclose(step.raw_alpha, adam.raw_alpha, rtol=1e-9)
+    np.testing.assert_allclose(step.projection, adam.projection, rtol=1e-9)
 
 
 def test_batched_over_problems_and_alphas_equals_a_loop():
@@ -153,12 +163,30 @@ def test_part_correspondence_and_the_cross_mapping_signature():
     assert node_only == pytest.approx(4 / 6)  # the two swapped parts go to each other's places
 
 
+def _check_rule(rule, p):
+    grid, choices = np.asarray(p.grid), np.asarray(p.choices)
+    assert grid.min() >= 0 and grid.max() <= 9
+    np.testing.assert_array_equal(choices[np.arange(len(grid)), p.answer], grid[:, 2, 2])
+    assert all(len(set(c)) == 8 for c in choices)
+    if rule == "row_constant":
+        assert (grid == grid[:, :, :1]).all()
+    elif rule == "column_constant":
+        assert (grid == grid[:, :1, :]).all()
+    elif rule == "distribution":
+        assert all(sorted(r) == sorted(g[0]) and len(set(r)) == 3 for g in grid for r in list(g) + list(g.T))
+    else:
+        d = grid[:, :, 1] - grid[:, :, 0]
+        assert (grid[:, :, 2] - grid[:, :, 1] == d).all() and np.isin(d, [-2, -1, 1, 2]).all()
+
+
 def test_digit_matrices_per_rule_and_alpha():
     """Choice and generation >= 90 % for the better alpha per rule; progression needs relations to
     dominate (a large alpha hurts), distribution-of-3 does not lose from node identity. One program
     for all rules and alphas (a shorter schedule than the experiment's)."""
     schedule = pam.Annealing(0.5, 1.5, 50.0, inner=3, sinkhorn=20)
     problems = [pam.DigitMatrices(rule).sample(jax.random.key(2), 10) for rule in pam.RULES]
+    for rule, p in zip(pam.RULES, problems):
+        _check_rule(rule, p)
     problems = jax.tree.map(lambda *x: jnp.concatenate(x), *problems)
 
     @jax.jit
@@ -180,24 +208,6 @@ def test_digit_matrices_per_rule_and_alpha():
     assert acc["distribution", 1.0][0] >= acc["distribution", 0.0][0]
 
 
-def test_digit_matrix_problems_follow_their_rules():
-    for rule in pam.RULES:
-        p = jax.jit(pam.DigitMatrices(rule, choices=8).sample, static_argnums=1)(jax.random.key(7), 20)
-        grid, choices = np.asarray(p.grid), np.asarray(p.choices)
-        assert grid.min() >= 0 and grid.max() <= 9
-        np.testing.assert_array_equal(choices[np.arange(20), p.answer], grid[:, 2, 2])
-        assert all(len(set(c)) == 8 for c in choices)
-        if rule == "row_constant":
-            assert (grid == grid[:, :, :1]).all()
-        elif rule == "column_constant":
-            assert (grid == grid[:, :1, :]).all()
-        elif rule == "distribution":
-            assert all(sorted(r) == sorted(g[0]) and len(set(r)) == 3 for g in grid for r in list(g) + list(g.T))
-        else:
-            d = grid[:, :, 1] - grid[:, :, 0]
-            assert (grid[:, :, 2] - grid[:, :, 1] == d).all() and np.isin(d, [-2, -1, 1, 2]).all()
-
-
 def test_schema_is_the_mean_of_the_aligned_graphs():
     k = jax.random.split(jax.random.key(8), 4)
     a = pam.from_positions(jax.random.normal(k[0], (3, 2)), jax.random.normal(k[1], (3, 2)))
@@ -216,17 +226,17 @@ def test_degenerate_inputs_give_no_nan():
     one = pam.from_positions(jnp.ones((1, 3)), jnp.zeros((1, 2)))
     empty = pam.from_triples(jnp.eye(4, 3), [], jnp.ones((2, 2)))
     np.testing.assert_array_equal(empty.edges, same.edges)
-    for s, t in ((one, one), (one, same)):
-        m = pam.graduated_assignment(s, t, schedule=schedule)
+    for s, t in ((one, same),):
+        m = assign(s, t, schedule=schedule)
         assert np.all(np.isfinite(m.slack)) and np.isfinite(float(m.score))
 
     def score(nodes):  # zero relation vectors everywhere: cosines of 0/0 without the regulariser
         return pam.graduated_assignment(pam.Graph(nodes, same.edges), same, schedule=schedule).score
 
-    value, grad = jax.value_and_grad(score)(same.nodes)
+    value, grad = jax.jit(jax.value_and_grad(score))(same.nodes)
     assert np.isfinite(float(value)) and np.all(np.isfinite(grad))
     # identical nodes and zero relations give the identity on node features
-    np.testing.assert_array_equal(pam.hard_assignment(pam.graduated_assignment(same, same, schedule=schedule).matrix),
+    np.testing.assert_array_equal(pam.hard_assignment(assign(same, same, schedule=schedule).matrix),
                                   np.arange(4))
 
 
@@ -239,7 +249,7 @@ def test_unequal_sizes_map_through_masks_and_slack():
     mask = jnp.array([True, True, True, True, False, False])
     source = pam.from_positions(feats, pos, mask)
     source = pam.permute(source, jnp.array([3, 0, 5, 1, 2, 4]))
-    mapping = pam.graduated_assignment(source, target, schedule=FAST)
+    mapping = assign(source, target, schedule=FAST)
     hard = np.asarray(pam.hard_assignment(mapping.matrix, source.mask, target.mask))
     expected = np.full(6, -1)
     for i, slot in enumerate([3, 0, 5, 1]):  # source slot of original part i
@@ -279,3 +289,17 @@ def test_unequal_sizes_map_through_masks_and_slack():
 def test_bad_input(call, match, unchecked):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_experiment_runs_from_its_config(tmp_path):
+    raw = {"experiment": {"name": "pam"}, "task": {"kind": "parts", "problems": 2, "seeds": 2},
+           "schedule": {"rate": 2.0, "final": 4.0, "inner": 1, "sinkhorn": 5},
+           "parts": {"n": 4, "dim": 3, "models": ["full", "node_only"]}, "output": {"figures": False}}
+    summary = experiment.run(_merged(experiment, raw, False), tmp_path)
+    cell = summary["accuracy"]["cross"]["node_only"]
+    assert cell["seeds"] == 2 and 0 <= cell["mean"] <= 1 and (tmp_path / "runs.csv").is_file()
+    for key, value, match in (("task", {"kind": "pictures"}, "task.kind"), ("schedule", {"rate": 1.0}, "schedule.rate"),
+                              ("digits", {"rules": ["addition"]}, "digits.rules"),
+                              ("parts", {"models": ["both"]}, "parts.models")):
+        with pytest.raises(ConfigError, match=match):
+            _merged(experiment, {**raw, key: {**raw.get(key, {}), **value}}, False)
