@@ -129,18 +129,21 @@ def test_gradient_through_graduated_assignment_matches_finite_differences():
     np.testing.assert_allclose(step.projection, adam.projection, rtol=1e-9)
 
 
-def test_batched_over_problems_and_alphas_equals_a_loop():
+def test_batched_over_problems_alphas_and_schedules_equals_a_loop():
     problems = pam.PartCorrespondence(n=4, dim=3).sample(jax.random.key(4), 3)
     alphas = jnp.array([0.0, 1.0, 2.5])
+    beta0s = jnp.array([0.5, 0.2, 1.0])
 
     @jax.jit
-    def solve(s, t, a):
-        return pam.graduated_assignment(s, t, alpha=a, schedule=FAST).matrix
+    def solve(s, t, a, b):
+        schedule = pam.Annealing(b, 1.3, inner=3, sinkhorn=20, steps=FAST.steps)  # traced beta0: steps given
+        return pam.graduated_assignment(s, t, alpha=a, schedule=schedule).matrix
 
-    batched = jax.vmap(solve)(problems.source, problems.target, alphas)
+    batched = jax.vmap(solve)(problems.source, problems.target, alphas, beta0s)
     for b in range(3):
         one = jax.tree.map(lambda x: x[b], (problems.source, problems.target))
-        np.testing.assert_allclose(batched[b], solve(*one, alphas[b]), atol=1e-12)
+        np.testing.assert_allclose(batched[b], solve(*one, alphas[b], beta0s[b]), atol=1e-12)
+    np.testing.assert_allclose(solve(*one, 0.5, 0.5), assign(*one, alpha=0.5, schedule=FAST).matrix, atol=1e-12)
 
 
 def test_part_correspondence_and_the_cross_mapping_signature():
@@ -183,7 +186,7 @@ def test_digit_matrices_per_rule_and_alpha():
     """Choice and generation >= 90 % for the better alpha per rule; progression needs relations to
     dominate (a large alpha hurts), distribution-of-3 does not lose from node identity. One program
     for all rules and alphas (a shorter schedule than the experiment's)."""
-    schedule = pam.Annealing(0.5, 1.5, 50.0, inner=3, sinkhorn=20)
+    schedule = pam.Annealing(0.5, 2.0, 50.0, inner=2, sinkhorn=10)
     problems = [pam.DigitMatrices(rule).sample(jax.random.key(2), 10) for rule in pam.RULES]
     for rule, p in zip(pam.RULES, problems):
         _check_rule(rule, p)
@@ -193,7 +196,7 @@ def test_digit_matrices_per_rule_and_alpha():
     def correct(p, alphas):
         def one(a):
             chosen = pam.solve_digit_matrices(p, alpha=a, schedule=schedule)
-            made = pam.generate_digits(p, alpha=a, schedule=schedule, resolution=91)
+            made = pam.generate_digits(p, alpha=a, schedule=schedule, resolution=46)  # steps of 0.2
             return chosen == p.answer, jnp.round(made) == p.grid[:, 2, 2]
 
         return jax.vmap(one)(alphas)
@@ -300,6 +303,7 @@ def test_experiment_runs_from_its_config(tmp_path):
     assert cell["seeds"] == 2 and 0 <= cell["mean"] <= 1 and (tmp_path / "runs.csv").is_file()
     for key, value, match in (("task", {"kind": "pictures"}, "task.kind"), ("schedule", {"rate": 1.0}, "schedule.rate"),
                               ("digits", {"rules": ["addition"]}, "digits.rules"),
-                              ("parts", {"models": ["both"]}, "parts.models")):
+                              ("parts", {"models": ["both"]}, "parts.models"),
+                              ("learn", {"alpha": -1.0}, "learn.alpha")):
         with pytest.raises(ConfigError, match=match):
             _merged(experiment, {**raw, key: {**raw.get(key, {}), **value}}, False)

@@ -12,6 +12,12 @@ from .._checks import as_float_array, check_choice, check_int, check_positive
 from ._graph import Graph, from_positions
 
 
+@eqx.filter_jit
+def _sample(task, keys):
+    """`task._one` over a batch of keys, compiled once per task configuration and batch size."""
+    return jax.vmap(task._one)(keys)
+
+
 class PartProblems(eqx.Module):
     """A batch of part-correspondence problems.
 
@@ -77,7 +83,7 @@ class PartCorrespondence(eqx.Module):
         `PartProblems`.
         """
         batch = check_int("batch", batch, owner="PartCorrespondence.sample")
-        return jax.vmap(self._one)(jax.random.split(key, batch))
+        return _sample(self, jax.random.split(key, batch))
 
     def _one(self, key):
         kf, kp, kperm, ks, knp, knf, kswap = jax.random.split(key, 7)
@@ -152,7 +158,7 @@ class DigitMatrices(eqx.Module):
         `DigitProblems`.
         """
         batch = check_int("batch", batch, owner="DigitMatrices.sample")
-        return jax.vmap(self._one)(jax.random.split(key, batch))
+        return _sample(self, jax.random.split(key, batch))
 
     def _one(self, key):
         kd, korder, kstep, kstart, kchoice, kpos = jax.random.split(key, 6)

@@ -54,11 +54,6 @@ def _hard_score(source, target, alpha, node_similarity, edge_similarity, schedul
     return objective(hard, comp, alpha)
 
 
-def _lines(grid):
-    """Rows and columns of a completed grid as graphs: (rows 0, 1, columns 0, 1) -> (row 2, column 2)."""
-    return [digit_graph(grid[0]), digit_graph(grid[1]), digit_graph(grid[:, 0]), digit_graph(grid[:, 1])]
-
-
 def digit_choice_scores(problems: DigitProblems, *, alpha: Float[ArrayLike, ""] = 0.0,
                         sigma: Float[ArrayLike, ""] = 0.15, schedule: Annealing = Annealing(0.5, 1.2, 100.0)
                         ) -> Float[Array, "batch k"]:
@@ -83,9 +78,11 @@ def digit_choice_scores(problems: DigitProblems, *, alpha: Float[ArrayLike, ""] 
 
     def one(grid, candidate):
         grid = grid.at[2, 2].set(candidate).astype(jnp.result_type(float))
-        sources = _lines(grid)
-        targets = [digit_graph(grid[2])] * 2 + [digit_graph(grid[:, 2])] * 2
-        return sum(_hard_score(s, t, alpha, sim, sim, schedule) for s, t in zip(sources, targets))
+        # rows 0, 1 -> row 2 and columns 0, 1 -> column 2, as one batch of four mappings
+        sources = jnp.stack([grid[0], grid[1], grid[:, 0], grid[:, 1]])
+        targets = jnp.stack([grid[2], grid[2], grid[:, 2], grid[:, 2]])
+        score = lambda a, b: _hard_score(digit_graph(a), digit_graph(b), alpha, sim, sim, schedule)  # noqa: E731
+        return jnp.sum(jax.vmap(score)(sources, targets))
 
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(problems.grid, problems.choices)
 
@@ -136,21 +133,23 @@ def generate_digits(problems: DigitProblems, *, alpha: Float[ArrayLike, ""] = 0.
     alpha = as_float_array(alpha)
     values = jnp.linspace(0.0, 9.0, resolution)
 
+    def line_schema(a, b):
+        source, target = digit_graph(a), digit_graph(b)
+        mapping = graduated_assignment(source, target, alpha=alpha, node_similarity=sim, edge_similarity=sim,
+                                       schedule=schedule)
+        return schema(source, target, assignment_matrix(hard_assignment(mapping.matrix), 3))
+
     def one(grid):
         grid = grid.astype(jnp.result_type(float))
-        schemas = []
-        for a, b in ((grid[0], grid[1]), (grid[:, 0], grid[:, 1])):
-            source, target = digit_graph(a), digit_graph(b)
-            mapping = graduated_assignment(source, target, alpha=alpha, node_similarity=sim, edge_similarity=sim,
-                                           schedule=schedule)
-            hard = assignment_matrix(hard_assignment(mapping.matrix), 3)
-            schemas.append(schema(source, target, hard))
+        # the row schema (rows 0, 1) and the column schema (columns 0, 1), as one batch of two
+        schemas = jax.vmap(line_schema)(jnp.stack([grid[0], grid[:, 0]]), jnp.stack([grid[1], grid[:, 1]]))
+        thirds = jnp.stack([grid[2], grid[:, 2]])
 
         def fit(v):
-            row = digit_graph(grid[2].at[2].set(v))
-            col = digit_graph(grid[:, 2].at[2].set(v))
-            return (_best_permutation_score(row, schemas[0], alpha, sim)
-                    + _best_permutation_score(col, schemas[1], alpha, sim))
+            completed = thirds.at[:, 2].set(v)
+            scores = jax.vmap(lambda line, sch: _best_permutation_score(digit_graph(line), sch, alpha, sim))(
+                completed, schemas)
+            return jnp.sum(scores)
 
         return values[jnp.argmax(jax.vmap(fit)(values))]
 

@@ -5,6 +5,9 @@ two synthetic benchmarks, every problem of a seed solved in one batched program:
   (features of two target parts swapped), by the full model (alpha = 1), node-only (no relation
   term) and edge-only (alpha = 0); accuracy = fraction of parts mapped to their true counterpart
   after the best-permutation read-out.
+- `task.kind = "learn"`: the node weight alpha and a linear map of the node features fitted by
+  Adam through the mapping (`fit_similarity`) on training part problems (cross-mapping by
+  default), test accuracy before and after on fresh problems.
 - `task.kind = "digits"`: digit matrices (`DigitMatrices`) per rule and alpha: choice among the
   candidates by summed mapping score, and direct generation of the missing cell from row and
   column schemas (`generate_digits`), both scored against the rule.
@@ -27,16 +30,20 @@ from ...analogy import (
     RULES,
     Annealing,
     DigitMatrices,
+    LearnedSimilarity,
     PartCorrespondence,
+    fit_similarity,
     generate_digits,
     graduated_assignment,
     hard_assignment,
+    mapping_accuracy,
+    mapping_loss,
     solve_digit_matrices,
 )
 from .. import io
 from ..config import require
 
-KINDS = ("parts", "digits")
+KINDS = ("parts", "digits", "learn")
 MODELS = {"full": (1.0, 1.0), "node_only": (1.0, 0.0), "edge_only": (0.0, 1.0)}  # (alpha, relation weight)
 CONDITIONS = ("plain", "cross")
 
@@ -48,10 +55,12 @@ DEFAULTS = {
               "conditions": ["plain", "cross"], "models": ["full", "node_only", "edge_only"]},
     "digits": {"rules": list(RULES), "alphas": [0.0, 1.0], "sigma": 0.15, "choices": 8, "generate": True,
                "resolution": 181},
+    "learn": {"condition": "cross", "train_problems": 32, "alpha": 5.0, "steps": 40, "learning_rate": 0.1,
+              "train_final": 5.0},
     "output": {"figures": True},
 }
 QUICK = {"task": {"problems": 8, "seeds": 2}, "schedule": {"rate": 1.3, "inner": 3, "sinkhorn": 20},
-         "digits": {"resolution": 91}}
+         "digits": {"resolution": 91}, "learn": {"steps": 5, "train_problems": 8}}
 
 
 def validate(cfg: dict) -> None:
@@ -83,6 +92,14 @@ def validate(cfg: dict) -> None:
             "an integer in [2, 10]")
     require(isinstance(d["resolution"], int) and d["resolution"] >= 10, "digits.resolution", d["resolution"],
             "an integer >= 10")
+    lr = cfg["learn"]
+    require(lr["condition"] in CONDITIONS, "learn.condition", lr["condition"], " | ".join(CONDITIONS))
+    for key in ("train_problems", "steps"):
+        require(isinstance(lr[key], int) and lr[key] > 0, f"learn.{key}", lr[key], "a positive integer")
+    for key in ("alpha", "learning_rate"):
+        require(lr[key] > 0, f"learn.{key}", lr[key], "a positive number")
+    require(lr["train_final"] > s["beta0"], "learn.train_final", lr["train_final"],
+            f"a number > schedule.beta0 = {s['beta0']}")
 
 
 def _schedule(cfg: dict) -> Annealing:
@@ -97,7 +114,8 @@ def _cell(values: list[float]) -> dict:
 
 def run(cfg: dict, out_dir: Path) -> dict:
     start = time.perf_counter()
-    summary = _run_parts(cfg, out_dir) if cfg["task"]["kind"] == "parts" else _run_digits(cfg, out_dir)
+    runner = {"parts": _run_parts, "digits": _run_digits, "learn": _run_learn}[cfg["task"]["kind"]]
+    summary = runner(cfg, out_dir)
     summary["seconds"] = time.perf_counter() - start
     io.write_json(out_dir / "summary.json", summary)
     print(f"pam: {summary['seconds']:.0f} s")
@@ -189,6 +207,31 @@ def _run_digits(cfg: dict, out_dir: Path) -> dict:
     if cfg["output"]["figures"]:
         _plot_digits(out_dir, table)
     return {"kind": "digits", "accuracy": table}
+
+
+def _run_learn(cfg: dict, out_dir: Path) -> dict:
+    t, p, lr, sc = cfg["task"], cfg["parts"], cfg["learn"], cfg["schedule"]
+    schedule = _schedule(cfg)
+    train_schedule = Annealing(sc["beta0"], sc["rate"], lr["train_final"], inner=sc["inner"], sinkhorn=sc["sinkhorn"])
+    task = _part_task(cfg, lr["condition"])
+    accuracy = jax.jit(lambda model, problems: mapping_accuracy(model, problems, schedule=schedule))
+    fit = jax.jit(lambda model, problems: fit_similarity(model, problems, steps=lr["steps"],
+                                                         learning_rate=lr["learning_rate"], schedule=train_schedule))
+    print(f"pam learn: alpha and W fitted on {lr['train_problems']} {lr['condition']} problems ({lr['steps']} Adam "
+          f"steps), tested on {t['problems']} fresh ones, {t['seeds']} seeds")
+    rows = []
+    for seed in range(t["seeds"]):
+        k_train, k_test = jax.random.split(jax.random.key(cfg["experiment"]["seed"] * 1000 + seed))
+        train, test = task.sample(k_train, lr["train_problems"]), task.sample(k_test, t["problems"])
+        model = LearnedSimilarity(lr["alpha"], p["dim"])
+        trained, losses = fit(model, train)
+        rows.append({"seed": seed, "accuracy_before": float(accuracy(model, test)),
+                     "accuracy_after": float(accuracy(trained, test)), "alpha_after": float(trained.alpha),
+                     "loss_before": float(losses[0]), "loss_after": float(mapping_loss(trained, train,
+                                                                                         schedule=train_schedule))})
+        print("  " + "  ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()))
+    io.write_rows(out_dir / "runs.csv", rows)
+    return {"kind": "learn", **{k: _cell([r[k] for r in rows]) for k in rows[0] if k != "seed"}}
 
 
 def _pyplot():
