@@ -14,6 +14,7 @@ from simjax import analogy as pam
 from simjax._app.cli import _merged
 from simjax._app.config import ConfigError
 from simjax._app.experiments import pam as experiment
+from simjax.analogy._mapping import _edge_operator
 
 FAST = pam.Annealing(0.5, 1.3, 50.0, inner=3, sinkhorn=20)
 assign = eqx.filter_jit(pam.graduated_assignment)  # (eager dispatch of every op costs seconds here)
@@ -94,6 +95,9 @@ def test_objective_and_its_gradient():
     assert float(pam.objective(matrix, comp, 0.7)) == pytest.approx(total, rel=1e-12)
     # dL/dM by autodiff against central differences in float64
     grad = jax.jit(jax.grad(pam.objective))(matrix, comp, 0.7)
+    # the update's Q = dL/dM as graduated assignment computes it (one matrix-vector product)
+    q = (_edge_operator(comp) @ matrix.reshape(-1)).reshape(4, 5) + 0.7 * comp.node
+    np.testing.assert_allclose(q, grad, rtol=1e-12, atol=1e-12)
     objective = jax.jit(pam.objective)
     eps = 1e-6
     for i, a in [(0, 0), (1, 3), (3, 4)]:

@@ -178,10 +178,12 @@ def objective(matrix: Float[ArrayLike, "n m"], comp: Compatibility, alpha: Float
     return as_float_array(edge_weight) * edge + as_float_array(alpha) * jnp.sum(matrix * comp.node)
 
 
-def _gradient(matrix, comp, alpha, edge_weight):
-    """`dL/dM_ia = w sum_jb [s_E(r_ij, r'_ab) + s_E(r_ji, r'_ba)] M_jb + alpha s_N(o_i, o'_a)`."""
-    edge = jnp.einsum("ijab,jb->ia", comp.edge, matrix) + jnp.einsum("jiba,jb->ia", comp.edge, matrix)
-    return edge_weight * edge + alpha * comp.node
+def _edge_operator(comp):
+    """`W[(i, a), (j, b)] = s_E(r_ij, r'_ab) + s_E(r_ji, r'_ba)`, so that
+    `dL/dM = w (W vec M) + alpha s_N` (one matrix-vector product per update)."""
+    n, m = comp.node.shape
+    sym = comp.edge + jnp.transpose(comp.edge, (1, 0, 3, 2))
+    return jnp.transpose(sym, (0, 2, 1, 3)).reshape(n * m, n * m)
 
 
 def mapping_score(matrix: Float[ArrayLike, "n m"], source: Graph, target: Graph, *,
@@ -303,8 +305,12 @@ def graduated_assignment(source: Graph, target: Graph, *, alpha: Float[ArrayLike
     valid = source.mask[:, None] & target.mask[None, :]
     dtype = comp.node.dtype
 
+    w = _edge_operator(comp)  # dL/dM as one matrix-vector product, the operator built once
+    node_term = alpha * comp.node
+
     def logits_of(matrix, beta):
-        return jnp.where(valid, beta * _gradient(matrix, comp, alpha, edge_weight), _NEG)
+        q = edge_weight * (w @ matrix.reshape(n * m)).reshape(n, m) + node_term
+        return jnp.where(valid, beta * q, _NEG)
 
     def sweep(potentials, beta, logits):
         tau = beta * slack_score
