@@ -37,15 +37,15 @@ def _potentials(logits, f, g, tau, iterations):
     unmapped with weight `exp(tau + g_a)`, and each real row and column, its slack entry included,
     is normalised (the slack row and column themselves are free, Gold & Rangarajan 1996). Ends with
     the columns. Potentials can be warm-started."""
-    def lse(x, axis, pot):
+    def lse(x, axis):
         if tau is None:
             return jax.nn.logsumexp(x, axis=axis)
         return jnp.logaddexp(jax.nn.logsumexp(x, axis=axis), tau)
 
     def body(_, fg):
         f, g = fg
-        f = -lse(logits + g[None, :], 1, f)
-        g = -lse(logits + f[:, None], 0, g)
+        f = -lse(logits + g[None, :], 1)
+        g = -lse(logits + f[:, None], 0)
         return f, g
 
     return jax.lax.fori_loop(0, iterations, body, (f, g))

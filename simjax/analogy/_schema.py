@@ -23,8 +23,8 @@ from ._similarity import Gaussian
 
 
 def schema(source: Graph, target: Graph, matrix: Float[ArrayLike, "n m"]) -> Graph:
-    """The schema of two mapped analogs (Holyoak's schema induction, here as in the spec's
-    extension of PAM): in the target's node slots, the average of each target node and the source
+    """The schema of two mapped analogs (Holyoak's schema induction, as an extension of PAM):
+    in the target's node slots, the average of each target node and the source
     nodes mapped onto it, `o*_a = (sum_i M_ia o_i + o'_a) / 2`, and likewise for relations,
     `r*_ab = (sum_ij M_ia M_jb r_ij + r'_ab) / 2`. With a hard (0/1) mapping this is the mean of the
     two aligned graphs. Differentiable in all arguments.
