@@ -70,6 +70,12 @@ def test_isomorphic_graphs_map_by_their_permutation():
     mapping = assign(source, target, schedule=FAST)
     for method in ("exhaustive", "hungarian"):
         np.testing.assert_array_equal(pam.hard_assignment(mapping.matrix, method=method), perm)
+    # the Hungarian read-out under vmap (a host callback per batch), masks included
+    batch = jnp.stack([mapping.matrix, mapping.matrix[::-1]])
+    masks = jnp.array([[True] * n, [True] * (n - 1) + [False]])
+    hard = jax.vmap(lambda m, r: pam.hard_assignment(m, r, method="hungarian"))(batch, masks)
+    np.testing.assert_array_equal(hard[0], perm)
+    np.testing.assert_array_equal(hard[1], np.append(perm[::-1][:-1], -1))
     np.testing.assert_allclose(mapping.matrix, np.eye(n)[perm], atol=1e-2)  # the slack keeps ~1e-3
     # the score of the soft result reaches that of the true permutation (closed form)
     exact = float(pam.objective(np.eye(n)[perm], pam.compatibility(source, target)))
