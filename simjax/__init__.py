@@ -1,6 +1,7 @@
 """simjax: simulate rate and spiking networks in JAX, train them with biologically plausible
 learning rules, and measure how far each rule is from gradient descent."""
 
+from . import analogy as analogy
 from . import analysis as analysis
 from . import losses as losses
 from . import networks as networks

@@ -7,6 +7,7 @@ from . import exact_spikes as exact_spikes
 from . import implicit_bias as implicit_bias
 from . import interference as interference
 from . import observatory as observatory
+from . import pam as pam
 from . import plasticity as plasticity
 from . import quickstart as quickstart
 from . import train as train
@@ -19,6 +20,7 @@ EXPERIMENTS = {
     "implicit_bias": implicit_bias,
     "interference": interference,
     "observatory": observatory,
+    "pam": pam,
     "plasticity": plasticity,
     "quickstart": quickstart,
     "train": train,
