@@ -1,5 +1,3 @@
-import sys
+from ._app.cli import run
 
-from ._app.cli import main
-
-sys.exit(main())
+run()

@@ -78,7 +78,7 @@ def test_simulate_rejects_nan_inputs_and_wrong_widths(unchecked):
     x[2, 1, 0] = np.nan
     with pytest.raises(ValueError, match="inputs contains NaN or inf"):
         sj.simulate(net, x, dt=1.0)
-    with pytest.raises(ValueError, match=r"expected \[time, \*batch, 3\] \(the network has n_in=3\)"):
+    with pytest.raises(ValueError, match=r"expected \[time, \*batch, 3\] \(the network has n_in=3"):
         sj.simulate(net, np.zeros((5, 2, 4)), dt=1.0)
     with pytest.raises(ValueError, match="unknown method 'evnt'"):
         sj.simulate(net, np.zeros((5, 2, 3)), dt=1.0, method="evnt")

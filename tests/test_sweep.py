@@ -100,7 +100,7 @@ def test_sweep_interrupted_at_random_moments_exits_130_each_time_and_resumes(tmp
     writing): every process ends with 130 (or 0 if it had finished), never a crash, and the resumed
     sweep equals the uninterrupted one. (Before the command starts, i.e. while Python imports
     jax, a signal ends the process as it ends any Python program.)"""
-    cfg = _write(tmp_path, "s.toml", steps=20, chunk=2)
+    cfg = _write(tmp_path, "s.toml", steps=400, chunk=2)
     ref = _run_cli(["sweep", str(cfg), "--out", str(tmp_path / "ref")])
     assert ref.returncode == 0, ref.stderr
     out, rng, codes = tmp_path / "interrupted", np.random.default_rng(0), []

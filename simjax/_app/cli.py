@@ -182,5 +182,18 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
 
 
+def run() -> None:
+    """The `simjax` command: `main` on the process's arguments, then the process ends at once with
+    its status. Everything is written by then; skipping the interpreter's teardown means a late
+    Ctrl-C or SIGTERM (after Python has restored its default handlers) cannot kill it with a
+    signal, and XLA's threads are never torn down under a running program."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
