@@ -59,9 +59,9 @@ def _header(path: Path) -> list[str]:
 
 
 def _summary_table(path: Path) -> None:
-    """Prints a CSV table grouped by its settings: the text and integer columns and the number
-    columns that repeat across rows (settings such as a learning rate), `seed` excepted; every
-    other number column is shown as mean +- standard deviation over the rows of a group (n)."""
+    """Prints a CSV table grouped by its settings, the text and integer columns (`seed` and `run`
+    excepted); every other number column is shown as mean +- standard deviation over the rows of
+    a group (n), a float-valued setting with a standard deviation of 0."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -73,10 +73,10 @@ def _summary_table(path: Path) -> None:
         except ValueError:
             return None
 
-    columns = [c for c in rows[0] if c != "seed"]
+    columns = [c for c in rows[0] if c not in ("seed", "run")]
     numeric = {c for c in columns if all(number(r[c]) is not None for r in rows)}
     integer = {c for c in numeric if all(r[c].lstrip("-").isdigit() for r in rows)}  # written as integers
-    keys = [c for c in columns if c not in numeric or c in integer or len({r[c] for r in rows}) <= len(rows) / 2]
+    keys = [c for c in columns if c not in numeric or c in integer]
     values = [c for c in columns if c not in keys]
     groups = defaultdict(list)
     for r in rows:
