@@ -31,6 +31,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def main():
                             continue
                         if target == "cpp_standalone" and rep > 0:
                             continue  # one build per network (its run time is measured by the binary)
-                        workdir = Path(f"/tmp/coba_standalone_{kind}_{convention}_{n}")
+                        workdir = Path(tempfile.gettempdir()) / f"coba_standalone_{kind}_{convention}_{n}"
                         res = brian2_run(net, state0, target, args.duration, args.threads, workdir)
                         b2_times[target].append(res["per_sim_s"])
                         b2_extra[target] = res

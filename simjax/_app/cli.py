@@ -13,7 +13,7 @@ from pathlib import Path
 from . import config as cfgmod
 from . import io
 from .experiments import EXPERIMENTS
-from .registry import KINDS, available, lookup, parameter_kinds
+from .registry import KINDS, available, lookup, parameter_kinds, value_kind
 from .report import report
 from .sweep import run_sweep
 
@@ -116,9 +116,7 @@ def _keys(name: str) -> list[str]:
                 if isinstance(value, dict):
                     yield from walk(value, f"{prefix}{key}.")
                 else:
-                    kind = {bool: "bool", int: "int", float: "number", str: "string", list: "list"}
-                    kind = kind.get(type(value), "any")
-                    yield f"{prefix}{key}: {kind} = {value!r}"
+                    yield f"{prefix}{key}: {value_kind(value) or 'any'} = {value!r}"
 
         return list(walk(defaults)) or [f"(experiment {name!r} takes the keys of the components it names)"]
     for kind in KINDS:

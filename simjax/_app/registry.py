@@ -86,6 +86,15 @@ def lookup(kind: str, name: Any, where: str) -> Callable:
 _KINDS = {"bool": "true or false", "int": "an integer", "number": "a number", "string": "a string", "list": "a list"}
 
 
+def value_kind(value: Any) -> str | None:
+    """The config type of a plain value (`bool`, `int`, `number` for floats, `string`, `list`),
+    `None` for anything else."""
+    for types, kind in ((bool, "bool"), (int, "int"), (float, "number"), (str, "string"), ((tuple, list), "list")):
+        if isinstance(value, types):
+            return kind
+    return None
+
+
 def parameter_kinds(ctor: Callable) -> dict[str, str]:
     """The config type of each keyword of `ctor` that has one (the schema configs are checked
     against): from its default value (`bool`, `int`, `number` for floats, `string`, `list`), else
@@ -98,16 +107,8 @@ def parameter_kinds(ctor: Callable) -> dict[str, str]:
     kinds = {}
     for name, p in params.items():
         default, note = p.default, str(p.annotation)
-        if isinstance(default, bool):
-            kinds[name] = "bool"
-        elif isinstance(default, int):
-            kinds[name] = "int"
-        elif isinstance(default, float):
-            kinds[name] = "number"
-        elif isinstance(default, str):
-            kinds[name] = "string"
-        elif isinstance(default, (tuple, list)) and default:
-            kinds[name] = "list"
+        if value_kind(default) is not None and default not in ((), []):
+            kinds[name] = value_kind(default)
         elif note in ("int", "int | None"):
             kinds[name] = "int"
         elif note in ("float", "float | None", "RealScalarLike") or name == "learning_rate":

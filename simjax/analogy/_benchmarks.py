@@ -3,6 +3,9 @@ symbols) and digit matrices (Raven-like 3 x 3 problems after Webb, Holyoak & Lu 
 
 from __future__ import annotations
 
+import abc
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -16,6 +19,29 @@ from ._graph import Graph, from_positions
 def _sample(task, keys):
     """`task._one` over a batch of keys, compiled once per task configuration and batch size."""
     return jax.vmap(task._one)(keys)
+
+
+class _AbstractProblemGenerator(eqx.Module):
+    """Draws batches of independent mapping problems: `_one` makes one problem from a key."""
+
+    @abc.abstractmethod
+    def _one(self, key: PRNGKeyArray) -> Any:
+        """One problem."""
+
+    def sample(self, key: PRNGKeyArray, batch: int) -> Any:
+        """`batch` independent problems, batched along a leading axis (one compiled `vmap`).
+
+        **Arguments:**
+
+        - `key`: a PRNG key.
+        - `batch`: the number of problems.
+
+        **Returns:**
+
+        the generator's problems (`PartProblems` or `DigitProblems`).
+        """
+        batch = check_int("batch", batch, owner=f"{type(self).__name__}.sample")
+        return _sample(self, jax.random.split(key, batch))
 
 
 class PartProblems(eqx.Module):
@@ -32,7 +58,7 @@ class PartProblems(eqx.Module):
     answer: Int[Array, "*batch n"]
 
 
-class PartCorrespondence(eqx.Module):
+class PartCorrespondence(_AbstractProblemGenerator):
     """Part correspondence: a source object of `n` parts with `dim`-D features and 2-D positions; the
     target is the same object with its parts shuffled, positions scaled by `U(scale_low, scale_high)`
     plus Gaussian noise (`position_noise`) and features plus Gaussian noise (`feature_noise`).
@@ -70,21 +96,6 @@ class PartCorrespondence(eqx.Module):
         self.feature_noise, self.position_noise = as_float_array(feature_noise), as_float_array(position_noise)
         self.scale_low, self.scale_high = as_float_array(scale_low), as_float_array(scale_high)
 
-    def sample(self, key: PRNGKeyArray, batch: int) -> PartProblems:
-        """`batch` independent problems.
-
-        **Arguments:**
-
-        - `key`: a PRNG key.
-        - `batch`: the number of problems.
-
-        **Returns:**
-
-        `PartProblems`.
-        """
-        batch = check_int("batch", batch, owner="PartCorrespondence.sample")
-        return _sample(self, jax.random.split(key, batch))
-
     def _one(self, key):
         kf, kp, kperm, ks, knp, knf, kswap = jax.random.split(key, 7)
         feats = jax.random.normal(kf, (self.n, self.dim))
@@ -119,7 +130,7 @@ class DigitProblems(eqx.Module):
     answer: Int[Array, " *batch"]
 
 
-class DigitMatrices(eqx.Module):
+class DigitMatrices(_AbstractProblemGenerator):
     """3 x 3 digit matrices (digits 0-9) governed by one rule, the bottom-right cell missing, with
     `choices` candidate answers (the correct one and distinct random distractors), after the digit
     matrices of Webb, Holyoak & Lu (2023, Nat. Hum. Behav. 7:1526):
@@ -144,21 +155,6 @@ class DigitMatrices(eqx.Module):
         check_choice("rule", rule, RULES, owner="DigitMatrices")
         self.rule = rule
         self.choices = check_int("choices", choices, minimum=2, maximum=10, owner="DigitMatrices")
-
-    def sample(self, key: PRNGKeyArray, batch: int) -> DigitProblems:
-        """`batch` independent problems.
-
-        **Arguments:**
-
-        - `key`: a PRNG key.
-        - `batch`: the number of problems.
-
-        **Returns:**
-
-        `DigitProblems`.
-        """
-        batch = check_int("batch", batch, owner="DigitMatrices.sample")
-        return _sample(self, jax.random.split(key, batch))
 
     def _one(self, key):
         kd, korder, kstep, kstart, kchoice, kpos = jax.random.split(key, 6)
