@@ -63,7 +63,7 @@ def test_run_config_errors_are_one_line(tmp_path):
     bad.write_text('[experiment]\nname = "quickstart"\n[model]\nn_rec = -3\n')
     result = simjax("run", str(bad), "--out", str(tmp_path / "o"))
     assert result.returncode == 2
-    assert result.stderr.strip() == "simjax: config error: model.n_rec = -3 is not allowed: expected a positive integer"
+    assert result.stderr.strip() == "simjax: config error: model.n_rec = -3 is not allowed: expected an integer >= 1"
     missing = simjax("run", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     unknown = tmp_path / "unknown.toml"
@@ -159,13 +159,106 @@ def test_every_experiment_key_rejects_a_wrong_type_in_one_line(experiment, path,
     assert "\n" not in message and ".".join(path) in message and repr(bad) in message
 
 
+def _outside(allowed):
+    """A value just outside `allowed` (below its lower end, or above its upper end when it has one)."""
+    if allowed.high is not None:
+        return allowed.high if allowed.high_open else allowed.high + 0.5
+    return allowed.low if allowed.low_open else allowed.low - 1
+
+
+def _range_cases():
+    from simjax._app.schema import range_of
+
+    for kind, name, key, value_kind in _schema_cases():
+        allowed = range_of(key, value_kind)
+        if allowed is not None:
+            bad = _outside(allowed)
+            yield kind, name, key, int(bad) if value_kind == "int" else float(bad)
+
+
+@pytest.mark.parametrize("kind, name, key, bad", list(_range_cases()),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_every_ranged_component_key_rejects_an_out_of_range_value_in_one_line(kind, name, key, bad):
+    from simjax._app.config import ConfigError
+    from simjax._app.registry import construct
+
+    with pytest.raises(ConfigError) as err:
+        construct(kind, {"type": name, key: bad}, kind)
+    message = str(err.value)
+    assert "\n" not in message and f"{kind}.{key} = {bad!r} is not allowed: expected" in message
+
+
+def _experiment_range_cases():
+    from simjax._app.schema import range_of, value_kind
+
+    for experiment, path, default in _experiment_keys():
+        allowed = range_of(path[-1], value_kind(default))
+        if allowed is not None:
+            bad = _outside(allowed)
+            yield experiment, path, int(bad) if isinstance(default, int) else float(bad)
+
+
+@pytest.mark.parametrize("experiment, path, bad", list(_experiment_range_cases()),
+                         ids=lambda v: ".".join(v) if isinstance(v, tuple) else (v if isinstance(v, str) else None))
+def test_every_ranged_experiment_key_rejects_an_out_of_range_value_in_one_line(experiment, path, bad):
+    from simjax._app import config as cfgmod
+    from simjax._app.experiments import EXPERIMENTS
+
+    raw = {"experiment": {"name": experiment}}
+    table = raw
+    for key in path[:-1]:
+        table = table.setdefault(key, {})
+    table[path[-1]] = bad
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, raw)
+    message = str(err.value)
+    assert "\n" not in message and f"{'.'.join(path)} = {bad!r} is not allowed: expected" in message
+
+
+def test_schema_ranges_admit_every_default_and_their_own_ends():
+    """The schema never rejects a shipped default; each range's closed end is admitted, its open end
+    and the values beyond it are not."""
+    import inspect
+
+    from simjax._app.registry import _TABLES
+    from simjax._app.schema import RANGES, range_of, value_kind
+
+    for kind, name, key, kind_of_value in _schema_cases():
+        default = inspect.signature(_TABLES[kind][name]).parameters[key].default
+        allowed = range_of(key, kind_of_value)
+        if allowed is not None and value_kind(default) in ("int", "number"):
+            assert default in allowed, (kind, name, key, default, str(allowed))
+    for experiment, path, default in _experiment_keys():
+        allowed = range_of(path[-1], value_kind(default))
+        if allowed is not None:
+            assert default in allowed, (experiment, path, default, str(allowed))
+    for allowed in set(RANGES.values()):
+        assert (allowed.low in allowed) is not allowed.low_open
+        assert _outside(allowed) not in allowed
+        if allowed.high is not None:
+            assert (allowed.high in allowed) is not allowed.high_open
+    assert float("nan") not in RANGES["dt", "number"]
+
+
+def test_every_shipped_config_lies_inside_the_schema():
+    from simjax._app import cli
+    from simjax._app import config as cfgmod
+
+    for path in sorted(cfgmod.SHIPPED.glob("*.toml")):
+        raw = cfgmod.load(path)
+        module = cli._experiment(raw)
+        raw = {k: v for k, v in raw.items() if k != "sweep"}
+        cli._merged(module, raw, quick=False)
+        cli._merged(module, raw, quick=True)
+
+
 def test_list_keys_documents_experiments_and_components(capsys):
     from simjax._app import cli
 
     assert cli.main(["list", "--keys", "quickstart"]) == 0
-    assert "model.n_rec: int = " in capsys.readouterr().out
+    assert "model.n_rec: an integer >= 1 = 200" in capsys.readouterr().out
     assert cli.main(["list", "--keys", "adam"]) == 0
-    assert "learning_rate: number" in capsys.readouterr().out
+    assert "learning_rate: a number >= 0" in capsys.readouterr().out
 
 
 def test_report_groups_a_per_seed_table_by_its_settings(tmp_path, capsys):

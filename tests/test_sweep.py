@@ -126,7 +126,7 @@ def test_sweep_interrupted_at_random_moments_exits_130_each_time_and_resumes(tmp
 @pytest.mark.parametrize("edit,message", [
     (("steps = 6", "stepz = 6"), "unknown key 'train.stepz'"),
     (("steps = 6", "steps = -6"), "train.steps = -6 is not allowed"),
-    (("steps = 6", 'steps = "six"'), "train.steps must be of type int"),
+    (("steps = 6", 'steps = "six"'), "train.steps = 'six' is not allowed: expected an integer >= 1"),
     (('type = "adam"', 'type = "adamm"'), "optimizer.type = 'adamm' is not a known optimizer"),
     (('learning_rate = 3e-3', 'learning_rate = 3e-3\n[rule]\ntype = "exactt"'),
      "rule.type = 'exactt' is not a known rule"),

@@ -13,8 +13,9 @@ from pathlib import Path
 from . import config as cfgmod
 from . import io
 from .experiments import EXPERIMENTS
-from .registry import KINDS, available, lookup, parameter_kinds, value_kind
+from .registry import KINDS, available, lookup
 from .report import report
+from .schema import describe, parameter_kinds, value_kind
 from .sweep import run_sweep
 
 
@@ -116,7 +117,7 @@ def _keys(name: str) -> list[str]:
                 if isinstance(value, dict):
                     yield from walk(value, f"{prefix}{key}.")
                 else:
-                    yield f"{prefix}{key}: {value_kind(value) or 'any'} = {value!r}"
+                    yield f"{prefix}{key}: {describe(key, value_kind(value))} = {value!r}"
 
         return list(walk(defaults)) or [f"(experiment {name!r} takes the keys of the components it names)"]
     for kind in KINDS:
@@ -124,7 +125,7 @@ def _keys(name: str) -> list[str]:
             ctor = lookup(kind, name, name)
             kinds = parameter_kinds(ctor)
             params = inspect.signature(ctor).parameters
-            return [f"{k}: {kinds.get(k, 'any')}" + ("" if p.default is p.empty else f" = {p.default!r}")
+            return [f"{k}: {describe(k, kinds.get(k))}" + ("" if p.default is p.empty else f" = {p.default!r}")
                     for k, p in params.items() if k not in ("self", "key")]
     raise cfgmod.ConfigError(f"{name!r} is neither an experiment ({', '.join(sorted(EXPERIMENTS))}) nor a component "
                              "named by `simjax list`")

@@ -9,10 +9,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A config problem; the message names the key, the value and what is allowed."""
-
+from .schema import ConfigError as ConfigError
+from .schema import check, value_kind
 
 SHIPPED = Path(__file__).resolve().parent.parent / "configs"
 
@@ -41,7 +39,8 @@ def load(path: str | Path) -> dict:
 
 
 def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
-    """`defaults` updated by `overrides`; keys and types must exist in `defaults`."""
+    """`defaults` updated by `overrides`; keys must exist in `defaults`, values must have the type of
+    the default and lie in the schema's range for the key (`simjax._app.schema`)."""
     out = copy.deepcopy(defaults)
     for key, value in overrides.items():
         name = f"{where}.{key}" if where else key
@@ -53,9 +52,10 @@ def merge(defaults: dict, overrides: dict, where: str = "") -> dict:
                 raise ConfigError(f"{name} must be a table, got {value!r}")
             out[key] = merge(default, value, name)
             continue
-        if default is not None and not _same_type(default, value):
-            raise ConfigError(f"{name} must be of type {type(default).__name__}, got {value!r} "
-                              f"({type(value).__name__})")
+        if isinstance(default, list) and not isinstance(value, list):
+            raise ConfigError(f"{name} = {value!r} is not allowed: expected a list")
+        if default is not None and not isinstance(default, list):
+            check(name, value, value_kind(default))
         out[key] = value
     return out
 
@@ -67,16 +67,6 @@ def overlay(base: dict, new: dict) -> dict:
     for key, value in new.items():
         out[key] = overlay(out.get(key, {}), value) if isinstance(value, dict) else value
     return out
-
-
-def _same_type(default: Any, value: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, list):
-        return isinstance(value, list)
-    return isinstance(value, type(default))
 
 
 def require(condition: bool, key: str, value: Any, allowed: str) -> None:

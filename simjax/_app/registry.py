@@ -6,8 +6,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import numpy as np
 import optax
 
 from ..networks import RSNN, FeedForward, RateRNN
@@ -24,7 +22,7 @@ from ..tasks import (
     TeacherStudent,
     YinYang,
 )
-from .config import ConfigError
+from .schema import ConfigError, check, parameter_kinds
 
 _TABLES: dict[str, dict[str, Callable]] = {
     "neuron": {
@@ -83,55 +81,6 @@ def lookup(kind: str, name: Any, where: str) -> Callable:
     return ctor
 
 
-_KINDS = {"bool": "true or false", "int": "an integer", "number": "a number", "string": "a string", "list": "a list"}
-
-
-def value_kind(value: Any) -> str | None:
-    """The config type of a plain value (`bool`, `int`, `number` for floats, `string`, `list`),
-    `None` for anything else."""
-    for types, kind in ((bool, "bool"), (int, "int"), (float, "number"), (str, "string"), ((tuple, list), "list")):
-        if isinstance(value, types):
-            return kind
-    return None
-
-
-def parameter_kinds(ctor: Callable) -> dict[str, str]:
-    """The config type of each keyword of `ctor` that has one (the schema configs are checked
-    against): from its default value (`bool`, `int`, `number` for floats, `string`, `list`), else
-    from its annotation when that names a single plain type. Keywords without either take any value
-    (e.g. nested tables such as a neuron) and are checked by the constructor itself."""
-    try:
-        params = inspect.signature(ctor).parameters
-    except (TypeError, ValueError):
-        return {}
-    kinds = {}
-    for name, p in params.items():
-        default, note = p.default, str(p.annotation)
-        if value_kind(default) is not None and default not in ((), []):
-            kinds[name] = value_kind(default)
-        elif note in ("int", "int | None"):
-            kinds[name] = "int"
-        elif note in ("float", "float | None", "RealScalarLike") or name == "learning_rate":
-            kinds[name] = "number"
-        elif note in ("bool",):
-            kinds[name] = "bool"
-    return kinds
-
-
-def check_kind(where: str, value: Any, kind: str | None) -> None:
-    """Raises `ConfigError` when `value` is not of the config type `kind` (ints pass as numbers;
-    no silent coercion of strings)."""
-    ok = {"bool": lambda v: isinstance(v, bool),
-          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          "string": lambda v: isinstance(v, str),
-          "list": lambda v: isinstance(v, (list, str))}  # a one-name string stands for a list of one
-    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
-        return  # a swept value, traced inside the sweep's program (the sweep checks its grid)
-    if kind is not None and value is not None and not ok[kind](value):
-        raise ConfigError(f"{where} = {value!r} is not allowed: expected {_KINDS[kind]}")
-
-
 def construct(kind: str, spec: dict, where: str, **extra: Any) -> Any:
     """Builds `{type = name, **kwargs}`; unknown keywords and invalid values become `ConfigError`s
     that name the config key."""
@@ -153,7 +102,7 @@ def construct(kind: str, spec: dict, where: str, **extra: Any) -> Any:
     kinds = parameter_kinds(ctor)
     for name, value in kwargs.items():
         if name not in extra:
-            check_kind(f"{where}.{name}", value, kinds.get(name))
+            check(f"{where}.{name}", value, kinds.get(name))
     try:
         return ctor(**kwargs)
     except (ValueError, TypeError) as err:

@@ -65,7 +65,8 @@ def validate(cfg: dict) -> None:
     r = cfg["report"]
     require(isinstance(r["samples"], int) and r["samples"] >= 3, "report.samples", r["samples"], "an integer >= 3")
     require(r["track_steps"] >= 0, "report.track_steps", r["track_steps"], "an integer >= 0")
-    require(isinstance(cfg["rules"], list) and cfg["rules"], "rules", cfg["rules"], "a non-empty list of tables")
+    rules = cfg["rules"]
+    require(isinstance(rules, list) and len(rules) > 0, "rules", rules, "a non-empty list of tables")
     for i, spec in enumerate(cfg["rules"]):
         _rule(spec, f"rules[{i}]")
 
