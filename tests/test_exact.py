@@ -108,6 +108,21 @@ def test_simulate_rejects_nan_inputs_under_jit(kind, method):
     assert np.all(np.isfinite(readout(np.where(np.isfinite(x), x, 0.0))))
 
 
+def test_nan_input_under_filter_jit_raises_simjax_message_first():
+    """As the conventions page says: under `equinox.filter_jit` the error is equinox's, with the
+    program's own stack and simjax's message (not XLA's callback error)."""
+    import equinox as eqx
+
+    net = sj.networks.RSNN(3, 4, 2, key=jax.random.key(0))
+    x = np.zeros((6, 3))
+    x[2, 1] = np.nan
+    with pytest.raises(eqx.EquinoxRuntimeError) as err:
+        jax.block_until_ready(eqx.filter_jit(lambda x: sj.simulate(net, x, dt=1.0).readout)(x))
+    message = str(err.value)
+    assert "EquinoxRuntimeError: simulate: inputs contains NaN or inf values" in message
+    assert "CpuCallback" not in message and "simulate.py" in message
+
+
 def test_exact_with_a_replacement_surrogate_returns_updates_shaped_like_the_model():
     """`Exact(surrogate=...)` differentiates with another pseudo-derivative, but its updates keep the
     model's own structure (optimisers and `fit` apply them to the model), and equal the gradient of
