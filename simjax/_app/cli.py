@@ -12,31 +12,13 @@ from pathlib import Path
 
 from . import config as cfgmod
 from . import io
+from .configured import experiment_named as _experiment
+from .configured import merged as _merged
 from .experiments import EXPERIMENTS
 from .registry import KINDS, available, lookup
 from .report import report
 from .schema import describe, parameter_kinds, value_kind
-from .sweep import run_sweep
-
-
-def _experiment(cfg: dict):
-    name = cfg.get("experiment", {}).get("name")
-    if name not in EXPERIMENTS:
-        raise cfgmod.ConfigError(f"experiment.name = {name!r} is not a known experiment; expected one of "
-                                 f"{', '.join(sorted(EXPERIMENTS))}")
-    return EXPERIMENTS[name]
-
-
-def _merged(module, raw: dict, quick: bool) -> dict:
-    """The experiment's defaults updated by the config (and by its quick overrides)."""
-    custom = getattr(module, "merge_config", None)
-    if custom is not None:
-        cfg = custom(cfgmod.overlay(raw, module.QUICK) if quick else raw)
-    else:
-        cfg = cfgmod.merge(module.DEFAULTS, raw)
-        cfg = cfgmod.merge(cfg, module.QUICK) if quick else cfg
-    module.validate(cfg)
-    return cfg
+from .sweep import sweep
 
 
 def cmd_run(args) -> int:
@@ -54,12 +36,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    raw = cfgmod.load(args.config)
-    module = _experiment(raw)
-    if not hasattr(module, "build"):
-        raise cfgmod.ConfigError(f"experiment {raw['experiment']['name']!r} has no sweep form; use `simjax run`")
-    cfg = _merged(module, raw, args.quick)
-    table = run_sweep(cfg, module.build, args.out)
+    table = sweep(args.config, out=args.out, quick=args.quick)
     print(f"{len(table)} rows; results in {args.out or 'runs/'}")
     return 0
 

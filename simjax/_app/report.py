@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,9 +46,10 @@ def report(folder: Path) -> list[Path]:
         written += _gradient_quality(folder)
     source = folder / "results.csv" if (folder / "results.csv").exists() else folder / "history.csv"
     curves = source.exists() and {"step", "metric", "value"} <= set(_header(source))
+    swept = _swept_keys(folder)
     for path in tables:
         if path.name != "gradient_quality.csv" and not (curves and path == source):
-            _summary_table(path)
+            _summary_table(path, swept)
     if curves:
         written += _curves(folder, _read(source))
     return written
@@ -58,10 +60,17 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
-def _summary_table(path: Path) -> None:
-    """Prints a CSV table grouped by its settings, the text and integer columns (`seed` and `run`
-    excepted); every other number column is shown as mean +- standard deviation over the rows of
-    a group (n), a float-valued setting with a standard deviation of 0."""
+def _swept_keys(folder: Path) -> list[str]:
+    """The swept keys of a point sweep's folder (its `config.json` keeps the `[sweep]` table)."""
+    marker = folder / "config.json"
+    spec = json.loads(marker.read_text()).get("sweep") if marker.exists() else None
+    return [k for k in spec if k != "seeds"] if isinstance(spec, dict) else []
+
+
+def _summary_table(path: Path, swept: list[str] = ()) -> None:
+    """Prints a CSV table grouped by its settings, the text and integer columns and the `swept`
+    ones (`seed` and `run` excepted); every other number column is shown as mean +- standard
+    deviation over the rows of a group (n), a float-valued setting with a standard deviation of 0."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -76,7 +85,7 @@ def _summary_table(path: Path) -> None:
     columns = [c for c in rows[0] if c not in ("seed", "run")]
     numeric = {c for c in columns if all(number(r[c]) is not None for r in rows)}
     integer = {c for c in numeric if all(r[c].lstrip("-").isdigit() for r in rows)}  # written as integers
-    keys = [c for c in columns if c not in numeric or c in integer]
+    keys = [c for c in columns if c not in numeric or c in integer or c in swept]
     values = [c for c in columns if c not in keys]
     groups = defaultdict(list)
     for r in rows:

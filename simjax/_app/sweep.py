@@ -41,7 +41,9 @@ from .._table import Table
 from ..parameters._parameters import params
 from . import io
 from .config import ConfigError, digest, load
+from .configured import experiment_named, merged
 from .experiments import train as generic
+from .point_sweep import run_points
 
 RESERVED = ("seeds", "chunk_runs", "distributed")
 
@@ -294,12 +296,20 @@ def _write_results(out: Path, table: Table) -> None:
     io.write_json(out / "summary.json", {"runs": summary})
 
 
-def sweep(config: str | Path | dict, *, out: str | Path | None = None, progress: bool = True) -> Table:
-    """Runs the sweep of a config file (or merged config dict) and returns its tidy table.
+def sweep(config: str | Path | dict, *, out: str | Path | None = None, progress: bool = True,
+          quick: bool = False) -> Table:
+    """Runs the sweep of a config file (or raw config dict) and returns its table.
 
-    `sj.sweep("configs/<name>.toml")` is the same as `simjax sweep configs/<name>.toml`.
+    `sj.sweep("configs/<name>.toml")` is the same as `simjax sweep configs/<name>.toml`. The generic
+    `train` experiment sweeps as a few compiled programs (this module); every other experiment runs
+    once per grid point (`simjax._app.point_sweep`), except those whose own config has a `[sweep]`
+    table, which `simjax run` sweeps in one program.
     """
     raw = load(config) if not isinstance(config, dict) else config
-    cfg = generic.merge_config(raw)
-    generic.validate(cfg)
-    return run_sweep(cfg, generic.build, out, progress=progress)
+    module = experiment_named(raw)
+    if module is generic:
+        return run_sweep(merged(module, raw, quick), module.build, out, progress=progress)
+    if "sweep" in module.DEFAULTS:
+        raise ConfigError(f"experiment {raw['experiment']['name']!r} sweeps its own [sweep] grid in one program: "
+                          "use `simjax run`")
+    return run_points(module, raw, lambda r: merged(module, r, quick), out, progress=progress)
