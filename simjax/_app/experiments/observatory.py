@@ -94,9 +94,9 @@ def _rule(spec: dict, where: str):
     return construct("rule", spec, where)
 
 
-def _setup(cfg):
+def _setup(cfg, key=None):
     m, t = cfg["model"], cfg["task"]
-    key = jax.random.key(cfg["experiment"]["seed"])
+    key = jax.random.key(cfg["experiment"]["seed"]) if key is None else key
     task = PatternGeneration(n_in=t["n_in"], n_out=t["n_out"], duration=t["duration"], dt=t["dt"],
                              seed=cfg["experiment"]["seed"])
     net = RSNN(n_in=t["n_in"], n_rec=m["n_rec"], n_out=t["n_out"], neuron=LIF(tau_mem=m["tau_mem"]),
@@ -149,7 +149,7 @@ def run(cfg: dict, out_dir: Path) -> dict:
     if r["track_steps"]:
         for label, rule in rules.items():
             try:
-                curves += _track(net, rule, task, cfg, label)
+                curves += _track(rule, cfg, label)
             except _FAILED as err:
                 print(f"  {label:<28} not tracked: {str(err).splitlines()[0]}")
         if curves:
@@ -164,15 +164,20 @@ def run(cfg: dict, out_dir: Path) -> dict:
     return summary
 
 
-def _track(net, rule, task, cfg, label) -> list[dict]:
-    """Trains `rule` for `track_steps` steps on `track_seeds` seeds at once (vmapped) and returns
-    the tracked cosine with the exact gradient per group as rows `rule, seed, group, step, value`."""
+def _track(rule, cfg, label) -> list[dict]:
+    """Trains `rule` for `track_steps` steps from `track_seeds` network initialisations at once
+    (vmapped; seed `s` draws the weights and the batches from `experiment.seed + 2 + s`) and returns the tracked
+    cosine with the exact gradient per group as rows `rule, seed, group, step, value`."""
     r = cfg["report"]
     tracker = QualityTracker(every=r["track_every"], samples=4)
     seeds = cfg["experiment"]["seed"] + 2 + np.arange(r["track_seeds"])
     keys = jax.vmap(jax.random.key)(seeds)
-    train = lambda k: fit(net, rule, task, optax.adam(r["learning_rate"]), steps=r["track_steps"] + 1,  # noqa: E731
-                          key=k, batch_size=r["batch_size"], track=tracker)[1]
+
+    def train(k):
+        net, task = _setup(cfg, k)
+        return fit(net, rule, task, optax.adam(r["learning_rate"]), steps=r["track_steps"] + 1, key=k,
+                   batch_size=r["batch_size"], track=tracker)[1]
+
     hist = eqx.filter_jit(jax.vmap(train))(keys)
     rows = []
     for name, values in hist.items():
@@ -294,6 +299,16 @@ def _styles(labels: list[str]) -> dict:
     return {label: (colours[i % 10], markers[(i // 10 + i) % len(markers)]) for i, label in enumerate(labels)}
 
 
+def _legend(fig, style: dict, extra: dict) -> None:
+    """One legend entry per rule (in order, whether or not a panel shows it) and the `extra`
+    handles that are not rules, right of the panels."""
+    from matplotlib.lines import Line2D
+
+    handles = {rule: Line2D([], [], color=c, marker=m, ls="none") for rule, (c, m) in style.items()}
+    handles.update({k: v for k, v in extra.items() if k not in style})
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7, frameon=False)
+
+
 def _zero_axis(values: list[float]) -> tuple[float, float, list[float]]:
     """Limits and ticks of a log axis whose leftmost tick stands for 0: `(zero, top, ticks)`, the
     position of exact zeros one decade below the smallest positive value."""
@@ -332,6 +347,24 @@ def _axis_break(ax, which: str) -> None:
 
 
 def plot_plane(path: Path, rows: list[dict]) -> Path | None:
+    """Writes `plane_figure(rows)` to `path` (nothing without matplotlib); returns the path written."""
+    return _save(plane_figure(rows), path)
+
+
+def plot_alignment(path: Path, rows: list[dict]) -> Path | None:
+    """Writes `alignment_figure(rows)` to `path` (nothing without matplotlib); returns the path written."""
+    return _save(alignment_figure(rows), path)
+
+
+def _save(fig, path: Path) -> Path | None:
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def plane_figure(rows: list[dict]):
     """The bias-variance plane, one panel per group (the headline aggregate first, `total` last):
     relative bias against relative variance on log axes whose first tick is an exact zero (past an
     axis break), jackknife error bars, the sample-mean noise floor `sqrt(var / S)` (a debiased bias
@@ -344,7 +377,7 @@ def plot_plane(path: Path, rows: list[dict]) -> Path | None:
     style = _styles(rules)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 2.6, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols + 2.4, 3.6 * nrows), squeeze=False)
     handles = {}
     for ax, group in zip(axes.flat, panels):
         get = lambda rule, q, column="value", g=group: _lookup(rows, rule, g, q, column)  # noqa: E731
@@ -385,16 +418,14 @@ def plot_plane(path: Path, rows: list[dict]) -> Path | None:
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7, frameon=False)
+    _legend(fig, style, handles)
     fig.suptitle("bias |E g - g*| / |g*| and variance E|g - E g|^2 / |g*|^2 against the exact gradient g*; "
                  "hollow: an exact 0", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1 - 2.6 / (4.2 * ncols + 2.6), 0.95))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / (4.0 * ncols + 2.4), 0.95))
+    return fig
 
 
-def plot_alignment(path: Path, rows: list[dict]) -> Path | None:
+def alignment_figure(rows: list[dict]):
     """Cosine of the rule's mean update with the exact gradient along training, one panel per
     group (the headline aggregate first): the mean over seeds and its min-max band."""
     plt = _pyplot()
@@ -407,7 +438,7 @@ def plot_alignment(path: Path, rows: list[dict]) -> Path | None:
     style = _styles(rules)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 2.6, 3.2 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols + 2.4, 3.2 * nrows), squeeze=False, sharey=True)
     handles = {}
     n_seeds = 1
     for ax, group in zip(axes.flat, panels):
@@ -438,10 +469,8 @@ def plot_alignment(path: Path, rows: list[dict]) -> Path | None:
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7, frameon=False)
+    _legend(fig, style, handles)
     fig.suptitle(f"alignment with the exact gradient along training (mean and min-max over {n_seeds} seeds)",
                  fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1 - 2.6 / (4.2 * ncols + 2.6), 0.95))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / (4.0 * ncols + 2.4), 0.95))
+    return fig
