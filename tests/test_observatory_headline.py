@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
@@ -58,9 +59,10 @@ def test_headline_shows_the_bias_on_hidden_weights_that_total_dilutes():
     b_in, b_rec = rng.normal(size=g_in.shape), rng.normal(size=g_rec.shape)
     scale = 1.5 * hidden / math.sqrt(np.sum(b_in**2) + np.sum(b_rec**2))  # relative bias 1.5 on the hidden weights
     rule = HiddenBias(jnp.asarray(scale * b_in), jnp.asarray(scale * b_rec))
-    t = gradient_quality(net, rule, MSE_LAST, key=jax.random.key(2), samples=4, batch=batch, curvature=False, chunk_size=8)
+    t = gradient_quality(net, rule, MSE_LAST, key=jax.random.key(2), samples=4, batch=batch,
+                         curvature=False, chunk_size=8)
 
-    # measured exactness: the readout and the biases are exact, the hidden weights are not
+    # measured exactness: the readout is exact, the hidden weights are not
     for group, exact in (("w_in", 0), ("w_rec", 0), ("w_out", 1)):
         assert t.value(group=group, quantity="exact") == exact, group
     # the headline ("learned" = w_in + w_rec) reads the bias exactly; total dilutes it by the readout
@@ -100,7 +102,8 @@ def test_debiased_bias_of_weight_perturbation_is_zero_on_a_quadratic_loss():
     net, task, batch = _linear_problem()
     # central differences are exactly unbiased on a quadratic loss, whatever sigma
     rule = sj.rules.WeightPerturbation(sigma=0.1, samples=2)
-    t = gradient_quality(net, rule, task, key=jax.random.key(6), samples=200, batch=batch, curvature=False, chunk_size=8)
+    t = gradient_quality(net, rule, task, key=jax.random.key(6), samples=200, batch=batch,
+                         curvature=False, chunk_size=8)
     for group in ("learned", "total"):
         b2, se = (t.value(c, group=group, quantity="relative_bias_squared") for c in ("value", "stderr"))
         assert abs(b2) < 3 * se, (group, b2, se)
@@ -120,7 +123,8 @@ def test_noisy_gradient_bias_is_recovered_within_its_error_bar():
     g = ravel_pytree(sj.rules.Exact()(net, task, batch, None)[1])[0]
     beta, sigma = 0.3, float(jnp.linalg.norm(g))  # noise as large as the gradient
     rule = NoisyGradient(bias=beta, sigma=sigma, direction="random", seed=7)
-    t = gradient_quality(net, rule, task, key=jax.random.key(8), samples=100, batch=batch, curvature=False, chunk_size=8)
+    t = gradient_quality(net, rule, task, key=jax.random.key(8), samples=100, batch=batch,
+                         curvature=False, chunk_size=8)
     assert t.value(group="learned", quantity="exact") == 0.0
     for quantity, truth in (("relative_bias", beta), ("relative_bias_squared", beta**2)):
         value, se = (t.value(c, group="total", quantity=quantity) for c in ("value", "stderr"))
@@ -135,10 +139,44 @@ def test_noisy_gradient_bias_is_recovered_within_its_error_bar():
 def test_median_of_a_selection_equals_numpy():
     rng = np.random.default_rng(0)
     x = rng.exponential(size=(3, 11))
+    median = jax.jit(median_nonnegative)
     for where in (np.arange(11) % 2, np.arange(11) < 4, np.eye(11)[3]):
-        got = np.asarray(median_nonnegative(jnp.asarray(x), jnp.asarray(where)))
+        got = np.asarray(median(jnp.asarray(x), jnp.asarray(where, float)))
         np.testing.assert_array_equal(got, np.median(x[:, where.astype(bool)], axis=-1))
-    assert np.isnan(median_nonnegative(jnp.asarray(x[0]), jnp.zeros(11)))
+    assert np.all(np.isnan(median(jnp.asarray(x), jnp.zeros(11))))
+
+
+def test_feedback_alignment_hidden_cosine_rises_along_training():
+    """Lillicrap et al. 2016: with fixed random feedback the hidden weights' update starts about
+    orthogonal to the gradient and comes to agree with it as the forward weights align with the
+    feedback. A small recurrent tanh network on one fixed regression batch, 4 network seeds (vmapped),
+    measured by the quality tracker inside `fit`. (On small RSNNs the effect did not appear in the
+    settings tried: see docs/experiments/observatory.md.)"""
+    rng = np.random.default_rng(0)
+    batch = sj.tasks.Batch(inputs=jnp.asarray(rng.normal(size=(10, 4, 5))),
+                           targets=jnp.asarray(rng.normal(size=(10, 4, 2))))
+
+    class FixedBatch(sj.tasks.Supervised):
+        def sample(self, key, batch_size):
+            return batch
+
+    task = FixedBatch(loss="mse", readout="all", dt=1.0)
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.3))
+    tracker = sj.analysis.QualityTracker(every=50, samples=3)
+
+    def run(seed):
+        net = sj.networks.RateRNN(n_in=5, n_rec=16, n_out=2, neuron=sj.neurons.LeakyRate(tau=5.0, activation="tanh"),
+                                  key=jax.random.key(seed), trainable=("w_in", "w_rec", "w_out"))
+        _, hist = sj.fit(net, sj.rules.FeedbackAlignment(7), task, optimizer, steps=201, key=jax.random.key(seed + 10),
+                         batch_size=4, track=tracker)
+        return {k: hist[f"quality/{k}"][::50] for k in ("learned/cosine_mean", "w_out/exact", "learned/exact")}
+
+    hist = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(jnp.arange(4)))
+    cos = hist["learned/cosine_mean"]  # [seed, probe at steps 0, 50, ..., 200]
+    assert np.all(hist["w_out/exact"] == 1) and np.all(hist["learned/exact"] == 0)  # the readout is exact
+    assert np.all(cos[:, 0] < 0.5) and abs(np.mean(cos[:, 0])) < 0.2  # about orthogonal at initialisation
+    assert np.all(cos[:, -1] > cos[:, 0] + 0.1)  # rising in every seed
+    assert np.mean(cos[:, -1]) > np.mean(cos[:, 0]) + 0.25
 
 
 # -- figures ---------------------------------------------------------------------------------------------
