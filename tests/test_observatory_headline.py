@@ -76,9 +76,10 @@ def test_headline_shows_the_bias_on_hidden_weights_that_total_dilutes():
     assert t.value(group="learned", quantity="cosine_mean") == pytest.approx(expected_cos, rel=1e-9)
 
     # the reports lead with it: the printed line, observatory.md, and the summary's headline
-    rows = _rows(t, "hidden bias") + _rows(
-        gradient_quality(net, sj.rules.Exact(), MSE_LAST, key=jax.random.key(2), samples=3, batch=batch,
-                         curvature=False, chunk_size=3), "exact")
+    exact_everywhere = [{"rule": "exact", "group": g, "quantity": q, "value": v, "stderr": 0.0}
+                        for g in ("total", "learned", "w_in", "w_rec", "w_out")
+                        for q, v in (("exact", 1.0), ("relative_bias", math.nan if g == "learned" else 0.0))]
+    rows = _rows(t, "hidden bias") + exact_everywhere
     line = observatory.headline_line(rows, "hidden bias")
     assert line.startswith("learned [w_in, w_rec]: relative_bias 1.5") and "(exact: w_out)" in line
     assert observatory.headline_line(rows, "exact").startswith("exact in every group")

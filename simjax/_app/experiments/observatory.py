@@ -224,9 +224,12 @@ def headline_values(rows: list[dict], rule: str) -> dict:
 
 
 def _cell(value: float, stderr: float) -> str:
+    """`value ± stderr`; an error bar at the level of float32 rounding (below 1e-5 of the value, or
+    of 1) is left out: a deterministic rule's samples differ only by rounding."""
     if not math.isfinite(value):
         return "–"
-    return f"{value:.3g} ± {stderr:.2g}" if math.isfinite(stderr) and stderr > 0 else f"{value:.3g}"
+    shown = math.isfinite(stderr) and stderr > 1e-5 * max(abs(value), 1.0)
+    return f"{value:.3g} ± {stderr:.2g}" if shown else f"{value:.3g}"
 
 
 def headline_line(rows: list[dict], rule: str) -> str:
@@ -265,8 +268,8 @@ def markdown_report(rows: list[dict]) -> str:
         "The parameter groups a rule does not compute exactly, together (a group is exact when every "
         "sample equals the exact gradient to rounding). `relative_bias` is debiased for the finite number "
         "of samples; `relative_bias_floor` is what an unbiased rule's sample mean would read without "
-        "that correction. Errors are jackknife standard errors over the samples; `–`: nothing to report "
-        "(the rule is exact everywhere).\n",
+        "that correction. Errors are jackknife standard errors over the samples (left out at the level of "
+        "float rounding); `–`: nothing to report (the rule is exact everywhere).\n",
         markdown_table(rows, HEADLINE),
     ]
     for group in groups_of(rows):
@@ -294,9 +297,12 @@ def _pyplot():
 
 def _styles(labels: list[str]) -> dict:
     """A distinct (colour, marker) per label."""
-    colours = [f"C{i}" for i in range(10)]
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"]
+    colours = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
     markers = "osD^v<>pPX*h"
-    return {label: (colours[i % 10], markers[(i // 10 + i) % len(markers)]) for i, label in enumerate(labels)}
+    return {label: (colours[i % 20], markers[i % len(markers)]) for i, label in enumerate(labels)}
 
 
 def _legend(fig, style: dict, extra: dict) -> None:
