@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError
-from .experiments.observatory import _plot_plane, markdown_table
+from .experiments.observatory import markdown_report, plot_alignment, plot_plane
 
 
 def _read(path: Path) -> list[dict]:
@@ -33,8 +33,10 @@ def report(folder: Path) -> list[Path]:
     (`history.csv` or a sweep's `results.csv`, tidy `step, metric, value` rows) as
     `report_<metric>.png` (one curve per rule / swept value, mean and min-max band over seeds) and
     `final_<metric>_vs_<axis>.png` with the final-metric table; `gradient_quality.csv` as the
-    observatory table and its bias-variance plane; any other CSV table as means with their standard
-    deviation over seeds (see `_summary_table`). Returns the written paths."""
+    observatory's tables (the headline aggregate of the groups each rule approximates first, then
+    every group, then the total) and its bias-variance plane, and `alignment.csv` as its
+    alignment-over-training figure; any other CSV table as means with their standard deviation
+    over seeds (see `_summary_table`). Returns the written paths."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder (expected a run or sweep folder written by simjax)")
@@ -44,11 +46,13 @@ def report(folder: Path) -> list[Path]:
         raise ConfigError(f"{folder} holds no CSV table (expected the folder of a simjax run or sweep)")
     if (folder / "gradient_quality.csv").exists():
         written += _gradient_quality(folder)
+    if (folder / "alignment.csv").exists():
+        written += _alignment(folder)
     source = folder / "results.csv" if (folder / "results.csv").exists() else folder / "history.csv"
     curves = source.exists() and {"step", "metric", "value"} <= set(_header(source))
     swept = _swept_keys(folder)
     for path in tables:
-        if path.name != "gradient_quality.csv" and not (curves and path == source):
+        if path.name not in ("gradient_quality.csv", "alignment.csv") and not (curves and path == source):
             _summary_table(path, swept)
     if curves:
         written += _curves(folder, _read(source))
@@ -171,14 +175,22 @@ def _final_vs_axis(plt, folder: Path, rows: list[dict], metric: str, axes: list[
 
 
 def _gradient_quality(folder: Path) -> list[Path]:
-    """Prints the observatory table of `gradient_quality.csv` (every group) and redraws its
-    bias-variance plane."""
+    """Prints the observatory tables of `gradient_quality.csv` (the headline first) and redraws
+    its bias-variance plane."""
     with open(folder / "gradient_quality.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
         r["value"], r["stderr"] = float(r["value"]), float(r["stderr"])
-    for group in dict.fromkeys(r["group"] for r in rows):
-        print(f"gradient quality, parameter group {group!r}:")
-        print(markdown_table(rows, group))
-    _plot_plane(folder, rows)
-    return [folder / "bias_variance_plane.png"]
+    print(markdown_report(rows))
+    path = plot_plane(folder / "bias_variance_plane.png", rows)
+    return [path] if path is not None else []
+
+
+def _alignment(folder: Path) -> list[Path]:
+    """Redraws the observatory's alignment along training from `alignment.csv`."""
+    with open(folder / "alignment.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return []
+    path = plot_alignment(folder / "alignment.png", rows)
+    return [path] if path is not None else []
