@@ -7,6 +7,7 @@ from . import data as data
 from . import losses as losses
 from . import networks as networks
 from . import neurons as neurons
+from . import nir as nir
 from . import parameters as parameters
 from . import plasticity as plasticity
 from . import rules as rules
