@@ -36,6 +36,11 @@ from ..surrogates._surrogates import AbstractSurrogate
 from ..synapses._kernels import synaptic_coupling
 
 
+def _shape_of(*params) -> tuple[int, ...]:
+    """The population shape: the broadcast shape of a neuron node's parameters."""
+    return tuple(jnp.broadcast_shapes(*(jnp.shape(p) for p in params if p is not None)))
+
+
 class AbstractNode(eqx.Module):
     """A node of a clock-driven NIR graph: `apply(state, area, dt) -> (state, area_out, value)`,
     where `area` is the input integrated over the step, `area_out` what the outgoing edges carry
@@ -180,7 +185,8 @@ class LIFNode(AbstractNode):
 
     @property
     def out_shape(self):
-        return tuple(jnp.shape(self.neuron.v_th))
+        n = self.neuron
+        return _shape_of(n.tau_mem, n.v_th, n.v_reset, n.v_rest, n.bias, n.tau_syn, self.r, self.w_in)
 
     @property
     def gain(self):
@@ -214,7 +220,7 @@ class IFNode(AbstractNode):
 
     @property
     def out_shape(self):
-        return tuple(jnp.shape(self.r))
+        return _shape_of(self.r, self.v_threshold, self.v_reset)
 
     def init_state(self, batch_shape, dtype):
         return jnp.zeros((*batch_shape, *self.out_shape), dtype)
@@ -246,7 +252,7 @@ class LINode(AbstractNode):
 
     @property
     def out_shape(self):
-        return tuple(jnp.shape(self.tau))
+        return _shape_of(self.tau, self.r, self.v_leak, self.tau_syn, self.w_in)
 
     def init_state(self, batch_shape, dtype):
         shape = (*batch_shape, *self.out_shape)
