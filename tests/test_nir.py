@@ -187,6 +187,11 @@ def test_recurrent_cubalif_graph_converges_to_its_continuous_time_solution():
     exact = _exact_spike_times()
     assert len(exact) > 12 and {k for _, k in exact} == {0, 1, 2}
     net = sj.nir.load(_cuba_graph())
+    # simjax's own continuous-time solution of the loaded graph is this one
+    run = sj.nir.simulate_exact(net, T1)
+    times, index = run.spikes["cuba"]
+    np.testing.assert_allclose(times, [t for t, _ in exact], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(index, [k for _, k in exact])
     errors = []
     for dt in (0.1, 0.02, 0.005):
         steps = int(round(T1 / dt))
@@ -209,6 +214,23 @@ def test_recurrent_cubalif_graph_converges_to_its_continuous_time_solution():
     assert errors[2] < errors[1] < errors[0]
 
 
+def test_exact_solution_of_an_exported_rsnn_matches_the_event_method():
+    """Two independent exact solvers: simjax's event method on the RSNN (closed-form flows, root
+    finding per neuron) and `simulate_exact` on its NIR graph (diffrax between spikes)."""
+    lif = sj.neurons.LIF(tau_mem=10.0, tau_syn=5.0, reset="zero")
+    net = sj.networks.RSNN(n_in=4, n_rec=6, n_out=2, neuron=lif, key=jax.random.key(0), in_scale=3.0, tau_out=15.0)
+    rng = np.random.default_rng(0)
+    train = sj.SpikeTrain(np.sort(rng.uniform(0, 25, 20)), rng.integers(0, 4, 20), n=4)
+    event = sj.simulate(net, train, t1=30.0, method="event", max_events=128)
+    finite = np.isfinite(np.asarray(event.spikes.times))
+    run = sj.nir.simulate_exact(sj.nir.load(sj.nir.export(net)), 30.0, inputs=train)
+    times, index = run.spikes["lif"]
+    assert finite.sum() > 10 and len(times) == finite.sum()
+    np.testing.assert_allclose(times, np.asarray(event.spikes.times)[finite], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(index, np.asarray(event.spikes.ids)[finite])
+    np.testing.assert_allclose(run.readout[-1], event.readout[-1], rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------- errors
 
 
@@ -218,6 +240,8 @@ def test_unsupported_nodes_and_models_give_one_clear_error(unchecked):
                                         padding=np.array([0, 0]))
     with pytest.raises(ValueError, match=r"'pool' \(SumPool2d\)"):
         sj.nir.load(graph)
+    with pytest.raises(ValueError, match=r"'conv' \(Conv2d\), 'flat' \(Flatten\) have no continuous-time form"):
+        sj.nir.simulate_exact(_conv_net(jax.random.key(0)), 1.0)
     with pytest.raises(ValueError, match="reset='subtract'"):
         sj.nir.export(sj.networks.RSNN(n_in=2, n_rec=3, n_out=1, key=jax.random.key(0)))
     with pytest.raises(ValueError, match="refractory"):

@@ -1,6 +1,8 @@
 """NIR (Neuromorphic Intermediate Representation) exchange: `export(model) -> nir.NIRGraph`,
 `load(graph_or_path) -> NIRNetwork` (needs `pip install 'simjax[nir]'`)."""
 
+from ._exact import ExactRun as ExactRun
+from ._exact import simulate_exact as simulate_exact
 from ._exchange import SUPPORTED as SUPPORTED
 from ._exchange import export as export
 from ._exchange import load as load
