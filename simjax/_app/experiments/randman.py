@@ -25,11 +25,11 @@ DEFAULTS = {
     "task": {"n_classes": 10, "n_in": 20, "dim_manifold": 1, "alpha": 2.0, "n_spikes": 1, "duration": 100.0,
              "dt": 1.0, "step_frac": 0.5, "manifold_seed": 0, "readout": "max"},
     "model": {"n_rec": 128, "tau_mem": 10.0, "v_th": 1.0, "tau_out": 10.0, "in_scale": 3.0, "slope": 25.0},
-    "train": {"rule": "exact", "steps": 1000, "learning_rate": 1e-2, "batch_size": 32},
+    "train": {"rule": "exact", "steps": 2000, "learning_rate": 3e-3, "batch_size": 32},
     "evaluate": {"trials": 1024},
 }
-QUICK = {"task": {"n_classes": 4, "duration": 50.0}, "model": {"n_rec": 32}, "train": {"steps": 150},
-         "evaluate": {"trials": 512}}
+QUICK = {"task": {"n_classes": 4, "duration": 50.0}, "model": {"n_rec": 32},
+         "train": {"steps": 150, "learning_rate": 1e-2}, "evaluate": {"trials": 512}}
 
 
 def validate(cfg: dict) -> None:
