@@ -89,15 +89,17 @@ def test_only_the_batch_samples_are_read(shd, monkeypatch):
     original = h5py.Dataset.__getitem__
 
     def spy(self, index):
-        read.append((self.name, index if isinstance(index, int) else "all"))
+        what = tuple(index) if isinstance(index, list) else index if isinstance(index, int) else "all"
+        read.append((self.name, what))
         return original(self, index)
 
     monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
     data = sj.data.SpikingHDF5(shd, n_channels=5)
     assert read == [("/labels", "all")]
     read.clear()
-    data.batch([2])
-    assert read == [("/spikes/times", 2), ("/spikes/units", 2)]
+    batch = data.batch([2, 0])
+    assert read == [("/spikes/times", (0, 2)), ("/spikes/units", (0, 2))]     # those two samples only
+    np.testing.assert_array_equal(batch.targets, [1, 2])
 
 
 def test_broken_files_give_one_clear_error(tmp_path, unchecked):

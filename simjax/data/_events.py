@@ -37,14 +37,16 @@ def bin_events(times: Sequence[np.ndarray], ids: Sequence[np.ndarray], n: int, *
     counts in step `ceil(t / dt) - 1` (step 0 for `t <= 0`); spikes after `duration` are dropped.
     (NumPy, so that a loader can fill batches without tracing.)"""
     steps = int(round(duration / dt))
-    out = np.zeros((steps, len(times), n), np.float32)
-    for row, (t, i) in enumerate(zip(times, ids)):
-        t = np.asarray(t, np.float64)
-        i = np.asarray(i, np.int64)
-        if i.size and (i.min() < 0 or i.max() >= n):
-            raise ValueError(f"channel ids must lie in [0, {n}), got range [{i.min()}, {i.max()}]; pass the "
-                             "number of channels the data has")
-        k = np.where(t <= 0, 0, np.ceil(t / dt).astype(np.int64) - 1)
-        keep = np.isfinite(t) & (t >= 0) & (k < steps)
-        np.add.at(out, (k[keep], row, i[keep]), 1.0)
-    return out
+    rows = [np.full(len(t), r, np.int64) for r, t in enumerate(times)]
+    t = np.concatenate([np.asarray(t, np.float64).reshape(-1) for t in times] or [np.zeros(0)])
+    i = np.concatenate([np.asarray(i, np.int64).reshape(-1) for i in ids] or [np.zeros(0, np.int64)])
+    row = np.concatenate(rows or [np.zeros(0, np.int64)])
+    if i.size and (i.min() < 0 or i.max() >= n):
+        raise ValueError(f"channel ids must lie in [0, {n}), got range [{i.min()}, {i.max()}]; pass the "
+                         "number of channels the data has")
+    with np.errstate(invalid="ignore"):
+        k = np.where(t <= 0, 0, np.ceil(t / dt) - 1)
+    keep = np.isfinite(t) & (t >= 0) & (k < steps)
+    flat = (k[keep].astype(np.int64) * len(times) + row[keep]) * n + i[keep]
+    counts = np.bincount(flat, minlength=steps * len(times) * n)
+    return counts.reshape(steps, len(times), n).astype(np.float32)

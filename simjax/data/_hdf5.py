@@ -116,9 +116,12 @@ class SpikingHDF5:
             raise ValueError(f"{self.path}: sample index {bad[0]} is out of range [0, {len(self)})")
         with self._open() as f:
             times_ds, units_ds = f["spikes/times"], f["spikes/units"]
+            # one selection per dataset (h5py wants increasing, unique indices), then the batch order
+            unique, where = np.unique(np.asarray(indices, np.int64), return_inverse=True)
             try:
-                times = [np.asarray(times_ds[i], np.float64) * self.time_scale for i in indices]
-                units = [np.asarray(units_ds[i]).astype(np.int64) for i in indices]
+                read_t, read_u = times_ds[unique.tolist()], units_ds[unique.tolist()]
+                times = [np.asarray(read_t[w], np.float64) * self.time_scale for w in where]
+                units = [np.asarray(read_u[w]).astype(np.int64) for w in where]
             except (OSError, ValueError, TypeError) as err:
                 raise ValueError(f"{self.path}: cannot read spikes/times or spikes/units ({err})") from None
         for i, t, u in zip(indices, times, units):
