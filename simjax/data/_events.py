@@ -48,5 +48,7 @@ def bin_events(times: Sequence[np.ndarray], ids: Sequence[np.ndarray], n: int, *
         k = np.where(t <= 0, 0, np.ceil(t / dt) - 1)
     keep = np.isfinite(t) & (t >= 0) & (k < steps)
     flat = (k[keep].astype(np.int64) * len(times) + row[keep]) * n + i[keep]
-    counts = np.bincount(flat, minlength=steps * len(times) * n)
-    return counts.reshape(steps, len(times), n).astype(np.float32)
+    out = np.zeros(steps * len(times) * n, np.float32)
+    cells, counts = np.unique(flat, return_counts=True)    # (no int64 buffer of the whole grid)
+    out[cells] = counts
+    return out.reshape(steps, len(times), n)
