@@ -60,7 +60,7 @@ def simulate_exact(net: NIRNetwork, t1: Any, *, inputs: SpikeTrain | None = None
     """The exact continuous-time run of a graph of neuron nodes joined by `Affine`/`Linear` nodes
     (module docstring), for one trial, from rest.
 
-    A reference solver: a Python loop over spikes, each interval solved by `diffrax.Dopri8` at
+    A reference solver: a Python loop over spikes, each interval solved by `diffrax.Tsit5` at
     tolerances `rtol`, `atol` with the next threshold crossing root-found (bisection); not
     differentiable or batched. The clock-driven `simulate(net, x, dt=...)` converges to it as
     `dt -> 0` (first order: resets, input impulses and the signal of an edge that closes a cycle
@@ -126,14 +126,14 @@ def simulate_exact(net: NIRNetwork, t1: Any, *, inputs: SpikeTrain | None = None
     @eqx.filter_jit
     def segment(t0, t_end, y0):
         event = diffrax.Event(distance, root_finder=optx.Bisection(rtol=rtol, atol=atol), direction=True)
-        sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Dopri8(), t0, t_end, 1e-3, y0, event=event,
+        sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Tsit5(), t0, t_end, 1e-3, y0, event=event,
                                   stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmin=None),
                                   saveat=diffrax.SaveAt(t1=True), max_steps=1_000_000)
         return sol.ts[-1], {n: (v[-1], i[-1]) for n, (v, i) in sol.ys.items()}
 
     @eqx.filter_jit
     def flow(t0, t_end, y0):
-        sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Dopri8(), t0, t_end, 1e-3, y0,
+        sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Tsit5(), t0, t_end, 1e-3, y0,
                                   stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
                                   saveat=diffrax.SaveAt(t1=True), max_steps=1_000_000)
         return {n: (v[-1], i[-1]) for n, (v, i) in sol.ys.items()}

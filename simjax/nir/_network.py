@@ -8,9 +8,10 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import trainable_fields
 from .._simulate.output import Record
 from ..networks._base import AbstractNetwork
-from ._nodes import AbstractNode, IFNode, LIFNode
+from ._nodes import AbstractNode, Affine, Conv2d, Flatten, IFNode, LIFNode
 
 
 def evaluation_order(names: tuple[str, ...], edges: tuple[tuple[str, str], ...], source: str) -> tuple[str, ...]:
@@ -66,9 +67,16 @@ class NIRNetwork(AbstractNetwork):
     - `input_shape`: the shape of one input sample.
     - `record`: the spiking node whose spikes and potential are recorded (default: the last one
       in `order`).
+    - `trainable`: `"layers"` (the weights and biases of `Affine` and `Conv2d` nodes, the
+      default) and/or `"neurons"` (time constants, thresholds, `r`, ... of the neuron nodes).
+
+    The nodes are held in two fields, `layers` (stateless nodes) and `neurons` (the others);
+    `nodes` is both, in the order given.
     """
 
-    nodes: dict[str, AbstractNode]
+    layers: dict[str, AbstractNode]
+    neurons: dict[str, AbstractNode]
+    names: tuple[str, ...] = eqx.field(static=True)
     edges: tuple[tuple[str, str], ...] = eqx.field(static=True)
     input: str = eqx.field(static=True)
     output: str = eqx.field(static=True)
@@ -79,8 +87,10 @@ class NIRNetwork(AbstractNetwork):
     local_prepare: ClassVar[bool] = True
 
     def __init__(self, nodes: dict[str, AbstractNode], edges, input: str, output: str, input_shape,
-                 record: str | None = None, trainable=("nodes",)):
-        self.nodes = dict(nodes)
+                 record: str | None = None, trainable=("layers",)):
+        self.layers = {n: node for n, node in nodes.items() if isinstance(node, (Affine, Conv2d, Flatten))}
+        self.neurons = {n: node for n, node in nodes.items() if n not in self.layers}
+        self.names = tuple(nodes)
         self.edges = tuple((str(a), str(b)) for a, b in edges)
         self.input, self.output = input, output
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -98,7 +108,12 @@ class NIRNetwork(AbstractNetwork):
         if record is not None and record not in spiking:
             raise ValueError(f"NIRNetwork: record={record!r} is not a spiking node; spiking nodes: {spiking}")
         self.record = record if record is not None else (spiking[-1] if spiking else None)
-        self.trainable = tuple(trainable)
+        self.trainable = trainable_fields(trainable, ("layers", "neurons"), owner="NIRNetwork")
+
+    @property
+    def nodes(self) -> dict[str, AbstractNode]:
+        """Every node but the input and output, by name."""
+        return {n: self.layers[n] if n in self.layers else self.neurons[n] for n in self.names}
 
     def _sources(self, name: str) -> list[str]:
         return [a for a, b in self.edges if b == name]
