@@ -3,7 +3,9 @@
 hand-computed values; broken files give one clear error."""
 
 import h5py
+import jax
 import numpy as np
+import optax
 import pytest
 
 import simjax as sj
@@ -82,6 +84,16 @@ def test_label_order_and_shuffled_passes(shd):
     order = np.random.default_rng(4).permutation(3)
     shuffled = [b.targets.tolist() for b in data.batches(2, seed=4)]
     assert sum(shuffled, []) == LABELS[order].tolist()
+
+
+def test_a_subset_becomes_a_dataset_that_fit_trains_on(shd):
+    data = sj.data.SpikingHDF5(shd, n_channels=5, dt=1.0, duration=4.0)
+    dataset = data.dataset([0, 2])
+    np.testing.assert_array_equal(dataset.inputs, data.batch([0, 2]).inputs)
+    np.testing.assert_array_equal(dataset.targets, [2, 1])
+    net = sj.networks.RSNN(n_in=5, n_rec=4, n_out=3, key=jax.random.key(0))
+    _, history = sj.fit(net, sj.rules.Exact(), dataset, optax.adam(1e-2), steps=2, key=jax.random.key(1), batch_size=2)
+    assert np.all(np.isfinite(history["loss"]))
 
 
 def test_only_the_batch_samples_are_read(shd, monkeypatch):

@@ -19,6 +19,8 @@ import numpy as np
 
 from .._checks import check_choice, check_int, check_positive, grid_count
 from ..tasks._base import Batch
+from ..tasks._dataset import Dataset
+from ..tasks._supervised import Supervised
 from ._events import bin_events, pad_events
 
 KEYS = ("spikes/times", "spikes/units", "labels")
@@ -138,6 +140,16 @@ class SpikingHDF5:
             return Batch(inputs=train, targets=targets)
         return Batch(inputs=bin_events(times, units, self.n_channels, dt=self.dt, duration=self.duration),
                      targets=targets)
+
+    def dataset(self, indices: Sequence[int] | np.ndarray | None = None, *, readout: str = "mean") -> Dataset:
+        """The samples `indices` (default: all) binned and held in memory as a `simjax.tasks.Dataset`
+        that `simjax.fit` can train on (cross-entropy of the `readout` over time: `"mean"`,
+        `"last"` or `"all"`). For sets too large for memory, iterate `batches` instead."""
+        if self.output != "binned":
+            raise ValueError("SpikingHDF5.dataset: needs output='binned' (a Dataset holds [time, n, channels] arrays)")
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices, np.int64)
+        batch = self.batch(indices)
+        return Dataset(batch.inputs, batch.targets, Supervised("cross_entropy", readout, dt=self.dt))
 
     def batches(self, batch_size: int, *, seed: int | None = None, drop_last: bool = False) -> Iterator[Batch]:
         """One pass over the data set in batches of `batch_size`, in file order (`seed=None`) or a
