@@ -145,6 +145,46 @@ def test_conv_net_round_trip_keeps_parameters_and_output():
     np.testing.assert_array_equal(a.readout, b.readout)
 
 
+def test_if_and_leaky_integrator_nodes_follow_their_closed_forms():
+    """input -> w -> IF / LI / CubaLI / I, one impulse (or one per step) of the input, against the
+    node equations solved by hand."""
+    w = np.array([[2.0]])
+    nodes = {"input": nir.Input(input_type={"input": np.array([1])}), "w": nir.Linear(weight=w),
+             "if": nir.IF(r=np.array([0.3]), v_threshold=np.array([1.0]), v_reset=np.array([0.0])),
+             "li": nir.LI(tau=np.array([10.0]), r=np.array([5.0]), v_leak=np.array([0.2])),
+             "cli": nir.CubaLI(tau_syn=np.array([3.0]), tau_mem=np.array([7.0]), r=np.array([1.5]),
+                               v_leak=np.array([0.0]), w_in=np.array([2.0])),
+             "int": nir.I(r=np.array([0.25])),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    dt, steps = 0.5, 12
+    for name in ("if", "li", "cli", "int"):
+        graph = nir.NIRGraph(nodes={k: nodes[k] for k in ("input", "w", name, "output")},
+                             edges=[("input", "w"), ("w", name), (name, "output")])
+        net = sj.nir.load(graph)
+        _same_graphs(graph, sj.nir.export(net))
+        x = np.zeros((steps, 1, 1))
+        x[0] = 1.0 if name != "if" else 0.0
+        if name == "if":
+            x[:] = 1.0                                               # one spike per step: v += r w = 0.6
+        out = np.asarray(sj.simulate(net, x, dt=dt).readout[:, 0, 0])
+        t = np.arange(steps) * dt                                    # time since the impulse at the end of step 0
+        if name == "if":
+            v, expect = 0.0, []
+            for _ in range(steps):
+                v += 0.6
+                expect.append(float(v >= 1.0))
+                v = 0.0 if v >= 1.0 else v
+        elif name == "li":                                           # v = v_leak + (r w / tau) e^{-t/tau}
+            expect = 0.2 + (5.0 * 2.0 / 10.0) * np.exp(-t / 10.0)
+        elif name == "cli":
+            # r I jumps by amp = r w_in w / tau_syn; then v = amp tau_s / (tau_s - tau_m) (e^-t/tau_s - e^-t/tau_m)
+            amp = 1.5 * 2.0 * 2.0 / 3.0
+            expect = amp * 3.0 / (3.0 - 7.0) * (np.exp(-t / 3.0) - np.exp(-t / 7.0))
+        else:                                                        # v = r w after the impulse
+            expect = np.full(steps, 0.25 * 2.0)
+        np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 # ------------------------------------------------------------------------------------------------- errors
 
 
