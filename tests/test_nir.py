@@ -130,11 +130,13 @@ def test_conv2d_is_nir_and_pytorch_cross_correlation():
         np.testing.assert_allclose(y[0, o], expect, rtol=1e-12, atol=1e-12)
 
 
-def test_conv_net_round_trip_keeps_parameters_and_output():
+def test_conv_net_round_trip_keeps_parameters_and_output(tmp_path):
     net = _conv_net(jax.random.key(8))
     graph = sj.nir.export(net)
     assert type(graph.nodes["conv"]).__name__ == "Conv2d" and type(graph.nodes["flat"]).__name__ == "Flatten"
-    loaded = sj.nir.load(graph)
+    nir.write(tmp_path / "conv.nir", graph)
+    loaded = sj.nir.load(tmp_path / "conv.nir")
+    assert loaded.input_shape == (2, 6, 5) and loaded.nodes["flat"].input_shape == (3, 6, 5)
     np.testing.assert_array_equal(loaded.nodes["conv"].weight, net.nodes["conv"].weight)
     np.testing.assert_array_equal(loaded.nodes["fc"].weight, net.nodes["fc"].weight)
     _same_graphs(graph, sj.nir.export(loaded))
