@@ -3,9 +3,11 @@ learning rules, and measure how far each rule is from gradient descent."""
 
 from . import analogy as analogy
 from . import analysis as analysis
+from . import data as data
 from . import losses as losses
 from . import networks as networks
 from . import neurons as neurons
+from . import nir as nir
 from . import parameters as parameters
 from . import plasticity as plasticity
 from . import rules as rules

@@ -18,6 +18,7 @@ from ..tasks import (
     EvidenceAccumulation,
     Parity,
     PatternGeneration,
+    Randman,
     StoreRecall,
     TeacherStudent,
     YinYang,
@@ -53,6 +54,7 @@ _TABLES: dict[str, dict[str, Callable]] = {
         "store_recall": StoreRecall,
         "evidence_accumulation": EvidenceAccumulation,
         "yin_yang": YinYang,
+        "randman": Randman,
     },
     "rule": dict(RULES),
     "optimizer": {

@@ -18,6 +18,7 @@ from ._memory import InputTracking as InputTracking
 from ._memory import SineGeneration as SineGeneration
 from ._memory import orthonormal_patterns as orthonormal_patterns
 from ._pattern_generation import PatternGeneration as PatternGeneration
+from ._randman import Randman as Randman
 from ._spike_targets import SpikeTimeTargets as SpikeTimeTargets
 from ._store_recall import StoreRecall as StoreRecall
 from ._supervised import Supervised as Supervised
