@@ -68,10 +68,10 @@ class DendriticState(eqx.Module):
     """Per layer (hidden layers, then the output): somatic state `soma`, activity `rate`, and the
     feedback-inhibitory population's state `fbi_soma` and activity `fbi_rate`."""
 
-    soma: tuple[Float[Array, "*batch n"], ...]
-    rate: tuple[Float[Array, "*batch n"], ...]
-    fbi_soma: tuple[Float[Array, "*batch n_fbi"], ...]
-    fbi_rate: tuple[Float[Array, "*batch n_fbi"], ...]
+    soma: tuple[Float[Array, "..."], ...]
+    rate: tuple[Float[Array, "..."], ...]
+    fbi_soma: tuple[Float[Array, "..."], ...]
+    fbi_rate: tuple[Float[Array, "..."], ...]
 
 
 class Plateaus(eqx.Module):
@@ -80,11 +80,11 @@ class Plateaus(eqx.Module):
     `rate`, the somatic nudges `nudge`, and per hidden layer the dendrite-targeting interneurons'
     final activity `dend_i` and initial dendritic state `dendrite` (before any plateau)."""
 
-    plateau: tuple[Float[Array, " n"], ...]
-    rate: tuple[Float[Array, " n"], ...]
-    nudge: tuple[Float[Array, " n"], ...]
-    dend_i: tuple[Float[Array, " n_dend_i"], ...]
-    dendrite: tuple[Float[Array, " n"], ...]
+    plateau: tuple[Float[Array, "..."], ...]
+    rate: tuple[Float[Array, "..."], ...]
+    nudge: tuple[Float[Array, "..."], ...]
+    dend_i: tuple[Float[Array, "..."], ...]
+    dendrite: tuple[Float[Array, "..."], ...]
 
 
 def _as_tuple(value: Any, count: int, name: str, owner: str) -> tuple:
@@ -269,7 +269,7 @@ class DendriticEINetwork(AbstractNetwork):
         return self.neurons[layer].dendrite_target(self.w_td[layer](above) + self.w_dend[layer](dend_i)), dend_i
 
     def backward(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
-                 stale_nudge: tuple[Float[Array, " n"], ...] | None = None) -> Plateaus:
+                 stale_nudge: tuple[Float[Array, "..."], ...] | None = None) -> Plateaus:
         """The backward (dendritic) phase of one trial (module docstring).
 
         **Arguments:**
