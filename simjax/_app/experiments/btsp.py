@@ -5,6 +5,11 @@
   half-maximum extent) and the bidirectional protocol (``repeats`` plateaus at ``strong`` cm, then
   one at ``shift`` cm: the change near ``strong`` and near ``shift - 10``); writes
   ``weights.csv`` (change per input position).
+- ``"meta"``: meta-learning the rule: the time constants and rates (``tau_ET``, ``tau_IS``,
+  ``k+``, ``k-``) fitted by gradient descent (Adam on their logarithms, ``iterations`` steps,
+  ``dt`` ms) to the weight changes the published values produce on two protocols (one plateau on a
+  silent cell; a plateau at ``shift`` cm on a cell made strong at ``strong`` cm), starting from the
+  published values scaled by ``start_scale``; reports the relative error of each parameter.
 - ``"network"``: the 21-7-21 dendritic E/I network on the one-hot patterns, trained with each rule
   of ``network.rules`` over ``seeds`` seeds in one vmapped program: ``"btsp"`` (top-down gated
   BTSP), ``"btsp_output_only"`` (hidden plasticity frozen), ``"btsp_stale_nudge"`` (the original
@@ -39,11 +44,13 @@ DEFAULTS = {
     "experiment": {"name": "btsp", "seed": 0},
     "protocol": {"kind": "place_field"},
     "place_field": {"dt": 1.0, "plateau": 90.0, "strong": 150.0, "repeats": 3, "shift": 130.0},
+    "meta": {"dt": 20.0, "iterations": 300, "learning_rate": 0.05, "start_scale": [1.5, 0.6, 0.7, 1.6]},
     "network": {"rules": ["btsp", "btsp_output_only", "backprop"], "seeds": 10, "epochs": 300, "window": 50,
                 "backprop_lr": 10.0, "n_hidden": 7, "n_patterns": 21},
 }
-QUICK = {"place_field": {"dt": 10.0}, "network": {"seeds": 2, "epochs": 20, "window": 5}}
-KINDS = ("place_field", "network")
+QUICK = {"place_field": {"dt": 10.0}, "meta": {"dt": 40.0, "iterations": 10},
+         "network": {"seeds": 2, "epochs": 20, "window": 5}}
+KINDS = ("place_field", "meta", "network")
 RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop")
 
 
@@ -55,6 +62,12 @@ def validate(cfg: dict) -> None:
     for key in ("plateau", "strong", "shift"):
         require(0 <= p[key] < 187.0, f"place_field.{key}", p[key], "a position in [0, 187) cm")
     require(p["repeats"] >= 1, "place_field.repeats", p["repeats"], "a positive integer")
+    m = cfg["meta"]
+    require(m["dt"] > 0 and m["learning_rate"] > 0, "meta.dt/learning_rate", (m["dt"], m["learning_rate"]),
+            "positive numbers")
+    require(m["iterations"] >= 1, "meta.iterations", m["iterations"], "a positive integer")
+    require(len(m["start_scale"]) == 4 and all(x > 0 for x in m["start_scale"]), "meta.start_scale",
+            m["start_scale"], "four positive factors (tau_ET, tau_IS, k+, k-)")
     require(len(n["rules"]) > 0 and all(r in RULE_NAMES for r in n["rules"]), "network.rules", n["rules"],
             "a non-empty list of " + ", ".join(map(repr, RULE_NAMES)))
     for key in ("seeds", "epochs", "window", "n_hidden", "n_patterns"):
@@ -67,7 +80,7 @@ def run(cfg: dict, out_dir: Path) -> dict:
     jax.config.update("jax_enable_x64", True)
     kind = cfg["protocol"]["kind"]
     start = time.perf_counter()
-    summary = {"place_field": _place_field, "network": _network}[kind](cfg, out_dir)
+    summary = {"place_field": _place_field, "meta": _meta, "network": _network}[kind](cfg, out_dir)
     summary = {"kind": kind, **summary, "seconds": time.perf_counter() - start}
     io.write_json(out_dir / "summary.json", summary)
     return summary
@@ -110,6 +123,59 @@ def _place_field(cfg, out_dir):
             "min_dw": float(single.min()), "strong_w_near": _near(np.asarray(strong), centres, c["strong"]),
             "shift_dw_near_strong": _near(shifted, centres, c["strong"]),
             "shift_dw_before_shift": _near(shifted, centres, c["shift"] - 10.0), "dt_ms": c["dt"]}
+
+
+# ---------------------------------------------------------------- meta-learning the rule
+
+META_NAMES = ("tau_et", "tau_is", "k_pot", "k_dep")
+
+
+def rule_changes(log_params: jax.Array, cfg: dict) -> jax.Array:
+    """The weight changes of the two meta-learning protocols (concatenated) under the gated rule
+    with `exp(log_params)` as `(tau_ET, tau_IS, k+, k-)`."""
+    p, m = cfg["place_field"], cfg["meta"]
+    track = P.Track(dt=m["dt"])
+    values = jnp.exp(log_params)
+    rule = P.BTSP(update="gated")
+    rule = eqx.tree_at(lambda r: tuple(getattr(r, n) for n in META_NAMES), rule, tuple(values))
+    w0 = jnp.ones(track.n_inputs)
+    single = P.place_field(rule, w0, [np.nan, p["plateau"]], track=track) - w0
+    strong = P.place_field(P.BTSP(update="gated"), w0, [p["strong"]] * p["repeats"], track=track)
+    shifted = P.place_field(rule, strong, [np.nan, p["shift"]], track=track) - strong
+    return jnp.concatenate([single, shifted])
+
+
+def _meta(cfg, out_dir):
+    m = cfg["meta"]
+    published = P.BTSP()
+    truth = jnp.log(jnp.array([float(getattr(published, n)) for n in META_NAMES]))
+    target = rule_changes(truth, cfg)
+    loss = jax.jit(lambda lp: jnp.mean((rule_changes(lp, cfg) - target) ** 2))
+    value_and_grad = jax.jit(jax.value_and_grad(lambda lp: jnp.mean((rule_changes(lp, cfg) - target) ** 2)))
+    params = truth + jnp.log(jnp.array(m["start_scale"], truth.dtype))
+    opt = optax.adam(m["learning_rate"])
+    state = opt.init(params)
+    rows = []
+    for i in range(m["iterations"]):
+        value, grad = value_and_grad(params)
+        rows.append({"iteration": i, "loss": float(value),
+                     **{n: float(v) for n, v in zip(META_NAMES, jnp.exp(params))}})
+        updates, state = opt.update(grad, state)
+        params = optax.apply_updates(params, updates)
+    final_loss = float(loss(params))
+    io.write_rows(out_dir / "meta.csv", rows)
+    rel = np.abs(np.exp(np.asarray(params)) / np.exp(np.asarray(truth)) - 1.0)
+
+    def draw(ax):
+        ax.semilogy([r["loss"] for r in rows])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("mean squared weight-change error")
+
+    _plot(out_dir, "meta", draw)
+    return {"initial_loss": rows[0]["loss"], "final_loss": final_loss,
+            "fitted": {n: float(v) for n, v in zip(META_NAMES, np.exp(np.asarray(params)))},
+            "published": {n: float(v) for n, v in zip(META_NAMES, np.exp(np.asarray(truth)))},
+            "relative_error": {n: float(e) for n, e in zip(META_NAMES, rel)}, "iterations": m["iterations"]}
 
 
 # ---------------------------------------------------------------- 21-7-21 network
