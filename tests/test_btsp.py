@@ -351,3 +351,16 @@ def test_bad_btsp_rule_input(unchecked):
     with pytest.raises(TypeError, match="DendriticEINetwork"):
         sj.rules.BTSP()(sj.networks.FeedForward((21, 7, 21), neuron="relu", key=jax.random.key(0)), task,
                         task.batch(jnp.array([0])), None)
+
+
+def test_btsp_experiment_config_errors_name_the_key():
+    from simjax._app import config
+    from simjax._app.experiments import btsp
+
+    for section, key, bad, name in (("network", "rules", ["btsp", "nope"], "network.rules"),
+                                    ("place_field", "plateau", 200.0, "place_field.plateau"),
+                                    ("meta", "start_scale", [1.0, 2.0], "meta.start_scale"),
+                                    ("protocol", "kind", "laps", "protocol.kind")):
+        cfg = config.merge(btsp.DEFAULTS, {section: {key: bad}})
+        with pytest.raises(config.ConfigError, match=name.replace(".", r"\.")):
+            btsp.validate(cfg)
