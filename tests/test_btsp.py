@@ -364,3 +364,17 @@ def test_btsp_experiment_config_errors_name_the_key():
         cfg = config.merge(btsp.DEFAULTS, {section: {key: bad}})
         with pytest.raises(config.ConfigError, match=name.replace(".", r"\.")):
             btsp.validate(cfg)
+
+
+def test_forward_euler_converges_to_the_ode_solution():
+    import diffrax
+
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), w_ff_init=(1.0, 1.0))
+    x = jnp.zeros((1, 1, 21)).at[:, :, 3].set(1.0)
+    errors = []
+    for dt, steps in ((0.1, 20), (0.05, 40)):
+        inputs = jnp.broadcast_to(x, (steps, 1, 21))
+        clock = sj.simulate(net, inputs, dt=dt).v[-1]
+        ode = sj.simulate(net, inputs, dt=dt, method="ode", solver=diffrax.Tsit5()).v[-1]
+        errors.append(float(jnp.max(jnp.abs(clock - ode))))
+    assert errors[1] < 0.6 * errors[0] and errors[1] < 1e-2  # first order in dt

@@ -25,7 +25,8 @@ order, and within a layer first `E_l` then `FBI_l` (forward Euler, as EIANN):
     r_l    = phi(s_l)
     g_l   <- g_l + (dt / tau_l) (-g_l + sum(r_l)),   f_l = relu(g_l)
 
-with `r_0` the input of the step. Top-down and dendrite-targeting projections do not act in the
+with `r_0` the input of the step (in continuous time, `vector_field`: `tau ds/dt = -s + ...` with
+every activity a function of the current states). Top-down and dendrite-targeting projections do not act in the
 forward pass. The readout is `r_{L+1}`; with `dt = 1`, `tau = 3` and 10 steps this is the
 published network (not fully at equilibrium).
 
@@ -246,13 +247,15 @@ class DendriticEINetwork(AbstractNetwork):
         pre = inputs_t
         d_soma, d_fbi = [], []
         for i, (proj, neuron) in enumerate(zip(self.w_ff, self.neurons)):
-            drive = neuron.bias + proj(pre) + self.w_fbi[i] * jnp.sum(state.fbi_rate[i], axis=-1, keepdims=True)
+            fbi = jax.nn.relu(state.fbi_soma[i])
+            drive = neuron.bias + proj(pre) + self.w_fbi[i] * jnp.sum(fbi, axis=-1, keepdims=True)
+            rate = neuron.phi(state.soma[i])
             d_soma.append((drive - state.soma[i]) / neuron.tau)
-            d_fbi.append((jnp.sum(state.rate[i], axis=-1, keepdims=True) - state.fbi_soma[i]) / neuron.tau)
-            pre = state.rate[i]
-        zeros = tuple(jnp.zeros_like(r) for r in state.rate)
-        return DendriticState(soma=tuple(d_soma), rate=zeros, fbi_soma=tuple(d_fbi),
-                              fbi_rate=tuple(jnp.zeros_like(f) for f in state.fbi_rate))
+            d_fbi.append((jnp.sum(rate, axis=-1, keepdims=True) - state.fbi_soma[i]) / neuron.tau)
+            pre = rate
+        # the activities are functions of the somatic states (observe recomputes them)
+        return DendriticState(soma=tuple(d_soma), rate=tuple(jnp.zeros_like(r) for r in state.rate),
+                              fbi_soma=tuple(d_fbi), fbi_rate=tuple(jnp.zeros_like(f) for f in state.fbi_rate))
 
     def observe(self, state):
         rate = tuple(n.phi(s) for n, s in zip(self.neurons, state.soma))
