@@ -1,5 +1,6 @@
 """BTSP: the two-state kinetic rule and the place-field protocol of Milstein et al. (2021)."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,8 @@ import optax
 import pytest
 
 import simjax as sj
+from simjax._app import config
+from simjax._app.experiments import btsp
 
 P = sj.plasticity
 
@@ -354,9 +357,6 @@ def test_bad_btsp_rule_input(unchecked):
 
 
 def test_btsp_experiment_config_errors_name_the_key():
-    from simjax._app import config
-    from simjax._app.experiments import btsp
-
     for section, key, bad, name in (("network", "rules", ["btsp", "nope"], "network.rules"),
                                     ("place_field", "plateau", 200.0, "place_field.plateau"),
                                     ("meta", "start_scale", [1.0, 2.0], "meta.start_scale"),
@@ -367,8 +367,6 @@ def test_btsp_experiment_config_errors_name_the_key():
 
 
 def test_forward_euler_converges_to_the_ode_solution():
-    import diffrax
-
     net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), w_ff_init=(1.0, 1.0))
     x = jnp.zeros((1, 1, 21)).at[:, :, 3].set(1.0)
     errors = []
