@@ -4,6 +4,9 @@ from ._base import AbstractFastScanNetwork as AbstractFastScanNetwork
 from ._base import AbstractLayeredNetwork as AbstractLayeredNetwork
 from ._base import AbstractNetwork as AbstractNetwork
 from ._base import AbstractWrappedNetwork as AbstractWrappedNetwork
+from ._dendritic import DendriticEINetwork as DendriticEINetwork
+from ._dendritic import DendriticState as DendriticState
+from ._dendritic import Plateaus as Plateaus
 from ._ei import EINetwork as EINetwork
 from ._ei import EIState as EIState
 from ._ei import SpikeLog as SpikeLog

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import AbstractRule
+from ._btsp import BTSP
 from ._direct_feedback_alignment import DirectFeedbackAlignment
 from ._eprop import EProp
 from ._exact import Exact
@@ -29,6 +30,7 @@ RULES: dict[str, type[AbstractRule]] = {
     "oja": Oja,
     "bcm": BCM,
     "noisy_gradient": NoisyGradient,
+    "btsp": BTSP,
 }
 
 

@@ -17,6 +17,7 @@ from ._memory import FixedPointMemory as FixedPointMemory
 from ._memory import InputTracking as InputTracking
 from ._memory import SineGeneration as SineGeneration
 from ._memory import orthonormal_patterns as orthonormal_patterns
+from ._one_hot import OneHotPatterns as OneHotPatterns
 from ._pattern_generation import PatternGeneration as PatternGeneration
 from ._randman import Randman as Randman
 from ._spike_targets import SpikeTimeTargets as SpikeTimeTargets

@@ -1,6 +1,7 @@
 """Experiments bound to `configs/*.toml` and run by `simjax run` / `simjax sweep`."""
 
 from . import bias_variance as bias_variance
+from . import btsp as btsp
 from . import ei_network as ei_network
 from . import eprop as eprop
 from . import exact_spikes as exact_spikes
@@ -15,6 +16,7 @@ from . import train as train
 
 EXPERIMENTS = {
     "bias_variance": bias_variance,
+    "btsp": btsp,
     "ei_network": ei_network,
     "eprop": eprop,
     "exact_spikes": exact_spikes,

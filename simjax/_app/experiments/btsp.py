@@ -1,0 +1,274 @@
+"""BTSP studies, one per ``protocol.kind``:
+
+- ``"place_field"``: the weight changes of the two-state BTSP rule (Milstein et al. 2021, model WD_D)
+  on the 187-cm track: one plateau at ``plateau`` cm on a silent cell (peak change, its position,
+  half-maximum extent) and the bidirectional protocol (``repeats`` plateaus at ``strong`` cm, then
+  one at ``shift`` cm: the change near ``strong`` and near ``shift - 10``); writes
+  ``weights.csv`` (change per input position).
+- ``"meta"``: meta-learning the rule: the time constants and rates (``tau_ET``, ``tau_IS``,
+  ``k+``, ``k-``) fitted by gradient descent (Adam on their logarithms, ``iterations`` steps,
+  ``dt`` ms) to the weight changes the published values produce on two protocols (one plateau on a
+  silent cell; a plateau at ``shift`` cm on a cell made strong at ``strong`` cm), starting from the
+  published values scaled by ``start_scale``; reports the relative error of each parameter.
+- ``"network"``: the 21-7-21 dendritic E/I network on the one-hot patterns, trained with each rule
+  of ``network.rules`` over ``seeds`` seeds in one vmapped program: ``"btsp"`` (top-down gated
+  BTSP), ``"btsp_output_only"`` (hidden plasticity frozen), ``"btsp_stale_nudge"`` (the original
+  code's nudge carry-over) and ``"backprop"`` (the exact gradient through the same network, Dale
+  signs and bounds kept, SGD with ``backprop_lr``); reports the final accuracy (mean over the last
+  ``window`` epochs) and the cosine of the BTSP hidden update with the negative gradient at the
+  end; writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
+
+Every kind writes ``summary.json`` and a figure ``btsp_<kind>.png`` (with matplotlib).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ... import plasticity as P
+from ..._fit.fit import fit
+from ...networks import DendriticEINetwork
+from ...rules import BTSP, Exact
+from ...tasks import OneHotPatterns
+from .. import io
+from ..config import require
+
+DEFAULTS = {
+    "experiment": {"name": "btsp", "seed": 0},
+    "protocol": {"kind": "place_field"},
+    "place_field": {"dt": 1.0, "plateau": 90.0, "strong": 150.0, "repeats": 3, "shift": 130.0},
+    "meta": {"dt": 20.0, "iterations": 300, "learning_rate": 0.05, "start_scale": [1.5, 0.6, 0.7, 1.6]},
+    "network": {"rules": ["btsp", "btsp_output_only", "backprop"], "seeds": 10, "epochs": 300, "window": 50,
+                "backprop_lr": 10.0, "n_hidden": 7, "n_patterns": 21},
+}
+QUICK = {"place_field": {"dt": 10.0}, "meta": {"dt": 40.0, "iterations": 10},
+         "network": {"seeds": 2, "epochs": 20, "window": 5}}
+KINDS = ("place_field", "meta", "network")
+RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop")
+
+
+def validate(cfg: dict) -> None:
+    kind = cfg["protocol"]["kind"]
+    require(kind in KINDS, "protocol.kind", kind, ", ".join(map(repr, KINDS)))
+    p, n = cfg["place_field"], cfg["network"]
+    require(p["dt"] > 0, "place_field.dt", p["dt"], "a positive step (ms)")
+    for key in ("plateau", "strong", "shift"):
+        require(0 <= p[key] < 187.0, f"place_field.{key}", p[key], "a position in [0, 187) cm")
+    require(p["repeats"] >= 1, "place_field.repeats", p["repeats"], "a positive integer")
+    m = cfg["meta"]
+    require(m["dt"] > 0 and m["learning_rate"] > 0, "meta.dt/learning_rate", (m["dt"], m["learning_rate"]),
+            "positive numbers")
+    require(m["iterations"] >= 1, "meta.iterations", m["iterations"], "a positive integer")
+    require(len(m["start_scale"]) == 4 and all(x > 0 for x in m["start_scale"]), "meta.start_scale",
+            m["start_scale"], "four positive factors (tau_ET, tau_IS, k+, k-)")
+    require(len(n["rules"]) > 0 and all(r in RULE_NAMES for r in n["rules"]), "network.rules", n["rules"],
+            "a non-empty list of " + ", ".join(map(repr, RULE_NAMES)))
+    for key in ("seeds", "epochs", "window", "n_hidden", "n_patterns"):
+        require(n[key] >= 1, f"network.{key}", n[key], "a positive integer")
+    require(n["window"] <= n["epochs"], "network.window", n["window"], "at most network.epochs")
+    require(n["backprop_lr"] > 0, "network.backprop_lr", n["backprop_lr"], "a positive learning rate")
+
+
+def run(cfg: dict, out_dir: Path) -> dict:
+    jax.config.update("jax_enable_x64", True)
+    kind = cfg["protocol"]["kind"]
+    start = time.perf_counter()
+    summary = {"place_field": _place_field, "meta": _meta, "network": _network}[kind](cfg, out_dir)
+    summary = {"kind": kind, **summary, "seconds": time.perf_counter() - start}
+    io.write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+# ---------------------------------------------------------------- place field
+
+
+def _near(x: np.ndarray, centres: np.ndarray, position: float) -> float:
+    return float(x[int(np.argmin(np.abs(centres - position)))])
+
+
+def _place_field(cfg, out_dir):
+    c = cfg["place_field"]
+    track = P.Track(dt=c["dt"])
+    rule = P.BTSP(update="gated")
+    centres = np.asarray(track.centres)
+    w0 = jnp.ones(track.n_inputs)
+    single = np.asarray(P.place_field(rule, w0, [np.nan, c["plateau"], np.nan], track=track) - w0)
+    strong = P.place_field(rule, w0, [c["strong"]] * c["repeats"], track=track)
+    shifted = np.asarray(P.place_field(rule, strong, [np.nan, c["shift"], np.nan], track=track) - strong)
+    offset = centres - c["plateau"]
+    offset = (offset + track.length / 2) % track.length - track.length / 2
+    half = offset[single > single.max() / 2]
+    io.write_rows(out_dir / "weights.csv", [
+        {"position_cm": float(x), "dw_single": float(a), "w_strong": float(b), "dw_shift": float(d)}
+        for x, a, b, d in zip(centres, single, np.asarray(strong), shifted)])
+
+    def draw(ax):
+        ax.plot(centres, single, label=f"one plateau at {c['plateau']:g} cm")
+        ax.plot(centres, shifted, label=f"plateau at {c['shift']:g} cm after {c['repeats']} at {c['strong']:g} cm")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("input field centre (cm)")
+        ax.set_ylabel("weight change")
+        ax.legend(fontsize=8)
+
+    _plot(out_dir, "place_field", draw)
+    return {"peak_dw": float(single.max()), "peak_offset_cm": float(offset[single.argmax()]),
+            "half_max_from_cm": float(half.min()), "half_max_to_cm": float(half.max()),
+            "min_dw": float(single.min()), "strong_w_near": _near(np.asarray(strong), centres, c["strong"]),
+            "shift_dw_near_strong": _near(shifted, centres, c["strong"]),
+            "shift_dw_before_shift": _near(shifted, centres, c["shift"] - 10.0), "dt_ms": c["dt"]}
+
+
+# ---------------------------------------------------------------- meta-learning the rule
+
+META_NAMES = ("tau_et", "tau_is", "k_pot", "k_dep")
+
+
+def rule_changes(log_params: jax.Array, cfg: dict) -> jax.Array:
+    """The weight changes of the two meta-learning protocols (concatenated) under the gated rule
+    with `exp(log_params)` as `(tau_ET, tau_IS, k+, k-)`."""
+    p, m = cfg["place_field"], cfg["meta"]
+    track = P.Track(dt=m["dt"])
+    values = jnp.exp(log_params)
+    rule = P.BTSP(update="gated")
+    rule = eqx.tree_at(lambda r: tuple(getattr(r, n) for n in META_NAMES), rule, tuple(values))
+    w0 = jnp.ones(track.n_inputs)
+    single = P.place_field(rule, w0, [np.nan, p["plateau"]], track=track) - w0
+    strong = P.place_field(P.BTSP(update="gated"), w0, [p["strong"]] * p["repeats"], track=track)
+    shifted = P.place_field(rule, strong, [np.nan, p["shift"]], track=track) - strong
+    return jnp.concatenate([single, shifted])
+
+
+def _meta(cfg, out_dir):
+    m = cfg["meta"]
+    published = P.BTSP()
+    truth = jnp.log(jnp.array([float(getattr(published, n)) for n in META_NAMES]))
+    target = rule_changes(truth, cfg)
+    loss = jax.jit(lambda lp: jnp.mean((rule_changes(lp, cfg) - target) ** 2))
+    value_and_grad = jax.jit(jax.value_and_grad(lambda lp: jnp.mean((rule_changes(lp, cfg) - target) ** 2)))
+    params = truth + jnp.log(jnp.array(m["start_scale"], truth.dtype))
+    opt = optax.adam(m["learning_rate"])
+    state = opt.init(params)
+    rows = []
+    for i in range(m["iterations"]):
+        value, grad = value_and_grad(params)
+        rows.append({"iteration": i, "loss": float(value),
+                     **{n: float(v) for n, v in zip(META_NAMES, jnp.exp(params))}})
+        updates, state = opt.update(grad, state)
+        params = optax.apply_updates(params, updates)
+    final_loss = float(loss(params))
+    io.write_rows(out_dir / "meta.csv", rows)
+    rel = np.abs(np.exp(np.asarray(params)) / np.exp(np.asarray(truth)) - 1.0)
+
+    def draw(ax):
+        ax.semilogy([r["loss"] for r in rows])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("mean squared weight-change error")
+
+    _plot(out_dir, "meta", draw)
+    return {"initial_loss": rows[0]["loss"], "final_loss": final_loss,
+            "fitted": {n: float(v) for n, v in zip(META_NAMES, np.exp(np.asarray(params)))},
+            "published": {n: float(v) for n, v in zip(META_NAMES, np.exp(np.asarray(truth)))},
+            "relative_error": {n: float(e) for n, e in zip(META_NAMES, rel)}, "iterations": m["iterations"]}
+
+
+# ---------------------------------------------------------------- 21-7-21 network
+
+
+def _rule(name: str):
+    if name == "btsp":
+        return BTSP(), 1.0
+    if name == "btsp_output_only":
+        return BTSP(train_hidden=False), 1.0
+    if name == "btsp_stale_nudge":
+        return BTSP(compat_stale_nudge=True), 1.0
+    return Exact(), None
+
+
+def train_network(rule, lr: float, keys: jax.Array, *, epochs: int, n_hidden: int = 7, n_patterns: int = 21):
+    """Trains the dendritic network with `rule` (SGD with `lr`) from each key, one trial per step
+    (`epochs * n_patterns` steps); returns the trained networks and the histories."""
+    task = OneHotPatterns(n=n_patterns)
+
+    def one(key):
+        k_net, k_fit = jax.random.split(key)
+        net = DendriticEINetwork((n_patterns, n_hidden, n_patterns), key=k_net)
+        return fit(net, rule, task, optax.sgd(lr), steps=epochs * n_patterns, key=k_fit, batch_size=1)
+
+    return eqx.filter_jit(jax.vmap(one))(keys)
+
+
+def hidden_cosine(net: DendriticEINetwork, task: OneHotPatterns) -> tuple[jax.Array, jax.Array]:
+    """Per pattern: the cosine of the BTSP update of the first hidden layer's input weights with the
+    exact gradient, and whether the pattern gave a hidden plateau."""
+    rule = BTSP()
+
+    def one(k):
+        batch = task.batch(k[None])
+        _, u, aux = rule(net, task, batch, None)
+        _, g, _ = Exact()(net, task, batch, None)
+        a, b = u.w_ff[0].weight.ravel(), g.w_ff[0].weight.ravel()
+        return a @ b / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30), aux["hidden_plateaus"] > 0
+
+    return jax.vmap(one)(jnp.arange(task.n))
+
+
+def _network(cfg, out_dir):
+    c = cfg["network"]
+    keys = jax.random.split(jax.random.key(cfg["experiment"]["seed"]), c["seeds"])
+    task = OneHotPatterns(n=c["n_patterns"])
+    rows, summary, curves = [], {}, {}
+    for name in c["rules"]:
+        rule, lr = _rule(name)
+        nets, history = train_network(rule, c["backprop_lr"] if lr is None else lr, keys, epochs=c["epochs"],
+                                      n_hidden=c["n_hidden"], n_patterns=c["n_patterns"])
+        acc = np.asarray(history["accuracy"]).reshape(c["seeds"], c["epochs"], -1).mean(-1)
+        loss = np.asarray(history["loss"]).reshape(c["seeds"], c["epochs"], -1).mean(-1)
+        final = acc[:, -c["window"]:].mean(1)
+        cos, has = jax.jit(jax.vmap(lambda n: hidden_cosine(n, task)))(nets)
+        cos, has = np.asarray(cos), np.asarray(has)
+        per_seed = np.array([cos[s][has[s]].mean() if has[s].any() else np.nan for s in range(c["seeds"])])
+        summary[name] = {"final_accuracy_mean": float(final.mean()), "final_accuracy_std": float(final.std()),
+                         "final_accuracy_min": float(final.min()),
+                         "final_mse_mean": float(loss[:, -c["window"]:].mean()),
+                         "hidden_cosine_mean": float(np.nanmean(per_seed)),
+                         "hidden_cosine_std": float(np.nanstd(per_seed))}
+        curves[name] = acc
+        rows += [{"rule": name, "seed": s, "epoch": e + 1, "accuracy": float(acc[s, e]), "loss": float(loss[s, e])}
+                 for s in range(c["seeds"]) for e in range(c["epochs"])]
+    io.write_rows(out_dir / "curves.csv", rows)
+
+    def draw(ax):
+        epochs = np.arange(1, c["epochs"] + 1)
+        for name, acc in curves.items():
+            m, s = acc.mean(0), acc.std(0)
+            ax.plot(epochs, m, label=name)
+            ax.fill_between(epochs, m - s, m + s, alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training accuracy")
+        ax.legend(fontsize=8)
+
+    _plot(out_dir, "network", draw)
+    return {"rules": summary, "seeds": c["seeds"], "epochs": c["epochs"]}
+
+
+def _plot(out_dir: Path, name: str, draw) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot; pip install 'simjax[plot]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(out_dir / f"btsp_{name}.png", dpi=100)
+    plt.close(fig)

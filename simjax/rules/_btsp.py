@@ -1,0 +1,184 @@
+r"""BTSP for credit assignment across layers by top-down gating of dendritic plasticity (Galloni,
+Peddada & Milstein, SNUFA 2022; the per-trial form of the two-state rule of Milstein et al. 2021,
+eLife 10:e73046).
+
+Acts on a `simjax.networks.DendriticEINetwork`. Per trial: the forward pass, then the network's
+backward (dendritic) phase (`DendriticEINetwork.backward`) assigns plateaus `P` to output and hidden
+units. Every BTSP projection `W` (`pre -> post`, upper bound `W_max`: the projection's
+`max_magnitude`) then changes by
+
+    discount_j = 1 if P_j > 0,  neg_discount if P_j < 0,  0 otherwise
+    ET_ij = discount_j r_i,     IS_j = |P_j|
+    Delta W_ij = eta IS_j [(W_max - W_ij) ET_ij - W_ij q_dep(ET_ij)]
+
+with `r` the presynaptic activity after the nudge (the input itself for the first layer) and
+`q_dep` the scaled rectified sigmoid (`simjax.plasticity.scaled_rectified_sigmoid`) with threshold
+`dep_theta` and half-width `dep_width` (a near step: every active input pays the full depression
+term). This is the kinetic rule with `k_pot = k_dep` integrated over one trial. The BTSP
+projections are the feed-forward `w_ff` (rates `eta_ff`) and the top-down `w_td` (rates
+`eta_td`); the dendrite-targeting inhibition learns by the *dendritic loss*
+
+    Delta w_dend = -eta_dend a_dendI P^T
+
+(positive plateaus strengthen the dendritic inhibition, negative ones weaken it, so that the
+dendritic state, a local error, goes to 0 when the output is right). Updates are averaged over the
+trials of a batch and returned with a gradient's sign (`updates = -Delta W`): train with
+`optax.sgd(1.0)`; `simjax.fit` then restores the bounds and Dale signs.
+
+With `compat_stale_nudge=True` the rule carries each hidden layer's last nudges from one trial to
+the next (its state; batches of one trial reproduce the original code's carry-over, a larger batch
+uses the nudges of its predecessor's last trial for all its trials).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+from .._checks import as_float_array, check_positive, is_concrete
+from ..networks._dendritic import DendriticEINetwork, Plateaus
+from ..parameters._parameters import partition
+from ..plasticity._btsp import scaled_rectified_sigmoid
+from ._base import AbstractRule
+
+
+def btsp_delta(weight: Float[Array, "n_pre n_post"], pre: Float[Array, " n_pre"], plateau: Float[Array, " n_post"],
+               eta: Float[ArrayLike, ""], w_max: Float[ArrayLike, ""], *, neg_discount: Float[ArrayLike, ""] = 0.25,
+               dep_theta: Float[ArrayLike, ""] = 0.01, dep_width: Float[ArrayLike, ""] = 0.01
+               ) -> Float[Array, "n_pre n_post"]:
+    r"""The per-trial BTSP weight change of one projection (module docstring).
+
+    **Arguments:**
+
+    - `weight`: the weights `(n_pre, n_post)`.
+    - `pre`: the presynaptic activity (after the nudge).
+    - `plateau`: the postsynaptic plateaus `P`.
+    - `eta`: the learning rate; `w_max`: the upper weight bound.
+    - `neg_discount`: the eligibility discount of negative plateaus (0.25).
+    - `dep_theta`, `dep_width`: threshold and half-width of `q_dep` (0.01, 0.01).
+
+    **Returns:** `Delta W`.
+    """
+    discount = jnp.where(plateau > 0, 1.0, jnp.where(plateau < 0, neg_discount, 0.0))
+    et = pre[:, None] * discount[None, :]
+    q = scaled_rectified_sigmoid(et, dep_theta, dep_width)
+    return eta * jnp.abs(plateau)[None, :] * ((w_max - weight) * et - weight * q)
+
+
+def _per_layer(x: Array, i: int) -> Array:
+    return x if x.ndim == 0 else x[i]
+
+
+class BTSP(AbstractRule):
+    r"""BTSP with top-down dendritic gating on a `simjax.networks.DendriticEINetwork` (module
+    docstring). Defaults: the rates retuned for the clean backward phase of the 21-7-21 network.
+
+    **Arguments:**
+
+    - `eta_ff`: learning rates of the feed-forward projections (a scalar, or one per layer;
+      default `(0.009, 0.0173)`).
+    - `eta_td`: learning rates of the top-down projections (scalar or one per hidden layer; 0.069).
+    - `eta_dend`: learning rates of the dendrite-targeting inhibition (scalar or one per hidden
+      layer; 0.005).
+    - `neg_discount`: eligibility discount of negative plateaus (in `[0, 1]`, 0.25).
+    - `dep_theta`, `dep_width`: `q_dep`'s threshold (in `[0, 1]`) and half-width (`> 0`).
+    - `train_hidden`: `False` freezes the hidden layers' plasticity (their feed-forward, top-down
+      and dendritic-inhibition weights): only the output layer learns.
+    - `compat_stale_nudge`: reproduce the original code's carry-over of the nudges (module
+      docstring).
+    """
+
+    eta_ff: Float[Array, "*layers"]
+    eta_td: Float[Array, "*hidden"]
+    eta_dend: Float[Array, "*hidden"]
+    neg_discount: Float[Array, ""]
+    dep_theta: Float[Array, ""]
+    dep_width: Float[Array, ""]
+    train_hidden: bool = eqx.field(static=True)
+    compat_stale_nudge: bool = eqx.field(static=True)
+
+    def __init__(self, eta_ff: Any = (0.009, 0.0173), eta_td: Any = 0.069, eta_dend: Any = 0.005,
+                 neg_discount: Any = 0.25, dep_theta: Any = 0.01, dep_width: Any = 0.01, *, train_hidden: bool = True,
+                 compat_stale_nudge: bool = False):
+        owner = "BTSP"
+        for name, v in (("eta_ff", eta_ff), ("eta_td", eta_td), ("eta_dend", eta_dend)):
+            check_positive(name, v, allow_zero=True, owner=owner)
+        check_positive("dep_width", dep_width, owner=owner)
+        for name, v in (("neg_discount", neg_discount), ("dep_theta", dep_theta)):
+            if is_concrete(v) and not np.all((np.asarray(v) >= 0) & (np.asarray(v) <= 1)):
+                raise ValueError(f"{owner}: {name} must lie in [0, 1], got {v!r}")
+        self.eta_ff, self.eta_td, self.eta_dend = map(as_float_array, (eta_ff, eta_td, eta_dend))
+        self.neg_discount, self.dep_theta = as_float_array(neg_discount), as_float_array(dep_theta)
+        self.dep_width = as_float_array(dep_width)
+        self.train_hidden, self.compat_stale_nudge = bool(train_hidden), bool(compat_stale_nudge)
+
+    def _check(self, model):
+        if not isinstance(model, DendriticEINetwork):
+            raise TypeError(f"BTSP: acts on a simjax.networks.DendriticEINetwork (it needs the dendritic backward "
+                            f"phase), got {type(model).__name__}")
+        layers, hidden = len(model.w_ff), len(model.w_td)
+        for name, value, count in (("eta_ff", self.eta_ff, layers), ("eta_td", self.eta_td, hidden),
+                                   ("eta_dend", self.eta_dend, hidden)):
+            if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != count):
+                raise ValueError(f"BTSP: {name} must be a scalar or have {count} entries for this network, got shape "
+                                 f"{value.shape}")
+
+    def init(self, model, key):
+        if not self.compat_stale_nudge:
+            return None
+        self._check(model)
+        dtype = model.w_ff[0].weight.dtype
+        return tuple(jnp.zeros(n, dtype) for n in model.sizes[1:-1])
+
+    def deltas(self, model: DendriticEINetwork, x: Float[Array, " n_in"], plateaus: Plateaus
+               ) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...]]:
+        """The weight changes `Delta W` of one trial (feed-forward, top-down, dendritic inhibition)
+        from its input `x` (last step) and its backward phase."""
+        kw = dict(neg_discount=self.neg_discount, dep_theta=self.dep_theta, dep_width=self.dep_width)
+        pres = (x, *plateaus.rate[:-1])
+        ff = tuple(btsp_delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude,
+                              **kw) for i, p in enumerate(model.w_ff))
+        td = tuple(btsp_delta(p.dense(), plateaus.rate[i + 1], plateaus.plateau[i], _per_layer(self.eta_td, i),
+                              p.max_magnitude, **kw) for i, p in enumerate(model.w_td))
+        dend = tuple(-_per_layer(self.eta_dend, i) * plateaus.dend_i[i][:, None] * plateaus.plateau[i][None, :]
+                     for i in range(len(model.w_dend)))
+        if not self.train_hidden:
+            ff = tuple(jnp.zeros_like(d) for d in ff[:-1]) + ff[-1:]
+            td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
+        return ff, td, dend
+
+    def _apply(self, state, model, task, batch, key):
+        self._check(model)
+        outputs = task.forward(model, batch, key)
+        final = outputs.final_state
+        targets = jnp.asarray(batch.targets)
+        x = jnp.asarray(batch.inputs)[-1]
+
+        def one(st, y, xi):
+            plateaus = model.backward(st, y, state)
+            return self.deltas(model, xi, plateaus), plateaus
+
+        (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)
+        mean = lambda ds: tuple(jnp.mean(d, axis=0) for d in ds)  # noqa: E731
+        params, _ = partition(model)
+        updates = jax.tree.map(jnp.zeros_like, params)
+        updates = eqx.tree_at(
+            lambda u: tuple(p.weight for p in (*u.w_ff, *u.w_td, *u.w_dend)), updates,
+            tuple(-d for d in (*mean(ff), *mean(td), *mean(dend))))
+        aux = dict(task.metrics(outputs, batch))
+        hidden = jnp.concatenate(plateaus.plateau[:-1], axis=-1)
+        aux["hidden_plateaus"] = jnp.mean(jnp.any(hidden != 0, axis=-1).astype(hidden.dtype))
+        new_state = None if state is None else tuple(n[-1] for n in plateaus.nudge[:-1])
+        return task.loss(outputs, batch), updates, aux, new_state
+
+    def __call__(self, model, task, batch, key):
+        loss, updates, aux, _ = self._apply(self.init(model, None), model, task, batch, key)
+        return loss, updates, aux
+
+    def step(self, state, model, task, batch, key):
+        return self._apply(state, model, task, batch, key)

@@ -1,0 +1,378 @@
+"""BTSP: the two-state kinetic rule and the place-field protocol of Milstein et al. (2021)."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import simjax as sj
+from simjax._app import config
+from simjax._app.experiments import btsp
+
+P = sj.plasticity
+
+
+def test_scaled_rectified_sigmoid_closed_form():
+    theta, width = 0.3, 0.2
+    x = jnp.array([-0.5, 0.0, 0.3, 0.7, 1.0, 2.0])
+    s = lambda v: 1.0 / (1.0 + np.exp(-2.0 * (v - theta) / width))  # noqa: E731
+    want = (s(np.clip(np.asarray(x), 0, 1)) - s(0.0)) / (s(1.0) - s(0.0))
+    got = P.scaled_rectified_sigmoid(x, theta, width)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[0] == 0.0 and got[1] == 0.0 and got[4] == pytest.approx(1.0) and got[5] == pytest.approx(1.0)
+
+
+def test_continuous_update_is_the_two_state_solution():
+    # Inputs held at the filters' fixed points keep ET and IS (hence both rates) constant, so the
+    # kinetic equation du/dt = a (1 - u) - b u has the closed form u_inf + (u0 - u_inf) exp(-(a + b) t).
+    rule = P.BTSP(w_min=0.5, w_max=2.5)
+    n_pre, steps, dt = 4, 300, 5.0
+    pre = jnp.linspace(0.2, 1.0, n_pre)
+    post = jnp.array([0.9, 0.4])
+    w0 = jnp.full((n_pre, 2), 1.0)
+    traces = P.BTSPTraces(eligibility=pre, instructive=post, potentiation=jnp.zeros_like(w0),
+                          depression=jnp.zeros_like(w0))
+    w, _ = P.run(rule, jnp.broadcast_to(pre, (steps, n_pre)), jnp.broadcast_to(post, (steps, 2)), w0, dt=dt,
+                 traces=traces)
+    x = np.asarray(pre)[:, None] * np.asarray(post)[None, :]
+    s = lambda v, th, wd: 1.0 / (1.0 + np.exp(-2.0 * (v - th) / wd))  # noqa: E731
+    q = lambda v, th, wd: (s(v, th, wd) - s(0, th, wd)) / (s(1, th, wd) - s(0, th, wd))  # noqa: E731
+    a, b = 1.110e-3 * q(x, 0.415, 0.454), 0.425e-3 * q(x, 0.0262, 0.0998)
+    u0, u_inf = 0.25, a / (a + b)
+    u = u_inf + (u0 - u_inf) * np.exp(-(a + b) * steps * dt)
+    np.testing.assert_allclose(w, 0.5 + 2.0 * u, rtol=1e-10)
+
+
+def test_gated_update_changes_weights_only_when_signalled():
+    rule = P.BTSP(update="gated")
+    steps = 50
+    pre = jnp.ones((steps, 3))
+    post = jnp.ones((steps, 1))
+    w0 = jnp.ones((3, 1))
+    modulator = jnp.zeros(steps)
+    w, traces = P.run(rule, pre, post, w0, dt=10.0, modulator=modulator)
+    np.testing.assert_array_equal(w, w0)
+    assert np.all(np.asarray(traces.potentiation) > 0)
+    w, traces = P.run(rule, pre, post, w0, dt=10.0, modulator=modulator.at[-1].set(1.0))
+    assert np.all(np.asarray(w) > 1.0) and np.all(np.asarray(traces.potentiation) == 0)
+
+
+def _near(weights, track, position):
+    return float(weights[int(np.argmin(np.abs(np.asarray(track.centres) - position)))])
+
+
+def test_single_plateau_reproduces_the_published_weight_change():
+    # One 300 ms plateau at 90 cm on a silent cell (all W = 1), 200 inputs on a 187 cm track at 25 cm/s.
+    track = P.Track()
+    w0 = jnp.ones(200)
+    w = P.place_field(P.BTSP(update="gated"), w0, [np.nan, 90.0, np.nan], track=track)
+    dw, offset = np.asarray(w - w0), np.asarray(track.centres) - 90.0
+    assert dw.max() == pytest.approx(1.82, rel=0.2)
+    assert -10.0 <= offset[dw.argmax()] <= -2.0  # the peak is ~6 cm before the plateau
+    half = offset[dw > dw.max() / 2]
+    assert half.min() == pytest.approx(-38.0, abs=5.0) and half.max() == pytest.approx(14.0, abs=5.0)
+    assert -0.1 < dw.min() < 0.0  # slight depression of the weakly co-active inputs far away
+
+
+def test_plateau_depresses_strong_inputs_bidirectionally():
+    track = P.Track()
+    rule = P.BTSP(update="gated")
+    w = P.place_field(rule, jnp.ones(200), [150.0, 150.0, 150.0], track=track)
+    assert _near(w, track, 150.0) > 2.0
+    w2 = P.place_field(rule, w, [np.nan, 130.0, np.nan], track=track)
+    dw = w2 - w
+    assert _near(dw, track, 150.0) == pytest.approx(-0.72, rel=0.2)
+    assert _near(dw, track, 120.0) > 0.1
+    assert np.all((np.asarray(w2) >= 0.0) & (np.asarray(w2) <= 4.68))
+
+
+def _loss(params, names, base, track, target):
+    rule = eqx.tree_at(lambda r: tuple(getattr(r, n) for n in names), base, tuple(params))
+    w = P.place_field(rule, jnp.ones(track.n_inputs), [np.nan, 50.0], track=track)
+    return jnp.sum((w - target) ** 2)
+
+
+def test_rule_parameter_gradients_match_finite_differences():
+    track = P.Track(n_inputs=16, dt=20.0)
+    base = P.BTSP(update="gated")
+    names = ("tau_et", "tau_is", "k_pot", "k_dep", "theta_pot", "width_pot", "theta_dep", "width_dep")
+    params = [getattr(base, n) for n in names]
+    target = jnp.linspace(1.0, 3.0, track.n_inputs)
+    grads = jax.grad(_loss)(params, names, base, track, target)
+    loss = jax.jit(_loss, static_argnums=(1, 3))
+    for i, name in enumerate(names):
+        h = 1e-5 * abs(float(params[i]))
+        up = [p + h if j == i else p for j, p in enumerate(params)]
+        down = [p - h if j == i else p for j, p in enumerate(params)]
+        fd = (loss(up, names, base, track, target) - loss(down, names, base, track, target)) / (2 * h)
+        assert float(grads[i]) == pytest.approx(float(fd), rel=1e-5, abs=1e-10), name
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(w_min=2.0, w_max=1.0), "w_min < w_max"),
+    (dict(tau_et=-5.0), "tau_et"),
+    (dict(tau_is=0.0), "tau_is"),
+    (dict(theta_pot=1.5), "theta_pot"),
+    (dict(width_dep=-0.1), "width_dep"),
+    (dict(update="lap"), "update"),
+])
+def test_bad_rule_parameters(unchecked, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        P.BTSP(**kwargs)
+
+
+def test_bad_place_field_input(unchecked):
+    rule = P.BTSP(update="gated")
+    with pytest.raises(ValueError, match="weights"):
+        P.place_field(rule, jnp.ones(10), [90.0])
+    with pytest.raises(ValueError, match="plateau positions"):
+        P.place_field(rule, jnp.ones(200), [200.0])
+    with pytest.raises(ValueError, match="bounds"):
+        P.place_field(rule, jnp.full(200, 9.0), [90.0])
+    with pytest.raises(ValueError, match="modulator"):
+        P.run(rule, jnp.ones((3, 2)), jnp.ones((3, 1)), jnp.ones((2, 1)), dt=1.0)
+
+
+# --- the dendritic E/I network and the per-trial BTSP rule (sj.rules.BTSP) ---------------------------
+
+
+def _numpy_backward(net, soma, rate, target):
+    """The backward phase of the Nov-2022 code, written from its description with plain loops."""
+    h_neuron, o_neuron = net.neurons
+    th_ph, th_mh = float(h_neuron.theta_plus), float(h_neuron.theta_minus)
+    th_po, th_mo = float(o_neuron.theta_plus), float(o_neuron.theta_minus)
+    relu = lambda v: np.maximum(v, 0.0)  # noqa: E731
+    s_h, s_o = soma
+    d_o = np.clip(target - rate[1], -1, 1)
+    p_o = np.zeros_like(d_o)
+    r_o = rate[1].copy()
+    for k in range(len(d_o)):
+        if d_o[k] > th_po:
+            p_o[k] = d_o[k]
+            r_o[k] = relu(s_o[k] + d_o[k])
+        elif d_o[k] < th_mo:
+            p_o[k] = d_o[k]
+    w_td, w_hd = np.asarray(net.w_td[0].dense()), np.asarray(net.w_dend[0].dense())
+
+    def dend(nudge):
+        a_h = relu(s_h + nudge)
+        a_d = relu(np.array([a_h.sum()] * w_hd.shape[0]))
+        return np.clip(r_o @ w_td + a_d @ w_hd, -1, 1), a_d
+
+    nudge = np.zeros_like(s_h)
+    d, _ = dend(nudge)
+    p_h = np.zeros_like(s_h)
+    for j in sorted(range(len(d)), key=lambda i: -d[i]):
+        if d[j] > th_ph:
+            p_h[j] = nudge[j] = d[j]
+            d, _ = dend(nudge)
+        elif d[j] < th_mh:
+            p_h[j] = d[j]
+    return p_o, p_h, r_o, relu(s_h + nudge)
+
+
+def test_backward_phase_matches_a_loop_implementation():
+    task = sj.tasks.OneHotPatterns()
+    batch = task.batch(jnp.arange(21))
+    targets = np.asarray(batch.targets)
+
+    @eqx.filter_jit
+    def phases(net):
+        final = task.forward(net, batch).final_state
+        return final, jax.vmap(net.backward)(final, batch.targets)
+
+    for seed in range(3):
+        net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(seed), w_td_init=(0.3, 0.9))
+        final, plateaus = phases(net)
+        for k in range(21):
+            soma = tuple(np.asarray(s[k]) for s in final.soma)
+            rate = tuple(np.asarray(r[k]) for r in final.rate)
+            p_o, p_h, r_o, r_h = _numpy_backward(net, soma, rate, targets[k])
+            np.testing.assert_allclose(plateaus.plateau[1][k], p_o, atol=1e-12)
+            np.testing.assert_allclose(plateaus.plateau[0][k], p_h, atol=1e-12)
+            np.testing.assert_allclose(plateaus.rate[1][k], r_o, atol=1e-12)
+            np.testing.assert_allclose(plateaus.rate[0][k], r_h, atol=1e-12)
+        assert np.any(np.asarray(plateaus.plateau[0]) > 0)  # the comparison covers hidden plateaus
+
+
+def test_btsp_delta_closed_form():
+    w = jnp.array([[0.5, 1.0, 2.0], [0.0, 3.0, 1.5]])
+    pre = jnp.array([0.8, 0.0])
+    plateau = jnp.array([0.6, -0.4, 0.0])
+    d = sj.rules.btsp_delta(w, pre, plateau, 0.1, 3.0)
+    # active input, positive plateau: potentiation towards w_max, full depression term (q_dep(0.8) = 1)
+    assert float(d[0, 0]) == pytest.approx(0.1 * 0.6 * ((3.0 - 0.5) * 0.8 - 0.5 * 1.0), rel=1e-6)
+    assert float(d[0, 1]) == pytest.approx(0.1 * 0.4 * ((3.0 - 1.0) * 0.2 - 1.0 * 1.0), rel=1e-6)
+    np.testing.assert_array_equal(d[:, 2], 0.0)  # no plateau, no change
+    np.testing.assert_allclose(d[1], 0.0, atol=1e-12)  # silent input: ET = 0, q_dep(0) = 0
+
+
+def _train(rules, keys, epochs):
+    task = sj.tasks.OneHotPatterns()
+
+    def one(rule, key):
+        k_net, k_fit = jax.random.split(key)
+        net = sj.networks.DendriticEINetwork((21, 7, 21), key=k_net)
+        net, _ = sj.fit(net, rule, task, optax.sgd(1.0), steps=epochs * 21, key=k_fit, batch_size=1)
+        return net, task.metrics(task.forward(net, task.all()), task.all())["accuracy"]
+
+    per_rule = eqx.filter_vmap(eqx.filter_vmap(one, in_axes=(None, 0)), in_axes=(0, None))
+    return eqx.filter_jit(per_rule)(rules, keys)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    full = sj.rules.BTSP()
+    frozen = sj.rules.BTSP(eta_ff=(0.0, 0.0173), eta_td=0.0, eta_dend=0.0)  # = train_hidden=False
+    rules = jax.tree.map(lambda a, b: jnp.stack([a, b]), full, frozen)
+    return _train(rules, jax.random.split(jax.random.key(1), 3), epochs=200)
+
+
+def test_btsp_network_learns_and_needs_hidden_plasticity(trained):
+    _, accuracy = trained
+    full, frozen = np.asarray(accuracy).mean(axis=1)
+    assert full >= 0.9
+    assert full - frozen >= 0.25
+
+
+def test_frozen_hidden_option_equals_zero_hidden_rates():
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0))
+    task = sj.tasks.OneHotPatterns()
+    batch = task.batch(jnp.array([3, 5]))
+    call = eqx.filter_jit(lambda rule: rule(net, task, batch, None))
+    _, a, _ = call(sj.rules.BTSP(train_hidden=False))
+    _, b, _ = call(sj.rules.BTSP(eta_ff=(0.0, 0.0173), eta_td=0.0, eta_dend=0.0))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, atol=1e-15)
+
+
+def test_trained_weights_stay_in_bounds_with_dale_signs(trained):
+    nets, _ = trained
+    for proj, bound in ((nets.w_ff[0], 3.738), (nets.w_ff[1], 3.161), (nets.w_td[0], 3.106)):
+        w = np.asarray(proj.weight)
+        assert w.min() >= 0.0 and w.max() <= bound + 1e-12
+    assert np.asarray(nets.w_dend[0].weight).max() <= 0.0
+    assert np.any(np.asarray(nets.w_ff[0].weight) > 0.5)  # the hidden weights did learn
+
+
+def test_hidden_btsp_update_points_down_the_gradient(trained):
+    # Cosine of the BTSP update of the hidden layer's input weights with the exact gradient (both in
+    # a gradient's sign), per pattern, over the patterns that gave a hidden plateau.
+    nets, _ = trained
+    task = sj.tasks.OneHotPatterns()
+    rule = sj.rules.BTSP()
+
+    @jax.jit
+    def cosines(net):
+        def one(k):
+            batch = task.batch(k[None])
+            _, u, aux = rule(net, task, batch, None)
+            _, g, _ = sj.rules.Exact()(net, task, batch, None)
+            a, b = u.w_ff[0].weight.ravel(), g.w_ff[0].weight.ravel()
+            cos = a @ b / jnp.maximum(jnp.linalg.norm(a) * jnp.linalg.norm(b), 1e-30)
+            return cos, aux["hidden_plateaus"] > 0
+        return jax.vmap(one)(jnp.arange(21))
+
+    for seed in range(2):
+        net = jax.tree.map(lambda x: x[0, seed] if eqx.is_array(x) else x, nets)
+        cos, has = cosines(net)
+        cos, has = np.asarray(cos), np.asarray(has)
+        assert has.sum() >= 5
+        assert cos[has].mean() > 0.1
+
+
+def test_stale_nudge_option_carries_the_nudge():
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), w_td_init=(0.3, 0.9))
+    task = sj.tasks.OneHotPatterns()
+    rule = sj.rules.BTSP(compat_stale_nudge=True)
+    state = rule.init(net, None)
+    np.testing.assert_array_equal(state[0], 0.0)
+    batch = task.batch(jnp.array([2]))
+    _, clean, _ = eqx.filter_jit(sj.rules.BTSP())(net, task, batch, None)
+    _, first, _, state = eqx.filter_jit(rule.step)(state, net, task, batch, None)
+    for x, y in zip(jax.tree.leaves(clean), jax.tree.leaves(first)):  # nothing stale on the first trial
+        np.testing.assert_allclose(x, y, atol=1e-15)
+    assert np.any(np.asarray(state[0]) > 0)
+
+
+def test_rule_learning_rate_gradients_match_finite_differences():
+    # The loss after K BTSP steps is differentiable in the rule's rates (meta-learning the rule).
+    task = sj.tasks.OneHotPatterns()
+    net0 = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(3))
+    order = jnp.array([0, 4, 0])
+
+    params, static = sj.parameters.partition(net0)
+
+    @jax.jit
+    def loss(etas):
+        rule = sj.rules.BTSP(eta_ff=etas[:2], eta_td=etas[2], eta_dend=etas[3])
+
+        def step(p, k):
+            net = eqx.combine(p, static)
+            _, u, _ = rule(net, task, task.batch(k[None]), None)
+            net = sj.parameters.constrain(eqx.apply_updates(net, jax.tree.map(lambda x: -x, u)))
+            return sj.parameters.partition(net)[0], None
+
+        p, _ = jax.lax.scan(step, params, order)
+        net = eqx.combine(p, static)
+        return task.loss(task.forward(net, task.all()), task.all())
+
+    etas = jnp.array([0.009, 0.0173, 0.069, 0.005])
+    grad = jax.grad(loss)(etas)
+    for i in range(4):
+        h = 1e-6 * float(etas[i])
+        e = jnp.zeros(4).at[i].set(h)
+        fd = (loss(etas + e) - loss(etas - e)) / (2 * h)
+        assert float(grad[i]) == pytest.approx(float(fd), rel=1e-3, abs=1e-9)
+    assert np.any(np.abs(np.asarray(grad)) > 0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(neurons=sj.neurons.TwoCompartment(theta_plus=1.5, theta_minus=-0.1)), "outside the dendritic range"),
+    (dict(w_ff_init=(5.0, 0.1)), "bounds are reversed"),
+    (dict(w_fbi=(0.2, -1.0)), "w_fbi"),
+    (dict(sizes=(21, 21)), "hidden layer"),
+])
+def test_bad_network_input(unchecked, kwargs, match):
+    kwargs = {"sizes": (21, 7, 21), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sj.networks.DendriticEINetwork(key=jax.random.key(0), **kwargs)
+
+
+def test_bad_btsp_rule_input(unchecked):
+    with pytest.raises(ValueError, match="neg_discount"):
+        sj.rules.BTSP(neg_discount=2.0)
+    with pytest.raises(ValueError, match="eta_td"):
+        sj.rules.BTSP(eta_td=-1.0)
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0))
+    task = sj.tasks.OneHotPatterns()
+    with pytest.raises(ValueError, match="eta_ff"):
+        sj.rules.BTSP(eta_ff=(0.1, 0.2, 0.3))(net, task, task.batch(jnp.array([0])), None)
+    with pytest.raises(TypeError, match="DendriticEINetwork"):
+        sj.rules.BTSP()(sj.networks.FeedForward((21, 7, 21), neuron="relu", key=jax.random.key(0)), task,
+                        task.batch(jnp.array([0])), None)
+
+
+def test_btsp_experiment_config_errors_name_the_key():
+    for section, key, bad, name in (("network", "rules", ["btsp", "nope"], "network.rules"),
+                                    ("place_field", "plateau", 200.0, "place_field.plateau"),
+                                    ("meta", "start_scale", [1.0, 2.0], "meta.start_scale"),
+                                    ("protocol", "kind", "laps", "protocol.kind")):
+        cfg = config.merge(btsp.DEFAULTS, {section: {key: bad}})
+        with pytest.raises(config.ConfigError, match=name.replace(".", r"\.")):
+            btsp.validate(cfg)
+
+
+def test_forward_euler_converges_to_the_ode_solution():
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), w_ff_init=(1.0, 1.0))
+    x = jnp.zeros((1, 1, 21)).at[:, :, 3].set(1.0)
+    errors = []
+    for dt, steps in ((0.1, 20), (0.05, 40)):
+        inputs = jnp.broadcast_to(x, (steps, 1, 21))
+        clock = sj.simulate(net, inputs, dt=dt).v[-1]
+        ode = sj.simulate(net, inputs, dt=dt, method="ode", solver=diffrax.Tsit5()).v[-1]
+        errors.append(float(jnp.max(jnp.abs(clock - ode))))
+    assert errors[1] < 0.6 * errors[0] and errors[1] < 1e-2  # first order in dt
