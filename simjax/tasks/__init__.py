@@ -19,6 +19,8 @@ from ._memory import SineGeneration as SineGeneration
 from ._memory import orthonormal_patterns as orthonormal_patterns
 from ._pattern_generation import PatternGeneration as PatternGeneration
 from ._spike_targets import SpikeTimeTargets as SpikeTimeTargets
+from ._stereo import RandomDotStereo as RandomDotStereo
+from ._stereo import render_stereogram as render_stereogram
 from ._store_recall import StoreRecall as StoreRecall
 from ._supervised import Supervised as Supervised
 from ._teacher_student import TeacherStudent as TeacherStudent
