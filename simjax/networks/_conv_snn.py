@@ -185,7 +185,7 @@ class DepthReadout(eqx.Module):
         return cls([UpsampleConv.init(c, 1, kernel_size, key=k, bias=True, scale=scale)
                     for c, k in zip(channels, keys)])
 
-    def __call__(self, features: Sequence[Float[Array, "batch c h w"]],
+    def __call__(self, features: Sequence[Float[Array, "..."]],
                  size: tuple[int, int]) -> Float[Array, "stages batch H W"]:
         """`[stages, batch, H, W]`: the I-neuron potential after each stage (the last is the prediction)."""
         if len(features) != len(self.predictions):
