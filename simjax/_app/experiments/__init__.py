@@ -10,6 +10,7 @@ from . import observatory as observatory
 from . import pam as pam
 from . import plasticity as plasticity
 from . import quickstart as quickstart
+from . import stereospike as stereospike
 from . import train as train
 
 EXPERIMENTS = {
@@ -23,5 +24,6 @@ EXPERIMENTS = {
     "pam": pam,
     "plasticity": plasticity,
     "quickstart": quickstart,
+    "stereospike": stereospike,
     "train": train,
 }
