@@ -190,6 +190,7 @@ def check_agreement(task, x, y, channels) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
+    x64 = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
         _, net, sj_lg = simjax_step(task, x, y, channels, jnp.float64)
@@ -203,7 +204,7 @@ def check_agreement(task, x, y, channels) -> dict:
                 "loss_rel_err": abs(float(loss_sj) - float(loss_ref)) / abs(float(loss_ref)),
                 "grad_max_rel_err": rel}
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", x64)
 
 
 def main(argv=None) -> dict:

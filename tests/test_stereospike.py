@@ -1,6 +1,9 @@
 """StereoSpike: the one-step convolutional spiking blocks against closed forms and NumPy/SciPy
 re-implementations, the depth losses, the random-dot stereogram generator's geometry, and bad input."""
 
+import sys
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -244,9 +247,10 @@ def test_stereogram_task_is_seeded_with_disjoint_splits_and_optional_nan_pixels(
     np.testing.assert_array_equal(a.inputs, b.inputs)
     test = train.with_split("test")
     assert not np.array_equal(np.asarray(test.scenes(jnp.arange(3)).inputs), np.asarray(a.inputs))
-    frac = float(jnp.mean(jnp.isnan(train.full().targets)))
+    frac = float(jnp.mean(jnp.isnan(a.targets)))
     assert 0.05 < frac < 0.15
-    assert sj.tasks.RandomDotStereo(16, 24, cameras="left").sample(jax.random.key(0), 2).inputs.shape == (2, 2, 16, 24)
+    left = sj.tasks.RandomDotStereo(16, 24, size=20, nan_fraction=0.1, cameras="left").sample(jax.random.key(0), 3)
+    assert left.inputs.shape == (3, 2, 16, 24)
 
 
 def test_left_events_carry_no_depth_cue():
@@ -256,3 +260,18 @@ def test_left_events_carry_no_depth_cue():
     left = np.asarray(batch.inputs[:, :2].sum(1))
     near = np.asarray(batch.targets) < 4.0
     assert abs(left[near].mean() - left[~near].mean()) < 0.05 * left.mean()
+
+
+# ---------------------------------------------------------------------------------------------- whole network
+
+
+def test_loss_and_surrogate_gradients_equal_a_hand_written_plain_jax_network():
+    # the benchmark's baseline: dict weights, lax.conv_general_dilated, custom_jvp spikes, loss written out
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import stereospike as bench
+
+    task = sj.tasks.RandomDotStereo(16, 24, size=4, nan_fraction=0.05)
+    batch = task.scenes(jnp.arange(2))
+    a = bench.check_agreement(task, np.asarray(batch.inputs), np.asarray(batch.targets), (2, 4, 8))
+    assert a["loss_rel_err"] < 1e-12
+    assert a["grad_max_rel_err"] < 1e-10

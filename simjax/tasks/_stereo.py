@@ -121,7 +121,7 @@ def render_stereogram(key: PRNGKeyArray, height: int, width: int, *, focal_basel
     return counts, depth.astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+@functools.partial(jax.jit, static_argnums=(1, 3, 4, 5))
 def _render_split(indices, seed, split, height, width, scene):
     base = jax.random.fold_in(jax.random.key(seed), split)
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
