@@ -12,6 +12,8 @@ import pytest
 from scipy.signal import correlate2d
 
 import simjax as sj
+from simjax._app import config as cfgmod
+from simjax._app.experiments import stereospike
 from simjax.networks import (
     FULL_CHANNELS,
     SCALED_CHANNELS,
@@ -275,3 +277,15 @@ def test_loss_and_surrogate_gradients_equal_a_hand_written_plain_jax_network():
     a = bench.check_agreement(task, np.asarray(batch.inputs), np.asarray(batch.targets), (2, 4, 8))
     assert a["loss_rel_err"] < 1e-12
     assert a["grad_max_rel_err"] < 1e-10
+
+
+def test_shipped_configs_validate_and_bad_values_are_named():
+    for name in ("stereospike_binocular", "stereospike_monocular", "stereospike_ablations"):
+        raw = cfgmod.load(name)
+        stereospike.validate(cfgmod.merge(stereospike.DEFAULTS, raw))
+    bad = cfgmod.merge(stereospike.DEFAULTS, {"compare": {"variants": ["stereo"]}})
+    with pytest.raises(cfgmod.ConfigError, match="'stereo' is not a known variant"):
+        stereospike.validate(bad)
+    bad = cfgmod.merge(stereospike.DEFAULTS, {"data": {"height": 30}})
+    with pytest.raises(cfgmod.ConfigError, match="data.height/width"):
+        stereospike.validate(bad)

@@ -41,7 +41,7 @@ DEFAULTS = {
     "experiment": {"name": "stereospike", "seeds": [0]},
     "data": {"height": 32, "width": 48, "train_size": 2000, "validation_size": 200, "test_size": 200,
              "nan_fraction": 0.05, "data_seed": 0},
-    "model": {"channels": [4, 8, 16, 32, 64], "scale": 1.0},
+    "model": {"channels": [4, 8, 16, 32, 64], "scale": 2.0},
     "train": {"steps": 3000, "eval_every": 500, "batch_size": 8, "learning_rate": 1e-3, "float32": True},
     "compare": {"variants": ["binocular"]},
 }
