@@ -35,7 +35,8 @@ def _heaviside(x, surrogate):
 def _heaviside_jvp(primals, tangents):
     x, surrogate = primals
     dx, _ = tangents
-    return _heaviside(x, surrogate), surrogate.derivative(x) * dx
+    # the tangent keeps x's dtype (float64 surrogate parameters must not promote float32 activity)
+    return _heaviside(x, surrogate), (surrogate.derivative(x) * dx).astype(dx.dtype)
 
 
 class AbstractSurrogate(eqx.Module):

@@ -6,6 +6,7 @@ from ._base import AbstractProjection as AbstractProjection
 from ._conductance import ExponentialConductance as ExponentialConductance
 from ._conductance import MgBlock as MgBlock
 from ._conv import Conv2d as Conv2d
+from ._conv import resize_nearest as resize_nearest
 from ._conv import upsample_nearest as upsample_nearest
 from ._current import AlphaCurrent as AlphaCurrent
 from ._current import AlphaState as AlphaState

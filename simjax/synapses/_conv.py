@@ -99,3 +99,25 @@ def upsample_nearest(x: Float[Array, "... C H W"], factor: int = 2) -> Float[Arr
     of a spiking U-Net upsamples, then convolves)."""
     check_int("factor", factor, owner="upsample_nearest")
     return jnp.repeat(jnp.repeat(x, factor, axis=-2), factor, axis=-1)
+
+
+def resize_nearest(x: Float[Array, "... C H W"], size: tuple[int, int]) -> Float[Array, "... C H2 W2"]:
+    """Nearest-neighbour resizing of the last two axes to `size = (H2, W2)`: output pixel
+    `(i, j)` copies input pixel `(floor(i H / H2), floor(j W / W2))` (PyTorch's `nearest` mode,
+    computed in integers). With `H2 = factor H` it equals `upsample_nearest(x, factor)`.
+
+    **Arguments:**
+
+    - `x`: `[..., C, H, W]`.
+    - `size`: the output height and width, positive ints.
+
+    **Returns:** `[..., C, H2, W2]`.
+    """
+    if len(size) != 2:
+        raise ValueError(f"resize_nearest: size must be (height, width), got {size!r}")
+    h2 = check_int("size[0]", size[0], owner="resize_nearest")
+    w2 = check_int("size[1]", size[1], owner="resize_nearest")
+    h, w = x.shape[-2:]
+    rows = (np.arange(h2) * h) // h2
+    cols = (np.arange(w2) * w) // w2
+    return jnp.take(jnp.take(x, rows, axis=-2), cols, axis=-1)

@@ -21,6 +21,8 @@ from ._one_hot import OneHotPatterns as OneHotPatterns
 from ._pattern_generation import PatternGeneration as PatternGeneration
 from ._randman import Randman as Randman
 from ._spike_targets import SpikeTimeTargets as SpikeTimeTargets
+from ._stereo import RandomDotStereo as RandomDotStereo
+from ._stereo import render_stereogram as render_stereogram
 from ._store_recall import StoreRecall as StoreRecall
 from ._supervised import Supervised as Supervised
 from ._teacher_student import TeacherStudent as TeacherStudent

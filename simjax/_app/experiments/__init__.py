@@ -12,6 +12,7 @@ from . import pam as pam
 from . import plasticity as plasticity
 from . import quickstart as quickstart
 from . import randman as randman
+from . import stereospike as stereospike
 from . import train as train
 
 EXPERIMENTS = {
@@ -27,5 +28,6 @@ EXPERIMENTS = {
     "plasticity": plasticity,
     "quickstart": quickstart,
     "randman": randman,
+    "stereospike": stereospike,
     "train": train,
 }
