@@ -129,7 +129,9 @@ def streaming(args, net, task, batch, key, samples, repeats, threads) -> dict:
     big_batch = big_task.sample(jax.random.key(1), 32)
     chunk = auto_chunk_size(big, rule, big_task, big_batch, key, samples=64)
     peak = {c: compiled_memory(lambda n, r, b, k, c=c: report_arrays(n, r, big_task, b, k, samples=64, chunk_size=c),
-                               big, rule, big_batch, key).temp_size_in_bytes for c in (chunk, None)}
+                               big, rule, big_batch, key).temp_size_in_bytes for c in (1, 4, chunk, None)}
+    out["peak_GiB_by_chunk"] = {str(c): v / 2**30 for c, v in peak.items()}
+    print("peak temporary memory by chunk: " + ", ".join(f"{c}: {v / 2**30:.2f} GiB" for c, v in peak.items()))
     report = eqx.filter_jit(lambda: report_arrays(big, rule, big_task, big_batch, key, samples=64, chunk_size=chunk))
     t0 = time.perf_counter()
     block(report())

@@ -10,7 +10,13 @@ from jax.flatten_util import ravel_pytree
 import simjax as sj
 from simjax._curvature import extreme_eigenvector, flat_loss, hvp
 from simjax.analysis import gradient_quality, parameter_groups, report_arrays, summarize
-from simjax.analysis._gradient_quality import choose_chunk_size, compiled_memory, sample_memory
+from simjax.analysis._gradient_quality import (
+    CPU_CHUNK,
+    auto_chunk_size,
+    choose_chunk_size,
+    compiled_memory,
+    sample_memory,
+)
 from simjax.neurons._rate import LeakyRate
 from simjax.rules._noisy_gradient import NoisyGradient
 
@@ -184,6 +190,8 @@ def test_streamed_report_peak_memory_is_a_few_samples_not_all():
     streamed, whole = peak(4), peak(None)
     assert streamed < 10 * one
     assert whole > 8 * streamed
+    # the chunk picked by default on a CPU is at most CPU_CHUNK samples, however much memory there is
+    assert 1 <= auto_chunk_size(net, rule, task, batch, key, samples=64) <= CPU_CHUNK < 64
 
 
 def test_chunk_size_is_chosen_from_memory_and_refused_when_one_sample_cannot_fit():

@@ -263,6 +263,10 @@ def sample_memory(model: Any, rule: Any, task: Any, batch: Any, key: Any) -> int
     return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes) if analysis is not None else 0
 
 
+#: The widest chunk `auto_chunk_size` picks on a CPU (the figures behind it are on the benchmarks page).
+CPU_CHUNK = 16
+
+
 def choose_chunk_size(per_sample: int, samples: int, *, available: int, fraction: float = 0.5,
                       target: int = 2 * 2**30, owner: str = "gradient_quality") -> int:
     """Samples per chunk: as many (at most `samples`) as fit in `target` bytes (2 GiB: beyond a
@@ -283,10 +287,12 @@ def auto_chunk_size(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, s
                     share: float = 1.0, owner: str = "gradient_quality") -> int:
     """The chunk of samples (see `choose_chunk_size`) for `share` of the device's available memory, from
     the compiled memory of one sample (twice that with `curvature`: a Hessian-vector product
-    costs about a second gradient)."""
+    costs about a second gradient), and at most `CPU_CHUNK` samples on a CPU, where a wider
+    vmapped program needs more memory per sample than one sample's and runs no faster."""
     per_sample = sample_memory(model, rule, task, batch, key) * (2 if curvature else 1)
-    return choose_chunk_size(per_sample, samples, available=int(share * available_memory()),
-                             target=int(share * 2 * 2**30), owner=owner)
+    chunk = choose_chunk_size(per_sample, samples, available=int(share * available_memory()),
+                              target=int(share * 2 * 2**30), owner=owner)
+    return min(chunk, CPU_CHUNK) if jax.default_backend() == "cpu" else chunk
 
 
 def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
