@@ -287,12 +287,14 @@ def auto_chunk_size(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, s
                     share: float = 1.0, owner: str = "gradient_quality") -> int:
     """The chunk of samples (see `choose_chunk_size`) for `share` of the device's available memory, from
     the compiled memory of one sample (twice that with `curvature`: a Hessian-vector product
-    costs about a second gradient), and at most `CPU_CHUNK` samples on a CPU, where a wider
-    vmapped program needs more memory per sample than one sample's and runs no faster."""
+    costs about a second gradient), at most `CPU_CHUNK` samples on a CPU (where a wider vmapped
+    program needs more memory per sample than one sample's and runs no faster), rounded down to a
+    power of two (XLA schedules chunks of other sizes with up to twice the memory)."""
     per_sample = sample_memory(model, rule, task, batch, key) * (2 if curvature else 1)
     chunk = choose_chunk_size(per_sample, samples, available=int(share * available_memory()),
                               target=int(share * 2 * 2**30), owner=owner)
-    return min(chunk, CPU_CHUNK) if jax.default_backend() == "cpu" else chunk
+    chunk = min(chunk, CPU_CHUNK) if jax.default_backend() == "cpu" else chunk
+    return 1 << (chunk.bit_length() - 1)
 
 
 def report_arrays(model: Any, rule: Any, task: Any, batch: Any, key: Any, *, samples: int, reference: Any = None,
