@@ -337,10 +337,11 @@ def gradient_quality(model: Any, rule: Any, task: Any, *, key: Any, samples: int
 
     Samples are streamed: the program holds the updates `[samples, P]` and the statistics, but
     runs the memory-heavy per-sample work (the rule's update, a Hessian-vector product, a loss
-    evaluation) `chunk_size` samples at a time. By default the chunk is as large as fits in 2 GiB
-    (or in half the memory the device has available, if less), judged from XLA's compiled memory
-    analysis of one sample before anything runs (a `MemoryError` names the numbers if not even
-    one sample fits); on a large accelerator a larger `chunk_size` may run faster.
+    evaluation) `chunk_size` samples at a time. By default the chunk is the largest power of two
+    (at most 16 on a CPU) that fits in 2 GiB (or in half the memory the device has available, if
+    less), judged from XLA's compiled memory analysis of one sample before anything runs (a
+    `MemoryError` names the numbers if not even one sample fits); on a large accelerator a larger
+    `chunk_size` may run faster.
 
     **Arguments:**
 
