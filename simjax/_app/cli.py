@@ -29,7 +29,8 @@ def cmd_run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(out_dir / "config.json", {"config": cfg, "hash": cfgmod.digest(cfg)})
     if args.quick:
-        print("--quick: a seconds-long smoke test of the whole pipeline at toy sizes; its figures are not results")
+        print("--quick: a smoke test of the whole pipeline at toy sizes (seconds to minutes); "
+              "its figures are not results")
     module.run(cfg, out_dir)
     print(f"results written to {out_dir}" + (" (quick smoke test)" if args.quick else ""))
     return 0
@@ -126,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run one experiment from a TOML config")
     p.add_argument("config")
     p.add_argument("--out", help="run folder (default runs/<name>-<time>)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long version (for tests)")
+    p.add_argument("--quick", action="store_true", help="a smoke test at toy sizes (seconds to minutes)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("sweep", help="run the cartesian product of a config's [sweep] axes (resumes in --out)")
     p.add_argument("config")
     p.add_argument("--out", help="sweep folder (default runs/<name>-sweep-<time>); an existing one resumes")
-    p.add_argument("--quick", action="store_true", help="a seconds-long version (for tests)")
+    p.add_argument("--quick", action="store_true", help="a smoke test at toy sizes (seconds to minutes)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="plots and tables for a run or sweep folder")
     p.add_argument("dir")
