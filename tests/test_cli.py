@@ -140,6 +140,16 @@ def _experiment_keys():
             yield name, path, value
 
 
+def _raw_config(experiment, path, value):
+    """A raw config of `experiment` that sets the dotted `path` to `value`."""
+    raw = {"experiment": {"name": experiment}}
+    table = raw
+    for key in path[:-1]:
+        table = table.setdefault(key, {})
+    table[path[-1]] = value
+    return raw
+
+
 @pytest.mark.parametrize("experiment, path, default", list(_experiment_keys()),
                          ids=lambda v: ".".join(v) if isinstance(v, tuple) else (v if isinstance(v, str) else None))
 def test_every_experiment_key_rejects_a_wrong_type_in_one_line(experiment, path, default):
@@ -148,13 +158,8 @@ def test_every_experiment_key_rejects_a_wrong_type_in_one_line(experiment, path,
 
     kind = {bool: "bool", int: "int", float: "number", str: "string"}[type(default)]
     bad = _wrong(kind)
-    raw = {"experiment": {"name": experiment}}
-    table = raw
-    for key in path[:-1]:
-        table = table.setdefault(key, {})
-    table[path[-1]] = bad
     with pytest.raises(cfgmod.ConfigError) as err:
-        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, raw)
+        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, _raw_config(experiment, path, bad))
     message = str(err.value)
     assert "\n" not in message and ".".join(path) in message and repr(bad) in message
 
@@ -204,13 +209,8 @@ def test_every_ranged_experiment_key_rejects_an_out_of_range_value_in_one_line(e
     from simjax._app import config as cfgmod
     from simjax._app.experiments import EXPERIMENTS
 
-    raw = {"experiment": {"name": experiment}}
-    table = raw
-    for key in path[:-1]:
-        table = table.setdefault(key, {})
-    table[path[-1]] = bad
     with pytest.raises(cfgmod.ConfigError) as err:
-        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, raw)
+        cfgmod.merge(EXPERIMENTS[experiment].DEFAULTS, _raw_config(experiment, path, bad))
     message = str(err.value)
     assert "\n" not in message and f"{'.'.join(path)} = {bad!r} is not allowed: expected" in message
 

@@ -85,3 +85,21 @@ def new_run_dir(root: str | Path, name: str) -> Path:
         k += 1
     path.mkdir(parents=True)
     return path
+
+
+def save_figure(path: str | Path, draw: Any, figsize: tuple[float, float] = (6, 4)) -> None:
+    """Draws one figure with `draw(ax)` and saves it as `path`; without matplotlib (the `plot`
+    extra) it prints how to install it and saves nothing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot; pip install 'simjax[plot]')")
+        return
+    fig, ax = plt.subplots(figsize=figsize)
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

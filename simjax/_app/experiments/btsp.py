@@ -259,16 +259,4 @@ def _network(cfg, out_dir):
 
 
 def _plot(out_dir: Path, name: str, draw) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(matplotlib not installed: no plot; pip install 'simjax[plot]')")
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    draw(ax)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"btsp_{name}.png", dpi=100)
-    plt.close(fig)
+    io.save_figure(out_dir / f"btsp_{name}.png", draw)
