@@ -17,7 +17,8 @@ RECORDABLE = ("spikes", "v", "readout")
 
 
 def _select(record: Record, fields: tuple[str, ...]) -> Record:
-    return Record(**{f: (getattr(record, f) if f in fields else None) for f in RECORDABLE})
+    lag = record.spike_lag if "spikes" in fields else None  # the spikes' times go with the spikes
+    return Record(**{f: (getattr(record, f) if f in fields else None) for f in RECORDABLE}, spike_lag=lag)
 
 
 def _scan(net: AbstractNetwork, state, inputs, *, raw, dt, record, unroll, recompute, fast):
@@ -66,4 +67,5 @@ def simulate_clock(net: AbstractNetwork, inputs: Float[Array, "time *batch n_in"
             return carry, jax.tree.map(lambda a: a[-1], recs)
 
         final, recs = jax.lax.scan(outer, state, split(inputs if local else net.prepare(inputs, dt), stride))
-    return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})
+    info = {} if recs.spike_lag is None else {"spike_lag": recs.spike_lag}
+    return Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info=info)

@@ -190,7 +190,8 @@ def _node_from_nir(name: str, node, surrogate) -> Any:
     raise AssertionError(name)  # (unsupported kinds are rejected before)
 
 
-def load(graph_or_path: Any, *, surrogate: AbstractSurrogate | None = None, record: str | None = None) -> NIRNetwork:
+def load(graph_or_path: Any, *, surrogate: AbstractSurrogate | None = None, record: str | None = None,
+         timing: str = "grid") -> NIRNetwork:
     """A NIR graph (a `nir.NIRGraph`, or the path of a `.nir` file) as a `simjax.nir.NIRNetwork`.
 
     **Arguments:**
@@ -198,6 +199,9 @@ def load(graph_or_path: Any, *, surrogate: AbstractSurrogate | None = None, reco
     - `graph_or_path`: the graph or its file.
     - `surrogate`: the pseudo-derivative of the spiking nodes (default: `simjax.neurons.LIF`'s).
     - `record`: the spiking node whose spikes and potential `simulate` records (default: the last).
+    - `timing`: `"grid"` (spikes, resets and arriving impulses at step ends, as simjax's own
+      clock-driven neurons) or `"interpolated"` (spike times between grid points, second order in
+      `dt`); see `simjax.nir.NIRNetwork`.
 
     **Returns:**
 
@@ -222,4 +226,5 @@ def load(graph_or_path: Any, *, surrogate: AbstractSurrogate | None = None, reco
     nodes = {name: _node_from_nir(name, node, surrogate) for name, node in graph.nodes.items()
              if kinds[name] not in ("Input", "Output")}
     input_shape = _shape(graph.nodes[inputs[0]].input_type, "input")
-    return NIRNetwork(nodes, [tuple(e) for e in graph.edges], inputs[0], outputs[0], input_shape, record=record)
+    return NIRNetwork(nodes, [tuple(e) for e in graph.edges], inputs[0], outputs[0], input_shape, record=record,
+                      timing=timing)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import trainable_fields
+from .._checks import check_choice, trainable_fields
 from .._simulate.output import Record
 from ..networks._base import AbstractNetwork
 from ._nodes import AbstractNode, Affine, Conv2d, Flatten, IFNode, LIFNode
@@ -69,6 +69,14 @@ class NIRNetwork(AbstractNetwork):
       in `order`).
     - `trainable`: `"layers"` (the weights and biases of `Affine` and `Conv2d` nodes, the
       default) and/or `"neurons"` (time constants, thresholds, `r`, ... of the neuron nodes).
+    - `timing`: `"grid"` (the default: every impulse arrives and every spike and reset happens
+      at the end of a step, as in simjax's own clock-driven neurons, so an exported simjax
+      network simulates identically; spike times are first-order in `dt`) or `"interpolated"`
+      (impulses carry their time within the step, crossings are interpolated and resets exact;
+      second order in `dt`, see `simjax.nir._nodes`). With `"interpolated"`, the inputs' areas
+      are taken at the middle of their step (their times within it are unknown), the edges that
+      close a cycle deliver the previous step's spikes with their exact lag, and
+      `simulate(...).info["spike_lag"]` gives the recorded node's spike times.
 
     The nodes are held in two fields, `layers` (stateless nodes) and `neurons` (the others);
     `nodes` is both, in the order given.
@@ -84,10 +92,11 @@ class NIRNetwork(AbstractNetwork):
     order: tuple[str, ...] = eqx.field(static=True)
     record: str | None = eqx.field(static=True)
     trainable: tuple[str, ...] = eqx.field(static=True)
+    timing: Literal["grid", "interpolated"] = eqx.field(static=True)
     local_prepare: ClassVar[bool] = True
 
     def __init__(self, nodes: dict[str, AbstractNode], edges, input: str, output: str, input_shape,
-                 record: str | None = None, trainable=("layers",)):
+                 record: str | None = None, trainable=("layers",), timing: str = "grid"):
         self.layers = {n: node for n, node in nodes.items() if isinstance(node, (Affine, Conv2d, Flatten))}
         self.neurons = {n: node for n, node in nodes.items() if n not in self.layers}
         self.names = tuple(nodes)
@@ -109,6 +118,8 @@ class NIRNetwork(AbstractNetwork):
             raise ValueError(f"NIRNetwork: record={record!r} is not a spiking node; spiking nodes: {spiking}")
         self.record = record if record is not None else (spiking[-1] if spiking else None)
         self.trainable = trainable_fields(trainable, ("layers", "neurons"), owner="NIRNetwork")
+        check_choice("timing", timing, ("grid", "interpolated"), owner="NIRNetwork")
+        self.timing = timing
 
     @property
     def nodes(self) -> dict[str, AbstractNode]:
@@ -135,30 +146,42 @@ class NIRNetwork(AbstractNetwork):
         del key
         dtype = jnp.result_type(float)
         batch_shape = tuple(batch_shape)
-        return NIRState(nodes={n: self.nodes[n].init_state(batch_shape, dtype) for n in self.order},
-                        areas={n: jnp.zeros((*batch_shape, *self.nodes[n].out_shape), dtype) for n in self.order})
+        zeros = lambda n: jnp.zeros((*batch_shape, *self.nodes[n].out_shape), dtype)  # noqa: E731
+        areas = {n: zeros(n) if self.timing == "grid" else (zeros(n), zeros(n)) for n in self.order}
+        return NIRState(nodes={n: self.nodes[n].init_state(batch_shape, dtype) for n in self.order}, areas=areas)
 
     def prepare(self, inputs, dt):
         return inputs
 
     def step(self, state, x_t, dt):
         batch = x_t.shape[:-1]
-        areas = {self.input: x_t.reshape((*batch, *self.input_shape))}
-        values = {self.input: areas[self.input]}
-        new_states = {}
+        x = x_t.reshape((*batch, *self.input_shape))
+        timed = self.timing == "interpolated"
+        areas = {self.input: (x, x * (dt / 2)) if timed else x}
+        values = {self.input: x}
+        new_states, lags = {}, {}
         for name in self.order:
-            area = sum(areas[s] if s in areas else state.areas[s] for s in self._sources(name))
-            new_states[name], areas[name], values[name] = self.nodes[name].apply(state.nodes[name], area, dt)
+            node, sources = self.nodes[name], self._sources(name)
+            if timed:
+                # a cycle's edge carries the previous step's signal: a further dt before this step's end
+                late = [state.areas[s] for s in sources if s not in areas]
+                area = sum([areas[s][0] for s in sources if s in areas] + [a for a, _ in late])
+                moment = sum([areas[s][1] for s in sources if s in areas] + [m + dt * a for a, m in late])
+                new_states[name], areas[name], values[name], lags[name] = node.apply_timed(
+                    state.nodes[name], area, moment, dt)
+            else:
+                area = sum(areas[s] if s in areas else state.areas[s] for s in sources)
+                new_states[name], areas[name], values[name] = node.apply(state.nodes[name], area, dt)
         readout = sum(values[s] for s in self._sources(self.output))
-        if self.record is None:
-            spikes = v = None
-        else:
+        spikes = v = lag = None
+        if self.record is not None:
             node = self.nodes[self.record]
             spikes = values[self.record].reshape((*batch, -1))
             v = new_states[self.record].v if isinstance(node, LIFNode) else new_states[self.record]
             v = v.reshape((*batch, -1))
+            lag = lags[self.record].reshape((*batch, -1)) if timed else None
         new = NIRState(nodes=new_states, areas={n: areas[n] for n in self.order})
-        return new, Record(spikes=spikes, v=v, readout=readout.reshape((*batch, -1)))
+        return new, Record(spikes=spikes, v=v, readout=readout.reshape((*batch, -1)), spike_lag=lag)
 
     def step_fn(self, dt):
         return lambda state, x_t: self.step(state, x_t, dt)

@@ -54,6 +54,12 @@ class AbstractNode(eqx.Module):
     def apply(self, state: Any, area: Array, dt: Any) -> tuple[Any, Array, Array]:
         """One step."""
 
+    @abc.abstractmethod
+    def apply_timed(self, state: Any, area: Array, moment: Array, dt: Any
+                    ) -> tuple[Any, tuple[Array, Array], Array, Array | None]:
+        """One step with interpolated timing: `(state, (area_out, moment_out), value, lag)`, where
+        `lag` is the time from each spike to the end of the step (`None` for non-spiking nodes)."""
+
     @property
     @abc.abstractmethod
     def out_shape(self) -> tuple[int, ...]:
@@ -87,6 +93,12 @@ class Affine(AbstractNode):
         if self.bias is not None:
             y = y + self.bias * dt
         return None, y, y
+
+    def apply_timed(self, state, area, moment, dt):
+        y, m = area @ self.weight.T, moment @ self.weight.T
+        if self.bias is not None:
+            y, m = y + self.bias * dt, m + self.bias * (dt * dt / 2)
+        return None, (y, m), y, None
 
 
 class Conv2d(AbstractNode):
@@ -132,12 +144,19 @@ class Conv2d(AbstractNode):
     def init_state(self, batch_shape, dtype):
         return None
 
+    def _linear(self, x):
+        lead = x.shape[:-3]
+        y = self._conv(x.reshape((-1, *x.shape[-3:])))
+        return y.reshape((*lead, *y.shape[1:]))
+
     def apply(self, state, area, dt):
-        lead = area.shape[:-3]
-        x = area.reshape((-1, *area.shape[-3:]))
-        y = self._conv(x) + (self.bias * dt)[:, None, None]
-        y = y.reshape((*lead, *y.shape[1:]))
+        y = self._linear(area) + (self.bias * dt)[:, None, None]
         return None, y, y
+
+    def apply_timed(self, state, area, moment, dt):
+        y = self._linear(area) + (self.bias * dt)[:, None, None]
+        m = self._linear(moment) + (self.bias * (dt * dt / 2))[:, None, None]
+        return None, (y, m), y, None
 
 
 class Flatten(AbstractNode):
@@ -165,6 +184,11 @@ class Flatten(AbstractNode):
         lead = area.shape[: area.ndim - len(self.input_shape)]
         y = area.reshape((*lead, *self.out_shape))
         return None, y, y
+
+    def apply_timed(self, state, area, moment, dt):
+        _, y, _ = self.apply(state, area, dt)
+        _, m, _ = self.apply(state, moment, dt)
+        return None, (y, m), y, None
 
 
 class LIFNode(AbstractNode):
@@ -200,6 +224,21 @@ class LIFNode(AbstractNode):
         state, spikes = self.neuron.step(state, self.gain * area, dt)
         return state, spikes, spikes
 
+    def apply_timed(self, state, area, moment, dt):
+        n = self.neuron
+        free = n.free_flow(state, dt)
+        if n.tau_syn is None:
+            v1, i = free.v + self.gain * (area - moment / n.tau_mem), free.i
+        else:
+            i = free.i + self.gain * (area - moment / n.tau_syn)
+            v1 = free.v + self.gain * moment / n.tau_mem
+        spikes = n.surrogate(v1 - n.v_th)
+        s = jax.lax.stop_gradient(spikes)
+        lag = _crossing_lag(state.v, v1, n.v_th, s, dt)
+        v = v1 + s * (n.v_reset - n.v_th) * jnp.exp(-lag / n.tau_mem)
+        new = type(state)(v=v, i=i, refractory=free.refractory)
+        return new, (spikes, spikes * lag), spikes, s * lag
+
 
 class IFNode(AbstractNode):
     """NIR's `IF` (`dv/dt = r I`, spike when `v > v_threshold`, reset to `v_reset`), or NIR's
@@ -233,6 +272,16 @@ class IFNode(AbstractNode):
         s = jax.lax.stop_gradient(spikes)
         v = v * (1 - s) + s * self.v_reset
         return v, spikes, spikes
+
+    def apply_timed(self, state, area, moment, dt):
+        v1 = state + self.r * area  # no leak: an impulse's time within the step does not matter
+        if self.v_threshold is None:
+            return v1, _continuous_area_moment(state, v1, dt), v1, None
+        spikes = self.surrogate(v1 - self.v_threshold)
+        s = jax.lax.stop_gradient(spikes)
+        lag = _crossing_lag(state, v1, self.v_threshold, s, dt)
+        v = v1 + s * (self.v_reset - self.v_threshold)
+        return v, (spikes, spikes * lag), spikes, s * lag
 
 
 class LINode(AbstractNode):
@@ -269,3 +318,30 @@ class LINode(AbstractNode):
             v = self.v_leak + a * (v - self.v_leak) + coupling * current
             current = current * jnp.exp(-dt / self.tau_syn) + (self.r * self.w_in / self.tau_syn) * area
         return (v, current), v * dt, v
+
+    def apply_timed(self, state, area, moment, dt):
+        v0, current = state
+        a = jnp.exp(-dt / self.tau)
+        if self.tau_syn is None:
+            v = self.v_leak + a * (v0 - self.v_leak) + (self.r / self.tau) * (area - moment / self.tau)
+        else:
+            gain = self.r * self.w_in / self.tau_syn
+            v = (self.v_leak + a * (v0 - self.v_leak) + synaptic_coupling(dt, self.tau, self.tau_syn) * current
+                 + gain * moment / self.tau)
+            current = current * jnp.exp(-dt / self.tau_syn) + gain * (area - moment / self.tau_syn)
+        return (v, current), _continuous_area_moment(v0, v, dt), v, None
+
+
+def _crossing_lag(v0, v1, v_th, spiked, dt):
+    """The time from the threshold crossing to the end of the step, `dt (v1 - v_th) / (v1 - v0)`
+    (linear interpolation), in `[0, dt]`; 0 where there is no spike."""
+    rise = jnp.where(spiked > 0, v1 - v0, 1.0)
+    safe = jnp.where(rise > 0, rise, 1.0)
+    lag = jnp.where(rise > 0, dt * (v1 - v_th) / safe, 0.0)
+    return jax.lax.stop_gradient(jnp.clip(lag, 0.0, dt) * spiked)
+
+
+def _continuous_area_moment(v0, v1, dt):
+    """Area and moment over the step of a continuous signal that goes linearly from `v0` to `v1`:
+    `dt (v0 + v1) / 2` and `dt^2 (2 v0 + v1) / 6`."""
+    return dt * (v0 + v1) / 2, dt * dt * (2 * v0 + v1) / 6
