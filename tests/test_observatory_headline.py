@@ -147,37 +147,49 @@ def test_median_of_a_selection_equals_numpy():
     assert np.all(np.isnan(median(jnp.asarray(x), jnp.zeros(11))))
 
 
-def test_feedback_alignment_hidden_cosine_rises_along_training():
+def test_feedback_alignment_hidden_cosine_rises_along_training_in_an_rsnn():
     """Lillicrap et al. 2016: with fixed random feedback the hidden weights' update starts about
-    orthogonal to the gradient and comes to agree with it as the forward weights align with the
-    feedback. A small recurrent tanh network on one fixed regression batch, 4 network seeds (vmapped),
-    measured by the quality tracker inside `fit`. (On small RSNNs the effect did not appear in the
-    settings tried: see docs/experiments/observatory.md.)"""
+    orthogonal to the gradient and comes to agree with it as the readout aligns with the feedback
+    (the hidden activity moves along `-B e`, and the readout's own update `-h e^T` then accumulates
+    `B e e^T`). A small RSNN (32 LIF neurons at about 25 Hz, small memoryless readout) on one fixed
+    batch of random regression targets that the readout alone cannot fit, trained with Adam: the
+    hidden weights' update is about ten times smaller than the readout's, and under one plain SGD
+    step size they barely change and nothing aligns (see docs/experiments/observatory.md).
+    8 network seeds (vmapped), measured by the quality tracker inside `fit`."""
     rng = np.random.default_rng(0)
-    batch = sj.tasks.Batch(inputs=jnp.asarray(rng.normal(size=(10, 4, 5))),
-                           targets=jnp.asarray(rng.normal(size=(10, 4, 2))))
+    batch = sj.tasks.Batch(inputs=jnp.asarray(0.3 * rng.normal(size=(20, 4, 10))),
+                           targets=jnp.asarray(rng.normal(size=(20, 4, 8))))
 
     class FixedBatch(sj.tasks.Supervised):
         def sample(self, key, batch_size):
             return batch
 
     task = FixedBatch(loss="mse", readout="all", dt=1.0)
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.3))
+    rule = sj.rules.FeedbackAlignment(7)
     tracker = sj.analysis.QualityTracker(every=50, samples=3)
 
-    def run(seed):
-        net = sj.networks.RateRNN(n_in=5, n_rec=16, n_out=2, neuron=sj.neurons.LeakyRate(tau=5.0, activation="tanh"),
-                                  key=jax.random.key(seed), trainable=("w_in", "w_rec", "w_out"))
-        _, hist = sj.fit(net, sj.rules.FeedbackAlignment(7), task, optimizer, steps=201, key=jax.random.key(seed + 10),
-                         batch_size=4, track=tracker)
-        return {k: hist[f"quality/{k}"][::50] for k in ("learned/cosine_mean", "w_out/exact", "learned/exact")}
+    def alignment(net):  # Frobenius cosine of the readout weights with the readout feedback
+        w, b = net.w_out.weight, rule.feedback_for(net)["w_out"]
+        return jnp.sum(w * b) / (jnp.linalg.norm(w) * jnp.linalg.norm(b))
 
-    hist = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(jnp.arange(4)))
-    cos = hist["learned/cosine_mean"]  # [seed, probe at steps 0, 50, ..., 200]
+    def run(seed):
+        net = sj.networks.RSNN(n_in=10, n_rec=32, n_out=8, neuron=sj.neurons.LIF(tau_mem=20.0),
+                               key=jax.random.key(seed), tau_out=None, in_scale=1.0, out_scale=0.1)
+        trained, hist = sj.fit(net, rule, task, optax.adam(0.005), steps=401, key=jax.random.key(seed + 10),
+                               batch_size=4, track=tracker)
+        quality = {k: hist[f"quality/{k}"][::50] for k in ("learned/cosine_mean", "w_out/exact", "learned/exact")}
+        rate = jnp.mean(task.forward(net, batch).spikes) * 1000.0  # Hz at dt = 1 ms
+        return quality, rate, alignment(net), alignment(trained)
+
+    hist, rate, before, after = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(jnp.arange(8)))
+    cos = hist["learned/cosine_mean"]  # [seed, probe at steps 0, 50, ..., 400]
     assert np.all(hist["w_out/exact"] == 1) and np.all(hist["learned/exact"] == 0)  # the readout is exact
-    assert np.all(cos[:, 0] < 0.5) and abs(np.mean(cos[:, 0])) < 0.2  # about orthogonal at initialisation
-    assert np.all(cos[:, -1] > cos[:, 0] + 0.1)  # rising in every seed
-    assert np.mean(cos[:, -1]) > np.mean(cos[:, 0]) + 0.25
+    assert np.all((rate > 5) & (rate < 60))  # spiking at moderate rates at initialisation, none silent
+    assert np.all(cos[:, 0] < 0.5) and abs(np.mean(cos[:, 0])) < 0.3  # about orthogonal at initialisation
+    late = cos[:, -3:].mean(axis=1)  # steps 300-400 (single probes fluctuate with the spike pattern)
+    assert np.all(late > cos[:, 0] + 0.1)  # rising in every seed
+    assert np.mean(late) > 0.5 and np.mean(late) > np.mean(cos[:, 0]) + 0.4
+    assert np.all(np.abs(before) < 0.2) and np.all(after > 0.4)  # the mechanism: W_out aligns with B_out
 
 
 # -- figures ---------------------------------------------------------------------------------------------
