@@ -283,6 +283,67 @@ def test_gradients_through_sparse_weights_match_finite_differences():
     assert float(jnp.sum(jnp.abs(jnp.where(net.recurrent.targets < net.n, 0.0, grad)))) == 0.0
 
 
+@pytest.mark.parametrize("delayed", [False, True])
+def test_event_scatter_and_its_vjp_equal_a_dense_reference(delayed):
+    """The spike-count loop (chunks of `CHUNK` spikes, custom VJP) against the dense product
+    `arrivals[c] = sum_j value_j W_c[j]` and its autodiff, over a batch of trials whose spike
+    counts span several chunks and exceed the budget (the dropped spikes are the last in index
+    order). Weight cotangents equal the dense ones; spike-value cotangents equal them on the
+    listed (spiking) rows and are zero elsewhere."""
+    from simjax.synapses._event_scatter import CHUNK
+
+    n, budget = 60, 2 * CHUNK + 3
+    base = S.fixed_probability(n, n, 0.2, key=3, weight=(0.7, -1.3), max_spikes=budget, channels=np.arange(n) % 2)
+    rng = np.random.default_rng(2)
+    proj = S.EventProjection(base.weight * rng.uniform(0.5, 1.5, base.weight.shape), base.targets, n,
+                             max_spikes=budget, channels=base.channels,
+                             delays=rng.integers(0, 3, base.weight.shape) if delayed else None)
+    counts = [0, 3, CHUNK + 1, budget, budget + 7]  # none, one chunk, two, the budget, over it
+    flags = np.zeros((len(counts), n))
+    for row, c in zip(flags, counts):
+        row[rng.choice(n, c, replace=False)] = 1.0
+    values = jnp.asarray(flags * rng.uniform(0.5, 2.0, flags.shape))
+    kept = np.cumsum(flags, axis=1) <= budget  # the first `budget` spikes in index order
+    length = 4
+    cotangent = jnp.asarray(rng.normal(size=(length, len(counts), 2, n) if delayed else (len(counts), 2, n)))
+
+    def dense_matrix(weight, channel):
+        rows = np.broadcast_to(np.arange(n)[:, None], proj.targets.shape)
+        mask = (np.asarray(proj.channels)[rows] == channel) & (np.asarray(proj.targets) < n)
+        if delayed:
+            return [jnp.zeros((n, n + 1)).at[rows, proj.targets].add(
+                jnp.where(mask & (np.asarray(proj.delays) == d), weight, 0.0))[:, :n] for d in range(3)]
+        return jnp.zeros((n, n + 1)).at[rows, proj.targets].add(jnp.where(mask, weight, 0.0))[:, :n]
+
+    def event(weight, values):
+        p = eqx.tree_at(lambda p: p.weight, proj, weight)
+        if delayed:
+            buffer = S.DelayBuffer(slots=jnp.zeros((length, len(counts), 2, n)), cursor=jnp.asarray(1))
+            buffer, dropped = p.deliver(values, buffer)
+            return jnp.sum(cotangent * buffer.slots), dropped
+        arrivals, dropped = p.propagate(values)
+        return jnp.sum(cotangent * arrivals), dropped
+
+    def reference(weight, values):
+        v = jnp.where(kept, values, 0.0)
+        if delayed:  # slot (cursor + 1 + delay) % length of a zero buffer with cursor 1
+            out = jnp.zeros((length, len(counts), 2, n))
+            for c in range(2):
+                for d, m in enumerate(dense_matrix(weight, c)):
+                    out = out.at[(2 + d) % length, :, c].add(v @ m)
+            return jnp.sum(cotangent * out)
+        return jnp.sum(cotangent * jnp.stack([v @ dense_matrix(weight, c) for c in range(2)], axis=1))
+
+    (value, dropped), (d_weight, d_values) = jax.jit(jax.value_and_grad(event, argnums=(0, 1), has_aux=True))(
+        proj.weight, values)
+    ref_value, (ref_weight, ref_values) = jax.value_and_grad(reference, argnums=(0, 1))(proj.weight, values)
+    np.testing.assert_array_equal(np.asarray(dropped), np.maximum(np.array(counts) - budget, 0))
+    np.testing.assert_allclose(float(value), float(ref_value), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(d_weight), np.asarray(ref_weight), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(d_values), np.where(kept & (flags > 0), np.asarray(ref_values), 0.0),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="p must be a probability in"):
         S.fixed_probability(10, 10, 1.5, key=0, max_spikes=4)

@@ -62,7 +62,7 @@ from ..synapses._conductance import ExponentialConductance
 from ..synapses._current import ExponentialCurrent
 from ..synapses._delay import DelayBuffer, delay_steps, init_buffer, pop, push
 from ..synapses._dense import Dense
-from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability, spike_indices
+from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability, spike_prefix
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
 from ._base import AbstractNetwork
 
@@ -270,15 +270,17 @@ class EINetwork(AbstractNetwork):
         return new, self._record(neuron_state, spikes, dt)
 
     def _log(self, log: SpikeLog, spikes, step) -> SpikeLog:
-        # per step, as many spikes as the propagation budget (all neurons for other projections)
+        # per step, as many spikes as the propagation budget (all neurons for other projections):
+        # the k-th spike of the step goes to position `count + k - 1`, found from the prefix sum
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
 
         def one(s, steps, ids, count):
-            idx, n_spk = spike_indices(s, cap)
-            pos = count + jnp.arange(cap)
-            pos = jnp.where((jnp.arange(cap) < n_spk) & (pos < self.max_events), pos, self.max_events)
-            return (steps.at[pos].set(step, mode="drop"), ids.at[pos].set(idx, mode="drop"), count + n_spk)
+            prefix = spike_prefix(s)
+            pos = count + prefix - 1
+            pos = jnp.where((s != 0) & (prefix <= cap) & (pos < self.max_events), pos, self.max_events)
+            neurons = jnp.arange(s.shape[-1], dtype=ids.dtype)
+            return steps.at[pos].set(step, mode="drop"), ids.at[pos].set(neurons, mode="drop"), count + prefix[-1]
 
         batch = spikes.shape[:-1]
         flat = lambda a: a.reshape(-1, *a.shape[len(batch):])

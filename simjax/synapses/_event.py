@@ -34,6 +34,7 @@ dense path they would also reach silent neurons through the surrogate's tail.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -45,6 +46,7 @@ from jaxtyping import Array, Float, Int
 from .._checks import as_float_array, check_choice, check_int, is_concrete
 from ._base import AbstractProjection
 from ._delay import DelayBuffer
+from ._event_scatter import event_scatter_add
 
 
 def _numpy_rng(key: Any) -> np.random.Generator:
@@ -55,6 +57,12 @@ def _numpy_rng(key: Any) -> np.random.Generator:
     return np.random.default_rng(data.astype(np.uint32).ravel().tolist())
 
 
+def spike_prefix(spikes: Float[Array, " n"]) -> Int[Array, " n"]:
+    """The inclusive prefix sum of the spike flags `spikes != 0` (`lax.associative_scan`): entry
+    `j` is the number of spikes among neurons `0..j`, the last entry the number of spikes."""
+    return jax.lax.associative_scan(jnp.add, (jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
+
+
 def spike_indices(spikes: Float[Array, " n"], max_spikes: int) -> tuple[Int[Array, " max_spikes"], Int[Array, ""]]:
     """The indices of the nonzero entries of `spikes` in increasing order, padded with `n` to
     `max_spikes` entries, and how many there are (those past `max_spikes` are left out).
@@ -62,10 +70,30 @@ def spike_indices(spikes: Float[Array, " n"], max_spikes: int) -> tuple[Int[Arra
     A prefix sum by `lax.associative_scan` and an unrolled binary search for each rank; on CPU
     this is several times cheaper than `jnp.nonzero(size=...)`'s scatter of every entry.
     """
-    counts = jax.lax.associative_scan(jnp.add, (jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
+    counts = spike_prefix(spikes)
     ranks = jnp.arange(1, max_spikes + 1, dtype=jnp.int32)
     idx = jnp.searchsorted(counts, ranks, side="left", method="scan_unrolled").astype(jnp.int32)
     return idx, counts[-1]
+
+
+def _route(n_post: int, n_channels: int, aux, rows):
+    """Flat targets `channel * n_post + target` of the synapses of `rows`; padding synapses and
+    padding rows go to `n_channels * n_post` (dropped)."""
+    targets, channels = aux
+    t = targets.at[rows].get(mode="fill", fill_value=n_post)
+    if channels is not None:
+        t = t + channels.at[rows].get(mode="fill", fill_value=0)[:, None] * n_post
+    return jnp.where(targets.at[rows].get(mode="fill", fill_value=n_post) < n_post, t, n_post * n_channels)
+
+
+def _route_delayed(n_post: int, n_channels: int, length: int, aux, rows):
+    """Flat targets in a ring buffer of `length` slots: slot `cursor + 1 + delay` (modulo `length`)."""
+    targets, channels, delays, cursor = aux
+    size = n_post * n_channels
+    flat = _route(n_post, n_channels, (targets, channels), rows)
+    ahead = 1 if delays is None else 1 + delays.at[rows].get(mode="fill", fill_value=0)
+    slot = (cursor + ahead) % length
+    return jnp.where(flat < size, slot * size + flat, length * size)
 
 
 class EventProjection(AbstractProjection):
@@ -187,30 +215,23 @@ class EventProjection(AbstractProjection):
         exc = (self.channels == 0)[:, None]
         return jnp.where(exc, jnp.maximum(w, 0.0), jnp.minimum(w, 0.0))
 
-    def _rows(self, spikes):
-        """Gathered rows of the spiking neurons: (flat targets incl. channel offset, contributions,
-        row index, dropped count) for one trial."""
-        idx, count = spike_indices(spikes, self.max_spikes)
-        value = spikes.at[idx].get(mode="fill", fill_value=0.0)
-        w = self.weight.at[idx].get(mode="fill", fill_value=0.0)
-        targets = self.targets.at[idx].get(mode="fill", fill_value=self.n_post)
-        if self.channels is not None:
-            channel = self.channels.at[idx].get(mode="fill", fill_value=0)
-            targets = jnp.where(targets < self.n_post, targets + channel[:, None] * self.n_post,
-                                self.n_channels * self.n_post)
-        else:
-            targets = jnp.where(targets < self.n_post, targets, self.n_channels * self.n_post)
-        dropped = jnp.maximum(count - self.max_spikes, 0)
-        return idx, targets, value[:, None] * w, dropped
+    def _prefix(self, spikes):
+        """`(prefix, dropped)`: one trial's `spike_prefix` and the number of spikes the budget
+        leaves out."""
+        prefix = spike_prefix(spikes)
+        return prefix, jnp.maximum(prefix[-1] - self.max_spikes, 0)
 
     def propagate(self, spikes: Float[Array, "*batch n_pre"]
                   ) -> tuple[Float[Array, "*batch n_channels n_post"], Int[Array, "*batch"]]:
         """`(arrivals, dropped)`: the summed weights of this step's spikes per channel and
         postsynaptic neuron, and the number of spikes left out by the `max_spikes` budget."""
+        routing = functools.partial(_route, self.n_post, self.n_channels)
+
         def one(s):
-            _, targets, contributions, dropped = self._rows(s)
-            out = jnp.zeros(self.n_channels * self.n_post, contributions.dtype)
-            out = out.at[targets.ravel()].add(contributions.ravel(), mode="drop")
+            prefix, dropped = self._prefix(s)
+            out = jnp.zeros(self.n_channels * self.n_post, jnp.result_type(s, self.weight))
+            aux = (self.targets, self.channels)
+            out = event_scatter_add(out, self.weight, s, prefix, self.max_spikes, routing, aux)
             return out.reshape(self.n_channels, self.n_post), dropped
 
         batch = spikes.shape[:-1]
@@ -224,17 +245,12 @@ class EventProjection(AbstractProjection):
         n_post]`) `delays + 1` slots ahead of its cursor and advances the cursor (see
         `simjax.synapses._delay`). **Returns:** `(buffer, dropped)`."""
         length = buffer.slots.shape[0]
-        size = self.n_channels * self.n_post
+        routing = functools.partial(_route_delayed, self.n_post, self.n_channels, length)
 
         def one(s, slots):
-            idx, targets, contributions, dropped = self._rows(s)
-            if self.delays is None:
-                ahead = jnp.ones_like(targets)
-            else:
-                ahead = 1 + self.delays.at[idx].get(mode="fill", fill_value=0)
-            slot = (buffer.cursor + ahead) % length
-            flat_targets = jnp.where(targets < size, slot * size + targets, length * size)
-            flat = slots.reshape(length * size).at[flat_targets.ravel()].add(contributions.ravel(), mode="drop")
+            prefix, dropped = self._prefix(s)
+            aux = (self.targets, self.channels, self.delays, buffer.cursor)
+            flat = event_scatter_add(slots.reshape(-1), self.weight, s, prefix, self.max_spikes, routing, aux)
             return flat.reshape(slots.shape), dropped
 
         batch = spikes.shape[:-1]
