@@ -72,7 +72,7 @@ def set_threads(threads: int) -> dict:
 
 
 # ------------------------------------------------------------------ simjax
-def build(kind, n, convention, seed=0):
+def build(kind, n, convention, seed=0, max_events=400000):
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -80,7 +80,7 @@ def build(kind, n, convention, seed=0):
     import simjax as sj
 
     maker = sj.networks.EINetwork.coba if kind == "coba" else sj.networks.EINetwork.cuba
-    net = maker(n, key=jax.random.key(seed), connectivity=convention, dt=DT, max_events=400000)
+    net = maker(n, key=jax.random.key(seed), connectivity=convention, dt=DT, max_events=max_events)
     return jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, net)
 
 
@@ -261,8 +261,7 @@ def main():
 
         import simjax as sj
 
-        net = build("coba", 4000, "fixed_probability")
-        net = eqx.tree_at(lambda m: m.max_events, net, 0)
+        net = build("coba", 4000, "fixed_probability", max_events=0)
         scales = jnp.linspace(0.9, 1.1, args.vmap, dtype=jnp.float32)
         x = jnp.zeros((steps, 1), jnp.float32)
         exc_rows = (jnp.arange(net.n) < net.n_exc)[:, None]

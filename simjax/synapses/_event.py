@@ -8,26 +8,26 @@ largest out-degree), never `n_pre x n_post`.
 
 **Propagation** (`EventProjection.propagate`), per step and trial:
 
-1. the indices of the neurons that spiked, compacted to a static budget `max_spikes`: an
-   inclusive prefix sum of the spike flags (`lax.associative_scan`) and a vectorised binary
-   search for the positions of the 1st, 2nd, ... spike (`searchsorted`);
-2. their rows are gathered (`max_spikes x max_out` targets and weights, each weight times the
-   spike's value, so surrogate gradients flow through the spikes that occurred);
-3. one scatter-add into the postsynaptic array (`n_channels x n_post`: one channel per
-   receptor, chosen per presynaptic neuron by `channels`, e.g. excitatory rows to receptor 0
-   and inhibitory rows to receptor 1).
+1. the inclusive prefix sum of the spike flags (`spike_prefix`), whose last entry is
+   the number of spikes;
+2. a loop over chunks of spikes (`simjax.synapses._event_scatter`) that stops after the spikes
+   that occurred: each chunk's rows are found by binary search in the prefix sum, their targets
+   and weights gathered (each weight times the spike's value, so surrogate gradients flow
+   through the spikes that occurred) and scatter-added into the postsynaptic array
+   (`n_channels x n_post`: one channel per receptor, chosen per presynaptic neuron by
+   `channels`, e.g. excitatory rows to receptor 0 and inhibitory rows to receptor 1).
 
-The work is `O(n_pre)` for the compaction (a few passes over a bit vector) plus
-`O(max_spikes max_out)` for the synapses, independent of the total number of synapses. Spikes
-beyond `max_spikes` in one step are dropped and *counted* (`propagate` returns the count;
+The work is `O(n_pre)` for the prefix sum plus `O(spikes x max_out)` for the synapses,
+independent of the total number of synapses and of the budget. At most `max_spikes` spikes are
+propagated per step; more are dropped and *counted* (`propagate` returns the count;
 `simjax.networks.EINetwork` accumulates it in its state and its runs report it), never lost
 silently. Why this form, and not the alternatives (a segment sum over every synapse, a
 `jax.experimental.sparse` BCOO matrix-vector product, a dense matmul, brainevent's kernels): the
 measurements in `benchmarks/coba.py` and `docs/api/synapse-dynamics.md`.
 
-**Gradients.** Autodiff through the gather and the scatter gives the gradient with respect to
-every stored weight (the transpose of a scatter-add is a gather): the derivative of the arrivals
-with respect to `weight[j, k]` is the spike value of `j`. Surrogate gradients reach only the
+**Gradients.** The loop's custom VJP gives the gradient with respect to every stored weight
+(the transpose of a scatter-add is a gather): the derivative of the arrivals with respect to
+`weight[j, k]` is the spike value of `j`. Surrogate gradients reach only the
 presynaptic neurons that spiked in that step (the others are not in the compacted list); with the
 dense path they would also reach silent neurons through the surrogate's tail.
 """
@@ -58,16 +58,19 @@ def _numpy_rng(key: Any) -> np.random.Generator:
 
 
 def spike_prefix(spikes: Float[Array, " n"]) -> Int[Array, " n"]:
-    """The inclusive prefix sum of the spike flags `spikes != 0` (`lax.associative_scan`): entry
-    `j` is the number of spikes among neurons `0..j`, the last entry the number of spikes."""
-    return jax.lax.associative_scan(jnp.add, (jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
+    """The inclusive prefix sum of the spike flags `spikes != 0`: entry `j` is the number of
+    spikes among neurons `0..j`, the last entry the number of spikes."""
+    # (the barrier materialises the flags: otherwise XLA may fuse the neuron update that produced
+    # the spikes into the prefix sum and recompute it there)
+    flags = jax.lax.optimization_barrier((jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
+    return jnp.cumsum(flags)
 
 
 def spike_indices(spikes: Float[Array, " n"], max_spikes: int) -> tuple[Int[Array, " max_spikes"], Int[Array, ""]]:
     """The indices of the nonzero entries of `spikes` in increasing order, padded with `n` to
     `max_spikes` entries, and how many there are (those past `max_spikes` are left out).
 
-    A prefix sum by `lax.associative_scan` and an unrolled binary search for each rank; on CPU
+    A prefix sum (`spike_prefix`) and an unrolled binary search for each rank; on CPU
     this is several times cheaper than `jnp.nonzero(size=...)`'s scatter of every entry.
     """
     counts = spike_prefix(spikes)
