@@ -9,8 +9,9 @@ differentiable run against its length.
   the neurons that spiked), and a hand-written `lax.scan` of the same plastic step (the
   network's `transition` plus the trace update written out inline), the baseline for the
   abstraction's cost; and the event-driven network static and with pair STDP on its stored
-  excitatory synapses. Reported: ms per simulated second and the paired ratios plastic / static
-  (target <= 1.5) and simjax / hand-written.
+  excitatory synapses (every synapse every step, and with ``max_spikes``: only the outgoing and
+  incoming synapses of the neurons that spiked). Reported: ms per simulated second and the
+  paired ratios plastic / static (target <= 1.5) and simjax / hand-written.
 - **Brian2** with the same STDP, where it imports (the test extra); its reason otherwise.
 - **memory**: XLA's `temp_size_in_bytes` of `jax.grad` (in `A+`) of a loss on the final weights of
   `simjax.plasticity.run` (``n x n`` synapses, Poisson trains), for ``memory="store"`` and
@@ -107,9 +108,15 @@ def programs(n: int, steps: int, max_spikes: int):
     def plastic_event(key):
         return sj.plasticity.simulate(event_net, rule, x, dt=DT, key=key, mask=event_mask)[1].readout
 
+    @jax.jit
+    def plastic_event_spiking(key):
+        return sj.plasticity.simulate(event_net, rule, x, dt=DT, key=key, mask=event_mask,
+                                      max_spikes=max_spikes)[1].readout
+
     return {"static": lambda: static(key).block_until_ready(), "plastic": lambda: plastic(key).block_until_ready(),
             "static event": lambda: static_event(key).block_until_ready(),
             "plastic event": lambda: plastic_event(key).block_until_ready(),
+            "plastic event max_spikes": lambda: plastic_event_spiking(key).block_until_ready(),
             "plastic max_spikes": lambda: plastic_sparse(key).block_until_ready(),
             "hand-written plastic": lambda: hand(key).block_until_ready()}, net
 
@@ -134,12 +141,16 @@ def memory_mib(n: int, steps: int, memory: str) -> float:
     return compiled.memory_analysis().temp_size_in_bytes / 2**20
 
 
-def brian2_ms_per_s(n: int, duration: float) -> tuple[float | None, str]:
+def brian2_ms_per_s(n: int, duration: float, target: str = "numpy") -> tuple[float | None, str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     try:
-        import brian2 as b2
-    except Exception as err:  # brian2 fails to import with some numpy versions
+        from tests.test_brian2 import _import_brian2  # (Brian2 needs a numpy 2 shim to import)
+
+        b2 = _import_brian2()
+    except Exception as err:
         return None, f"brian2 unavailable: {type(err).__name__}: {err}"
-    b2.prefs.codegen.target = "numpy"
+    b2.start_scope()
+    b2.prefs.codegen.target = target
     b2.defaultclock.dt = DT * b2.ms
     eqs = """dv/dt = (ge*(0*mV - v) + gi*(-80*mV - v) + (-60*mV - v) + 20*mV)/(20*ms) : volt (unless refractory)
              dge/dt = -ge/(5*ms) : 1
@@ -162,7 +173,7 @@ def brian2_ms_per_s(n: int, duration: float) -> tuple[float | None, str]:
     b2.run(10 * b2.ms)  # code generation
     t0 = time.perf_counter()
     b2.run(duration * b2.ms)
-    return (time.perf_counter() - t0) * 1000.0 / (duration / 1000.0), "numpy target, event-driven STDP"
+    return (time.perf_counter() - t0) * 1000.0 / (duration / 1000.0), f"{target} target, event-driven STDP"
 
 
 def main():
@@ -182,14 +193,21 @@ def main():
     ratio_hand = _common.paired_ratio(timing, "plastic", "hand-written plastic")
     ratio_sparse = _common.paired_ratio(timing, "plastic max_spikes", "static")
     ratio_event = _common.paired_ratio(timing, "plastic event", "static event")
+    ratio_event_spiking = _common.paired_ratio(timing, "plastic event max_spikes", "static event")
     print(f"COBA n={args.n} dense, dt={DT} ms, {args.duration} ms per call (compile {compile_s:.1f} s):")
     for name, v in per_s.items():
         print(f"  {name:>22}: {v:9.1f} ms per simulated second")
     print(f"  plastic / static: dense {ratio_static:.2f}, max_spikes={args.max_spikes} {ratio_sparse:.2f} "
           f"(target <= 1.5); plastic / hand-written (dense): {ratio_hand:.2f}")
-    print(f"  event-driven projection: plastic / static {ratio_event:.2f} (target <= 1.5)")
-    b2_ms, b2_note = brian2_ms_per_s(args.n, args.duration)
-    print(f"  Brian2: {'n/a' if b2_ms is None else f'{b2_ms:.1f} ms per simulated second'} ({b2_note})")
+    print(f"  event-driven projection: plastic / static {ratio_event:.2f}, max_spikes={args.max_spikes} "
+          f"{ratio_event_spiking:.2f} (target <= 1.5)")
+    brian2 = {}
+    for target in ("numpy", "cython"):
+        b2_ms, b2_note = brian2_ms_per_s(args.n, args.duration, target)
+        brian2[target] = {"ms_per_simulated_second": b2_ms, "note": b2_note}
+        versus = ("" if b2_ms is None else
+                  f"; simjax plastic event (max_spikes) / Brian2 {per_s['plastic event max_spikes'] / b2_ms:.2f}")
+        print(f"  Brian2: {'n/a' if b2_ms is None else f'{b2_ms:.1f} ms per simulated second'} ({b2_note}){versus}")
     memory = {}
     for policy in ("store", "checkpoint"):
         memory[policy] = {T: round(memory_mib(args.memory_n, T, policy), 3) for T in args.memory_T}
@@ -199,8 +217,9 @@ def main():
               "ms_per_simulated_second": per_s, "ratio_plastic_static": ratio_static,
               "ratio_plastic_hand": ratio_hand,
               "ratio_plastic_sparse_static": ratio_sparse, "ratio_plastic_event_static_event": ratio_event,
+              "ratio_plastic_event_max_spikes_static_event": ratio_event_spiking,
               "max_spikes": args.max_spikes,
-              "brian2_ms_per_simulated_second": b2_ms, "brian2_note": b2_note,
+              "brian2": brian2,
               "grad_temp_mib": memory, "machine": _common.machine()}
     print(f"written to {_common.write_json(args.out, result)}")
 

@@ -325,7 +325,9 @@ def test_spike_triggered_rules_rows_and_columns(rule):
 
 def test_event_projection_learns_like_its_dense_twin():
     """Pair STDP on the excitatory synapses of an event-driven projection gives the weights (and
-    the activity) of the same network with the projection as a dense matrix."""
+    the activity) of the same network with the projection as a dense matrix, whether every stored
+    synapse is updated every step or only those of the neurons that spiked (`max_spikes`, with
+    the full update in steps with more spikes)."""
     kw = dict(key=jax.random.key(3), connectivity="fixed_in_degree", k=6)
     event_net = sj.networks.EINetwork.coba(30, **kw)
     dense_net = sj.networks.EINetwork.coba(30, dense=True, **kw)
@@ -336,9 +338,14 @@ def test_event_projection_learns_like_its_dense_twin():
     dense_mask = (jnp.arange(30) < event_net.n_exc)[:, None] & (dense_net.recurrent.weight != 0)
     learned_event, out_event = P.simulate(event_net, rule, x, dt=0.1, key=jax.random.key(0), mask=event_mask)
     learned_dense, out_dense = P.simulate(dense_net, rule, x, dt=0.1, key=jax.random.key(0), mask=dense_mask)
-    np.testing.assert_array_equal(np.asarray(out_event.readout), np.asarray(out_dense.readout))
-    np.testing.assert_allclose(np.asarray(learned_event.recurrent.dense()), np.asarray(learned_dense.recurrent.weight),
-                               rtol=1e-12, atol=1e-15)
+    learned_spiking, out_spiking = P.simulate(event_net, rule, x, dt=0.1, key=jax.random.key(0), mask=event_mask,
+                                              max_spikes=1)
+    counts = np.asarray(out_dense.readout[:, 0] * event_net.n_exc + out_dense.readout[:, 1] * event_net.n_inh) * 1e-4
+    assert np.any(counts > 1.5) and np.any((counts > 0.5) & (counts < 1.5))  # both branches ran
+    for learned, out in ((learned_event, out_event), (learned_spiking, out_spiking)):
+        np.testing.assert_array_equal(np.asarray(out.readout), np.asarray(out_dense.readout))
+        np.testing.assert_allclose(np.asarray(learned.recurrent.dense()), np.asarray(learned_dense.recurrent.weight),
+                                   rtol=1e-12, atol=1e-15)
     assert not np.allclose(np.asarray(learned_dense.recurrent.weight), np.asarray(dense_net.recurrent.weight))
 
 

@@ -105,6 +105,59 @@ def _event_update(rule: AbstractSpikeTriggeredRule, targets, spikes, traces, wei
     return jnp.where(mask, new, weights)
 
 
+def incoming_slots(targets: np.ndarray, n_post: int) -> np.ndarray:
+    """`[n_post, max_in]`: for each postsynaptic neuron, the flat positions `row * max_out + col`
+    of its stored synapses in an `EventProjection`'s `[n_pre, max_out]` arrays, padded with
+    `n_pre * max_out` (the transpose of the projection's ELLPACK rows, built once on the host)."""
+    targets = np.asarray(targets)
+    n_pre, max_out = targets.shape
+    rows, cols = np.nonzero(targets < n_post)
+    post = targets[rows, cols]
+    order = np.argsort(post, kind="stable")
+    counts = np.bincount(post, minlength=n_post)
+    slots = np.full((n_post, max(int(counts.max(initial=0)), 1)), n_pre * max_out, np.int32)
+    rank = np.arange(order.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots[post[order], rank] = (rows * max_out + cols)[order]
+    return slots
+
+
+def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spikes, traces, weights, mask, dt,
+                        max_spikes):
+    """One step of a spike-triggered rule on the stored synapses of an `EventProjection`, touching
+    only the synapses of the neurons that spiked: the rows (outgoing synapses) of each spiking
+    neuron and its incoming synapses (`incoming_slots`), each computed from the old weights with
+    the whole rule (a synapse whose both ends spiked gets the same value from both); the update
+    of every stored synapse in a step with more than `max_spikes` spikes."""
+    n_pre, max_out = weights.shape
+    size = n_pre * max_out
+
+    def every(_):
+        return _event_update(rule, targets, spikes, traces, weights, mask, dt)
+
+    def spiking(_):
+        idx, _ = spike_indices(spikes, max_spikes)  # padded with n_pre: gathered clipped, written dropped
+        flat_w, flat_mask = weights.reshape(-1), mask.reshape(-1)
+        # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
+        row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
+        post = jnp.take(targets, idx, axis=0, mode="clip")
+        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
+        sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
+        rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
+        rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
+        # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
+        in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
+        pre = in_slots // max_out
+        old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
+        sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
+        cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
+        cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
+        flat_w = flat_w.at[row_slots].set(rows, mode="drop").at[in_slots].set(cols, mode="drop")
+        return flat_w.reshape(weights.shape)
+
+    count = jnp.sum(jax.lax.stop_gradient(spikes) != 0)
+    return jax.lax.cond(count > max_spikes, every, spiking, None)
+
+
 def _check_common(owner, rule, dt, memory, segment):
     if not isinstance(rule, AbstractPlasticityRule):
         raise TypeError(f"{owner}: rule must be a simjax.plasticity rule (AbstractPlasticityRule), "
@@ -177,12 +230,13 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
       weights must have the rule's sign (`sign * w >= 0`).
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
-    - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the rows and columns of the
-      neurons that spiked in a step (`O(k n)` instead of `O(n^2)` per step), for up to
-      `max_spikes` spikes per step, falling back to the dense update in a step with more. The
-      weights are the same as with the dense update; gradients through the surrogate derivatives of
-      neurons that did not spike (which the dense update carries) are left out. Default `None`:
-      the dense update every step.
+    - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the synapses of the neurons
+      that spiked in a step: the rows and columns of a `Dense` matrix (`O(k n)` instead of
+      `O(n^2)` per step), or the outgoing and incoming stored synapses of an `EventProjection`
+      (`O(k (max_out + max_in))` instead of every stored synapse), for up to `max_spikes` spikes
+      per step, falling back to the update of every synapse in a step with more. The weights are
+      the same; gradients through the surrogate derivatives of neurons that did not spike (which
+      the full update carries) are left out. Default `None`: every synapse every step.
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
     run (its `final_state` a `PlasticState`).
@@ -196,9 +250,10 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         what = ("the dense weights of a simjax.synapses.Dense recurrent projection (a rule whose weights change "
                 "only at spikes, AbstractSpikeTriggeredRule, also serves an EventProjection)")
         raise TypeError(f"{owner}: {type(rule).__name__} needs {what}, got {type(net.recurrent).__name__}")
-    if event and max_spikes is not None:
-        raise ValueError(f"{owner}: max_spikes applies to a Dense projection; an EventProjection already updates "
-                         "only its stored synapses (drop max_spikes)")
+    if event and max_spikes is not None and not is_concrete(net.recurrent.targets):
+        raise ValueError(f"{owner}: max_spikes with an EventProjection needs its targets as concrete arrays (the "
+                         "index of each neuron's incoming synapses is built on the host); build the network "
+                         "outside the traced function")
     inputs = jnp.asarray(inputs)
     check_shape("inputs", inputs, (None, 1), owner=owner)
     steps = inputs.shape[0]
@@ -223,6 +278,8 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         if not isinstance(rule, AbstractSpikeTriggeredRule):
             raise TypeError(f"{owner}: max_spikes needs a rule whose weights change only at spikes "
                             f"(AbstractSpikeTriggeredRule), got {type(rule).__name__}; drop max_spikes")
+    incoming = (jnp.asarray(incoming_slots(np.asarray(net.recurrent.targets), n))
+                if event and max_spikes is not None else None)
     traces = rule.init(jax.ShapeDtypeStruct((n, n), weights.dtype) if event else weights)
     state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
@@ -231,8 +288,12 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         x_t, m_t = x
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
         ei, record = net.transition(carry.network, x_t, dt, proj)
-        if event:
+        if event and max_spikes is None:
             w = _event_update(rule, net.recurrent.targets, ei.spikes, carry.traces, carry.weights, mask, dt)
+            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
+        elif event:
+            w = _event_spike_update(rule, net.recurrent.targets, incoming, ei.spikes, carry.traces, carry.weights,
+                                    mask, dt, max_spikes)
             traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
         elif max_spikes is None:
             w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
