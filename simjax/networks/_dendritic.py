@@ -16,7 +16,15 @@ population `FBI_l` (one unit); every hidden layer also has dendrite-targeting in
 | `FBI_l -> E_l` (soma) | all-to-all | `w_fbi[l] <= 0`, fixed | |
 
 The learned projections are `simjax.synapses.Dale` projections (sign and upper bound restored
-after every update by `simjax.fit`).
+after every update by `simjax.fit`). With `dale=False` the feed-forward projections are plain
+`simjax.synapses.Dense` matrices (any sign, no bound): the unconstrained network of a backprop
+baseline (BTSP needs the bounds and refuses it).
+
+**Smooth forward pass.** `SharpSoftplus(beta)`, `phi(x) = softplus(beta x) / beta`, is a
+smooth ReLU (it tends to ReLU as `beta -> infinity`) for the neurons' `activation`: with ReLU, a
+unit whose somatic state is below zero on a pattern passes no gradient, and with the strong
+output feedback inhibition most output units sit there, so gradient descent through the ReLU
+network stalls. EIANN's backprop baselines use `beta = 10` and `100`.
 
 **Forward (somatic) dynamics.** Each trial starts from rest; each step updates the layers in
 order, and within a layer first `E_l` then `FBI_l` (forward Euler, as EIANN):
@@ -62,6 +70,7 @@ from .._checks import as_float_array, check_int, check_positive, is_concrete
 from .._simulate.output import Record
 from ..neurons._two_compartment import TwoCompartment
 from ..synapses._dale import Dale
+from ..synapses._dense import Dense
 from ._base import AbstractNetwork
 
 
@@ -86,6 +95,25 @@ class Plateaus(eqx.Module):
     nudge: tuple[Float[Array, "..."], ...]
     dend_i: tuple[Float[Array, "..."], ...]
     dendrite: tuple[Float[Array, "..."], ...]
+
+
+class SharpSoftplus(eqx.Module):
+    r"""`phi(x) = softplus(beta x) / beta`: a smooth ReLU (module docstring), for a
+    `TwoCompartment`'s `activation` when the network is trained by gradient descent.
+
+    **Arguments:**
+
+    - `beta`: the sharpness (`> 0`; `beta -> infinity` gives ReLU).
+    """
+
+    beta: float = eqx.field(static=True)
+
+    def __init__(self, beta: float = 10.0):
+        check_positive("beta", beta, owner="SharpSoftplus")
+        self.beta = float(beta)
+
+    def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        return jax.nn.softplus(self.beta * x) / self.beta
 
 
 def _as_tuple(value: Any, count: int, name: str, owner: str) -> tuple:
@@ -117,9 +145,11 @@ class DendriticEINetwork(AbstractNetwork):
     - `w_fbi`: per layer, the fixed `FBI -> E` weight (`<= 0`; default `(-0.225, -5.90)`).
     - `n_dend_i`: units per dendrite-targeting population (default 1; each feedback-inhibitory
       population is one unit: identical all-to-all units add up to one).
+    - `dale`: `False` makes the feed-forward projections unconstrained `Dense` matrices (same
+      initial values; for backprop baselines without sign constraints).
     """
 
-    w_ff: tuple[Dale, ...]
+    w_ff: tuple[Dale | Dense, ...]
     w_td: tuple[Dale, ...]
     w_dend: tuple[Dale, ...]
     w_fbi: tuple[Float[Array, ""], ...]
@@ -130,7 +160,7 @@ class DendriticEINetwork(AbstractNetwork):
     def __init__(self, sizes: Sequence[int] = (21, 7, 21), *, key: PRNGKeyArray,
                  neurons: TwoCompartment | Sequence[TwoCompartment] | None = None,
                  w_ff_init: Any = None, w_ff_max: Any = None, w_td_init: Any = (0.109, 0.269), w_td_max: Any = 3.106,
-                 w_dend_init: Any = -0.064, w_fbi: Any = None, n_dend_i: int = 1):
+                 w_dend_init: Any = -0.064, w_fbi: Any = None, n_dend_i: int = 1, dale: bool = True):
         owner = "DendriticEINetwork"
         sizes = tuple(sizes)
         if len(sizes) < 3:
@@ -188,6 +218,8 @@ class DendriticEINetwork(AbstractNetwork):
         self.w_ff = tuple(
             Dale(jax.random.uniform(keys[i], (sizes[i], sizes[i + 1]), dtype, 0.0, w_ff_init[i]),
                  np.ones(sizes[i], bool), w_ff_max[i]) for i in range(layers))
+        if not dale:
+            self.w_ff = tuple(Dense(p.weight) for p in self.w_ff)
         self.w_td = tuple(
             Dale(jax.random.uniform(keys[layers + i], (sizes[i + 2], sizes[i + 1]), dtype, *w_td_init[i]),
                  np.ones(sizes[i + 2], bool), w_td_max[i]) for i in range(hidden))

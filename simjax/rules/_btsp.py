@@ -44,6 +44,7 @@ from .._checks import as_float_array, check_positive, is_concrete
 from ..networks._dendritic import DendriticEINetwork, Plateaus
 from ..parameters._parameters import partition
 from ..plasticity._btsp import scaled_rectified_sigmoid
+from ..synapses._dale import Dale
 from ._base import AbstractRule
 
 
@@ -121,6 +122,10 @@ class BTSP(AbstractRule):
         if not isinstance(model, DendriticEINetwork):
             raise TypeError(f"BTSP: acts on a simjax.networks.DendriticEINetwork (it needs the dendritic backward "
                             f"phase), got {type(model).__name__}")
+        if not all(isinstance(p, Dale) for p in model.w_ff):
+            raise ValueError("BTSP: the network's feed-forward projections must be bounded simjax.synapses.Dale "
+                             "projections (the rule needs their upper bound W_max); build the network with "
+                             "dale=True")
         layers, hidden = len(model.w_ff), len(model.w_td)
         for name, value, count in (("eta_ff", self.eta_ff, layers), ("eta_td", self.eta_td, hidden),
                                    ("eta_dend", self.eta_dend, hidden)):
