@@ -45,7 +45,7 @@ from ..networks._dendritic import DendriticEINetwork, Plateaus
 from ..parameters._parameters import partition
 from ..plasticity._btsp import scaled_rectified_sigmoid
 from ..synapses._dale import Dale
-from ._base import AbstractRule
+from ._base import AbstractRule, AbstractStatelessRule
 
 
 def btsp_delta(weight: Float[Array, "n_pre n_post"], pre: Float[Array, " n_pre"], plateau: Float[Array, " n_post"],
@@ -187,3 +187,62 @@ class BTSP(AbstractRule):
 
     def step(self, state, model, task, batch, key):
         return self._apply(state, model, task, batch, key)
+
+
+class NormalizedHebbian(AbstractStatelessRule):
+    r"""The Hebbian baseline of the BTSP study (Gjorgjieva-style Hebb, EIANN's `GjorgjievaHebb`) on
+    the feed-forward projections of a `simjax.networks.DendriticEINetwork`: per trial, with the
+    presynaptic activity `x` and postsynaptic activity `y` of the forward pass (last step),
+
+        W'_ij = W_ij + eta x_i y_j,      W_ij <- scale W'_ij / sum_i W'_ij
+
+    (each postsynaptic unit's incoming weights renormalised to the L1 norm `scale` of its layer).
+    Unsupervised, as in the study: no target enters, so the output units' assignment to patterns
+    is arbitrary. With `supervised=True` the output layer's `y` is the target instead (a
+    teacher-clamped Hebbian readout; the hidden layers stay unsupervised). Updates are averaged
+    over the trials of a batch and returned as `updates = -(W_new - W)`: train with
+    `optax.sgd(1.0)` (`simjax.fit` then restores the bounds). The dendritic projections do not
+    change.
+
+    **Arguments:**
+
+    - `eta`: the Hebbian rate (0.955).
+    - `scale`: per layer, the L1 norm of each unit's incoming weights (default `(5.998, 0.485)`, the
+      study's values for the 21-7-21 network; a scalar applies to every layer).
+    - `supervised`: clamp the output activity to the target.
+    """
+
+    eta: Float[Array, ""]
+    scale: Float[Array, "*layers"]
+    supervised: bool = eqx.field(static=True)
+
+    def __init__(self, eta: Any = 0.955, scale: Any = (5.998, 0.485), *, supervised: bool = False):
+        check_positive("eta", eta, allow_zero=True, owner="NormalizedHebbian")
+        check_positive("scale", scale, owner="NormalizedHebbian")
+        self.eta, self.scale = as_float_array(eta), as_float_array(scale)
+        self.supervised = bool(supervised)
+
+    def __call__(self, model, task, batch, key):
+        if not isinstance(model, DendriticEINetwork):
+            raise TypeError(f"NormalizedHebbian: acts on a simjax.networks.DendriticEINetwork, got "
+                            f"{type(model).__name__}")
+        layers = len(model.w_ff)
+        if self.scale.ndim > 1 or (self.scale.ndim == 1 and self.scale.shape[0] != layers):
+            raise ValueError(f"NormalizedHebbian: scale must be a scalar or have {layers} entries for this network, "
+                             f"got shape {self.scale.shape}")
+        outputs = task.forward(model, batch, key)
+        rates = outputs.final_state.rate
+        posts = list(rates)
+        if self.supervised:
+            posts[-1] = jnp.asarray(batch.targets, rates[-1].dtype)
+        pres = (jnp.asarray(batch.inputs)[-1], *rates[:-1])
+        new = []
+        for i, p in enumerate(model.w_ff):
+            w = p.dense()
+            grown = w + self.eta * jnp.mean(pres[i][:, :, None] * posts[i][:, None, :], axis=0)
+            norm = jnp.sum(jnp.abs(grown), axis=0, keepdims=True)
+            new.append(_per_layer(self.scale, i) * grown / jnp.maximum(norm, jnp.finfo(w.dtype).tiny) - w)
+        params, _ = partition(model)
+        updates = jax.tree.map(jnp.zeros_like, params)
+        updates = eqx.tree_at(lambda u: tuple(p.weight for p in u.w_ff), updates, tuple(-d for d in new))
+        return task.loss(outputs, batch), updates, dict(task.metrics(outputs, batch))

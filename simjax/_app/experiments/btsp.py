@@ -17,9 +17,11 @@
   architecture with the smooth activation ``SharpSoftplus(backprop_beta)`` in place of ReLU:
   ``"backprop"`` (feed-forward weights of any sign), ``"backprop_dale"`` (Dale signs and bounds
   kept by projection after every update), and ``"backprop_relu"`` (through BTSP's own ReLU
-  network, Dale kept); reports the final accuracy (mean over the last ``window`` epochs) and, for
-  the BTSP rules, the cosine of the BTSP hidden update with the negative gradient at the end;
-  writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
+  network, Dale kept); ``"hebbian"`` (the study's unsupervised Hebbian baseline,
+  `simjax.rules.NormalizedHebbian`, feedback inhibition ``(-0.988, -0.185)``) and
+  ``"hebbian_supervised"`` (its output clamped to the target); reports the final accuracy (mean over
+  the last ``window`` epochs) and, for the BTSP rules, the cosine of the BTSP hidden update with
+  the negative gradient at the end; writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
 
 Every kind writes ``summary.json`` and a figure ``btsp_<kind>.png`` (with matplotlib).
 """
@@ -39,7 +41,7 @@ from ... import plasticity as P
 from ..._fit.fit import fit
 from ...networks import DendriticEINetwork, SharpSoftplus
 from ...neurons import TwoCompartment
-from ...rules import BTSP, Exact
+from ...rules import BTSP, Exact, NormalizedHebbian
 from ...tasks import OneHotPatterns
 from .. import io
 from ..config import require
@@ -55,7 +57,9 @@ DEFAULTS = {
 QUICK = {"place_field": {"dt": 10.0}, "meta": {"dt": 40.0, "iterations": 10},
          "network": {"seeds": 2, "epochs": 20, "window": 5}}
 KINDS = ("place_field", "meta", "network")
-RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop", "backprop_dale", "backprop_relu")
+RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop", "backprop_dale", "backprop_relu", "hebbian",
+              "hebbian_supervised")
+HEBBIAN_FBI = (-0.988, -0.185)
 
 
 def validate(cfg: dict) -> None:
@@ -193,6 +197,8 @@ def _rule(name: str, cfg: dict):
         rule = {"btsp": BTSP(), "btsp_output_only": BTSP(train_hidden=False),
                 "btsp_stale_nudge": BTSP(compat_stale_nudge=True)}[name]
         return rule, optax.sgd(1.0), {}
+    if name.startswith("hebbian"):
+        return NormalizedHebbian(supervised=name == "hebbian_supervised"), optax.sgd(1.0), {"w_fbi": HEBBIAN_FBI}
     kwargs = {} if name == "backprop_relu" else {"neurons": smooth_neurons(c["backprop_beta"]),
                                                   "dale": name == "backprop_dale"}
     return Exact(), optax.adam(c["backprop_lr"]), kwargs
