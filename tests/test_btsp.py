@@ -1,5 +1,8 @@
 """BTSP: the two-state kinetic rule and the place-field protocol of Milstein et al. (2021)."""
 
+import importlib.util
+from pathlib import Path
+
 import diffrax
 import equinox as eqx
 import jax
@@ -351,6 +354,8 @@ def test_bad_btsp_rule_input(unchecked):
     task = sj.tasks.OneHotPatterns()
     with pytest.raises(ValueError, match="eta_ff"):
         sj.rules.BTSP(eta_ff=(0.1, 0.2, 0.3))(net, task, task.batch(jnp.array([0])), None)
+    with pytest.raises(ValueError, match="scale"):
+        sj.rules.NormalizedHebbian(scale=(5.998, -1.0))
     free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
     with pytest.raises(ValueError, match="dale=True"):
         sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)
@@ -416,3 +421,46 @@ def test_sharp_softplus_tends_to_relu():
     np.testing.assert_allclose(sj.networks.SharpSoftplus(10.0)(x), np.log1p(np.exp(10.0 * np.asarray(x))) / 10.0,
                                rtol=1e-12)
     np.testing.assert_allclose(sj.networks.SharpSoftplus(1e4)(x), np.maximum(np.asarray(x), 0.0), atol=1e-4)
+
+
+def test_normalized_hebbian_makes_a_winner_take_all_hidden_code():
+    # Competitive Hebbian learning with L1-normalised incoming weights: every pattern ends up driving
+    # at most one hidden unit, so a Hebbian readout clamped to the target can be right for at most one
+    # pattern per hidden unit (7 of 21, plus pattern 0 when a pattern silences the hidden layer: an
+    # all-zero output counts as class 0); the unsupervised readout is not aligned with the labels.
+    cfg = config.merge(btsp.DEFAULTS, {})
+    keys = jax.random.split(jax.random.key(0), 2)
+    task = sj.tasks.OneHotPatterns()
+    accuracy = {}
+    for name in ("hebbian", "hebbian_supervised"):
+        rule, optimizer, kwargs = btsp._rule(name, cfg)
+        nets, _ = btsp.train_network(rule, optimizer, keys, epochs=60, **kwargs)
+        out = jax.vmap(lambda n: task.forward(n, task.all()))(nets)
+        accuracy[name] = np.asarray(jax.vmap(lambda o: task.metrics(o, task.all())["accuracy"])(out))
+        hidden = np.asarray(out.final_state.rate[0])
+        assert np.all((hidden > 1e-6).sum(-1) <= 1)
+        norms = np.abs(np.asarray(nets.w_ff[0].weight)).sum(1)  # L1 norm of each hidden unit's inputs
+        assert np.all(norms <= 5.998 + 1e-9) and np.all(norms >= 3.738 - 1e-9)
+    assert np.all(accuracy["hebbian_supervised"] >= 0.2) and np.all(accuracy["hebbian_supervised"] <= 8 / 21 + 1e-9)
+    assert np.all(accuracy["hebbian"] < 0.2)
+
+
+def test_btsp_training_equals_the_benchmarks_numpy_implementation():
+    # benchmarks/btsp.py's plain NumPy network and rule, written from the study's description with
+    # loops, against simjax.fit with the BTSP rule: one epoch (21 single-pattern updates), float64.
+    spec = importlib.util.spec_from_file_location("btsp_bench", Path(__file__).resolve().parent.parent
+                                                  / "benchmarks" / "btsp.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    task = sj.tasks.OneHotPatterns()
+    k_net, k_fit = jax.random.split(jax.random.key(4))
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=k_net)
+    trained, history = eqx.filter_jit(lambda n: sj.fit(n, sj.rules.BTSP(), task, optax.sgd(1.0), steps=21, key=k_fit,
+                                                       batch_size=1))(net)
+    weights = [np.asarray(p.dense()) for p in (*net.w_ff, *net.w_td, *net.w_dend)]
+    (w0, w1, w_td, w_dend), correct = bench.numpy_train(*weights, bench.fit_patterns(k_fit, 21))
+    projections = (trained.w_ff[0], trained.w_ff[1], trained.w_td[0], trained.w_dend[0])
+    for got, want in zip(projections, (w0, w1, w_td, w_dend)):
+        np.testing.assert_allclose(got.dense(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(history["accuracy"], correct)
+    assert np.abs(w0 - weights[0]).max() > 1e-3  # the epoch did change the hidden weights
