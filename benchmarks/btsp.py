@@ -13,7 +13,10 @@
   within a factor 3 of the defaults) in one vmapped program, against the per-setting loop
   extrapolated from ``--loop-settings`` (5) timed calls of the single-run program.
 
-Both in float32 on the default backend. Writes ``results/btsp.json``.
+All in float32 on the default backend (NumPy in float64, its default), XLA and BLAS restricted to
+one thread and the process pinned to the least busy core (``--multi-thread`` leaves XLA's thread
+pool on: on these tiny matrices it adds overhead and makes the timing depend on the load of the
+other core). Writes ``results/btsp.json``.
 
 Usage: ``python benchmarks/btsp.py [--quick] [--seeds 10] [--epochs 300] [--settings 1000]``
 """
@@ -122,6 +125,7 @@ def parse():
     ap.add_argument("--settings", type=int, default=1000)
     ap.add_argument("--search-epochs", type=int, default=100)
     ap.add_argument("--loop-settings", type=int, default=5)
+    ap.add_argument("--multi-thread", action="store_true", help="leave XLA's CPU thread pool on")
     ap.add_argument("--out", type=Path, default=_common.RESULTS / "btsp.json")
     args = ap.parse_args()
     if args.quick:
@@ -131,6 +135,7 @@ def parse():
 
 def main():
     args = parse()
+    threads = None if args.multi_thread else _common.single_thread()
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -159,13 +164,18 @@ def main():
     block(many(keys))
     compile_vmapped = time.perf_counter() - t0
     block(one(keys[0]))
-    vmapped = min(_common.timed(lambda: block(many(keys))) for _ in range(2))
+    vmapped = min(_common.timed(lambda: block(many(keys))) for _ in range(3))
+    t0 = time.process_time()
+    block(many(keys))
+    vmapped_cpu = time.process_time() - t0
     loop = min(_common.timed(lambda: [block(one(k)) for k in keys]) for _ in range(2))
     acc = many(keys)
     seeds = {"seeds": args.seeds, "epochs": args.epochs, "vmapped_s": vmapped, "loop_s": loop,
              "loop_over_vmapped": loop / vmapped, "first_call_vmapped_s": compile_vmapped,
+             "vmapped_cpu_s": vmapped_cpu,
              "accuracy_mean": float(acc.mean())}
-    print(f"seeds: {args.seeds} x {args.epochs} epochs: vmapped {vmapped:.3f} s, per-seed loop {loop:.3f} s, "
+    print(f"seeds: {args.seeds} x {args.epochs} epochs: vmapped {vmapped:.3f} s ({vmapped_cpu:.3f} s CPU), "
+          f"per-seed loop {loop:.3f} s, "
           f"ratio {loop / vmapped:.1f}x (mean final training accuracy {float(acc.mean()):.3f})")
 
     # the same runs (initial weights, pattern sequences) in plain NumPy, one seed after the other
@@ -201,8 +211,8 @@ def main():
               "best_accuracy": float(best.max()), "best_etas": [float(x) for x in etas[int(best.argmax())]]}
     print(f"search: {args.settings} settings x {args.search_epochs} epochs: vmapped {t_many:.2f} s, loop "
           f"(extrapolated from {n}) {t_loop:.2f} s, ratio {t_loop / t_many:.1f}x")
-    path = _common.write_json(args.out, {"machine": _common.machine(), "seeds": seeds, "search": search,
-                                         "quick": args.quick})
+    path = _common.write_json(args.out, {"machine": _common.machine(), "threads": threads, "seeds": seeds,
+                                         "search": search, "quick": args.quick})
     print(f"wrote {path}")
 
 
