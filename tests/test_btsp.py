@@ -356,6 +356,8 @@ def test_bad_btsp_rule_input(unchecked):
         sj.rules.BTSP(eta_ff=(0.1, 0.2, 0.3))(net, task, task.batch(jnp.array([0])), None)
     with pytest.raises(ValueError, match="scale"):
         sj.rules.NormalizedHebbian(scale=(5.998, -1.0))
+    with pytest.raises(ValueError, match="plateau_temperature"):
+        sj.rules.BTSP(plateau_temperature=-0.1)
     free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
     with pytest.raises(ValueError, match="dale=True"):
         sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)
@@ -464,3 +466,52 @@ def test_btsp_training_equals_the_benchmarks_numpy_implementation():
         np.testing.assert_allclose(got.dense(), want, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(history["accuracy"], correct)
     assert np.abs(w0 - weights[0]).max() > 1e-3  # the epoch did change the hidden weights
+
+
+def _smooth_setup():
+    task = sj.tasks.OneHotPatterns()
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(5), w_td_init=(0.3, 0.9))
+    return task, net
+
+
+def test_smooth_plateaus_tend_to_the_hard_assignment():
+    task, net = _smooth_setup()
+    batch = task.all()
+
+    @jax.jit
+    def phases(temperature):
+        final = task.forward(net, batch).final_state
+        return jax.vmap(lambda s, y: net.backward(s, y, None, temperature))(final, batch.targets)
+
+    hard = jax.jit(lambda: jax.vmap(net.backward)(task.forward(net, batch).final_state, batch.targets))()
+    cold, warm = phases(1e-9), phases(0.05)
+    for a, b in zip(jax.tree.leaves(hard), jax.tree.leaves(cold)):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert np.any(np.asarray(hard.plateau[0]) > 0) and np.any(np.asarray(hard.plateau[0]) == 0)
+    assert np.abs(np.asarray(warm.plateau[0]) - np.asarray(hard.plateau[0])).max() > 1e-3
+
+
+def test_smooth_plateau_threshold_gradients_match_finite_differences():
+    # The loss after one BTSP update as a function of the four plateau thresholds (hidden and
+    # output theta_plus, theta_minus): zero gradient with the hard assignment, central finite
+    # differences with the smooth one (float64).
+    task, net0 = _smooth_setup()
+
+    def loss(thetas, temperature):
+        neurons = (sj.neurons.TwoCompartment(theta_plus=thetas[0], theta_minus=thetas[1]),
+                   sj.neurons.TwoCompartment(theta_plus=thetas[2], theta_minus=thetas[3]))
+        net = eqx.tree_at(lambda n: n.neurons, net0, neurons)
+        rule = sj.rules.BTSP(plateau_temperature=temperature)
+        _, u, _ = rule(net, task, task.batch(jnp.array([2])), None)
+        net = sj.parameters.constrain(eqx.apply_updates(net, jax.tree.map(lambda x: -x, u)))
+        return task.loss(task.forward(net, task.all()), task.all())
+
+    thetas = jnp.array([0.0996, -0.163, 0.450, -0.724])
+    np.testing.assert_array_equal(jax.jit(jax.grad(loss), static_argnums=1)(thetas, None), 0.0)
+    smooth = jax.jit(lambda t: loss(t, 0.05))
+    grad = jax.jit(jax.grad(lambda t: loss(t, 0.05)))(thetas)
+    for i in range(4):
+        e = jnp.zeros(4).at[i].set(1e-6)
+        fd = (smooth(thetas + e) - smooth(thetas - e)) / 2e-6
+        assert float(grad[i]) == pytest.approx(float(fd), rel=1e-4, abs=1e-10)
+    assert np.all(np.abs(np.asarray(grad)[[0, 2]]) > 0)

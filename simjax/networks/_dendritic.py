@@ -53,6 +53,15 @@ are the `TwoCompartment` neurons' `theta_plus`, `theta_minus`.
 
 With `stale_nudge` (the original code's carry-over), the first dendritic state of each hidden layer
 (and so the visiting order) is computed with the nudges left over from the previous trial.
+
+**Smooth plateaus** (`temperature = T`, not part of the study): the threshold comparisons become
+logistic gates `g+ = sigmoid((D - theta_plus) / T)`, `g- = sigmoid((theta_minus - D) / T)`, and
+every choice a mixture: `P = (g+ + g-) D`, nudge `n <- g+ D + (1 - g+) n`, the dendritic state
+after a unit's turn `g+ D_fresh + (1 - g+) D`, the nudged output activity
+`g+ phi(s + D) + (1 - g+) r`. As `T -> 0` this is the hard assignment (away from ties); for
+`T > 0` the plateaus, and everything learned from them, are differentiable in the thresholds
+(with the hard assignment their gradient is zero). The visiting order stays the `argsort` of
+the initial dendritic state (piecewise constant; no gradient flows through it).
 """
 
 from __future__ import annotations
@@ -304,7 +313,8 @@ class DendriticEINetwork(AbstractNetwork):
         return self.neurons[layer].dendrite_target(self.w_td[layer](above) + self.w_dend[layer](dend_i)), dend_i
 
     def backward(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
-                 stale_nudge: tuple[Float[Array, "..."], ...] | None = None) -> Plateaus:
+                 stale_nudge: tuple[Float[Array, "..."], ...] | None = None,
+                 temperature: Float[ArrayLike, ""] | None = None) -> Plateaus:
         """The backward (dendritic) phase of one trial (module docstring).
 
         **Arguments:**
@@ -313,15 +323,27 @@ class DendriticEINetwork(AbstractNetwork):
         - `target`: the output target.
         - `stale_nudge`: the hidden layers' nudges left over from the previous trial (the original
           code's carry-over); `None`: the clean semantics.
+        - `temperature`: `None` (default): the hard plateau assignment; `T > 0`: the smooth
+          plateaus of the module docstring.
 
         **Returns:** the `Plateaus` of every layer.
         """
         out = self.neurons[-1]
         d_out = jnp.clip(jnp.asarray(target) - state.rate[-1], -1.0, 1.0)
-        positive = d_out > out.theta_plus
-        p_out = jnp.where(positive | (d_out < out.theta_minus), d_out, 0.0)
-        nudge_out = jnp.where(positive, d_out, 0.0)
-        r_out = jnp.where(positive, out.phi(state.soma[-1] + d_out), state.rate[-1])
+
+        def gates(d, neuron):
+            if temperature is None:
+                return (d > neuron.theta_plus).astype(d.dtype), (d < neuron.theta_minus).astype(d.dtype)
+            return (jax.nn.sigmoid((d - neuron.theta_plus) / temperature),
+                    jax.nn.sigmoid((neuron.theta_minus - d) / temperature))
+
+        def mix(g, a, b):  # a where g = 1, b where g = 0 (a select for the hard gates)
+            return jnp.where(g > 0, a, b) if temperature is None else g * a + (1.0 - g) * b
+
+        g_pos, g_neg = gates(d_out, out)
+        p_out = mix(g_pos + g_neg, d_out, jnp.zeros_like(d_out))
+        nudge_out = mix(g_pos, d_out, jnp.zeros_like(d_out))
+        r_out = mix(g_pos, out.phi(state.soma[-1] + d_out), state.rate[-1])
         plateaus, rates, nudges, dend_is, dendrites = [p_out], [r_out], [nudge_out], [], []
         above = r_out
         for layer in reversed(range(len(self.w_td))):
@@ -335,12 +357,11 @@ class DendriticEINetwork(AbstractNetwork):
                 d, nudge, plateau = carry
                 j = order[i]
                 dj = d[j]
-                pos = dj > neuron.theta_plus
-                neg = dj < neuron.theta_minus
-                plateau = plateau.at[j].set(jnp.where(pos | neg, dj, 0.0))
-                nudge = nudge.at[j].set(jnp.where(pos, dj, nudge[j]))
+                pos, neg = gates(dj, neuron)
+                plateau = plateau.at[j].set(mix(pos + neg, dj, jnp.zeros_like(dj)))
+                nudge = nudge.at[j].set(mix(pos, dj, nudge[j]))
                 fresh, _ = self.dendrite(layer, neuron.phi(soma + nudge), above)
-                return jnp.where(pos, fresh, d), nudge, plateau
+                return mix(pos, fresh, d), nudge, plateau
 
             zero = jnp.zeros_like(soma)
             _, nudge, plateau = jax.lax.fori_loop(0, n, visit, (d0, zero, zero))

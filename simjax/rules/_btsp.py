@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, check_positive, is_concrete
+from .._checks import as_float_array, as_optional_float, check_positive, is_concrete
 from ..networks._dendritic import DendriticEINetwork, Plateaus
 from ..parameters._parameters import partition
 from ..plasticity._btsp import scaled_rectified_sigmoid
@@ -92,6 +92,9 @@ class BTSP(AbstractRule):
       and dendritic-inhibition weights): only the output layer learns.
     - `compat_stale_nudge`: reproduce the original code's carry-over of the nudges (module
       docstring).
+    - `plateau_temperature`: `None` (default) for the study's hard plateau assignment; `T > 0`
+      for the smooth plateaus of `simjax.networks.DendriticEINetwork.backward`, through which
+      the update is differentiable in the plateau thresholds (not part of the study).
     """
 
     eta_ff: Float[Array, "*layers"]
@@ -100,22 +103,25 @@ class BTSP(AbstractRule):
     neg_discount: Float[Array, ""]
     dep_theta: Float[Array, ""]
     dep_width: Float[Array, ""]
+    plateau_temperature: Float[Array, ""] | None
     train_hidden: bool = eqx.field(static=True)
     compat_stale_nudge: bool = eqx.field(static=True)
 
     def __init__(self, eta_ff: Any = (0.009, 0.0173), eta_td: Any = 0.069, eta_dend: Any = 0.005,
                  neg_discount: Any = 0.25, dep_theta: Any = 0.01, dep_width: Any = 0.01, *, train_hidden: bool = True,
-                 compat_stale_nudge: bool = False):
+                 compat_stale_nudge: bool = False, plateau_temperature: Any = None):
         owner = "BTSP"
         for name, v in (("eta_ff", eta_ff), ("eta_td", eta_td), ("eta_dend", eta_dend)):
             check_positive(name, v, allow_zero=True, owner=owner)
         check_positive("dep_width", dep_width, owner=owner)
+        check_positive("plateau_temperature", plateau_temperature, owner=owner)
         for name, v in (("neg_discount", neg_discount), ("dep_theta", dep_theta)):
             if is_concrete(v) and not np.all((np.asarray(v) >= 0) & (np.asarray(v) <= 1)):
                 raise ValueError(f"{owner}: {name} must lie in [0, 1], got {v!r}")
         self.eta_ff, self.eta_td, self.eta_dend = map(as_float_array, (eta_ff, eta_td, eta_dend))
         self.neg_discount, self.dep_theta = as_float_array(neg_discount), as_float_array(dep_theta)
         self.dep_width = as_float_array(dep_width)
+        self.plateau_temperature = as_optional_float(plateau_temperature)
         self.train_hidden, self.compat_stale_nudge = bool(train_hidden), bool(compat_stale_nudge)
 
     def _check(self, model):
@@ -165,7 +171,7 @@ class BTSP(AbstractRule):
         x = jnp.asarray(batch.inputs)[-1]
 
         def one(st, y, xi):
-            plateaus = model.backward(st, y, state)
+            plateaus = model.backward(st, y, state, self.plateau_temperature)
             return self.deltas(model, xi, plateaus), plateaus
 
         (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)
