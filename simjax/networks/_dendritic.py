@@ -22,9 +22,9 @@ baseline (BTSP needs the bounds and refuses it).
 
 **Smooth forward pass.** `SharpSoftplus(beta)`, `phi(x) = softplus(beta x) / beta`, is a
 smooth ReLU (it tends to ReLU as `beta -> infinity`) for the neurons' `activation`: with ReLU, a
-unit whose somatic state is below zero on a pattern passes no gradient, and with the strong
-output feedback inhibition most output units sit there, so gradient descent through the ReLU
-network stalls. EIANN's backprop baselines use `beta = 10` and `100`.
+unit whose somatic state is below zero on a pattern passes no gradient, and with strong output
+feedback inhibition most output units sit there, so gradient descent through the ReLU network
+can stall. EIANN's backprop baselines use `beta = 10` and `100`.
 
 **Forward (somatic) dynamics.** Each trial starts from rest; each step updates the layers in
 order, and within a layer first `E_l` then `FBI_l` (forward Euler, as EIANN):
