@@ -205,8 +205,9 @@ class NormalizedHebbian(AbstractStatelessRule):
     (each postsynaptic unit's incoming weights renormalised to the L1 norm `scale` of its layer).
     Unsupervised, as in the study: no target enters, so the output units' assignment to patterns
     is arbitrary. With `supervised=True` the output layer's `y` is the target instead (a
-    teacher-clamped Hebbian readout; the hidden layers stay unsupervised). Updates are averaged
-    over the trials of a batch and returned as `updates = -(W_new - W)`: train with
+    teacher-clamped Hebbian readout; the hidden layers stay unsupervised). The Hebbian term is
+    averaged over the trials of a batch before the renormalisation, and the change is returned as
+    `updates = -(W_new - W)`: train with
     `optax.sgd(1.0)` (`simjax.fit` then restores the bounds). The dendritic projections do not
     change.
 
