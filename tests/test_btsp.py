@@ -1,5 +1,8 @@
 """BTSP: the two-state kinetic rule and the place-field protocol of Milstein et al. (2021)."""
 
+import importlib.util
+from pathlib import Path
+
 import diffrax
 import equinox as eqx
 import jax
@@ -351,6 +354,13 @@ def test_bad_btsp_rule_input(unchecked):
     task = sj.tasks.OneHotPatterns()
     with pytest.raises(ValueError, match="eta_ff"):
         sj.rules.BTSP(eta_ff=(0.1, 0.2, 0.3))(net, task, task.batch(jnp.array([0])), None)
+    with pytest.raises(ValueError, match="scale"):
+        sj.rules.NormalizedHebbian(scale=(5.998, -1.0))
+    with pytest.raises(ValueError, match="plateau_temperature"):
+        sj.rules.BTSP(plateau_temperature=-0.1)
+    free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
+    with pytest.raises(ValueError, match="dale=True"):
+        sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)
     with pytest.raises(TypeError, match="DendriticEINetwork"):
         sj.rules.BTSP()(sj.networks.FeedForward((21, 7, 21), neuron="relu", key=jax.random.key(0)), task,
                         task.batch(jnp.array([0])), None)
@@ -376,3 +386,132 @@ def test_forward_euler_converges_to_the_ode_solution():
         ode = sj.simulate(net, inputs, dt=dt, method="ode", solver=diffrax.Tsit5()).v[-1]
         errors.append(float(jnp.max(jnp.abs(clock - ode))))
     assert errors[1] < 0.6 * errors[0] and errors[1] < 1e-2  # first order in dt
+
+
+@pytest.fixture(scope="module")
+def backprop_runs():
+    cfg = config.merge(btsp.DEFAULTS, {})
+    keys = jax.random.split(jax.random.key(2), 2)
+    runs = {}
+    for name in ("backprop", "backprop_dale"):
+        rule, optimizer, kwargs = btsp._rule(name, cfg)
+        runs[name] = btsp.train_network(rule, optimizer, keys, epochs=100, **kwargs)
+    return runs
+
+
+@pytest.mark.parametrize("name", ["backprop", "backprop_dale"])
+def test_backprop_baselines_learn_the_patterns(backprop_runs, name):
+    # Exact gradients (Adam) through the same architecture with the smooth activation solve the task
+    # that BTSP with frozen hidden plasticity cannot (it stays near chance, 1/21).
+    _, history = backprop_runs[name]
+    accuracy = np.asarray(history["accuracy"]).reshape(2, 100, 21).mean(-1)
+    assert accuracy[:, -10:].mean() >= 0.9
+
+
+def test_backprop_dale_variant_keeps_signs_and_bounds(backprop_runs):
+    nets, _ = backprop_runs["backprop_dale"]
+    for proj, bound in ((nets.w_ff[0], 3.738), (nets.w_ff[1], 3.161)):
+        w = np.asarray(proj.weight)
+        assert w.min() >= 0.0 and w.max() <= bound + 1e-12
+    free, _ = backprop_runs["backprop"]
+    assert isinstance(free.w_ff[0], sj.synapses.Dense)
+    assert np.asarray(free.w_ff[1].weight).min() < 0.0  # without Dale's law the weights do change sign
+
+
+def test_sharp_softplus_tends_to_relu():
+    x = jnp.linspace(-1.0, 1.0, 9)
+    np.testing.assert_allclose(sj.networks.SharpSoftplus(10.0)(x), np.log1p(np.exp(10.0 * np.asarray(x))) / 10.0,
+                               rtol=1e-12)
+    np.testing.assert_allclose(sj.networks.SharpSoftplus(1e4)(x), np.maximum(np.asarray(x), 0.0), atol=1e-4)
+
+
+def test_normalized_hebbian_makes_a_winner_take_all_hidden_code():
+    # Competitive Hebbian learning with L1-normalised incoming weights: every pattern ends up driving
+    # at most one hidden unit, so a Hebbian readout clamped to the target can be right for at most one
+    # pattern per hidden unit (7 of 21, plus pattern 0 when a pattern silences the hidden layer: an
+    # all-zero output counts as class 0); the unsupervised readout is not aligned with the labels.
+    cfg = config.merge(btsp.DEFAULTS, {})
+    keys = jax.random.split(jax.random.key(0), 2)
+    task = sj.tasks.OneHotPatterns()
+    accuracy = {}
+    for name in ("hebbian", "hebbian_supervised"):
+        rule, optimizer, kwargs = btsp._rule(name, cfg)
+        nets, _ = btsp.train_network(rule, optimizer, keys, epochs=60, **kwargs)
+        out = jax.vmap(lambda n: task.forward(n, task.all()))(nets)
+        accuracy[name] = np.asarray(jax.vmap(lambda o: task.metrics(o, task.all())["accuracy"])(out))
+        hidden = np.asarray(out.final_state.rate[0])
+        assert np.all((hidden > 1e-6).sum(-1) <= 1)
+        norms = np.abs(np.asarray(nets.w_ff[0].weight)).sum(1)  # L1 norm of each hidden unit's inputs
+        assert np.all(norms <= 5.998 + 1e-9) and np.all(norms >= 3.738 - 1e-9)
+    assert np.all(accuracy["hebbian_supervised"] >= 0.2) and np.all(accuracy["hebbian_supervised"] <= 8 / 21 + 1e-9)
+    assert np.all(accuracy["hebbian"] < 0.2)
+
+
+def test_btsp_training_equals_the_benchmarks_numpy_implementation():
+    # benchmarks/btsp.py's plain NumPy network and rule, written from the study's description with
+    # loops, against simjax.fit with the BTSP rule: one epoch (21 single-pattern updates), float64.
+    spec = importlib.util.spec_from_file_location("btsp_bench", Path(__file__).resolve().parent.parent
+                                                  / "benchmarks" / "btsp.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    task = sj.tasks.OneHotPatterns()
+    k_net, k_fit = jax.random.split(jax.random.key(4))
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=k_net)
+    trained, history = eqx.filter_jit(lambda n: sj.fit(n, sj.rules.BTSP(), task, optax.sgd(1.0), steps=21, key=k_fit,
+                                                       batch_size=1))(net)
+    weights = [np.asarray(p.dense()) for p in (*net.w_ff, *net.w_td, *net.w_dend)]
+    (w0, w1, w_td, w_dend), correct = bench.numpy_train(*weights, bench.fit_patterns(k_fit, 21))
+    projections = (trained.w_ff[0], trained.w_ff[1], trained.w_td[0], trained.w_dend[0])
+    for got, want in zip(projections, (w0, w1, w_td, w_dend)):
+        np.testing.assert_allclose(got.dense(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(history["accuracy"], correct)
+    assert np.abs(w0 - weights[0]).max() > 1e-3  # the epoch did change the hidden weights
+
+
+def _smooth_setup():
+    task = sj.tasks.OneHotPatterns()
+    net = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(5), w_td_init=(0.3, 0.9))
+    return task, net
+
+
+def test_smooth_plateaus_tend_to_the_hard_assignment():
+    task, net = _smooth_setup()
+    batch = task.all()
+
+    @jax.jit
+    def phases(temperature):
+        final = task.forward(net, batch).final_state
+        return jax.vmap(lambda s, y: net.backward(s, y, None, temperature))(final, batch.targets)
+
+    hard = jax.jit(lambda: jax.vmap(net.backward)(task.forward(net, batch).final_state, batch.targets))()
+    cold, warm = phases(1e-9), phases(0.05)
+    for a, b in zip(jax.tree.leaves(hard), jax.tree.leaves(cold)):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert np.any(np.asarray(hard.plateau[0]) > 0) and np.any(np.asarray(hard.plateau[0]) == 0)
+    assert np.abs(np.asarray(warm.plateau[0]) - np.asarray(hard.plateau[0])).max() > 1e-3
+
+
+def test_smooth_plateau_threshold_gradients_match_finite_differences():
+    # The loss after one BTSP update as a function of the four plateau thresholds (hidden and
+    # output theta_plus, theta_minus): zero gradient with the hard assignment, central finite
+    # differences with the smooth one (float64).
+    task, net0 = _smooth_setup()
+
+    def loss(thetas, temperature):
+        neurons = (sj.neurons.TwoCompartment(theta_plus=thetas[0], theta_minus=thetas[1]),
+                   sj.neurons.TwoCompartment(theta_plus=thetas[2], theta_minus=thetas[3]))
+        net = eqx.tree_at(lambda n: n.neurons, net0, neurons)
+        rule = sj.rules.BTSP(plateau_temperature=temperature)
+        _, u, _ = rule(net, task, task.batch(jnp.array([2])), None)
+        net = sj.parameters.constrain(eqx.apply_updates(net, jax.tree.map(lambda x: -x, u)))
+        return task.loss(task.forward(net, task.all()), task.all())
+
+    thetas = jnp.array([0.0996, -0.163, 0.450, -0.724])
+    np.testing.assert_array_equal(jax.jit(jax.grad(loss), static_argnums=1)(thetas, None), 0.0)
+    smooth = jax.jit(lambda t: loss(t, 0.05))
+    grad = jax.jit(jax.grad(lambda t: loss(t, 0.05)))(thetas)
+    for i in range(4):
+        e = jnp.zeros(4).at[i].set(1e-6)
+        fd = (smooth(thetas + e) - smooth(thetas - e)) / 2e-6
+        assert float(grad[i]) == pytest.approx(float(fd), rel=1e-4, abs=1e-10)
+    assert np.all(np.abs(np.asarray(grad)[[0, 2]]) > 0)

@@ -14,6 +14,7 @@ from ._conv_snn import UpsampleConv as UpsampleConv
 from ._dendritic import DendriticEINetwork as DendriticEINetwork
 from ._dendritic import DendriticState as DendriticState
 from ._dendritic import Plateaus as Plateaus
+from ._dendritic import SharpSoftplus as SharpSoftplus
 from ._ei import EINetwork as EINetwork
 from ._ei import EIState as EIState
 from ._ei import SpikeLog as SpikeLog

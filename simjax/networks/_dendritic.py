@@ -16,7 +16,15 @@ population `FBI_l` (one unit); every hidden layer also has dendrite-targeting in
 | `FBI_l -> E_l` (soma) | all-to-all | `w_fbi[l] <= 0`, fixed | |
 
 The learned projections are `simjax.synapses.Dale` projections (sign and upper bound restored
-after every update by `simjax.fit`).
+after every update by `simjax.fit`). With `dale=False` the feed-forward projections are plain
+`simjax.synapses.Dense` matrices (any sign, no bound): the unconstrained network of a backprop
+baseline (BTSP needs the bounds and refuses it).
+
+**Smooth forward pass.** `SharpSoftplus(beta)`, `phi(x) = softplus(beta x) / beta`, is a
+smooth ReLU (it tends to ReLU as `beta -> infinity`) for the neurons' `activation`: with ReLU, a
+unit whose somatic state is below zero on a pattern passes no gradient, and with strong output
+feedback inhibition most output units sit there, so gradient descent through the ReLU network
+can stall. EIANN's backprop baselines use `beta = 10` and `100`.
 
 **Forward (somatic) dynamics.** Each trial starts from rest; each step updates the layers in
 order, and within a layer first `E_l` then `FBI_l` (forward Euler, as EIANN):
@@ -45,6 +53,15 @@ are the `TwoCompartment` neurons' `theta_plus`, `theta_minus`.
 
 With `stale_nudge` (the original code's carry-over), the first dendritic state of each hidden layer
 (and so the visiting order) is computed with the nudges left over from the previous trial.
+
+**Smooth plateaus** (`temperature = T`, not part of the study): the threshold comparisons become
+logistic gates `g+ = sigmoid((D - theta_plus) / T)`, `g- = sigmoid((theta_minus - D) / T)`, and
+every choice a mixture: `P = (g+ + g-) D`, nudge `n <- g+ D + (1 - g+) n`, the dendritic state
+after a unit's turn `g+ D_fresh + (1 - g+) D`, the nudged output activity
+`g+ phi(s + D) + (1 - g+) r`. As `T -> 0` this is the hard assignment (away from ties); for
+`T > 0` the plateaus, and everything learned from them, are differentiable in the thresholds
+(with the hard assignment their gradient is zero). The visiting order stays the `argsort` of
+the initial dendritic state (piecewise constant; no gradient flows through it).
 """
 
 from __future__ import annotations
@@ -62,6 +79,7 @@ from .._checks import as_float_array, check_int, check_positive, is_concrete
 from .._simulate.output import Record
 from ..neurons._two_compartment import TwoCompartment
 from ..synapses._dale import Dale
+from ..synapses._dense import Dense
 from ._base import AbstractNetwork
 
 
@@ -86,6 +104,25 @@ class Plateaus(eqx.Module):
     nudge: tuple[Float[Array, "..."], ...]
     dend_i: tuple[Float[Array, "..."], ...]
     dendrite: tuple[Float[Array, "..."], ...]
+
+
+class SharpSoftplus(eqx.Module):
+    r"""`phi(x) = softplus(beta x) / beta`: a smooth ReLU (module docstring), for a
+    `TwoCompartment`'s `activation` when the network is trained by gradient descent.
+
+    **Arguments:**
+
+    - `beta`: the sharpness (`> 0`; `beta -> infinity` gives ReLU).
+    """
+
+    beta: float = eqx.field(static=True)
+
+    def __init__(self, beta: float = 10.0):
+        check_positive("beta", beta, owner="SharpSoftplus")
+        self.beta = float(beta)
+
+    def __call__(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        return jax.nn.softplus(self.beta * x) / self.beta
 
 
 def _as_tuple(value: Any, count: int, name: str, owner: str) -> tuple:
@@ -117,9 +154,11 @@ class DendriticEINetwork(AbstractNetwork):
     - `w_fbi`: per layer, the fixed `FBI -> E` weight (`<= 0`; default `(-0.225, -5.90)`).
     - `n_dend_i`: units per dendrite-targeting population (default 1; each feedback-inhibitory
       population is one unit: identical all-to-all units add up to one).
+    - `dale`: `False` makes the feed-forward projections unconstrained `Dense` matrices (same
+      initial values; for backprop baselines without sign constraints).
     """
 
-    w_ff: tuple[Dale, ...]
+    w_ff: tuple[Dale | Dense, ...]
     w_td: tuple[Dale, ...]
     w_dend: tuple[Dale, ...]
     w_fbi: tuple[Float[Array, ""], ...]
@@ -130,7 +169,7 @@ class DendriticEINetwork(AbstractNetwork):
     def __init__(self, sizes: Sequence[int] = (21, 7, 21), *, key: PRNGKeyArray,
                  neurons: TwoCompartment | Sequence[TwoCompartment] | None = None,
                  w_ff_init: Any = None, w_ff_max: Any = None, w_td_init: Any = (0.109, 0.269), w_td_max: Any = 3.106,
-                 w_dend_init: Any = -0.064, w_fbi: Any = None, n_dend_i: int = 1):
+                 w_dend_init: Any = -0.064, w_fbi: Any = None, n_dend_i: int = 1, dale: bool = True):
         owner = "DendriticEINetwork"
         sizes = tuple(sizes)
         if len(sizes) < 3:
@@ -188,6 +227,8 @@ class DendriticEINetwork(AbstractNetwork):
         self.w_ff = tuple(
             Dale(jax.random.uniform(keys[i], (sizes[i], sizes[i + 1]), dtype, 0.0, w_ff_init[i]),
                  np.ones(sizes[i], bool), w_ff_max[i]) for i in range(layers))
+        if not dale:
+            self.w_ff = tuple(Dense(p.weight) for p in self.w_ff)
         self.w_td = tuple(
             Dale(jax.random.uniform(keys[layers + i], (sizes[i + 2], sizes[i + 1]), dtype, *w_td_init[i]),
                  np.ones(sizes[i + 2], bool), w_td_max[i]) for i in range(hidden))
@@ -272,7 +313,8 @@ class DendriticEINetwork(AbstractNetwork):
         return self.neurons[layer].dendrite_target(self.w_td[layer](above) + self.w_dend[layer](dend_i)), dend_i
 
     def backward(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
-                 stale_nudge: tuple[Float[Array, "..."], ...] | None = None) -> Plateaus:
+                 stale_nudge: tuple[Float[Array, "..."], ...] | None = None,
+                 temperature: Float[ArrayLike, ""] | None = None) -> Plateaus:
         """The backward (dendritic) phase of one trial (module docstring).
 
         **Arguments:**
@@ -281,15 +323,27 @@ class DendriticEINetwork(AbstractNetwork):
         - `target`: the output target.
         - `stale_nudge`: the hidden layers' nudges left over from the previous trial (the original
           code's carry-over); `None`: the clean semantics.
+        - `temperature`: `None` (default): the hard plateau assignment; `T > 0`: the smooth
+          plateaus of the module docstring.
 
         **Returns:** the `Plateaus` of every layer.
         """
         out = self.neurons[-1]
         d_out = jnp.clip(jnp.asarray(target) - state.rate[-1], -1.0, 1.0)
-        positive = d_out > out.theta_plus
-        p_out = jnp.where(positive | (d_out < out.theta_minus), d_out, 0.0)
-        nudge_out = jnp.where(positive, d_out, 0.0)
-        r_out = jnp.where(positive, out.phi(state.soma[-1] + d_out), state.rate[-1])
+
+        def gates(d, neuron):
+            if temperature is None:
+                return (d > neuron.theta_plus).astype(d.dtype), (d < neuron.theta_minus).astype(d.dtype)
+            return (jax.nn.sigmoid((d - neuron.theta_plus) / temperature),
+                    jax.nn.sigmoid((neuron.theta_minus - d) / temperature))
+
+        def mix(g, a, b):  # a where g = 1, b where g = 0 (a select for the hard gates)
+            return jnp.where(g > 0, a, b) if temperature is None else g * a + (1.0 - g) * b
+
+        g_pos, g_neg = gates(d_out, out)
+        p_out = mix(g_pos + g_neg, d_out, jnp.zeros_like(d_out))
+        nudge_out = mix(g_pos, d_out, jnp.zeros_like(d_out))
+        r_out = mix(g_pos, out.phi(state.soma[-1] + d_out), state.rate[-1])
         plateaus, rates, nudges, dend_is, dendrites = [p_out], [r_out], [nudge_out], [], []
         above = r_out
         for layer in reversed(range(len(self.w_td))):
@@ -303,12 +357,11 @@ class DendriticEINetwork(AbstractNetwork):
                 d, nudge, plateau = carry
                 j = order[i]
                 dj = d[j]
-                pos = dj > neuron.theta_plus
-                neg = dj < neuron.theta_minus
-                plateau = plateau.at[j].set(jnp.where(pos | neg, dj, 0.0))
-                nudge = nudge.at[j].set(jnp.where(pos, dj, nudge[j]))
+                pos, neg = gates(dj, neuron)
+                plateau = plateau.at[j].set(mix(pos + neg, dj, jnp.zeros_like(dj)))
+                nudge = nudge.at[j].set(mix(pos, dj, nudge[j]))
                 fresh, _ = self.dendrite(layer, neuron.phi(soma + nudge), above)
-                return jnp.where(pos, fresh, d), nudge, plateau
+                return mix(pos, fresh, d), nudge, plateau
 
             zero = jnp.zeros_like(soma)
             _, nudge, plateau = jax.lax.fori_loop(0, n, visit, (d0, zero, zero))

@@ -3,6 +3,7 @@
 from ._base import AbstractRule as AbstractRule
 from ._base import AbstractStatelessRule as AbstractStatelessRule
 from ._btsp import BTSP as BTSP
+from ._btsp import NormalizedHebbian as NormalizedHebbian
 from ._btsp import btsp_delta as btsp_delta
 from ._direct_feedback_alignment import DirectFeedbackAlignment as DirectFeedbackAlignment
 from ._eprop import EProp as EProp

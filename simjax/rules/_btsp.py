@@ -40,11 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, check_positive, is_concrete
+from .._checks import as_float_array, as_optional_float, check_positive, is_concrete
 from ..networks._dendritic import DendriticEINetwork, Plateaus
 from ..parameters._parameters import partition
 from ..plasticity._btsp import scaled_rectified_sigmoid
-from ._base import AbstractRule
+from ..synapses._dale import Dale
+from ._base import AbstractRule, AbstractStatelessRule
 
 
 def btsp_delta(weight: Float[Array, "n_pre n_post"], pre: Float[Array, " n_pre"], plateau: Float[Array, " n_post"],
@@ -91,6 +92,9 @@ class BTSP(AbstractRule):
       and dendritic-inhibition weights): only the output layer learns.
     - `compat_stale_nudge`: reproduce the original code's carry-over of the nudges (module
       docstring).
+    - `plateau_temperature`: `None` (default) for the study's hard plateau assignment; `T > 0`
+      for the smooth plateaus of `simjax.networks.DendriticEINetwork.backward`, through which
+      the update is differentiable in the plateau thresholds (not part of the study).
     """
 
     eta_ff: Float[Array, "*layers"]
@@ -99,28 +103,35 @@ class BTSP(AbstractRule):
     neg_discount: Float[Array, ""]
     dep_theta: Float[Array, ""]
     dep_width: Float[Array, ""]
+    plateau_temperature: Float[Array, ""] | None
     train_hidden: bool = eqx.field(static=True)
     compat_stale_nudge: bool = eqx.field(static=True)
 
     def __init__(self, eta_ff: Any = (0.009, 0.0173), eta_td: Any = 0.069, eta_dend: Any = 0.005,
                  neg_discount: Any = 0.25, dep_theta: Any = 0.01, dep_width: Any = 0.01, *, train_hidden: bool = True,
-                 compat_stale_nudge: bool = False):
+                 compat_stale_nudge: bool = False, plateau_temperature: Any = None):
         owner = "BTSP"
         for name, v in (("eta_ff", eta_ff), ("eta_td", eta_td), ("eta_dend", eta_dend)):
             check_positive(name, v, allow_zero=True, owner=owner)
         check_positive("dep_width", dep_width, owner=owner)
+        check_positive("plateau_temperature", plateau_temperature, owner=owner)
         for name, v in (("neg_discount", neg_discount), ("dep_theta", dep_theta)):
             if is_concrete(v) and not np.all((np.asarray(v) >= 0) & (np.asarray(v) <= 1)):
                 raise ValueError(f"{owner}: {name} must lie in [0, 1], got {v!r}")
         self.eta_ff, self.eta_td, self.eta_dend = map(as_float_array, (eta_ff, eta_td, eta_dend))
         self.neg_discount, self.dep_theta = as_float_array(neg_discount), as_float_array(dep_theta)
         self.dep_width = as_float_array(dep_width)
+        self.plateau_temperature = as_optional_float(plateau_temperature)
         self.train_hidden, self.compat_stale_nudge = bool(train_hidden), bool(compat_stale_nudge)
 
     def _check(self, model):
         if not isinstance(model, DendriticEINetwork):
             raise TypeError(f"BTSP: acts on a simjax.networks.DendriticEINetwork (it needs the dendritic backward "
                             f"phase), got {type(model).__name__}")
+        if not all(isinstance(p, Dale) for p in model.w_ff):
+            raise ValueError("BTSP: the network's feed-forward projections must be bounded simjax.synapses.Dale "
+                             "projections (the rule needs their upper bound W_max); build the network with "
+                             "dale=True")
         layers, hidden = len(model.w_ff), len(model.w_td)
         for name, value, count in (("eta_ff", self.eta_ff, layers), ("eta_td", self.eta_td, hidden),
                                    ("eta_dend", self.eta_dend, hidden)):
@@ -160,7 +171,7 @@ class BTSP(AbstractRule):
         x = jnp.asarray(batch.inputs)[-1]
 
         def one(st, y, xi):
-            plateaus = model.backward(st, y, state)
+            plateaus = model.backward(st, y, state, self.plateau_temperature)
             return self.deltas(model, xi, plateaus), plateaus
 
         (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)
@@ -182,3 +193,63 @@ class BTSP(AbstractRule):
 
     def step(self, state, model, task, batch, key):
         return self._apply(state, model, task, batch, key)
+
+
+class NormalizedHebbian(AbstractStatelessRule):
+    r"""The Hebbian baseline of the BTSP study (Gjorgjieva-style Hebb, EIANN's `GjorgjievaHebb`) on
+    the feed-forward projections of a `simjax.networks.DendriticEINetwork`: per trial, with the
+    presynaptic activity `x` and postsynaptic activity `y` of the forward pass (last step),
+
+        W'_ij = W_ij + eta x_i y_j,      W_ij <- scale W'_ij / sum_i W'_ij
+
+    (each postsynaptic unit's incoming weights renormalised to the L1 norm `scale` of its layer).
+    Unsupervised, as in the study: no target enters, so the output units' assignment to patterns
+    is arbitrary. With `supervised=True` the output layer's `y` is the target instead (a
+    teacher-clamped Hebbian readout; the hidden layers stay unsupervised). The Hebbian term is
+    averaged over the trials of a batch before the renormalisation, and the change is returned as
+    `updates = -(W_new - W)`: train with
+    `optax.sgd(1.0)` (`simjax.fit` then restores the bounds). The dendritic projections do not
+    change.
+
+    **Arguments:**
+
+    - `eta`: the Hebbian rate (0.955).
+    - `scale`: per layer, the L1 norm of each unit's incoming weights (default `(5.998, 0.485)`, the
+      study's values for the 21-7-21 network; a scalar applies to every layer).
+    - `supervised`: clamp the output activity to the target.
+    """
+
+    eta: Float[Array, ""]
+    scale: Float[Array, "*layers"]
+    supervised: bool = eqx.field(static=True)
+
+    def __init__(self, eta: Any = 0.955, scale: Any = (5.998, 0.485), *, supervised: bool = False):
+        check_positive("eta", eta, allow_zero=True, owner="NormalizedHebbian")
+        check_positive("scale", scale, owner="NormalizedHebbian")
+        self.eta, self.scale = as_float_array(eta), as_float_array(scale)
+        self.supervised = bool(supervised)
+
+    def __call__(self, model, task, batch, key):
+        if not isinstance(model, DendriticEINetwork):
+            raise TypeError(f"NormalizedHebbian: acts on a simjax.networks.DendriticEINetwork, got "
+                            f"{type(model).__name__}")
+        layers = len(model.w_ff)
+        if self.scale.ndim > 1 or (self.scale.ndim == 1 and self.scale.shape[0] != layers):
+            raise ValueError(f"NormalizedHebbian: scale must be a scalar or have {layers} entries for this network, "
+                             f"got shape {self.scale.shape}")
+        outputs = task.forward(model, batch, key)
+        rates = outputs.final_state.rate
+        posts = list(rates)
+        if self.supervised:
+            posts[-1] = jnp.asarray(batch.targets, rates[-1].dtype)
+        pres = (jnp.asarray(batch.inputs)[-1], *rates[:-1])
+        new = []
+        for i, p in enumerate(model.w_ff):
+            w = p.dense()
+            grown = w + self.eta * jnp.mean(pres[i][:, :, None] * posts[i][:, None, :], axis=0)
+            norm = jnp.sum(jnp.abs(grown), axis=0, keepdims=True)
+            new.append(_per_layer(self.scale, i) * grown / jnp.maximum(norm, jnp.finfo(w.dtype).tiny) - w)
+        params, _ = partition(model)
+        updates = jax.tree.map(jnp.zeros_like, params)
+        updates = eqx.tree_at(lambda u: tuple(p.weight for p in u.w_ff), updates, tuple(-d for d in new))
+        return task.loss(outputs, batch), updates, dict(task.metrics(outputs, batch))

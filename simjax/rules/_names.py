@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import AbstractRule
-from ._btsp import BTSP
+from ._btsp import BTSP, NormalizedHebbian
 from ._direct_feedback_alignment import DirectFeedbackAlignment
 from ._eprop import EProp
 from ._exact import Exact
@@ -31,6 +31,7 @@ RULES: dict[str, type[AbstractRule]] = {
     "bcm": BCM,
     "noisy_gradient": NoisyGradient,
     "btsp": BTSP,
+    "normalized_hebbian": NormalizedHebbian,
 }
 
 

@@ -13,10 +13,15 @@
 - ``"network"``: the 21-7-21 dendritic E/I network on the one-hot patterns, trained with each rule
   of ``network.rules`` over ``seeds`` seeds in one vmapped program: ``"btsp"`` (top-down gated
   BTSP), ``"btsp_output_only"`` (hidden plasticity frozen), ``"btsp_stale_nudge"`` (the original
-  code's nudge carry-over) and ``"backprop"`` (the exact gradient through the same network, Dale
-  signs and bounds kept, SGD with ``backprop_lr``); reports the final accuracy (mean over the last
-  ``window`` epochs) and the cosine of the BTSP hidden update with the negative gradient at the
-  end; writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
+  code's nudge carry-over), and the exact gradient (Adam with ``backprop_lr``) through the same
+  architecture with the smooth activation ``SharpSoftplus(backprop_beta)`` in place of ReLU:
+  ``"backprop"`` (feed-forward weights of any sign), ``"backprop_dale"`` (Dale signs and bounds
+  kept by projection after every update), and ``"backprop_relu"`` (through BTSP's own ReLU
+  network, Dale kept); ``"hebbian"`` (the study's unsupervised Hebbian baseline,
+  `simjax.rules.NormalizedHebbian`, feedback inhibition ``(-0.988, -0.185)``) and
+  ``"hebbian_supervised"`` (its output clamped to the target); reports the final accuracy (mean over
+  the last ``window`` epochs) and, for the BTSP rules, the cosine of the BTSP hidden update with
+  the negative gradient at the end; writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
 
 Every kind writes ``summary.json`` and a figure ``btsp_<kind>.png`` (with matplotlib).
 """
@@ -34,8 +39,9 @@ import optax
 
 from ... import plasticity as P
 from ..._fit.fit import fit
-from ...networks import DendriticEINetwork
-from ...rules import BTSP, Exact
+from ...networks import DendriticEINetwork, SharpSoftplus
+from ...neurons import TwoCompartment
+from ...rules import BTSP, Exact, NormalizedHebbian
 from ...tasks import OneHotPatterns
 from .. import io
 from ..config import require
@@ -45,13 +51,15 @@ DEFAULTS = {
     "protocol": {"kind": "place_field"},
     "place_field": {"dt": 1.0, "plateau": 90.0, "strong": 150.0, "repeats": 3, "shift": 130.0},
     "meta": {"dt": 20.0, "iterations": 300, "learning_rate": 0.05, "start_scale": [1.5, 0.6, 0.7, 1.6]},
-    "network": {"rules": ["btsp", "btsp_output_only", "backprop"], "seeds": 10, "epochs": 300, "window": 50,
-                "backprop_lr": 10.0, "n_hidden": 7, "n_patterns": 21},
+    "network": {"rules": ["btsp", "btsp_output_only", "backprop", "backprop_dale"], "seeds": 10, "epochs": 300,
+                "window": 50, "backprop_lr": 0.003, "backprop_beta": 10.0, "n_hidden": 7, "n_patterns": 21},
 }
 QUICK = {"place_field": {"dt": 10.0}, "meta": {"dt": 40.0, "iterations": 10},
          "network": {"seeds": 2, "epochs": 20, "window": 5}}
 KINDS = ("place_field", "meta", "network")
-RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop")
+RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop", "backprop_dale", "backprop_relu", "hebbian",
+              "hebbian_supervised")
+HEBBIAN_FBI = (-0.988, -0.185)
 
 
 def validate(cfg: dict) -> None:
@@ -74,6 +82,7 @@ def validate(cfg: dict) -> None:
         require(n[key] >= 1, f"network.{key}", n[key], "a positive integer")
     require(n["window"] <= n["epochs"], "network.window", n["window"], "at most network.epochs")
     require(n["backprop_lr"] > 0, "network.backprop_lr", n["backprop_lr"], "a positive learning rate")
+    require(n["backprop_beta"] > 0, "network.backprop_beta", n["backprop_beta"], "a positive softplus sharpness")
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
@@ -181,25 +190,37 @@ def _meta(cfg, out_dir):
 # ---------------------------------------------------------------- 21-7-21 network
 
 
-def _rule(name: str):
-    if name == "btsp":
-        return BTSP(), 1.0
-    if name == "btsp_output_only":
-        return BTSP(train_hidden=False), 1.0
-    if name == "btsp_stale_nudge":
-        return BTSP(compat_stale_nudge=True), 1.0
-    return Exact(), None
+def _rule(name: str, cfg: dict):
+    """`(rule, optimizer, network keywords)` of a rule name of the network study."""
+    c = cfg["network"]
+    if name.startswith("btsp"):
+        rule = {"btsp": BTSP(), "btsp_output_only": BTSP(train_hidden=False),
+                "btsp_stale_nudge": BTSP(compat_stale_nudge=True)}[name]
+        return rule, optax.sgd(1.0), {}
+    if name.startswith("hebbian"):
+        return NormalizedHebbian(supervised=name == "hebbian_supervised"), optax.sgd(1.0), {"w_fbi": HEBBIAN_FBI}
+    kwargs = {} if name == "backprop_relu" else {"neurons": smooth_neurons(c["backprop_beta"]),
+                                                  "dale": name == "backprop_dale"}
+    return Exact(), optax.adam(c["backprop_lr"]), kwargs
 
 
-def train_network(rule, lr: float, keys: jax.Array, *, epochs: int, n_hidden: int = 7, n_patterns: int = 21):
-    """Trains the dendritic network with `rule` (SGD with `lr`) from each key, one trial per step
-    (`epochs * n_patterns` steps); returns the trained networks and the histories."""
+def smooth_neurons(beta: float) -> tuple[TwoCompartment, TwoCompartment]:
+    """The default hidden and output neurons of the 21-7-21 network with `SharpSoftplus(beta)` in place
+    of ReLU (the smooth forward pass the backprop baselines train)."""
+    act = SharpSoftplus(beta)
+    return TwoCompartment(activation=act), TwoCompartment(theta_plus=0.450, theta_minus=-0.724, activation=act)
+
+
+def train_network(rule, optimizer, keys: jax.Array, *, epochs: int, n_hidden: int = 7, n_patterns: int = 21,
+                  **net_kwargs):
+    """Trains the dendritic network (built with `net_kwargs`) with `rule` and `optimizer` from each key,
+    one trial per step (`epochs * n_patterns` steps); returns the trained networks and the histories."""
     task = OneHotPatterns(n=n_patterns)
 
     def one(key):
         k_net, k_fit = jax.random.split(key)
-        net = DendriticEINetwork((n_patterns, n_hidden, n_patterns), key=k_net)
-        return fit(net, rule, task, optax.sgd(lr), steps=epochs * n_patterns, key=k_fit, batch_size=1)
+        net = DendriticEINetwork((n_patterns, n_hidden, n_patterns), key=k_net, **net_kwargs)
+        return fit(net, rule, task, optimizer, steps=epochs * n_patterns, key=k_fit, batch_size=1)
 
     return eqx.filter_jit(jax.vmap(one))(keys)
 
@@ -225,20 +246,22 @@ def _network(cfg, out_dir):
     task = OneHotPatterns(n=c["n_patterns"])
     rows, summary, curves = [], {}, {}
     for name in c["rules"]:
-        rule, lr = _rule(name)
-        nets, history = train_network(rule, c["backprop_lr"] if lr is None else lr, keys, epochs=c["epochs"],
-                                      n_hidden=c["n_hidden"], n_patterns=c["n_patterns"])
+        rule, optimizer, net_kwargs = _rule(name, cfg)
+        nets, history = train_network(rule, optimizer, keys, epochs=c["epochs"], n_hidden=c["n_hidden"],
+                                      n_patterns=c["n_patterns"], **net_kwargs)
         acc = np.asarray(history["accuracy"]).reshape(c["seeds"], c["epochs"], -1).mean(-1)
         loss = np.asarray(history["loss"]).reshape(c["seeds"], c["epochs"], -1).mean(-1)
         final = acc[:, -c["window"]:].mean(1)
-        cos, has = jax.jit(jax.vmap(lambda n: hidden_cosine(n, task)))(nets)
-        cos, has = np.asarray(cos), np.asarray(has)
-        per_seed = np.array([cos[s][has[s]].mean() if has[s].any() else np.nan for s in range(c["seeds"])])
+        per_seed = np.full(c["seeds"], np.nan)
+        if name.startswith("btsp"):
+            cos, has = jax.jit(jax.vmap(lambda n: hidden_cosine(n, task)))(nets)
+            cos, has = np.asarray(cos), np.asarray(has)
+            per_seed = np.array([cos[s][has[s]].mean() if has[s].any() else np.nan for s in range(c["seeds"])])
         summary[name] = {"final_accuracy_mean": float(final.mean()), "final_accuracy_std": float(final.std()),
                          "final_accuracy_min": float(final.min()),
                          "final_mse_mean": float(loss[:, -c["window"]:].mean()),
-                         "hidden_cosine_mean": float(np.nanmean(per_seed)),
-                         "hidden_cosine_std": float(np.nanstd(per_seed))}
+                         "hidden_cosine_mean": float(np.nanmean(per_seed)) if name.startswith("btsp") else None,
+                         "hidden_cosine_std": float(np.nanstd(per_seed)) if name.startswith("btsp") else None}
         curves[name] = acc
         rows += [{"rule": name, "seed": s, "epoch": e + 1, "accuracy": float(acc[s, e]), "loss": float(loss[s, e])}
                  for s in range(c["seeds"]) for e in range(c["epochs"])]
