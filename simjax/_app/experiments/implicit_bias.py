@@ -184,12 +184,12 @@ def detection_grid_program(cfg: dict, study: str, width: int) -> Callable:
     population = task.population()
     largest = max(c["sizes"])
 
-    def setup(seed, size, points):
+    def setup(seed, size):
         key = jax.random.key(seed)
         data = task.sample(jax.random.fold_in(key, 1), largest)
-        weights = (jnp.arange(points) < size).astype(data.targets.dtype)
+        weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
         net = MaxPoolDetector(task.patterns.shape[1], width, init_scale=c["init_scale"], key=jax.random.fold_in(key, 0))
-        return data.inputs[:points], data.targets[:points], weights, net
+        return data.inputs, data.targets, weights, net
 
     def metrics(net, train_error, final_loss):
         return {"train_error": train_error,
@@ -199,23 +199,23 @@ def detection_grid_program(cfg: dict, study: str, width: int) -> Callable:
                 "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
                 "weight_norm": weight_norm(net), "final_loss": final_loss, "w": net.w, "u": net.u}
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def part(seeds, sizes, points):
-        inputs, targets, weights, nets = jax.vmap(setup, in_axes=(0, 0, None))(seeds, sizes, points)
-        w, u, err, loss = train_max_pool(inputs, targets, weights, nets.w, nets.u,
-                                         learning_rate=c["learning_rate"], steps=c["steps"], loss=c["loss"])
-        nets = eqx.tree_at(lambda n: (n.w, n.u), nets, (w, u))
-        return jax.vmap(metrics)(nets, err, loss)
+    train = jax.jit(functools.partial(train_max_pool, learning_rate=c["learning_rate"], steps=c["steps"],
+                                      loss=c["loss"]))
+    setup_all, metrics_all = jax.jit(jax.vmap(setup)), jax.jit(jax.vmap(metrics))
 
     def program(seeds, sizes):
-        sizes_np = np.asarray(sizes)
-        out = {}
-        for points in np.unique(sizes_np):
+        inputs, targets, weights, nets = setup_all(jnp.asarray(seeds), jnp.asarray(sizes))
+        sizes_np = np.asarray(sizes).astype(int)
+        trained = [np.zeros(nets.w.shape, nets.w.dtype), np.zeros(nets.u.shape, nets.u.dtype),
+                   np.zeros(len(sizes_np), targets.dtype), np.zeros(len(sizes_np), targets.dtype)]
+        for points in np.unique(sizes_np):  # one program per size, on its points only
             idx = np.flatnonzero(sizes_np == points)
-            res = part(jnp.asarray(seeds)[idx], jnp.asarray(sizes)[idx], int(points))
-            for k, v in res.items():
-                out.setdefault(k, np.zeros((len(sizes_np), *v.shape[1:]), v.dtype))[idx] = np.asarray(v)
-        return out
+            res = train(inputs[idx, :points], targets[idx, :points], weights[idx, :points], nets.w[idx], nets.u[idx])
+            for out, r in zip(trained, res):
+                out[idx] = np.asarray(r)
+        w, u, err, loss = (jnp.asarray(t) for t in trained)
+        return {k: np.asarray(v) for k, v in metrics_all(eqx.tree_at(lambda n: (n.w, n.u), nets, (w, u)), err,
+                                                          loss).items()}
 
     return program
 
