@@ -1,8 +1,10 @@
 r"""The implicit bias of gradient descent on two-layer students of known teachers (Globerson et al.).
 
-Studies (`[study] kind`), each one jitted program over its grid (`vmap` over chunks of
-`train.chunk` runs, `lax.map` over the chunks; the XOR and pattern studies one program per width,
-since the width sets the shapes):
+Studies (`[study] kind`), each run as jitted programs over its grid: `linear` and, with trained
+output weights, the detection studies as `vmap` over chunks of `train.chunk` runs (`lax.map` over
+the chunks); the detection studies with fixed output weights as `detection_grid_program` (all runs
+of a width and training-set size at once, the gradient written out, runs on the vectorised last
+axis); the DNF one chunked `vmap` per training-set size:
 
 - `linear`: `LinearTeacher` data, the two-sided Leaky-ReLU student (`LeakyReLUStudent`), logistic
   loss, over margins x seeds: clustering (mean pairwise cosine of the `w`'s and of the `u`'s),
