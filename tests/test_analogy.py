@@ -209,8 +209,9 @@ def test_graduated_assignment_equals_the_log_domain_formulation(slack_score):
 
 def test_batch_program_equals_vmap_with_gradients():
     """`graduated_assignment_batch` (problems on the last axis) against `jax.vmap` of the single
-    solver, values and gradients with respect to alpha and the node features, float64; both paths
-    of the relation product (unrolled up to 64 terms, a contraction above)."""
+    solver (which applies the full relation operator `W`), values and gradients with respect to
+    alpha and the node features, float64; both paths of the batch program's relation product
+    (`W` unrolled up to 64 node pairs, the factored cosine contraction above)."""
     schedule = pam.Annealing(0.5, 1.5, 20.0, inner=2, sinkhorn=10)
     for n in (4, 9):
         problems = pam.PartCorrespondence(n=n, dim=3).sample(jax.random.key(n), 3)

@@ -356,7 +356,10 @@ def graduated_assignment_batch(sources: Graph, targets: Graph, *, alpha: Float[A
     as the fastest-varying axis of every array, so that each elementwise step of the annealing
     runs across problems in vector lanes (several times faster than `jax.vmap` on a CPU, where
     the small per-problem axes would be the vectorised ones). Same arithmetic as
-    `graduated_assignment`, problem by problem; differentiable likewise.
+    `graduated_assignment`, problem by problem, except that with `Cosine` relation similarity
+    and more than 64 node pairs the relation term `W vec(M)` is contracted from the unit relation
+    vectors without forming the `[n m, n m]` operator (`O(n m (n + m) e)` per update instead of
+    `O(n^2 m^2)`); differentiable likewise.
 
     **Arguments:**
 
@@ -383,7 +386,12 @@ def graduated_assignment_batch(sources: Graph, targets: Graph, *, alpha: Float[A
     def last(x):
         return jnp.moveaxis(x, 0, -1)
 
-    relation = _relation_product(jax.vmap(_edge_operator)(comp), True)
+    n, m = sources.size, targets.size
+    if isinstance(edge_similarity, Cosine) and n * m > _UNROLL:
+        relation = _factored_relation_product(jax.vmap(_unit_relations, (0, None))(sources, edge_similarity),
+                                              jax.vmap(_unit_relations, (0, None))(targets, edge_similarity))
+    else:
+        relation = _relation_product(jax.vmap(_edge_operator)(comp), True)
     full, trace = _anneal(last(alpha * comp.node), relation, last(valid), edge_weight, as_float_array(slack_score),
                           schedule, history)
     full = jnp.moveaxis(full, -1, 0)
@@ -404,6 +412,30 @@ def _relation_product(operator, batched):
     if batched:
         return lambda flat: jnp.einsum("bpq,qb->pb", operator, flat)
     return lambda flat: operator @ flat
+
+
+def _unit_relations(graph, similarity):
+    """The relation vectors scaled as `Cosine` scales them, zero on self-edges and masked nodes:
+    `s_E(r_ij, r'_ab) = e_ij . e'_ab` with these factors."""
+    edges = graph.edges / jnp.sqrt(jnp.sum(graph.edges * graph.edges, axis=-1, keepdims=True) + similarity.eps)
+    n = graph.size
+    pair = graph.mask[:, None] & graph.mask[None, :] & ~jnp.eye(n, dtype=bool)
+    return jnp.where(pair[:, :, None], edges, 0.0)
+
+
+def _factored_relation_product(source, target):
+    """`W vec(M)` for the cosine relation similarity without forming `W` (`[B, n, n, e]` and
+    `[B, m, m, e]` unit relations, applied to `[n m, B]`): `Q_ia = sum_{j,k} e_ijk sum_b e'_abk M_jb
+    + sum_{j,k} e_jik sum_b e'_bak M_jb`, `O(n m (n + m) e)` per problem instead of `O(n^2 m^2)`."""
+    batch, n, m = source.shape[0], source.shape[1], target.shape[1]
+
+    def product(flat):
+        matrix = jnp.moveaxis(flat.reshape(n, m, batch), -1, 0)
+        forward = jnp.einsum("zijk,zjak->zia", source, jnp.einsum("zabk,zjb->zjak", target, matrix))
+        backward = jnp.einsum("zjik,zjak->zia", source, jnp.einsum("zbak,zjb->zjak", target, matrix))
+        return jnp.moveaxis(forward + backward, 0, -1).reshape(n * m, batch)
+
+    return product
 
 
 def _anneal(node_term, relation, valid, edge_weight, slack_score, schedule, history):
