@@ -4,19 +4,21 @@ NumPy implementation, in the same process.
 Workloads (the configs' full sizes):
 
 - XOR detection: m = 6, 10, 20, 40 x k = 2, 4, 10, 50 x 20 seeds, 5000 full-batch steps, one
-  vmapped program per width (`simjax._app.experiments.implicit_bias.detection_run`);
-- read-once DNF: m = 128, 512 x init scale 1e-3, 0.3, 1 x 10 seeds, r = 50, 3000 steps, one program
-  (`dnf_run`).
+  program per width (`simjax._app.experiments.implicit_bias.detection_run`);
+- read-once DNF: m = 128, 512 x init scale 1e-3, 0.3, 1 x 10 seeds, r = 50, 3000 steps (`dnf_run`).
 
-For each table it times, after compilation: `vmapped` (the whole table in one `vmap`), `chunked`
-(`lax.map` over vmapped chunks of `--chunk` runs, what the experiment runs by default), `loop` (the same
-single-run program jitted once, called run after run; timed on `--loop-runs` runs per program and
-scaled to the table) and `numpy` (gradient descent written out in NumPy, the same data and
-initialisation; timed on `--numpy-runs` runs per program and scaled). The NumPy runs double as an
-independent check: their final weights must match the JAX runs'. Single thread, pinned (see
-`_common.py`). Writes `benchmarks/results/implicit_bias.json`.
+For each table it times, after compilation: `grouped` (what the experiment runs: for XOR
+`detection_grid_program`, all runs of a width with the run index on the vectorised last axis and
+the gradient written out; for the DNF one `vmap` per training-set size on that size's points;
+median of `--repeats` calls), `vmapped` (the whole table in one `vmap` of the single run, padded to
+the largest size), `chunked` (`lax.map` over vmapped chunks of `--chunk` runs, the previous default),
+`loop` (the same single-run program jitted once, called run after run; timed on `--loop-runs` runs
+per program and scaled to the table) and `numpy` (gradient descent written out in NumPy, vectorised
+over the training points, the same data and initialisation; timed on `--numpy-runs` runs per program
+and scaled). The NumPy runs double as an independent check: their final weights must match the JAX
+runs'. Single thread, pinned (see `_common.py`). Writes `benchmarks/results/implicit_bias.json`.
 
-Usage: `python benchmarks/implicit_bias.py [--quick] [--loop-runs 8] [--numpy-runs 2]`
+Usage: `python benchmarks/implicit_bias.py [--quick] [--loop-runs 8] [--numpy-runs 2] [--repeats 3]`
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--loop-runs", type=int, default=8)
     ap.add_argument("--numpy-runs", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=16, help="runs per vmapped chunk of the chunked program")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls of the grouped program (median)")
     args = ap.parse_args(argv)
     threads = _common.single_thread()
     import jax
@@ -98,11 +101,21 @@ def main(argv=None) -> dict:
         task = ib.detection_task(cfg, "xor")
         for k in xc["widths"]:
             grid = ib._mesh(seed=np.arange(cfg["train"]["seeds"]), size=np.asarray(xc["sizes"]))
-            yield "xor", f"k={k}", ib.detection_run(cfg, "xor", k), grid, (task, k, xc)
+            program = ib.detection_grid_program(cfg, "xor", k)
+            grouped = [lambda program=program, grid=grid: program(jnp.asarray(grid["seed"], jnp.uint32),
+                                                                  jnp.asarray(grid["size"], dtype))]
+            yield "xor", f"k={k}", ib.detection_run(cfg, "xor", k), grid, (task, k, xc), grouped
         dc = dnf_cfg["dnf"]
         grid = ib._mesh(seed=np.arange(dnf_cfg["train"]["seeds"]), size=np.asarray(dc["sizes"]),
                         init_scale=np.asarray(dc["init_scales"], float))
-        yield "dnf", "all", ib.dnf_run(dnf_cfg), grid, (None, None, dc)
+        grouped = []
+        for size in dc["sizes"]:
+            part = ib._mesh(seed=np.arange(dnf_cfg["train"]["seeds"]), size=np.asarray([size]),
+                            init_scale=np.asarray(dc["init_scales"], float))
+            cols = [jnp.asarray(v, jnp.uint32 if k == "seed" else dtype) for k, v in part.items()]
+            program = jax.jit(jax.vmap(ib.dnf_run(dnf_cfg, size)))
+            grouped.append(lambda program=program, cols=cols: program(*cols))
+        yield "dnf", "all", ib.dnf_run(dnf_cfg), grid, (None, None, dc), grouped
 
     def numpy_run(table, extra, point):
         task, k, c = extra
@@ -126,9 +139,15 @@ def main(argv=None) -> dict:
         return time.perf_counter() - t0, res
 
     results = {}
-    for table, label, run, grid, extra in programs():
+    for table, label, run, grid, extra, grouped in programs():
         n = len(grid["seed"])
         cols = [jnp.asarray(v, jnp.uint32 if k == "seed" else dtype) for k, v in grid.items()]
+        t0 = time.perf_counter()
+        for part in grouped:
+            block(part())
+        compile_grouped = time.perf_counter() - t0
+        t_grouped = _common.interleaved({"grouped": lambda: [block(part()) for part in grouped]}, steps=1,
+                                        repeats=args.repeats)["grouped"]["median_ms"] / 1e3
         batched = jax.jit(jax.vmap(run))
         single = jax.jit(run)
         t0 = time.perf_counter()
@@ -156,24 +175,31 @@ def main(argv=None) -> dict:
             ref = (out["w"][i], out["u"][i] if table == "xor" else out["b"][i])
             max_dev = max(max_dev, *(float(np.max(np.abs(a - b))) for a, b in zip(res, ref)))
         t_np = t_np / len(np_picks) * n
-        row = {"runs": n, "vmapped_s": t_vmapped, "chunked_s": t_chunked, "loop_s_scaled": t_loop,
-               "numpy_s_scaled": t_np, "compile_and_first_run_vmapped_s": compile_vmapped,
+        row = {"runs": n, "grouped_s": t_grouped, "vmapped_s": t_vmapped, "chunked_s": t_chunked,
+               "loop_s_scaled": t_loop, "numpy_s_scaled": t_np, "compile_and_first_run_grouped_s": compile_grouped,
+               "compile_and_first_run_vmapped_s": compile_vmapped, "grouped_over_loop": t_loop / t_grouped,
+               "grouped_over_numpy": t_np / t_grouped, "grouped_over_chunked": t_chunked / t_grouped,
                "vmap_over_loop": t_loop / t_vmapped, "chunked_over_loop": t_loop / t_chunked,
                "chunked_over_numpy": t_np / t_chunked, "numpy_max_weight_difference": max_dev}
         results.setdefault(table, {})[label] = row
-        print(f"{table} {label:>5}: {n:>3} runs  vmapped {t_vmapped:7.2f} s  chunked {t_chunked:7.2f} s  "
-              f"loop {t_loop:7.2f} s  numpy {t_np:8.2f} s  -> vmapped {row['vmap_over_loop']:4.2f}x / chunked "
-              f"{row['chunked_over_loop']:4.2f}x the loop, chunked {row['chunked_over_numpy']:5.1f}x numpy "
-              f"(numpy weights within {max_dev:.1e})", flush=True)
+        print(f"{table} {label:>5}: {n:>3} runs  grouped {t_grouped:7.2f} s  vmapped {t_vmapped:7.2f} s  chunked "
+              f"{t_chunked:7.2f} s  loop {t_loop:7.2f} s  numpy {t_np:8.2f} s  -> grouped "
+              f"{row['grouped_over_loop']:4.1f}x the loop, {row['grouped_over_numpy']:5.1f}x numpy, "
+              f"{row['grouped_over_chunked']:4.1f}x chunked (numpy weights within {max_dev:.1e})", flush=True)
     for table, rows in results.items():
-        keys = ("vmapped_s", "chunked_s", "loop_s_scaled", "numpy_s_scaled")
+        keys = ("grouped_s", "vmapped_s", "chunked_s", "loop_s_scaled", "numpy_s_scaled")
         tot = {k: sum(r[k] for r in rows.values()) for k in keys}
-        rows["total"] = {**tot, "vmap_over_loop": tot["loop_s_scaled"] / tot["vmapped_s"],
+        rows["total"] = {**tot, "grouped_over_loop": tot["loop_s_scaled"] / tot["grouped_s"],
+                         "grouped_over_numpy": tot["numpy_s_scaled"] / tot["grouped_s"],
+                         "grouped_over_chunked": tot["chunked_s"] / tot["grouped_s"],
+                         "vmap_over_loop": tot["loop_s_scaled"] / tot["vmapped_s"],
                          "chunked_over_loop": tot["loop_s_scaled"] / tot["chunked_s"],
                          "chunked_over_numpy": tot["numpy_s_scaled"] / tot["chunked_s"]}
-        print(f"{table} table: vmapped {tot['vmapped_s']:.1f} s ({rows['total']['vmap_over_loop']:.2f}x the jitted "
-              f"loop), chunked {tot['chunked_s']:.1f} s ({rows['total']['chunked_over_loop']:.2f}x the loop, "
-              f"{rows['total']['chunked_over_numpy']:.1f}x NumPy)")
+        t = rows["total"]
+        print(f"{table} table: grouped {tot['grouped_s']:.1f} s ({t['grouped_over_loop']:.1f}x the jitted loop, "
+              f"{t['grouped_over_numpy']:.1f}x NumPy, {t['grouped_over_chunked']:.1f}x the chunked vmap); vmapped "
+              f"{tot['vmapped_s']:.1f} s, chunked {tot['chunked_s']:.1f} s, loop {tot['loop_s_scaled']:.1f} s, "
+              f"NumPy {tot['numpy_s_scaled']:.1f} s")
     out = {"benchmark": "implicit_bias", "quick": args.quick, "threads": threads, "machine": _common.machine(),
            "devices": [str(d) for d in jax.devices()], "results": results}
     path = _common.write_json(_common.RESULTS / "implicit_bias.json", out)

@@ -203,6 +203,28 @@ def test_vmapped_sweep_equals_a_loop_of_single_runs():
         np.testing.assert_allclose(chunked[key], loop[key], rtol=1e-10, atol=1e-12)
 
 
+def test_grouped_programs_equal_the_padded_single_runs():
+    """What the studies run against `fit_classifier`'s autodiff runs padded to the largest size:
+    the max-pool detectors' written-out gradient with the runs on the last axis, one program per
+    training-set size (hinge and logistic losses); the DNF runs of one size on its own points."""
+    for study, loss in (("xor", "hinge"), ("patterns", "logistic")):
+        cfg = _quick(**{study: {"steps": 200, "loss": loss}}, train={"seeds": 2})
+        grid = ib._mesh(seed=np.arange(2), size=np.array(cfg[study]["sizes"]))
+        for width in (1, 3):
+            loop = ib.run_grid(ib.detection_run(cfg, study, width), grid, vectorised=False)
+            grouped = ib.detection_grid_program(cfg, study, width)(grid["seed"].astype(np.uint32),
+                                                                   grid["size"].astype(float))
+            assert set(grouped) == set(loop)
+            for key in loop:
+                np.testing.assert_allclose(grouped[key], loop[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    cfg = _quick(dnf={"width": 4, "sizes": [16, 32], "steps": 50}, train={"seeds": 2})
+    grid = ib._mesh(seed=np.arange(2), size=np.array([16]), init_scale=np.array([0.5]))
+    own = ib.run_grid(ib.dnf_run(cfg, 16), grid)
+    padded = ib.run_grid(ib.dnf_run(cfg), grid)
+    for key in padded:
+        np.testing.assert_allclose(own[key], padded[key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
 def test_cli_run_writes_table_and_summary(tmp_path):
     cfg = tmp_path / "xor.toml"
     cfg.write_text('[experiment]\nname = "implicit_bias"\n[study]\nkind = "xor"\n[train]\nseeds = 2\n'

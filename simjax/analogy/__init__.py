@@ -21,6 +21,7 @@ from ._mapping import Mapping as Mapping
 from ._mapping import assignment_matrix as assignment_matrix
 from ._mapping import compatibility as compatibility
 from ._mapping import graduated_assignment as graduated_assignment
+from ._mapping import graduated_assignment_batch as graduated_assignment_batch
 from ._mapping import hard_assignment as hard_assignment
 from ._mapping import mapping_score as mapping_score
 from ._mapping import objective as objective

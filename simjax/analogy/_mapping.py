@@ -29,6 +29,7 @@ from ._graph import Graph
 from ._similarity import AbstractSimilarity, Cosine
 
 _NEG = -1e9  # log-weight of a forbidden entry (finite, so that gradients stay finite)
+_UNROLL = 64  # matrix-vector products over at most this many terms are unrolled (see `_matvec`)
 
 
 def _potentials(logits, f, g, tau, iterations):
@@ -51,12 +52,47 @@ def _potentials(logits, f, g, tau, iterations):
     return jax.lax.fori_loop(0, iterations, body, (f, g))
 
 
+def _matvec(matrix, vector):
+    """`matrix @ vector` as a sum of scaled columns: elementwise operations only, which XLA fuses
+    into one loop (a reduction or a batched dot of these small sizes costs far more per call on a
+    CPU than its arithmetic)."""
+    total = matrix[:, 0] * vector[0]
+    for k in range(1, vector.shape[0]):
+        total = total + matrix[:, k] * vector[k]
+    return total
+
+
+def _scaled_potentials(logits, f, g, tau, iterations):
+    """The same iterates as `_potentials` (slack required), computed by stabilised scaling
+    (Schmitzer 2019, SIAM J. Sci. Comput. 41:A1443): one log-domain row-and-column pass absorbs the
+    new logits into `f, g`, so that the kernel `K_ia = exp(logits_ia + f_i + g_a)` and the slack
+    weights `exp(tau + f_i)`, `exp(tau + g_a)` lie in `[0, 1]`; the remaining iterations rescale it,
+    `u_i = 1 / (sum_a K_ia v_a + exp(tau + f_i))`, `v_a = 1 / (sum_i K_ia u_i + exp(tau + g_a))`,
+    with no exponential or logarithm, and end with `f + log u`, `g + log v`. In exact arithmetic
+    `f_i + log u_i` is the log-domain potential after the same number of iterations."""
+    if iterations == 0:
+        return f, g
+    f, g = _potentials(logits, f, g, tau, 1)
+    kernel = jnp.exp(logits + f[:, None] + g[None, :])
+    row_slack, col_slack = jnp.exp(tau + f), jnp.exp(tau + g)
+
+    def body(_, uv):
+        u, v = uv
+        u = 1.0 / (_matvec(kernel, v) + row_slack)
+        v = 1.0 / (_matvec(jnp.swapaxes(kernel, 0, 1), u) + col_slack)
+        return u, v
+
+    ones = jnp.ones_like(f), jnp.ones_like(g)
+    u, v = jax.lax.fori_loop(0, iterations - 1, body, ones)
+    return f + jnp.log(u), g + jnp.log(v)
+
+
 def _assemble(logits, f, g, tau):
     real = jnp.exp(logits + f[:, None] + g[None, :])
     if tau is None:
         return real
     top = jnp.concatenate([real, jnp.exp(tau + f)[:, None]], axis=1)
-    bottom = jnp.concatenate([jnp.exp(tau + g), jnp.zeros(1, real.dtype)])
+    bottom = jnp.concatenate([jnp.exp(tau + g), jnp.zeros((1, *g.shape[1:]), real.dtype)])
     return jnp.concatenate([top, bottom[None, :]], axis=0)
 
 
@@ -252,7 +288,7 @@ class Annealing(eqx.Module):
 
 
 class Mapping(eqx.Module):
-    """The result of `graduated_assignment`.
+    """The result of `graduated_assignment` (leading batch axes from `graduated_assignment_batch`).
 
     **Arguments:**
 
@@ -262,10 +298,10 @@ class Mapping(eqx.Module):
     - `history`: `M` after each outer step, `[steps, n, m]`, or `None`.
     """
 
-    matrix: Float[Array, "n m"]
-    slack: Float[Array, "n1 m1"]
-    score: Float[Array, ""]
-    history: Float[Array, "steps n m"] | None
+    matrix: Float[Array, "*batch n m"]
+    slack: Float[Array, "*batch n1 m1"]
+    score: Float[Array, "*batch"]
+    history: Float[Array, "*batch steps n m"] | None
 
 
 def graduated_assignment(source: Graph, target: Graph, *, alpha: Float[ArrayLike, ""] = 1.0,
@@ -277,7 +313,11 @@ def graduated_assignment(source: Graph, target: Graph, *, alpha: Float[ArrayLike
     schedule, `inner` times, `Q = dL/dM` and `M <- Sinkhorn(beta Q)` with a slack row and column
     of log-weight `beta slack_score` (so nodes may stay unmapped, and graphs may differ in size).
     The Sinkhorn potentials are carried from one update to the next (warm start), so that the
-    normalisation keeps converging as `beta` grows.
+    normalisation keeps converging as `beta` grows. Each normalisation is one log-domain
+    row-and-column pass followed by stabilised scaling iterations (Schmitzer 2019, SIAM J. Sci.
+    Comput. 41:A1443): the same iterates as the log-domain Sinkhorn of `sinkhorn`, with no
+    exponential in the inner loop. For many problems at once `graduated_assignment_batch` is the
+    faster program on a CPU.
 
     Pure and differentiable (gradients flow through every Sinkhorn iteration to the features,
     `alpha`, the similarities' parameters and the schedule); `jax.vmap` it over problems, `alpha`s
@@ -300,26 +340,126 @@ def graduated_assignment(source: Graph, target: Graph, *, alpha: Float[ArrayLike
     """
     comp = compatibility(source, target, node_similarity=node_similarity, edge_similarity=edge_similarity)
     alpha, edge_weight = as_float_array(alpha), as_float_array(edge_weight)
-    n, m = source.size, target.size
-    slack_score = as_float_array(slack_score)
     valid = source.mask[:, None] & target.mask[None, :]
-    dtype = comp.node.dtype
+    full, trace = _anneal(alpha * comp.node, _relation_product(_edge_operator(comp), False), valid, edge_weight,
+                          as_float_array(slack_score), schedule, history)
+    matrix = full[:source.size, :target.size]
+    return Mapping(matrix, full, objective(matrix, comp, alpha, edge_weight), trace)
 
-    w = _edge_operator(comp)  # dL/dM as one matrix-vector product, the operator built once
-    node_term = alpha * comp.node
+
+def graduated_assignment_batch(sources: Graph, targets: Graph, *, alpha: Float[ArrayLike, ""] = 1.0,
+                               edge_weight: Float[ArrayLike, ""] = 1.0,
+                               node_similarity: AbstractSimilarity = Cosine(),
+                               edge_similarity: AbstractSimilarity = Cosine(), schedule: Annealing = Annealing(),
+                               slack_score: Float[ArrayLike, ""] = 0.0, history: bool = False) -> Mapping:
+    """`jax.vmap(graduated_assignment)` over a batch of problems, computed with the problem index
+    as the fastest-varying axis of every array, so that each elementwise step of the annealing
+    runs across problems in vector lanes (several times faster than `jax.vmap` on a CPU, where
+    the small per-problem axes would be the vectorised ones). Same arithmetic as
+    `graduated_assignment`, problem by problem, except that with `Cosine` relation similarity
+    and more than 64 node pairs the relation term `W vec(M)` is contracted from the unit relation
+    vectors without forming the `[n m, n m]` operator (`O(n m (n + m) e)` per update instead of
+    `O(n^2 m^2)`); differentiable likewise.
+
+    **Arguments:**
+
+    - `sources`, `targets`: batches of graphs with one leading axis (`nodes: [B, n, d]`), the same
+      `B` for both.
+    - `alpha`, `edge_weight`, `node_similarity`, `edge_similarity`, `schedule`, `slack_score`,
+      `history`: as in `graduated_assignment`, shared by all problems.
+
+    **Returns:**
+
+    A `Mapping` whose fields have a leading batch axis.
+    """
+    if sources.nodes.ndim != 3 or targets.nodes.ndim != 3 or sources.nodes.shape[0] != targets.nodes.shape[0]:
+        raise ValueError(f"graduated_assignment_batch: expects two batches of graphs with one leading axis of the "
+                         f"same length (nodes [B, n, d]); got node shapes {sources.nodes.shape} and "
+                         f"{targets.nodes.shape}")
+    _check_pair(jax.tree.map(lambda x: x[0], sources), jax.tree.map(lambda x: x[0], targets),
+                "graduated_assignment_batch")
+    alpha, edge_weight = as_float_array(alpha), as_float_array(edge_weight)
+    comp = jax.vmap(lambda s, t: compatibility(s, t, node_similarity=node_similarity,
+                                               edge_similarity=edge_similarity))(sources, targets)
+    valid = sources.mask[:, :, None] & targets.mask[:, None, :]
+
+    def last(x):
+        return jnp.moveaxis(x, 0, -1)
+
+    n, m = sources.size, targets.size
+    if isinstance(edge_similarity, Cosine) and n * m > _UNROLL:
+        relation = _factored_relation_product(jax.vmap(_unit_relations, (0, None))(sources, edge_similarity),
+                                              jax.vmap(_unit_relations, (0, None))(targets, edge_similarity))
+    else:
+        relation = _relation_product(jax.vmap(_edge_operator)(comp), True)
+    full, trace = _anneal(last(alpha * comp.node), relation, last(valid), edge_weight, as_float_array(slack_score),
+                          schedule, history)
+    full = jnp.moveaxis(full, -1, 0)
+    trace = None if trace is None else jnp.moveaxis(trace, -1, 0)
+    matrix = full[:, :sources.size, :targets.size]
+    score = jax.vmap(objective, in_axes=(0, 0, None, None))(matrix, comp, alpha, edge_weight)
+    return Mapping(matrix, full, score, trace)
+
+
+def _relation_product(operator, batched):
+    """`vec(M) -> W vec(M)` for `_edge_operator`'s `W` (`[n m, n m]`, or `[B, n m, n m]` when
+    `batched`, applied to `[n m, B]`): unrolled (`_matvec`) up to `_UNROLL` terms, else one
+    (batched) matrix-vector product with `W` in its stored layout."""
+    size = operator.shape[-1]
+    if size <= _UNROLL:
+        unrolled = jnp.moveaxis(operator, 0, -1) if batched else operator
+        return lambda flat: _matvec(unrolled, flat)
+    if batched:
+        return lambda flat: jnp.einsum("bpq,qb->pb", operator, flat)
+    return lambda flat: operator @ flat
+
+
+def _unit_relations(graph, similarity):
+    """The relation vectors scaled as `Cosine` scales them, zero on self-edges and masked nodes:
+    `s_E(r_ij, r'_ab) = e_ij . e'_ab` with these factors."""
+    edges = graph.edges / jnp.sqrt(jnp.sum(graph.edges * graph.edges, axis=-1, keepdims=True) + similarity.eps)
+    n = graph.size
+    pair = graph.mask[:, None] & graph.mask[None, :] & ~jnp.eye(n, dtype=bool)
+    return jnp.where(pair[:, :, None], edges, 0.0)
+
+
+def _factored_relation_product(source, target):
+    """`W vec(M)` for the cosine relation similarity without forming `W` (`[B, n, n, e]` and
+    `[B, m, m, e]` unit relations, applied to `[n m, B]`): `Q_ia = sum_{j,k} e_ijk sum_b e'_abk M_jb
+    + sum_{j,k} e_jik sum_b e'_bak M_jb`, `O(n m (n + m) e)` per problem instead of `O(n^2 m^2)`."""
+    batch, n, m = source.shape[0], source.shape[1], target.shape[1]
+
+    def product(flat):
+        matrix = jnp.moveaxis(flat.reshape(n, m, batch), -1, 0)
+        forward = jnp.einsum("zijk,zjak->zia", source, jnp.einsum("zabk,zjb->zjak", target, matrix))
+        backward = jnp.einsum("zjik,zjak->zia", source, jnp.einsum("zbak,zjb->zjak", target, matrix))
+        return jnp.moveaxis(forward + backward, 0, -1).reshape(n * m, batch)
+
+    return product
+
+
+def _anneal(node_term, relation, valid, edge_weight, slack_score, schedule, history):
+    """The annealing loop of `graduated_assignment` on arrays with any trailing batch axes:
+    `node_term = alpha s_N` and `valid` `[n, m, *b]`, `relation` (`_relation_product`) maps
+    `vec(M)`, `[n m, *b]`, to the relation part of `Q`. **Returns:** the final `M` with slack,
+    `[n + 1, m + 1, *b]`, and the history `[steps, n, m, *b]` or `None`."""
+    n, m = node_term.shape[:2]
+    batch = node_term.shape[2:]
+    dtype = node_term.dtype
 
     def logits_of(matrix, beta):
-        q = edge_weight * (w @ matrix.reshape(n * m)).reshape(n, m) + node_term
+        edge = relation(matrix.reshape(n * m, *batch))
+        q = edge_weight * edge.reshape(n, m, *batch) + node_term
         return jnp.where(valid, beta * q, _NEG)
 
     def sweep(potentials, beta, logits):
         tau = beta * slack_score
-        f, g = _potentials(logits, *potentials, tau, schedule.sinkhorn)
+        f, g = _scaled_potentials(logits, *potentials, tau, schedule.sinkhorn)
         return (f, g), _assemble(logits, f, g, tau)
 
     beta0 = schedule.beta0.astype(dtype)
     logits = jnp.where(valid, 0.0, _NEG).astype(dtype)
-    carry = sweep((jnp.zeros(n, dtype), jnp.zeros(m, dtype)), beta0, logits)
+    carry = sweep((jnp.zeros((n, *batch), dtype), jnp.zeros((m, *batch), dtype)), beta0, logits)
 
     def outer(carry, beta):
         def inner(_, carry):
@@ -330,8 +470,7 @@ def graduated_assignment(source: Graph, target: Graph, *, alpha: Float[ArrayLike
         return carry, (carry[1][:n, :m] if history else None)
 
     (_, full), trace = jax.lax.scan(outer, carry, schedule.betas())
-    matrix = full[:n, :m]
-    return Mapping(matrix, full, objective(matrix, comp, alpha, edge_weight), trace)
+    return full, trace
 
 
 def _permutations(k):

@@ -1,8 +1,10 @@
 r"""The implicit bias of gradient descent on two-layer students of known teachers (Globerson et al.).
 
-Studies (`[study] kind`), each one jitted program over its grid (`vmap` over chunks of
-`train.chunk` runs, `lax.map` over the chunks; the XOR and pattern studies one program per width,
-since the width sets the shapes):
+Studies (`[study] kind`), each run as jitted programs over its grid: `linear` and, with trained
+output weights, the detection studies as `vmap` over chunks of `train.chunk` runs (`lax.map` over
+the chunks); the detection studies with fixed output weights as `detection_grid_program` (all runs
+of a width and training-set size at once, the gradient written out, runs on the vectorised last
+axis); the DNF one chunked `vmap` per training-set size:
 
 - `linear`: `LinearTeacher` data, the two-sided Leaky-ReLU student (`LeakyReLUStudent`), logistic
   loss, over margins x seeds: clustering (mean pairwise cosine of the `w`'s and of the `u`'s),
@@ -25,9 +27,11 @@ drawn from `experiment.seed`. The table holds mean and standard error over seeds
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -171,18 +175,120 @@ def detection_run(cfg: dict, study: str, width: int) -> Callable:
     return run
 
 
-def dnf_run(cfg: dict) -> Callable:
+def detection_grid_program(cfg: dict, study: str, width: int) -> Callable:
+    """`program(seeds, sizes) -> dict of [R]` arrays: the runs of `detection_run` (fixed output
+    weights) for `R` grid points, one jitted program per training-set size (computing on that
+    size's points only), each training its runs at once by `train_max_pool` with the run index on
+    the vectorised last axis; the metrics are computed once, after training. Same data,
+    initialisation and updates as `detection_run` (equal to rounding)."""
+    c = cfg[study]
+    task = detection_task(cfg, study)
+    population = task.population()
+    largest = max(c["sizes"])
+
+    def setup(seed, size):
+        key = jax.random.key(seed)
+        data = task.sample(jax.random.fold_in(key, 1), largest)
+        weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
+        net = MaxPoolDetector(task.patterns.shape[1], width, init_scale=c["init_scale"], key=jax.random.fold_in(key, 0))
+        return data.inputs, data.targets, weights, net
+
+    def metrics(net, train_error, final_loss):
+        return {"train_error": train_error,
+                "balanced_error": balanced_error(net(population.inputs), population.targets),
+                "aligned_w": filter_alignment(net.w, task.patterns[: task.n_positive]),
+                "aligned_u": filter_alignment(net.u, task.patterns[task.n_positive:]),
+                "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
+                "weight_norm": weight_norm(net), "final_loss": final_loss, "w": net.w, "u": net.u}
+
+    train = jax.jit(functools.partial(train_max_pool, learning_rate=c["learning_rate"], steps=c["steps"],
+                                      loss=c["loss"]))
+    setup_all, metrics_all = jax.jit(jax.vmap(setup)), jax.jit(jax.vmap(metrics))
+
+    def program(seeds, sizes):
+        inputs, targets, weights, nets = setup_all(jnp.asarray(seeds), jnp.asarray(sizes))
+        sizes_np = np.asarray(sizes).astype(int)
+        trained = [np.zeros(nets.w.shape, nets.w.dtype), np.zeros(nets.u.shape, nets.u.dtype),
+                   np.zeros(len(sizes_np), targets.dtype), np.zeros(len(sizes_np), targets.dtype)]
+        for points in np.unique(sizes_np):  # one program per size, on its points only
+            idx = np.flatnonzero(sizes_np == points)
+            res = train(inputs[idx, :points], targets[idx, :points], weights[idx, :points], nets.w[idx], nets.u[idx])
+            for out, r in zip(trained, res):
+                out[idx] = np.asarray(r)
+        w, u, err, loss = (jnp.asarray(t) for t in trained)
+        return {k: np.asarray(v) for k, v in metrics_all(eqx.tree_at(lambda n: (n.w, n.u), nets, (w, u)), err,
+                                                          loss).items()}
+
+    return program
+
+
+def train_max_pool(inputs, targets, weights, w, u, *, learning_rate, steps: int, loss: str):
+    r"""Full-batch gradient descent of `R` `MaxPoolDetector`s with fixed output weights
+    (`v = a = 1`) on the weighted margin loss, as `fit_classifier` does it, with the gradient
+    written out (Brutzkus & Globerson 2019): for `N(x) = sum_i relu(max_j w_i.x_j) - sum_i
+    relu(max_j u_i.x_j)` and `L = sum_n c_n l(y_n N(x_n)) / max(sum_n c_n, 1)`,
+    `dL/dw_i = sum_n c_n l'(y_n N_n) y_n 1[max_j w_i.x_nj > 0] x_{n j*}` with `j*` the maximising
+    position (and the same with a minus sign for `u`). All arrays carry the run index on their
+    last axis, so that every elementwise step runs across runs in vector lanes.
+
+    **Arguments:**
+
+    - `inputs`: `[R, n, d, p]`; `targets`, `weights`: `[R, n]`; `w`, `u`: `[R, k, p]`.
+    - `learning_rate`, `steps`, `loss`: as `fit_classifier`.
+
+    **Returns:**
+
+    `(w, u, train_error, loss)`: the trained filters and, as `fit_classifier`'s history reports
+    last, the training error and loss before the final update (`[R]` each).
+    """
+    x, y, c, w, u = (jnp.moveaxis(a, 0, -1) for a in (inputs, targets, weights, w, u))
+    scale = c / jnp.maximum(jnp.sum(c, axis=0), 1.0)
+    _, d, p, _ = x.shape
+
+    def side(f):
+        z = [sum(x[:, j, q][:, None] * f[None, :, q] for q in range(p)) for j in range(d)]
+        top, chosen = z[0], [x[:, 0, q][:, None] for q in range(p)]
+        for j in range(1, d):
+            better = z[j] > top
+            top = jnp.where(better, z[j], top)
+            chosen = [jnp.where(better, x[:, j, q][:, None], s) for q, s in enumerate(chosen)]
+        return top, chosen
+
+    def step(params):
+        w, u = params
+        (mw, xw), (mu, xu) = side(w), side(u)
+        out = jnp.sum(jax.nn.relu(mw), axis=1) - jnp.sum(jax.nn.relu(mu), axis=1)
+        margin = y * out
+        slope = -(margin < 1.0).astype(margin.dtype) if loss == "hinge" else -jax.nn.sigmoid(-margin)
+        g = scale * slope * y
+        gw, gu = g[:, None] * (mw > 0), g[:, None] * (mu > 0)
+        grad_w = jnp.stack([jnp.sum(gw * s, axis=0) for s in xw], axis=1)
+        grad_u = jnp.stack([-jnp.sum(gu * s, axis=0) for s in xu], axis=1)
+        return (w - learning_rate * grad_w, u - learning_rate * grad_u), out
+
+    params, _ = jax.lax.scan(lambda params, _: (step(params)[0], None), (w, u), None, length=steps - 1)
+    (w, u), out = step(params)
+    per = jax.nn.relu(1.0 - y * out) if loss == "hinge" else jax.nn.softplus(-y * out)
+    loss_value = jnp.sum(c * per, axis=0) / jnp.maximum(jnp.sum(c, axis=0), 1.0)
+    error = jnp.sum(c * (jnp.sign(out) != y), axis=0) / jnp.maximum(jnp.sum(c, axis=0), 1.0)
+    return jnp.moveaxis(w, -1, 0), jnp.moveaxis(u, -1, 0), error, loss_value
+
+
+def dnf_run(cfg: dict, points: int | None = None) -> Callable:
     """`run(seed, size, init_scale) -> dict`: one convex ReLU network on the first `size` of the
-    seed's distinct points."""
+    seed's distinct points. The program computes on the first `points` of them (default: the
+    largest size; runs of one size grouped with `points = size` skip the padding)."""
     c, train_output = cfg["dnf"], cfg["train"]["train_output"]
     task = ReadOnceDNF(c["dim"], c["terms"])
     population = task.population()
     largest = max(c["sizes"])
+    points = largest if points is None else points
 
     def run(seed, size, init_scale):
         key = jax.random.key(seed)
         data = task.sample(jax.random.fold_in(key, 1), largest)
-        weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
+        data = jax.tree.map(lambda a: a[:points], data)
+        weights = (jnp.arange(points) < size).astype(data.targets.dtype)
         net = ConvexReLUNetwork(c["dim"], c["width"], init_scale=init_scale, train_output=train_output,
                                 key=jax.random.fold_in(key, 0))
         net, history = fit_classifier(net, data.inputs, data.targets, learning_rate=c["learning_rate"],
@@ -274,7 +380,12 @@ def detection_study(cfg: dict, study: str) -> tuple[list[dict], list[dict], dict
     rows, filters = [], {}
     for width in c["widths"]:
         grid = _mesh(seed=_seeds(cfg), size=np.asarray(c["sizes"]))
-        out = run_grid(detection_run(cfg, study, width), grid, chunk=cfg["train"]["chunk"])
+        if cfg["train"]["train_output"]:
+            out = run_grid(detection_run(cfg, study, width), grid, chunk=cfg["train"]["chunk"])
+        else:  # the written-out gradient, all runs of the width in vector lanes
+            program = detection_grid_program(cfg, study, width)
+            out = {k: np.asarray(v) for k, v in program(jnp.asarray(grid["seed"], jnp.uint32),
+                                                          jnp.asarray(grid["size"], jnp.result_type(float))).items()}
         rows += [{**r, "width": width} for r in _rows(grid, out)]
         filters[width] = {"w": out["w"], "u": out["u"], "seed": grid["seed"], "size": grid["size"]}
     tab = table(rows, ["width", "size"])
@@ -293,10 +404,12 @@ def detection_study(cfg: dict, study: str) -> tuple[list[dict], list[dict], dict
 
 
 def dnf_study(cfg: dict) -> tuple[list[dict], list[dict], dict, dict]:
-    """The `dnf` study: sizes x init scales x seeds as one vmapped program."""
+    """The `dnf` study: init scales x seeds as one vmapped program per training-set size."""
     c = cfg["dnf"]
-    grid = _mesh(seed=_seeds(cfg), size=np.asarray(c["sizes"]), init_scale=np.asarray(c["init_scales"], float))
-    rows = _rows(grid, run_grid(dnf_run(cfg), grid, chunk=cfg["train"]["chunk"]))
+    rows = []
+    for size in c["sizes"]:  # one program per training-set size, on its points only
+        grid = _mesh(seed=_seeds(cfg), size=np.asarray([size]), init_scale=np.asarray(c["init_scales"], float))
+        rows += _rows(grid, run_grid(dnf_run(cfg, size), grid, chunk=cfg["train"]["chunk"]))
     tab = table(rows, ["size", "init_scale"])
     size = min(c["sizes"])
     small = _cell(tab, size=size, init_scale=min(c["init_scales"]))
