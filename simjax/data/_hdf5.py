@@ -34,6 +34,23 @@ def _h5py():
     return h5py
 
 
+def open_hdf5(path: Path, keys: Sequence[str], layout: str) -> Any:
+    """`path` opened read-only with h5py, after checking that it exists, is HDF5 and holds every
+    key of `keys` (one `ValueError` naming the first missing key and the `layout`'s keys)."""
+    h5py = _h5py()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path} is not a readable HDF5 file ({err})") from None
+    missing = [k for k in keys if k not in f]
+    if missing:
+        f.close()
+        raise ValueError(f"{path}: missing key {missing[0]!r}; the {layout} layout has {', '.join(keys)}")
+    return f
+
+
 class SpikingHDF5:
     """A spiking data set in the SHD/SSC HDF5 layout (module docstring), streamed batch by batch.
 
@@ -84,19 +101,7 @@ class SpikingHDF5:
                              f"{len(self.labels)}; they must agree")
 
     def _open(self) -> Any:
-        h5py = _h5py()
-        if not self.path.is_file():
-            raise ValueError(f"{self.path}: no such file")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as err:
-            raise ValueError(f"{self.path} is not a readable HDF5 file ({err})") from None
-        missing = [k for k in KEYS if k not in f]
-        if missing:
-            f.close()
-            raise ValueError(f"{self.path}: missing key {missing[0]!r}; the SHD/SSC layout has "
-                             f"{', '.join(KEYS)}")
-        return f
+        return open_hdf5(self.path, KEYS, "SHD/SSC")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -24,7 +24,7 @@ from jaxtyping import Float, Int
 
 from .._checks import check_choice, check_int, check_positive
 from ..tasks._base import Batch
-from ._hdf5 import _h5py
+from ._hdf5 import open_hdf5
 
 _EVENTS = {"left": "davis/left/events", "right": "davis/right/events"}
 _DEPTH = "davis/left/depth_image_rect"
@@ -192,19 +192,7 @@ class MVSEC:
         return 2 * len(self._cameras)
 
     def _open(self) -> Any:
-        h5py = _h5py()
-        if not self.path.is_file():
-            raise ValueError(f"{self.path}: no such file")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as err:
-            raise ValueError(f"{self.path} is not a readable HDF5 file ({err})") from None
-        keys = [_EVENTS[c] for c in self._cameras] + [_DEPTH, _DEPTH_TS]
-        missing = [k for k in keys if k not in f]
-        if missing:
-            f.close()
-            raise ValueError(f"{self.path}: missing key {missing[0]!r}; the MVSEC layout has {', '.join(keys)}")
-        return f
+        return open_hdf5(self.path, [_EVENTS[c] for c in self._cameras] + [_DEPTH, _DEPTH_TS], "MVSEC")
 
     def _check(self, indices: np.ndarray) -> None:
         bad = indices[(indices < 0) | (indices >= self.n_windows)]

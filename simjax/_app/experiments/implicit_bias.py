@@ -149,28 +149,40 @@ def detection_task(cfg: dict, study: str):
     return PatternDetection.orthonormal(c["p"], c["n_positive"], d=c["d"], seed=cfg["experiment"]["seed"] + 1000)
 
 
+def _detection_setup(task, c: dict, width: int, seed, size, train_output: bool = False):
+    """`(inputs, targets, weights, net)` of one detection run: the seed's draw of the study's
+    largest training set, per-point weights selecting its first `size` points, the initial net."""
+    largest = max(c["sizes"])
+    key = jax.random.key(seed)
+    data = task.sample(jax.random.fold_in(key, 1), largest)
+    weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
+    net = MaxPoolDetector(task.patterns.shape[1], width, init_scale=c["init_scale"], train_output=train_output,
+                          key=jax.random.fold_in(key, 0))
+    return data.inputs, data.targets, weights, net
+
+
+def _detection_metrics(task, population, net, train_error, final_loss) -> dict:
+    """The reported quantities of one trained detector."""
+    return {"train_error": train_error,
+            "balanced_error": balanced_error(net(population.inputs), population.targets),
+            "aligned_w": filter_alignment(net.w, task.patterns[: task.n_positive]),
+            "aligned_u": filter_alignment(net.u, task.patterns[task.n_positive:]),
+            "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
+            "weight_norm": weight_norm(net), "final_loss": final_loss, "w": net.w, "u": net.u}
+
+
 def detection_run(cfg: dict, study: str, width: int) -> Callable:
     """`run(seed, size) -> dict`: one max-pool detector of `width` filters per sign trained on the
     first `size` points of the seed's draw."""
     c, train_output = cfg[study], cfg["train"]["train_output"]
     task = detection_task(cfg, study)
     population = task.population()
-    largest = max(c["sizes"])
 
     def run(seed, size):
-        key = jax.random.key(seed)
-        data = task.sample(jax.random.fold_in(key, 1), largest)
-        weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
-        net = MaxPoolDetector(task.patterns.shape[1], width, init_scale=c["init_scale"], train_output=train_output,
-                              key=jax.random.fold_in(key, 0))
-        net, history = fit_classifier(net, data.inputs, data.targets, learning_rate=c["learning_rate"],
+        inputs, targets, weights, net = _detection_setup(task, c, width, seed, size, train_output)
+        net, history = fit_classifier(net, inputs, targets, learning_rate=c["learning_rate"],
                                       steps=c["steps"], loss=c["loss"], weights=weights)
-        return {"train_error": history["train_error"][-1],
-                "balanced_error": balanced_error(net(population.inputs), population.targets),
-                "aligned_w": filter_alignment(net.w, task.patterns[: task.n_positive]),
-                "aligned_u": filter_alignment(net.u, task.patterns[task.n_positive:]),
-                "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
-                "weight_norm": weight_norm(net), "final_loss": history["loss"][-1], "w": net.w, "u": net.u}
+        return _detection_metrics(task, population, net, history["train_error"][-1], history["loss"][-1])
 
     return run
 
@@ -184,22 +196,12 @@ def detection_grid_program(cfg: dict, study: str, width: int) -> Callable:
     c = cfg[study]
     task = detection_task(cfg, study)
     population = task.population()
-    largest = max(c["sizes"])
 
     def setup(seed, size):
-        key = jax.random.key(seed)
-        data = task.sample(jax.random.fold_in(key, 1), largest)
-        weights = (jnp.arange(largest) < size).astype(data.targets.dtype)
-        net = MaxPoolDetector(task.patterns.shape[1], width, init_scale=c["init_scale"], key=jax.random.fold_in(key, 0))
-        return data.inputs, data.targets, weights, net
+        return _detection_setup(task, c, width, seed, size)
 
     def metrics(net, train_error, final_loss):
-        return {"train_error": train_error,
-                "balanced_error": balanced_error(net(population.inputs), population.targets),
-                "aligned_w": filter_alignment(net.w, task.patterns[: task.n_positive]),
-                "aligned_u": filter_alignment(net.u, task.patterns[task.n_positive:]),
-                "positive_span_w": span_fraction(net.w, task.patterns[: task.n_positive]),
-                "weight_norm": weight_norm(net), "final_loss": final_loss, "w": net.w, "u": net.u}
+        return _detection_metrics(task, population, net, train_error, final_loss)
 
     train = jax.jit(functools.partial(train_max_pool, learning_rate=c["learning_rate"], steps=c["steps"],
                                       loss=c["loss"]))
