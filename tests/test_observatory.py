@@ -13,7 +13,7 @@ def test_observatory_rules_in_one_program_and_report(tmp_path, capsys):
     cfg["rules"] = [{"type": "exact", "label": "exact"},
                     {"type": "exact", "label": "slope 5", "surrogate": {"type": "fast_sigmoid", "slope": 5.0}},
                     {"type": "node_perturbation", "label": "NP", "sigma": 1e-2, "samples": 1}]
-    cfg["report"]["track_steps"] = 0  # (tracking is `fit`'s, tested with it)
+    cfg["track"]["task"] = "none"  # (tracking: test_observatory_headline.py)
     summary = observatory.run(cfg, tmp_path)
     assert summary["rules"] == ["exact", "slope 5", "NP"] and summary["skipped"] == {}
     assert "one program per rule" not in capsys.readouterr().out

@@ -34,9 +34,10 @@ def report(folder: Path) -> list[Path]:
     `report_<metric>.png` (one curve per rule / swept value, mean and min-max band over seeds) and
     `final_<metric>_vs_<axis>.png` with the final-metric table; `gradient_quality.csv` as the
     observatory's tables (the headline aggregate of the groups each rule approximates first, then
-    every group, then the total) and its bias-variance plane, and `alignment.csv` as its
-    alignment-over-training figure; any other CSV table as means with their standard deviation
-    over seeds (see `_summary_table`). Returns the written paths."""
+    every group, then the total, then the alignment along training of `alignment.csv`) and its
+    bias-variance plane, and `alignment.csv` as its alignment-over-training figure; any other CSV
+    table as means with their standard deviation over seeds (see `_summary_table`). Returns the
+    written paths."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder (expected a run or sweep folder written by simjax)")
@@ -181,15 +182,22 @@ def _gradient_quality(folder: Path) -> list[Path]:
         rows = list(csv.DictReader(f))
     for r in rows:
         r["value"], r["stderr"] = float(r["value"]), float(r["stderr"])
-    print(markdown_report(rows))
+    print(markdown_report(rows, _alignment_rows(folder)))
     path = plot_plane(folder / "bias_variance_plane.png", rows)
     return [path] if path is not None else []
 
 
+def _alignment_rows(folder: Path) -> list[dict]:
+    """The rows of the observatory's `alignment.csv` (none if absent)."""
+    if not (folder / "alignment.csv").exists():
+        return []
+    with open(folder / "alignment.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _alignment(folder: Path) -> list[Path]:
     """Redraws the observatory's alignment along training from `alignment.csv`."""
-    with open(folder / "alignment.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _alignment_rows(folder)
     if not rows:
         return []
     path = plot_alignment(folder / "alignment.png", rows)

@@ -6,8 +6,14 @@ relative bias and variance, cosines, sign agreement, SNR, and (for smooth models
 Every rule's report is traced first on its own (`eqx.filter_eval_shape`): a rule that cannot handle
 the model is reported and skipped; the others run as ONE compiled program (each rule's samples
 vmapped). Should that program fail, the rules run one program each, and the table is written after
-every rule. Optionally trains every rule for `track_steps` steps over `track_seeds` seeds (vmapped)
-while tracking its alignment with the exact gradient per parameter group.
+every rule. Then (`[track]`, unless `task = "none"`) trains every rule that is not exact in every
+group for `steps` steps from `seeds` network initialisations (vmapped) while tracking its alignment
+with the exact gradient per parameter group. By default it trains on its own regression task (see
+`track_task`, `track_network`), on which the known dynamics appear (feedback alignment's
+hidden-layer cosine rising as the forward weights align with the feedback, Lillicrap et al. 2016)
+and which the report's pattern-generation task (leaky readout, a smooth target that the readout
+almost fits by itself) does not show (see the docs page); `task = "report"` tracks on the report's
+model and task.
 
 The headline is the `"learned"` aggregate of `simjax.analysis.gradient_quality`: the parameter
 groups a rule does not compute exactly (measured: every sample equal to the exact gradient to
@@ -17,7 +23,8 @@ tables, labelled as all parameters. Writes `gradient_quality.csv` (rule x group 
 `observatory.md` (headline, per-group and total tables), `bias_variance_plane.png` (one panel per
 group, jackknife error bars, exact zeros on the axis break), and with tracking `alignment.csv` and
 `alignment.png` (cosine with the exact gradient along training per group, mean and min-max band
-over seeds).
+over seeds) and the headline cosine at the first probe and over the last quarter of training in the
+printed summary, `observatory.md` and `summary.json` (`alignment`).
 """
 
 from __future__ import annotations
@@ -101,18 +108,20 @@ def _rule(spec: dict, where: str):
     return construct("rule", spec, where)
 
 
-def _setup(cfg, key=None):
-    m, t = cfg["model"], cfg["task"]
-    key = jax.random.key(cfg["experiment"]["seed"]) if key is None else key
-    task = PatternGeneration(n_in=t["n_in"], n_out=t["n_out"], duration=t["duration"], dt=t["dt"],
+def _task(cfg):
+    t = cfg["task"]
+    return PatternGeneration(n_in=t["n_in"], n_out=t["n_out"], duration=t["duration"], dt=t["dt"],
                              seed=cfg["experiment"]["seed"])
-    net = RSNN(n_in=t["n_in"], n_rec=m["n_rec"], n_out=t["n_out"], neuron=LIF(tau_mem=m["tau_mem"]),
-               key=key, tau_out=m["tau_out"], in_scale=m["in_scale"])
-    return net, task
+
+
+def _network(cfg, key):
+    m, t = cfg["model"], cfg["task"]
+    return RSNN(n_in=t["n_in"], n_rec=m["n_rec"], n_out=t["n_out"], neuron=LIF(tau_mem=m["tau_mem"]),
+                key=key, tau_out=m["tau_out"], in_scale=m["in_scale"])
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
-    net, task = _setup(cfg)
+    net, task = _network(cfg, jax.random.key(cfg["experiment"]["seed"])), _task(cfg)
     r = cfg["report"]
     key = jax.random.key(cfg["experiment"]["seed"] + 1)
     batch = task.sample(key, r["batch_size"])
@@ -170,38 +179,46 @@ def run(cfg: dict, out_dir: Path) -> dict:
         if curves:
             io.write_rows(out_dir / "alignment.csv", curves)
     summary = {"rules": list(rules), "skipped": skipped, "headline_group": HEADLINE,
-               "headline": {label: headline_values(rows, label) for label in rules}}
+               "headline": {label: headline_values(rows, label) for label in rules},
+               "alignment": {label: alignment_trend(curves, label)
+                             for label in dict.fromkeys(r["rule"] for r in curves)}}
     io.write_json(out_dir / "summary.json", summary)
-    (out_dir / "observatory.md").write_text(markdown_report(rows))
+    (out_dir / "observatory.md").write_text(markdown_report(rows, curves))
     plot_plane(out_dir / "bias_variance_plane.png", rows)
     if curves:
         plot_alignment(out_dir / "alignment.png", curves)
     return summary
 
 
-def track_setup(cfg: dict, key) -> tuple:
-    """The network and task that `track` trains from the network key `key`: with `track.task =
-    "report"` the report's own (`_setup`); with `"regression"` (the default) an RSNN of
-    `track.n_rec` LIF neurons (the report's `tau_mem`) with a memoryless readout (`tau_out=None`,
-    `out_scale`, input scale 1) on one fixed batch (`simjax.tasks.Dataset`, full batch) of
-    `track.trials` trials of `track.duration` ms of Gaussian input currents (standard deviation
-    `input_std`) and Gaussian targets at every step, both drawn from `experiment.seed` with NumPy
-    (the same for every network seed). The readout alone cannot fit such targets, so the error
-    that drives the hidden weights does not vanish, and the hidden weights, trained with Adam, learn
-    at a pace comparable to the readout's: the conditions under which feedback alignment's hidden
-    update comes to agree with the gradient (Lillicrap et al. 2016; see the observatory's docs page)."""
+def track_task(cfg: dict):
+    """The task that `track` trains on: with `track.task = "report"` the report's own; with
+    `"regression"` (the default) one fixed batch (`simjax.tasks.Dataset`, full batch, mean squared
+    error at every step) of `track.trials` trials of `track.duration` ms of Gaussian input currents
+    (standard deviation `input_std`) and Gaussian targets, both drawn from `experiment.seed` with
+    NumPy. The readout alone cannot fit such targets, so the error that drives the hidden weights
+    does not vanish: the condition under which feedback alignment's hidden update comes to agree with
+    the gradient (Lillicrap et al. 2016; see the observatory's docs page)."""
     t = cfg["track"]
     if t["task"] == "report":
-        return _setup(cfg, key)
+        return _task(cfg)
     dt = cfg["task"]["dt"]
     rng = np.random.default_rng(cfg["experiment"]["seed"])
     steps = int(round(t["duration"] / dt))
     inputs = t["input_std"] * rng.normal(size=(steps, t["trials"], t["n_in"]))
     targets = rng.normal(size=(steps, t["trials"], t["n_out"]))
-    task = Dataset(inputs, targets, Supervised(loss="mse", readout="all", dt=dt), full_batch=True)
-    net = RSNN(n_in=t["n_in"], n_rec=t["n_rec"], n_out=t["n_out"], neuron=LIF(tau_mem=cfg["model"]["tau_mem"]),
-               key=key, tau_out=None, in_scale=1.0, out_scale=t["out_scale"])
-    return net, task
+    return Dataset(inputs, targets, Supervised(loss="mse", readout="all", dt=dt), full_batch=True)
+
+
+def track_network(cfg: dict, key):
+    """The network that `track` trains from the key `key`: with `track.task = "report"` the
+    report's own; with `"regression"` an RSNN of `track.n_rec` LIF neurons (the report's `tau_mem`),
+    input scale 1 and a memoryless readout (`tau_out=None`) of scale `track.out_scale`, so that
+    trained with Adam the hidden weights learn at a pace comparable to the readout's."""
+    t = cfg["track"]
+    if t["task"] == "report":
+        return _network(cfg, key)
+    return RSNN(n_in=t["n_in"], n_rec=t["n_rec"], n_out=t["n_out"], neuron=LIF(tau_mem=cfg["model"]["tau_mem"]),
+                key=key, tau_out=None, in_scale=1.0, out_scale=t["out_scale"])
 
 
 def track(rule, cfg: dict) -> tuple:
@@ -218,10 +235,10 @@ def track(rule, cfg: dict) -> tuple:
     tracker = QualityTracker(every=t["every"], samples=t["samples"])
     seeds = cfg["experiment"]["seed"] + np.arange(t["seeds"])
     batch_size = t["trials"] if t["task"] == "regression" else cfg["report"]["batch_size"]
-    task = track_setup(cfg, jax.random.key(0))[1]
+    task = track_task(cfg)
 
     def train(seed):
-        net = track_setup(cfg, jax.random.key(seed))[0]
+        net = track_network(cfg, jax.random.key(seed))
         trained, history = fit(net, rule, task, optax.adam(t["learning_rate"]), steps=t["steps"] + 1,
                                key=jax.random.key(seed + 10), batch_size=batch_size, track=tracker)
         return net, trained, history
@@ -345,8 +362,25 @@ def markdown_table(rows: list[dict], group: str = HEADLINE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(rows: list[dict]) -> str:
-    """`observatory.md`: the headline table, then one table per parameter group, then `total`."""
+def alignment_table(curves: list[dict]) -> str:
+    """The tracked `"learned"` cosine of every rule as Markdown: at the first probe, over the last
+    quarter of training (mean and range over seeds), and in how many seeds it ended higher."""
+    lines = ["| rule | cosine at the first probe | cosine over the last quarter | higher at the end |",
+             "| --- | --- | --- | --- |"]
+    for rule in dict.fromkeys(r["rule"] for r in curves):
+        t = alignment_trend(curves, rule)
+        start, end = np.asarray(t["start"]), np.asarray(t["end"])
+        if not start.size or not (np.all(np.isfinite(start)) and np.all(np.isfinite(end))):
+            lines.append(f"| {rule} | – | – | – |")
+            continue
+        cell = lambda x: f"{np.mean(x):.2f} ({np.min(x):.2f} … {np.max(x):.2f})"  # noqa: E731
+        lines.append(f"| {rule} | {cell(start)} | {cell(end)} | {int(np.sum(end > start))} of {start.size} seeds |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_report(rows: list[dict], curves: list[dict] = ()) -> str:
+    """`observatory.md`: the headline table, then one table per parameter group, then `total`, then
+    (given the rows of `alignment.csv`) the alignment along training."""
     parts = [
         "# Gradient-quality observatory\n",
         f"## Headline: what each rule learns (`{HEADLINE}`)\n",
@@ -363,6 +397,13 @@ def markdown_report(rows: list[dict]) -> str:
               "Dominated by whichever group has the largest gradient (usually the readout, which most "
               "rules compute exactly): not a measure of how well a rule approximates.\n",
               markdown_table(rows, "total")]
+    if curves:
+        parts += [f"## Alignment along training (`{HEADLINE}`)\n",
+                  "The cosine of the rule's mean update with the exact gradient on the parameters it approximates, "
+                  "tracked while the rule trains (`alignment.csv`, `alignment.png`): at the first probe and averaged "
+                  "over the probes of the last quarter of training, mean (min … max) over network seeds. Rules exact "
+                  "in every group are not tracked.\n",
+                  alignment_table(curves)]
     return "\n".join(parts)
 
 
