@@ -3,6 +3,8 @@
 import csv
 import math
 
+import pytest
+
 from simjax._app import config
 from simjax._app.experiments import observatory
 from simjax._app.report import report
@@ -32,3 +34,11 @@ def test_observatory_rules_in_one_program_and_report(tmp_path, capsys):
     written = report(tmp_path)
     assert tmp_path / "bias_variance_plane.png" in written
     assert "slope 5" in capsys.readouterr().out
+
+
+def test_track_settings_are_validated():
+    for key, bad in (("task", "regresion"), ("trials", 0), ("samples", 2), ("duration", 0.5), ("out_scale", -1.0)):
+        cfg = config.merge(observatory.DEFAULTS, {})
+        cfg["track"][key] = bad
+        with pytest.raises(config.ConfigError, match=f"track.{key}"):
+            observatory.validate(cfg)
