@@ -265,6 +265,12 @@ def test_alignment_figure_labels_do_not_overlap(tmp_path):
             for step in range(0, 100, 10)]
     fig = observatory.alignment_figure(rows)
     _assert_no_overlap(fig)
-    assert [ax.get_title() for ax in fig.axes[:5]] == ["learned by the rule (headline)", "w_in", "w_rec", "w_out",
-                                                      "total (all parameters)"]
+    assert [ax.get_title() for ax in fig.axes[:6]] == ["learned by the rule (headline)", "learned: change since step 0",
+                                                      "w_in", "w_rec", "w_out", "total (all parameters)"]
+    # the change panel: each seed's curve minus its first probe (mean over seeds drawn)
+    first = {seed: next(r["value"] for r in rows if (r["rule"], r["seed"], r["group"], r["step"])
+                        == ("rule number 0", seed, "learned", 0)) for seed in range(3)}
+    change = [np.mean([r["value"] - first[r["seed"]] for r in rows if (r["rule"], r["group"], r["step"])
+                       == ("rule number 0", "learned", step)]) for step in range(0, 100, 10)]
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), change, rtol=1e-12)
     assert observatory.plot_alignment(tmp_path / "alignment.png", rows) == tmp_path / "alignment.png"

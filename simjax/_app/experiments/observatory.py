@@ -22,9 +22,10 @@ dominates the `"total"` group, so `total` makes every rule look nearly exact; it
 tables, labelled as all parameters. Writes `gradient_quality.csv` (rule x group x quantity),
 `observatory.md` (headline, per-group and total tables), `bias_variance_plane.png` (one panel per
 group, jackknife error bars, exact zeros on the axis break), and with tracking `alignment.csv` and
-`alignment.png` (cosine with the exact gradient along training per group, mean and min-max band
-over seeds) and the headline cosine at the first probe and over the last quarter of training in the
-printed summary, `observatory.md` and `summary.json` (`alignment`).
+`alignment.png` (cosine with the exact gradient along training per group and the headline's
+change since the first probe, mean and min-max band over seeds) and the headline cosine at the
+first probe and over the last quarter of training in the printed summary, `observatory.md` and
+`summary.json` (`alignment`).
 """
 
 from __future__ import annotations
@@ -557,9 +558,14 @@ def plane_figure(rows: list[dict]):
     return fig
 
 
+CHANGE = "change"  # the alignment figure's panel of the headline cosine minus its first probe
+
+
 def alignment_figure(rows: list[dict]):
     """Cosine of the rule's mean update with the exact gradient along training, one panel per
-    group (the headline aggregate first): the mean over seeds and its min-max band."""
+    group (the headline aggregate first, then its change since the first probe, per seed, which
+    separates the rules whose alignment grows from those that start where they stay): the mean
+    over seeds and its min-max band."""
     plt = _pyplot()
     if plt is None:
         return None
@@ -567,13 +573,16 @@ def alignment_figure(rows: list[dict]):
     groups = list(dict.fromkeys(r["group"] for r in rows))
     panels = [g for g in (HEADLINE, *groups) if g in groups and g != "total"]
     panels = list(dict.fromkeys(panels)) + (["total"] if "total" in groups else [])
+    if HEADLINE in groups:
+        panels.insert(1, CHANGE)
     style = _styles(rules)
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols + 2.4, 3.2 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols + 2.4, 3.2 * nrows), squeeze=False)
     handles = {}
     n_seeds = 1
-    for ax, group in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels):
+        group = HEADLINE if panel == CHANGE else panel
         for rule in rules:
             by_seed = {}
             for r in rows:
@@ -585,6 +594,8 @@ def alignment_figure(rows: list[dict]):
             curves = np.asarray([[c.get(s, np.nan) for s in steps] for c in by_seed.values()])
             if np.all(np.isnan(curves)):
                 continue
+            if panel == CHANGE:
+                curves = curves - curves[:, :1]
             n_seeds = max(n_seeds, len(curves))
             colour, marker = style[rule]
             with np.errstate(all="ignore"):
@@ -593,11 +604,13 @@ def alignment_figure(rows: list[dict]):
                 if len(curves) > 1:
                     ax.fill_between(steps, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colour, alpha=0.15)
         ax.axhline(0.0, color="0.6", lw=0.5)
-        title = {HEADLINE: "learned by the rule (headline)", "total": "total (all parameters)"}.get(group, group)
+        title = {HEADLINE: "learned by the rule (headline)", "total": "total (all parameters)",
+                 CHANGE: "learned: change since step 0"}.get(panel, panel)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training step", fontsize=9)
-        ax.set_ylabel("cos(E update, exact gradient)", fontsize=9)
-        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("cosine - cosine at step 0" if panel == CHANGE else "cos(E update, exact gradient)",
+                      fontsize=9)
+        ax.set_ylim(*((-2.05, 2.05) if panel == CHANGE else (-1.05, 1.05)))
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
