@@ -170,7 +170,7 @@ class BTSP(AbstractRule):
         """The weight changes `Delta W` of one trial (feed-forward, top-down, dendritic inhibition)
         from its input `x` (last step) and its backward phase."""
         if self.phase == "fixed":
-            return self._fixed_deltas(model, x, plateaus)
+            raise ValueError("BTSP: with phase='fixed' the weight changes need the forward activity: use fixed_deltas")
         kw = dict(neg_discount=self.neg_discount, dep_theta=self.dep_theta, dep_width=self.dep_width)
         pres = (x, *plateaus.rate[:-1])
         ff = tuple(btsp_delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude,
@@ -184,7 +184,10 @@ class BTSP(AbstractRule):
             td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
         return ff, td, dend
 
-    def _fixed_deltas(self, model, x, plateaus):
+    def fixed_deltas(self, model: DendriticEINetwork, x: Float[Array, " n_in"], forward: tuple[Array, ...],
+                     plateaus: Plateaus) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...]]:
+        """The weight changes of one trial with `phase="fixed"` from its input `x`, the forward
+        activity of every layer `forward` (the eligibility) and its backward phase."""
         kw = dict(neg_discount=0.0, dep_theta=self.dep_theta, dep_width=self.dep_width)
 
         def delta(w, pre, plateau, eta, w_max):
@@ -232,6 +235,8 @@ class BTSP(AbstractRule):
 
         def one(st, y, xi):
             plateaus = self._backward(model, st, y, state)
+            if self.phase == "fixed":
+                return self.fixed_deltas(model, xi, st.rate, plateaus), plateaus
             return self.deltas(model, xi, plateaus), plateaus
 
         (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)
