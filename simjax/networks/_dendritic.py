@@ -54,6 +54,24 @@ are the `TwoCompartment` neurons' `theta_plus`, `theta_minus`.
 With `stale_nudge` (the original code's carry-over), the first dendritic state of each hidden layer
 (and so the visiting order) is computed with the nudges left over from the previous trial.
 
+**Fixed plateaus** (`backward_fixed`, after the 2025 EIANN code, where the plateaus are fixed at
+the first backward step instead of assigned one unit at a time): the output dendrites receive
+`D = clip(target - r_out, -1, 1)` and every output unit is nudged to `phi(s + D)` (plateaus where
+`D > theta_plus` or `D < theta_minus`). Then for each hidden layer, top-down, with top-down
+weights `B` (the learned `w_td`, or any given matrices such as the symmetric `c w_ff[l + 1]^T`):
+
+    D_fwd = clip(r_above B + a w_dend, -1, 1)                  (the forward dendritic state)
+    D     = clip(r~_above B + a w_dend, -1, 1)    or, with cancel,    clip((r~_above - r_above) B, -1, 1)
+    P     = D  where (D > theta_plus and among the max_units largest D, or D < theta_minus)
+               and the unit is active in the forward pass (relu_gate);  0 elsewhere
+    r~    = phi(s + P)
+
+with `r_above`, `r~_above` the forward and nudged activity of the layer above and `a` the `DendI`
+activity of the forward pass. `cancel` stands for dendrite-targeting inhibition that has learned to
+cancel the forward top-down drive exactly, so the dendrite carries the top-down image of the
+change the nudges made above: the error, propagated down as in target propagation. A negative
+plateau lowers the unit's nudged activity (so its own outgoing synapses are not eligible).
+
 **Smooth plateaus** (`temperature = T`, not part of the study): the threshold comparisons become
 logistic gates `g+ = sigmoid((D - theta_plus) / T)`, `g- = sigmoid((theta_minus - D) / T)`, and
 every choice a mixture: `P = (g+ + g-) D`, nudge `n <- g+ D + (1 - g+) n`, the dendritic state
@@ -374,8 +392,9 @@ class DendriticEINetwork(AbstractNetwork):
                         dendrite=tuple(dendrites))
 
     def backward_fixed(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
-                       top_down: tuple[Float[Array, "n_above n"], ...] | None = None, *,
-                       cancel: bool = False, relu_gate: bool = True, max_units: int | Sequence[int] | None = None) -> Plateaus:
+                       top_down: tuple[Float[Array, "..."], ...] | None = None, *,
+                       cancel: bool = False, relu_gate: bool = True,
+                       max_units: int | Sequence[int] | None = None) -> Plateaus:
         """The backward (dendritic) phase with plateaus fixed at once per layer (the 2025 EIANN
         semantics, module docstring "Fixed plateaus").
 

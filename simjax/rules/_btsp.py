@@ -28,6 +28,22 @@ trials of a batch and returned with a gradient's sign (`updates = -Delta W`): tr
 With `compat_stale_nudge=True` the rule carries each hidden layer's last nudges from one trial to
 the next (its state; batches of one trial reproduce the original code's carry-over, a larger batch
 uses the nudges of its predecessor's last trial for all its trials).
+
+**Fixed plateaus** (`phase="fixed"`, after the 2025 rule `BTSP_19` of EIANN): the backward phase is
+`DendriticEINetwork.backward_fixed` (plateaus assigned at once per layer, the top-down weights of
+hidden layer `l` either the learned `w_td` or, with `top_down_scale = c`, the symmetric feedback
+`c w_ff[l + 1]^T`; `cancel=True` makes the dendritic inhibition cancel the forward top-down drive
+exactly, so the dendrite carries `c (r~_above - r_above) w_ff[l + 1]^T`; `max_fraction` caps the
+share of a layer's units with a positive plateau). With the eligibility `ET_i = clip(r_i, 0, 1)`
+of the presynaptic activity after the nudges (`r / max(r)` first with `normalise_pre`: the peak
+presynaptic rate set to 1, as the eLife rule normalises its inputs), a positive plateau gives the
+BTSP change above and a negative plateau `P_j < 0` the anti-Hebbian change
+
+    Delta W_ij = eta neg_discount ET_i P_j
+
+The dendrite-targeting inhibition then learns from the forward dendritic state `D_fwd` (EIANN's
+`DendriticLoss_6`): `Delta w_dend = -eta_dend a_dendI D_fwd^T`, so that it comes to cancel the
+top-down drive of the forward pass.
 """
 
 from __future__ import annotations
@@ -95,6 +111,17 @@ class BTSP(AbstractRule):
     - `plateau_temperature`: `None` (default) for the study's hard plateau assignment; `T > 0`
       for the smooth plateaus of `simjax.networks.DendriticEINetwork.backward`, through which
       the update is differentiable in the plateau thresholds (not part of the study).
+    - `phase`: `"sequential"` (default: the 2022 backward phase, sequential plateau assignment)
+      or `"fixed"` (the 2025 form, module docstring "Fixed plateaus"). The following apply to
+      `"fixed"` only.
+    - `top_down_scale`: `None` (the learned top-down weights `w_td`, by BTSP at `eta_td`) or the
+      scale `c` of the symmetric feedback `c w_ff[l + 1]^T` (scalar or one per hidden layer).
+    - `cancel`: the dendritic inhibition cancels the forward top-down drive exactly (`True`), or
+      is the learned `DendI` population's (`False`).
+    - `relu_gate`: no plateaus in hidden units silent in the forward pass (default `True`).
+    - `max_fraction`: at most this share of a hidden layer's units (rounded, at least one) gets a
+      positive plateau per trial (`None`: no cap).
+    - `normalise_pre`: divide the presynaptic activity by its maximum before the eligibility.
     """
 
     eta_ff: Float[Array, "*layers"]
@@ -170,7 +197,7 @@ class BTSP(AbstractRule):
         """The weight changes `Delta W` of one trial (feed-forward, top-down, dendritic inhibition)
         from its input `x` (last step) and its backward phase."""
         if self.phase == "fixed":
-            raise ValueError("BTSP: with phase='fixed' the weight changes need the forward activity: use fixed_deltas")
+            return self._fixed_deltas(model, x, plateaus)
         kw = dict(neg_discount=self.neg_discount, dep_theta=self.dep_theta, dep_width=self.dep_width)
         pres = (x, *plateaus.rate[:-1])
         ff = tuple(btsp_delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude,
@@ -184,10 +211,7 @@ class BTSP(AbstractRule):
             td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
         return ff, td, dend
 
-    def fixed_deltas(self, model: DendriticEINetwork, x: Float[Array, " n_in"], forward: tuple[Array, ...],
-                     plateaus: Plateaus) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...]]:
-        """The weight changes of one trial with `phase="fixed"` from its input `x`, the forward
-        activity of every layer `forward` (the eligibility) and its backward phase."""
+    def _fixed_deltas(self, model, x, plateaus):
         kw = dict(neg_discount=0.0, dep_theta=self.dep_theta, dep_width=self.dep_width)
 
         def delta(w, pre, plateau, eta, w_max):
@@ -235,8 +259,6 @@ class BTSP(AbstractRule):
 
         def one(st, y, xi):
             plateaus = self._backward(model, st, y, state)
-            if self.phase == "fixed":
-                return self.fixed_deltas(model, xi, st.rate, plateaus), plateaus
             return self.deltas(model, xi, plateaus), plateaus
 
         (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)
