@@ -358,6 +358,12 @@ def test_bad_btsp_rule_input(unchecked):
         sj.rules.NormalizedHebbian(scale=(5.998, -1.0))
     with pytest.raises(ValueError, match="plateau_temperature"):
         sj.rules.BTSP(plateau_temperature=-0.1)
+    with pytest.raises(ValueError, match="max_fraction"):
+        sj.rules.BTSP(phase="fixed", max_fraction=1.5)
+    with pytest.raises(ValueError, match="phase"):
+        sj.rules.BTSP(phase="parallel")
+    with pytest.raises(ValueError, match="compat_stale_nudge"):
+        sj.rules.BTSP(phase="fixed", compat_stale_nudge=True)
     free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
     with pytest.raises(ValueError, match="dale=True"):
         sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)
@@ -370,7 +376,9 @@ def test_btsp_experiment_config_errors_name_the_key():
     for section, key, bad, name in (("network", "rules", ["btsp", "nope"], "network.rules"),
                                     ("place_field", "plateau", 200.0, "place_field.plateau"),
                                     ("meta", "start_scale", [1.0, 2.0], "meta.start_scale"),
-                                    ("protocol", "kind", "laps", "protocol.kind")):
+                                    ("protocol", "kind", "laps", "protocol.kind"),
+                                    ("digits", "rules", ["btsp", "sgd"], "digits.rules"),
+                                    ("digits", "sizes", [64, 32, 10], "digits.sizes")):
         cfg = config.merge(btsp.DEFAULTS, {section: {key: bad}})
         with pytest.raises(config.ConfigError, match=name.replace(".", r"\.")):
             btsp.validate(cfg)

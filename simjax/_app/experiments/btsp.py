@@ -421,10 +421,10 @@ def _digits(cfg, out_dir):
     def draw(ax):
         epochs = np.arange(c["epochs"] + 1)
         for name, acc in curves.items():
-            for i, style in ((1, "-"), (0, ":")):
-                m, s = acc[:, :, i].mean(0), acc[:, :, i].std(0)
-                line, = ax.plot(epochs, m, style, label=f"{name} ({splits[i]})")
-                ax.fill_between(epochs, m - s, m + s, alpha=0.15, color=line.get_color())
+            m, s = acc[:, :, 1].mean(0), acc[:, :, 1].std(0)
+            line, = ax.plot(epochs, m, label=f"{name} (validation; train dotted)")
+            ax.fill_between(epochs, m - s, m + s, alpha=0.15, color=line.get_color())
+            ax.plot(epochs, acc[:, :, 0].mean(0), ":", color=line.get_color())
         ax.axhline(0.1, color="k", lw=0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
