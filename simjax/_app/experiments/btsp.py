@@ -83,7 +83,7 @@ DIGITS_RULES = ("btsp", "btsp_frozen_h1", "btsp_dend_i", "backprop", "backprop_d
 # The two-hidden-layer network and BTSP settings of the digits study (chosen by hand on the
 # validation split; docs/experiments/btsp.md): feed-forward init U(0, c) and bound per layer,
 # feedback inhibition per layer, plateau thresholds (theta+, theta-) per layer.
-DIGITS_NET = {"w_ff_init": (0.1, 0.2, 0.1), "w_ff_max": (1.0, 1.0, 1.0), "w_fbi": (-0.05, -0.05, -0.1),
+DIGITS_NET = {"w_ff_init": (0.1, 0.2, 0.1), "w_ff_max": (2.0, 2.0, 3.0), "w_fbi": (-0.05, -0.05, -0.1),
               "w_dend_init": -0.05, "theta": ((0.05, -0.1), (0.05, -0.1), (0.2, -0.2))}
 DIGITS_BTSP = {"phase": "fixed", "top_down_scale": 3.0, "cancel": True, "max_fraction": 0.1, "normalise_pre": True,
                "neg_discount": 0.25, "eta_td": 0.0, "eta_dend": 0.0}
