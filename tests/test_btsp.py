@@ -578,14 +578,14 @@ def test_btsp_learns_digits_with_two_hidden_layers():
     full, optimizer, kwargs = btsp.digits_rule("btsp", 0.01)
     frozen, _, _ = btsp.digits_rule("btsp_frozen_h1", 0.01)
     rules = jax.tree.map(lambda a, b: jnp.stack([a, b]), full, frozen)
-    keys = jax.random.split(jax.random.key(0), 3)[1:2]  # over 3 seeds: 0.32-0.46 against 0.09-0.13 frozen
+    keys = jax.random.split(jax.random.key(0), 3)[:1]  # over these 3 seeds: 0.30-0.49 against 0.11 frozen
     nets, acc = eqx.filter_vmap(lambda r: btsp.train_digits(r, optimizer, keys, data, epochs=3, **kwargs))(rules)
     validation = np.asarray(acc)[:, 0, -1, 1]
     assert validation[0] >= 0.3
     assert validation[0] - validation[1] >= 0.2
-    for proj in nets.w_ff:
+    for proj, bound in zip(nets.w_ff, btsp.DIGITS_NET["w_ff_max"]):
         w = np.asarray(proj.weight)
-        assert w.min() >= 0.0 and w.max() <= 1.0 + 1e-6
+        assert w.min() >= 0.0 and w.max() <= bound + 1e-12
     assert np.abs(np.asarray(nets.w_ff[0].weight[0]) - np.asarray(nets.w_ff[0].weight[1])).max() > 1e-2
     for proj in nets.w_dend:
         assert np.asarray(proj.weight).max() <= 0.0
