@@ -364,6 +364,8 @@ def test_bad_btsp_rule_input(unchecked):
         sj.rules.BTSP(phase="parallel")
     with pytest.raises(ValueError, match="compat_stale_nudge"):
         sj.rules.BTSP(phase="fixed", compat_stale_nudge=True)
+    with pytest.raises(ValueError, match="top_down_scale"):
+        sj.rules.BTSP(phase="fixed", top_down_scale=(1.0, 2.0, 3.0))(net, task, task.batch(jnp.array([0])), None)
     free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
     with pytest.raises(ValueError, match="dale=True"):
         sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)

@@ -179,8 +179,9 @@ class BTSP(AbstractRule):
                              "projections (the rule needs their upper bound W_max); build the network with "
                              "dale=True")
         layers, hidden = len(model.w_ff), len(model.w_td)
+        scale = jnp.zeros(()) if self.top_down_scale is None else self.top_down_scale
         for name, value, count in (("eta_ff", self.eta_ff, layers), ("eta_td", self.eta_td, hidden),
-                                   ("eta_dend", self.eta_dend, hidden)):
+                                   ("eta_dend", self.eta_dend, hidden), ("top_down_scale", scale, hidden)):
             if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != count):
                 raise ValueError(f"BTSP: {name} must be a scalar or have {count} entries for this network, got shape "
                                  f"{value.shape}")
