@@ -358,6 +358,14 @@ def test_bad_btsp_rule_input(unchecked):
         sj.rules.NormalizedHebbian(scale=(5.998, -1.0))
     with pytest.raises(ValueError, match="plateau_temperature"):
         sj.rules.BTSP(plateau_temperature=-0.1)
+    with pytest.raises(ValueError, match="max_fraction"):
+        sj.rules.BTSP(phase="fixed", max_fraction=1.5)
+    with pytest.raises(ValueError, match="phase"):
+        sj.rules.BTSP(phase="parallel")
+    with pytest.raises(ValueError, match="compat_stale_nudge"):
+        sj.rules.BTSP(phase="fixed", compat_stale_nudge=True)
+    with pytest.raises(ValueError, match="top_down_scale"):
+        sj.rules.BTSP(phase="fixed", top_down_scale=(1.0, 2.0, 3.0))(net, task, task.batch(jnp.array([0])), None)
     free = sj.networks.DendriticEINetwork((21, 7, 21), key=jax.random.key(0), dale=False)
     with pytest.raises(ValueError, match="dale=True"):
         sj.rules.BTSP()(free, task, task.batch(jnp.array([0])), None)
@@ -370,7 +378,9 @@ def test_btsp_experiment_config_errors_name_the_key():
     for section, key, bad, name in (("network", "rules", ["btsp", "nope"], "network.rules"),
                                     ("place_field", "plateau", 200.0, "place_field.plateau"),
                                     ("meta", "start_scale", [1.0, 2.0], "meta.start_scale"),
-                                    ("protocol", "kind", "laps", "protocol.kind")):
+                                    ("protocol", "kind", "laps", "protocol.kind"),
+                                    ("digits", "rules", ["btsp", "sgd"], "digits.rules"),
+                                    ("digits", "sizes", [64, 32, 10], "digits.sizes")):
         cfg = config.merge(btsp.DEFAULTS, {section: {key: bad}})
         with pytest.raises(config.ConfigError, match=name.replace(".", r"\.")):
             btsp.validate(cfg)
@@ -436,7 +446,7 @@ def test_normalized_hebbian_makes_a_winner_take_all_hidden_code():
     accuracy = {}
     for name in ("hebbian", "hebbian_supervised"):
         rule, optimizer, kwargs = btsp._rule(name, cfg)
-        nets, _ = btsp.train_network(rule, optimizer, keys, epochs=60, **kwargs)
+        nets, _ = btsp.train_network(rule, optimizer, keys, epochs=20, **kwargs)
         out = jax.vmap(lambda n: task.forward(n, task.all()))(nets)
         accuracy[name] = np.asarray(jax.vmap(lambda o: task.metrics(o, task.all())["accuracy"])(out))
         hidden = np.asarray(out.final_state.rate[0])
@@ -515,3 +525,69 @@ def test_smooth_plateau_threshold_gradients_match_finite_differences():
         fd = (smooth(thetas + e) - smooth(thetas - e)) / 2e-6
         assert float(grad[i]) == pytest.approx(float(fd), rel=1e-4, abs=1e-10)
     assert np.all(np.abs(np.asarray(grad)[[0, 2]]) > 0)
+
+
+def _digits_net(sizes=(64, 8, 6, 10)):
+    _, _, kwargs = btsp.digits_rule("btsp", 0.01)
+    return sj.networks.DendriticEINetwork(sizes, key=jax.random.key(6), **kwargs)
+
+
+def test_fixed_phase_propagates_the_nudge_through_symmetric_top_down_weights():
+    # Hidden dendritic state = clip(c (r~_above - r_above) W_above^T, -1, 1) (the forward top-down
+    # drive cancelled), recomputed here in NumPy layer by layer; at most max_fraction of a layer's
+    # units get a positive plateau, never a silent one; the nudge is the plateau. Limit case: with
+    # the target equal to the forward output no dendrite moves, so no plateau and no weight change.
+    net = _digits_net()
+    data = btsp.digits_data(n_train=6, n_validation=4, steps=10)
+    batch = data[0].all()
+    final = eqx.filter_jit(data[0].forward)(net, batch).final_state
+    rule = btsp.digits_rule("btsp", 0.01)[0]
+    c = float(rule.top_down_scale)
+    top_down = tuple(c * p.dense().T for p in net.w_ff[1:])
+    k = [max(1, round(rule.max_fraction * n)) for n in net.sizes[1:-1]]
+    phase = jax.jit(jax.vmap(lambda s, y: net.backward_fixed(s, y, top_down, cancel=True, max_units=k)))
+    pl = phase(final, batch.targets)
+    rate = [np.asarray(r) for r in final.rate]
+    soma = [np.asarray(s) for s in final.soma]
+    d_out = np.clip(np.asarray(batch.targets) - rate[-1], -1, 1)
+    above, above_free = np.maximum(soma[-1] + d_out, 0), rate[-1]
+    for layer in (1, 0):
+        w = np.asarray(net.w_ff[layer + 1].dense())
+        d = np.clip(c * (above - above_free) @ w.T, -1, 1)
+        p = np.asarray(pl.plateau[layer])
+        theta_p = float(net.neurons[layer].theta_plus)
+        assert np.all((p == 0) | np.isclose(p, d, atol=1e-9))
+        assert np.all(p[rate[layer] <= 0] == 0)
+        assert np.all(p[d > theta_p] >= 0)
+        assert np.all((p > 0).sum(-1) <= k[layer])
+        np.testing.assert_allclose(pl.nudge[layer], p)
+        above, above_free = np.maximum(soma[layer] + p, 0), rate[layer]
+    assert np.any(np.asarray(pl.plateau[0]) != 0)  # the error does reach the first hidden layer
+
+    right = phase(final, final.rate[-1])
+    for p in right.plateau:
+        np.testing.assert_array_equal(p, 0.0)
+    deltas = jax.jit(jax.vmap(lambda xi, q: rule.deltas(net, xi, q)))(batch.inputs[-1], right)
+    for leaf in jax.tree.leaves(deltas):
+        np.testing.assert_array_equal(leaf, 0.0)
+
+
+def test_btsp_learns_digits_with_two_hidden_layers():
+    # The 2025 extension at toy scale: 64-32-32-10 on 300 training digits, 3 epochs, one seed. BTSP
+    # in both hidden layers ends far above chance (10 %) on held-out digits; with the first hidden
+    # layer frozen it does not; every learned weight keeps its Dale sign and bound.
+    data = btsp.digits_data(n_train=300, n_validation=300, steps=10)
+    full, optimizer, kwargs = btsp.digits_rule("btsp", 0.01)
+    frozen, _, _ = btsp.digits_rule("btsp_frozen_h1", 0.01)
+    rules = jax.tree.map(lambda a, b: jnp.stack([a, b]), full, frozen)
+    keys = jax.random.split(jax.random.key(0), 3)[:1]  # over these 3 seeds: 0.30-0.49 against 0.11 frozen
+    nets, acc = eqx.filter_vmap(lambda r: btsp.train_digits(r, optimizer, keys, data, epochs=3, **kwargs))(rules)
+    validation = np.asarray(acc)[:, 0, -1, 1]
+    assert validation[0] >= 0.3
+    assert validation[0] - validation[1] >= 0.2
+    for proj, bound in zip(nets.w_ff, btsp.DIGITS_NET["w_ff_max"]):
+        w = np.asarray(proj.weight)
+        assert w.min() >= 0.0 and w.max() <= bound + 1e-12
+    assert np.abs(np.asarray(nets.w_ff[0].weight[0]) - np.asarray(nets.w_ff[0].weight[1])).max() > 1e-2
+    for proj in nets.w_dend:
+        assert np.asarray(proj.weight).max() <= 0.0

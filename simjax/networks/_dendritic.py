@@ -54,6 +54,24 @@ are the `TwoCompartment` neurons' `theta_plus`, `theta_minus`.
 With `stale_nudge` (the original code's carry-over), the first dendritic state of each hidden layer
 (and so the visiting order) is computed with the nudges left over from the previous trial.
 
+**Fixed plateaus** (`backward_fixed`, after the 2025 EIANN code, where the plateaus are fixed at
+the first backward step instead of assigned one unit at a time): the output dendrites receive
+`D = clip(target - r_out, -1, 1)` and every output unit is nudged to `phi(s + D)` (plateaus where
+`D > theta_plus` or `D < theta_minus`). Then for each hidden layer, top-down, with top-down
+weights `B` (the learned `w_td`, or any given matrices such as the symmetric `c w_ff[l + 1]^T`):
+
+    D_fwd = clip(r_above B + a w_dend, -1, 1)                  (the forward dendritic state)
+    D     = clip(r~_above B + a w_dend, -1, 1)    or, with cancel,    clip((r~_above - r_above) B, -1, 1)
+    P     = D  where (D > theta_plus and among the max_units largest D, or D < theta_minus)
+               and the unit is active in the forward pass (relu_gate);  0 elsewhere
+    r~    = phi(s + P)
+
+with `r_above`, `r~_above` the forward and nudged activity of the layer above and `a` the `DendI`
+activity of the forward pass. `cancel` stands for dendrite-targeting inhibition that has learned to
+cancel the forward top-down drive exactly, so the dendrite carries the top-down image of the
+change the nudges made above: the error, propagated down as in target propagation. A negative
+plateau lowers the unit's nudged activity (so its own outgoing synapses are not eligible).
+
 **Smooth plateaus** (`temperature = T`, not part of the study): the threshold comparisons become
 logistic gates `g+ = sigmoid((D - theta_plus) / T)`, `g- = sigmoid((theta_minus - D) / T)`, and
 every choice a mixture: `P = (g+ + g-) D`, nudge `n <- g+ D + (1 - g+) n`, the dendritic state
@@ -370,5 +388,57 @@ class DendriticEINetwork(AbstractNetwork):
             plateaus.insert(0, plateau), rates.insert(0, rate), nudges.insert(0, nudge)
             dend_is.insert(0, dend_i), dendrites.insert(0, d0)
             above = rate
+        return Plateaus(plateau=tuple(plateaus), rate=tuple(rates), nudge=tuple(nudges), dend_i=tuple(dend_is),
+                        dendrite=tuple(dendrites))
+
+    def backward_fixed(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
+                       top_down: tuple[Float[Array, "..."], ...] | None = None, *,
+                       cancel: bool = False, relu_gate: bool = True,
+                       max_units: int | Sequence[int] | None = None) -> Plateaus:
+        """The backward (dendritic) phase with plateaus fixed at once per layer (the 2025 EIANN
+        semantics, module docstring "Fixed plateaus").
+
+        **Arguments:**
+
+        - `state`: the network state after the forward pass of the trial (no batch axes).
+        - `target`: the output target.
+        - `top_down`: per hidden layer, the top-down weights `(n_above, n)` (for example
+          `scale * w_ff[l + 1]^T`, the symmetric feedback); `None` uses the learned `w_td`.
+        - `cancel`: `True`: the dendritic inhibition cancels the top-down drive of the forward
+          pass exactly (`D = B r~_above - B r_above`); `False`: it is the `DendI` population's
+          (`D = B r~_above + a w_dend`).
+        - `relu_gate`: forbid plateaus in hidden units that are silent in the forward pass.
+        - `max_units`: at most this many positive plateaus per hidden layer (those of the largest
+          dendritic states; EIANN's `max_pop_fraction`; one per hidden layer or one for all);
+          `None`: no limit.
+
+        **Returns:** the `Plateaus` of every layer; `dendrite` holds each hidden layer's dendritic
+        state of the forward pass (top-down drive of the unnudged activity plus the dendritic
+        inhibition: the signal the dendritic loss drives to zero).
+        """
+        out = self.neurons[-1]
+        d_out = jnp.clip(jnp.asarray(target) - state.rate[-1], -1.0, 1.0)
+        p_out = jnp.where((d_out > out.theta_plus) | (d_out < out.theta_minus), d_out, 0.0)
+        r_out = out.phi(state.soma[-1] + d_out)
+        plateaus, rates, nudges, dend_is, dendrites = [p_out], [r_out], [d_out], [], []
+        above, above_free = r_out, state.rate[-1]
+        for layer in reversed(range(len(self.w_td))):
+            neuron, soma, free = self.neurons[layer], state.soma[layer], state.rate[layer]
+            w = self.w_td[layer].dense() if top_down is None else top_down[layer]
+            dend_i = jax.nn.relu(jnp.sum(free, axis=-1, keepdims=True) * jnp.ones(self.w_dend[layer].shape[0],
+                                                                                    free.dtype))
+            inhibition = self.w_dend[layer](dend_i)
+            forward = neuron.dendrite_target(above_free @ w + inhibition)
+            d = neuron.dendrite_target(above @ w - above_free @ w if cancel else above @ w + inhibition)
+            allowed = free > 0 if relu_gate else jnp.ones_like(free, bool)
+            pos = d > neuron.theta_plus
+            k = max_units[layer] if isinstance(max_units, (list, tuple)) else max_units
+            if k is not None and k < d.shape[-1]:
+                pos = pos & (d >= jnp.sort(d)[-k])
+            plateau = jnp.where((pos | (d < neuron.theta_minus)) & allowed, d, 0.0)
+            rate = neuron.phi(soma + plateau)
+            plateaus.insert(0, plateau), rates.insert(0, rate), nudges.insert(0, plateau)
+            dend_is.insert(0, dend_i), dendrites.insert(0, forward)
+            above, above_free = rate, free
         return Plateaus(plateau=tuple(plateaus), rate=tuple(rates), nudge=tuple(nudges), dend_i=tuple(dend_is),
                         dendrite=tuple(dendrites))

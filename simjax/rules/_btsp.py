@@ -28,6 +28,22 @@ trials of a batch and returned with a gradient's sign (`updates = -Delta W`): tr
 With `compat_stale_nudge=True` the rule carries each hidden layer's last nudges from one trial to
 the next (its state; batches of one trial reproduce the original code's carry-over, a larger batch
 uses the nudges of its predecessor's last trial for all its trials).
+
+**Fixed plateaus** (`phase="fixed"`, after the 2025 rule `BTSP_19` of EIANN): the backward phase is
+`DendriticEINetwork.backward_fixed` (plateaus assigned at once per layer, the top-down weights of
+hidden layer `l` either the learned `w_td` or, with `top_down_scale = c`, the symmetric feedback
+`c w_ff[l + 1]^T`; `cancel=True` makes the dendritic inhibition cancel the forward top-down drive
+exactly, so the dendrite carries `c (r~_above - r_above) w_ff[l + 1]^T`; `max_fraction` caps the
+share of a layer's units with a positive plateau). With the eligibility `ET_i = clip(r_i, 0, 1)`
+of the presynaptic activity after the nudges (`r / max(r)` first with `normalise_pre`: the peak
+presynaptic rate set to 1, as the eLife rule normalises its inputs), a positive plateau gives the
+BTSP change above and a negative plateau `P_j < 0` the anti-Hebbian change
+
+    Delta W_ij = eta neg_discount ET_i P_j
+
+The dendrite-targeting inhibition then learns from the forward dendritic state `D_fwd` (EIANN's
+`DendriticLoss_6`): `Delta w_dend = -eta_dend a_dendI D_fwd^T`, so that it comes to cancel the
+top-down drive of the forward pass.
 """
 
 from __future__ import annotations
@@ -40,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, as_optional_float, check_positive, is_concrete
+from .._checks import as_float_array, as_optional_float, check_choice, check_positive, is_concrete
 from ..networks._dendritic import DendriticEINetwork, Plateaus
 from ..parameters._parameters import partition
 from ..plasticity._btsp import scaled_rectified_sigmoid
@@ -95,6 +111,17 @@ class BTSP(AbstractRule):
     - `plateau_temperature`: `None` (default) for the study's hard plateau assignment; `T > 0`
       for the smooth plateaus of `simjax.networks.DendriticEINetwork.backward`, through which
       the update is differentiable in the plateau thresholds (not part of the study).
+    - `phase`: `"sequential"` (default: the 2022 backward phase, sequential plateau assignment)
+      or `"fixed"` (the 2025 form, module docstring "Fixed plateaus"). The following apply to
+      `"fixed"` only.
+    - `top_down_scale`: `None` (the learned top-down weights `w_td`, by BTSP at `eta_td`) or the
+      scale `c` of the symmetric feedback `c w_ff[l + 1]^T` (scalar or one per hidden layer).
+    - `cancel`: the dendritic inhibition cancels the forward top-down drive exactly (`True`), or
+      is the learned `DendI` population's (`False`).
+    - `relu_gate`: no plateaus in hidden units silent in the forward pass (default `True`).
+    - `max_fraction`: at most this share of a hidden layer's units (rounded, at least one) gets a
+      positive plateau per trial (`None`: no cap).
+    - `normalise_pre`: divide the presynaptic activity by its maximum before the eligibility.
     """
 
     eta_ff: Float[Array, "*layers"]
@@ -104,13 +131,26 @@ class BTSP(AbstractRule):
     dep_theta: Float[Array, ""]
     dep_width: Float[Array, ""]
     plateau_temperature: Float[Array, ""] | None
+    top_down_scale: Float[Array, "*hidden"] | None
     train_hidden: bool = eqx.field(static=True)
     compat_stale_nudge: bool = eqx.field(static=True)
+    phase: str = eqx.field(static=True)
+    cancel: bool = eqx.field(static=True)
+    relu_gate: bool = eqx.field(static=True)
+    max_fraction: float | None = eqx.field(static=True)
+    normalise_pre: bool = eqx.field(static=True)
 
     def __init__(self, eta_ff: Any = (0.009, 0.0173), eta_td: Any = 0.069, eta_dend: Any = 0.005,
                  neg_discount: Any = 0.25, dep_theta: Any = 0.01, dep_width: Any = 0.01, *, train_hidden: bool = True,
-                 compat_stale_nudge: bool = False, plateau_temperature: Any = None):
+                 compat_stale_nudge: bool = False, plateau_temperature: Any = None, phase: str = "sequential",
+                 top_down_scale: Any = None, cancel: bool = False, relu_gate: bool = True,
+                 max_fraction: float | None = None, normalise_pre: bool = False):
         owner = "BTSP"
+        check_choice("phase", phase, ("sequential", "fixed"), owner=owner)
+        check_positive("top_down_scale", top_down_scale, owner=owner)
+        if phase == "fixed" and (compat_stale_nudge or plateau_temperature is not None):
+            raise ValueError("BTSP: compat_stale_nudge and plateau_temperature belong to the sequential backward "
+                             "phase; phase='fixed' takes neither")
         for name, v in (("eta_ff", eta_ff), ("eta_td", eta_td), ("eta_dend", eta_dend)):
             check_positive(name, v, allow_zero=True, owner=owner)
         check_positive("dep_width", dep_width, owner=owner)
@@ -123,6 +163,12 @@ class BTSP(AbstractRule):
         self.dep_width = as_float_array(dep_width)
         self.plateau_temperature = as_optional_float(plateau_temperature)
         self.train_hidden, self.compat_stale_nudge = bool(train_hidden), bool(compat_stale_nudge)
+        self.phase, self.cancel, self.relu_gate = phase, bool(cancel), bool(relu_gate)
+        self.top_down_scale = as_optional_float(top_down_scale)
+        if max_fraction is not None and not 0.0 < float(max_fraction) <= 1.0:
+            raise ValueError(f"{owner}: max_fraction must lie in (0, 1], got {max_fraction!r}")
+        self.max_fraction = None if max_fraction is None else float(max_fraction)
+        self.normalise_pre = bool(normalise_pre)
 
     def _check(self, model):
         if not isinstance(model, DendriticEINetwork):
@@ -133,8 +179,9 @@ class BTSP(AbstractRule):
                              "projections (the rule needs their upper bound W_max); build the network with "
                              "dale=True")
         layers, hidden = len(model.w_ff), len(model.w_td)
+        scale = jnp.zeros(()) if self.top_down_scale is None else self.top_down_scale
         for name, value, count in (("eta_ff", self.eta_ff, layers), ("eta_td", self.eta_td, hidden),
-                                   ("eta_dend", self.eta_dend, hidden)):
+                                   ("eta_dend", self.eta_dend, hidden), ("top_down_scale", scale, hidden)):
             if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != count):
                 raise ValueError(f"BTSP: {name} must be a scalar or have {count} entries for this network, got shape "
                                  f"{value.shape}")
@@ -150,6 +197,8 @@ class BTSP(AbstractRule):
                ) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...]]:
         """The weight changes `Delta W` of one trial (feed-forward, top-down, dendritic inhibition)
         from its input `x` (last step) and its backward phase."""
+        if self.phase == "fixed":
+            return self._fixed_deltas(model, x, plateaus)
         kw = dict(neg_discount=self.neg_discount, dep_theta=self.dep_theta, dep_width=self.dep_width)
         pres = (x, *plateaus.rate[:-1])
         ff = tuple(btsp_delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude,
@@ -163,6 +212,45 @@ class BTSP(AbstractRule):
             td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
         return ff, td, dend
 
+    def _fixed_deltas(self, model, x, plateaus):
+        kw = dict(neg_discount=0.0, dep_theta=self.dep_theta, dep_width=self.dep_width)
+
+        def delta(w, pre, plateau, eta, w_max):
+            if self.normalise_pre:
+                pre = pre / jnp.maximum(jnp.max(pre), jnp.finfo(pre.dtype).tiny)
+            et = jnp.clip(pre, 0.0, 1.0)
+            pos = btsp_delta(w, et, jnp.maximum(plateau, 0.0), eta, w_max, **kw)
+            return pos + eta * self.neg_discount * et[:, None] * jnp.minimum(plateau, 0.0)[None, :]
+
+        pres = (x, *plateaus.rate[:-1])
+        ff = tuple(delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude)
+                   for i, p in enumerate(model.w_ff))
+        if self.top_down_scale is None:
+            td = tuple(delta(p.dense(), plateaus.rate[i + 1], plateaus.plateau[i], _per_layer(self.eta_td, i),
+                             p.max_magnitude) for i, p in enumerate(model.w_td))
+        else:
+            td = tuple(jnp.zeros_like(p.weight) for p in model.w_td)
+        if self.cancel:
+            dend = tuple(jnp.zeros_like(p.weight) for p in model.w_dend)
+        else:
+            dend = tuple(-_per_layer(self.eta_dend, i) * plateaus.dend_i[i][:, None] * plateaus.dendrite[i][None, :]
+                         for i in range(len(model.w_dend)))
+        if not self.train_hidden:
+            ff = tuple(jnp.zeros_like(d) for d in ff[:-1]) + ff[-1:]
+            td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
+        return ff, td, dend
+
+    def _backward(self, model, st, y, state):
+        if self.phase == "sequential":
+            return model.backward(st, y, state, self.plateau_temperature)
+        top_down = None
+        if self.top_down_scale is not None:
+            top_down = tuple(_per_layer(self.top_down_scale, i) * model.w_ff[i + 1].dense().T
+                             for i in range(len(model.w_td)))
+        return model.backward_fixed(st, y, top_down, cancel=self.cancel, relu_gate=self.relu_gate,
+                                    max_units=None if self.max_fraction is None else
+                                    [max(1, round(self.max_fraction * n)) for n in model.sizes[1:-1]])
+
     def _apply(self, state, model, task, batch, key):
         self._check(model)
         outputs = task.forward(model, batch, key)
@@ -171,7 +259,7 @@ class BTSP(AbstractRule):
         x = jnp.asarray(batch.inputs)[-1]
 
         def one(st, y, xi):
-            plateaus = model.backward(st, y, state, self.plateau_temperature)
+            plateaus = self._backward(model, st, y, state)
             return self.deltas(model, xi, plateaus), plateaus
 
         (ff, td, dend), plateaus = jax.vmap(one)(final, targets, x)

@@ -22,6 +22,23 @@
   ``"hebbian_supervised"`` (its output clamped to the target); reports the final accuracy (mean over
   the last ``window`` epochs) and, for the BTSP rules, the cosine of the BTSP hidden update with
   the negative gradient at the end; writes ``curves.csv`` (accuracy and loss per epoch, rule and seed).
+- ``"digits"``: the 2025 extension at CPU scale: a two-hidden-layer dendritic E/I network
+  (``digits.sizes``, default 64-32-32-10; each hidden layer with E cells, a somatic feedback
+  inhibitory and a dendrite-targeting inhibitory population, top-down projections onto the
+  dendrites) on scikit-learn's 8x8 digits (``simjax.tasks.Digits``: its train split cut into
+  ``n_train`` training and ``n_validation`` validation images, its test split held out), each image
+  held for ``steps`` forward steps, one image per update (drawn uniformly), ``epochs`` epochs of
+  ``n_train`` updates, ``seeds`` seeds. Rules: ``"btsp"`` (`BTSP(phase="fixed")` with the ``DIGITS_BTSP``
+  settings: plateaus fixed at once per layer, symmetric top-down weights, the forward top-down drive
+  cancelled by the dendritic inhibition, at most ``max_fraction`` of a layer's units with a positive
+  plateau), ``"btsp_frozen_h1"`` (the same with the first hidden layer's plasticity off),
+  ``"btsp_dend_i"`` (the dendritic inhibition from the learned ``DendI`` population instead of the
+  exact cancellation), ``"backprop"`` and ``"backprop_dale"`` (Adam through the same network with
+  ``SharpSoftplus(backprop_beta)``, without and with Dale's law). Each rule's learning rate is
+  chosen from its grid (``btsp_eta``, ``backprop_lr``) by the final validation accuracy (mean over
+  seeds); reported: train, validation and test accuracy at the end (mean and standard deviation
+  over seeds) of the chosen setting; writes ``digits_curves.csv`` (accuracy per epoch, split, rule,
+  setting and seed).
 
 Every kind writes ``summary.json`` and a figure ``btsp_<kind>.png`` (with matplotlib).
 """
@@ -42,7 +59,7 @@ from ..._fit.fit import fit
 from ...networks import DendriticEINetwork, SharpSoftplus
 from ...neurons import TwoCompartment
 from ...rules import BTSP, Exact, NormalizedHebbian
-from ...tasks import OneHotPatterns
+from ...tasks import Dataset, Digits, OneHotPatterns, Supervised
 from .. import io
 from ..config import require
 
@@ -53,10 +70,23 @@ DEFAULTS = {
     "meta": {"dt": 20.0, "iterations": 300, "learning_rate": 0.05, "start_scale": [1.5, 0.6, 0.7, 1.6]},
     "network": {"rules": ["btsp", "btsp_output_only", "backprop", "backprop_dale"], "seeds": 10, "epochs": 300,
                 "window": 50, "backprop_lr": 0.003, "backprop_beta": 10.0, "n_hidden": 7, "n_patterns": 21},
+    "digits": {"rules": ["btsp", "btsp_frozen_h1", "backprop", "backprop_dale"], "sizes": [64, 32, 32, 10],
+               "seeds": 5, "epochs": 6, "n_train": 1138, "n_validation": 300, "steps": 10,
+               "btsp_eta": [0.002, 0.004], "backprop_lr": [0.003], "backprop_beta": 10.0},
 }
 QUICK = {"place_field": {"dt": 10.0}, "meta": {"dt": 40.0, "iterations": 10},
-         "network": {"seeds": 2, "epochs": 20, "window": 5}}
-KINDS = ("place_field", "meta", "network")
+         "network": {"seeds": 2, "epochs": 20, "window": 5},
+         "digits": {"seeds": 2, "epochs": 2, "n_train": 200, "n_validation": 100, "btsp_eta": [0.004],
+                    "backprop_lr": [0.003]}}
+KINDS = ("place_field", "meta", "network", "digits")
+DIGITS_RULES = ("btsp", "btsp_frozen_h1", "btsp_dend_i", "backprop", "backprop_dale")
+# The two-hidden-layer network and BTSP settings of the digits study (chosen by hand on the
+# validation split; docs/experiments/btsp.md): feed-forward init U(0, c) and bound per layer,
+# feedback inhibition per layer, plateau thresholds (theta+, theta-) per layer.
+DIGITS_NET = {"w_ff_init": (0.1, 0.2, 0.1), "w_ff_max": (2.0, 2.0, 3.0), "w_fbi": (-0.05, -0.05, -0.1),
+              "w_dend_init": -0.05, "theta": ((0.05, -0.1), (0.05, -0.1), (0.2, -0.2))}
+DIGITS_BTSP = {"phase": "fixed", "top_down_scale": 3.0, "cancel": True, "max_fraction": 0.1, "normalise_pre": True,
+               "neg_discount": 0.25, "eta_td": 0.0, "eta_dend": 0.0}
 RULE_NAMES = ("btsp", "btsp_output_only", "btsp_stale_nudge", "backprop", "backprop_dale", "backprop_relu", "hebbian",
               "hebbian_supervised")
 HEBBIAN_FBI = (-0.988, -0.185)
@@ -83,13 +113,25 @@ def validate(cfg: dict) -> None:
     require(n["window"] <= n["epochs"], "network.window", n["window"], "at most network.epochs")
     require(n["backprop_lr"] > 0, "network.backprop_lr", n["backprop_lr"], "a positive learning rate")
     require(n["backprop_beta"] > 0, "network.backprop_beta", n["backprop_beta"], "a positive softplus sharpness")
+    d = cfg["digits"]
+    require(len(d["rules"]) > 0 and all(r in DIGITS_RULES for r in d["rules"]), "digits.rules", d["rules"],
+            "a non-empty list of " + ", ".join(map(repr, DIGITS_RULES)))
+    require(len(d["sizes"]) == 4 and d["sizes"][0] == 64 and d["sizes"][-1] == 10 and min(d["sizes"]) >= 1,
+            "digits.sizes", d["sizes"], "[64, h1, h2, 10] (two hidden layers, 64 pixels in, 10 classes out)")
+    for key in ("seeds", "epochs", "steps", "n_validation"):
+        require(d[key] >= 1, f"digits.{key}", d[key], "a positive integer")
+    require(d["n_train"] >= 1, "digits.n_train", d["n_train"], "a positive integer")
+    for key in ("btsp_eta", "backprop_lr"):
+        require(len(d[key]) > 0 and all(v > 0 for v in d[key]), f"digits.{key}", d[key],
+                "a non-empty list of positive learning rates")
+    require(d["backprop_beta"] > 0, "digits.backprop_beta", d["backprop_beta"], "a positive softplus sharpness")
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
     jax.config.update("jax_enable_x64", True)
     kind = cfg["protocol"]["kind"]
     start = time.perf_counter()
-    summary = {"place_field": _place_field, "meta": _meta, "network": _network}[kind](cfg, out_dir)
+    summary = {"place_field": _place_field, "meta": _meta, "network": _network, "digits": _digits}[kind](cfg, out_dir)
     summary = {"kind": kind, **summary, "seconds": time.perf_counter() - start}
     io.write_json(out_dir / "summary.json", summary)
     return summary
@@ -279,6 +321,118 @@ def _network(cfg, out_dir):
 
     _plot(out_dir, "network", draw)
     return {"rules": summary, "seeds": c["seeds"], "epochs": c["epochs"]}
+
+
+# ---------------------------------------------------------------- 2025 extension: two hidden layers on the digits
+
+
+def digits_data(n_train: int = 1138, n_validation: int = 300, steps: int = 10, seed: int = 0
+                ) -> tuple[Dataset, Dataset, Dataset]:
+    """Train, validation and test sets of the digits study: `simjax.tasks.Digits`' images (pixel
+    intensities in `[0, 1]`, held constant for `steps` forward steps) with one-hot targets; the
+    first `n_validation` images of its train split (1438 images) validate, the next `n_train`
+    train, its test split (359 images) tests."""
+    def dataset(task, lo, hi):
+        x, y = np.asarray(task.images)[lo:hi], np.asarray(task.labels)[lo:hi]
+        return Dataset(np.broadcast_to(x, (steps, *x.shape)), np.eye(10, dtype=x.dtype)[y], Supervised("mse", "last"))
+
+    train = Digits(split="train", seed=seed)
+    end = n_validation + n_train
+    if end > train.size:
+        raise ValueError(f"btsp digits: n_train + n_validation = {end} exceeds the {train.size} training images")
+    return dataset(train, n_validation, end), dataset(train, 0, n_validation), dataset(Digits(split="test", seed=seed),
+                                                                                        0, None)
+
+
+def digits_accuracy(net: DendriticEINetwork, data: Dataset) -> jax.Array:
+    """Share of `data`'s images whose largest output (last forward step) is the label's."""
+    out = data.forward(net, data.all())
+    return jnp.mean(jnp.argmax(out.readout[-1], -1) == jnp.argmax(data.targets, -1))
+
+
+def digits_rule(name: str, eta: float, *, beta: float = 10.0):
+    """`(rule, optimizer, network keywords)` of a rule of the digits study at learning rate `eta`
+    (BTSP: every feed-forward projection's rate; backprop: Adam's)."""
+    thetas = DIGITS_NET["theta"]
+    net = {k: v for k, v in DIGITS_NET.items() if k != "theta"}
+    if name.startswith("btsp"):
+        kwargs = dict(DIGITS_BTSP)
+        kwargs["eta_ff"] = jnp.array([0.0 if name == "btsp_frozen_h1" else eta, eta, eta])
+        if name == "btsp_dend_i":
+            kwargs.update(cancel=False, eta_dend=eta)
+        net["neurons"] = tuple(TwoCompartment(theta_plus=a, theta_minus=b) for a, b in thetas)
+        return BTSP(**kwargs), optax.sgd(1.0), net
+    act = SharpSoftplus(beta)
+    net["neurons"] = tuple(TwoCompartment(theta_plus=a, theta_minus=b, activation=act) for a, b in thetas)
+    net["dale"] = name == "backprop_dale"
+    return Exact(), optax.adam(eta), net
+
+
+def train_digits(rule, optimizer, keys: jax.Array, data: tuple[Dataset, Dataset, Dataset], *, sizes=(64, 32, 32, 10),
+                 epochs: int = 10, **net_kwargs):
+    """Trains the two-hidden-layer network from each key (one image per update, `epochs` epochs of
+    `len(train)` updates); returns the trained networks and the accuracies `[seed, epoch + 1, split]`
+    (epoch 0 = before training; splits train, validation, test)."""
+    train = data[0]
+
+    def evaluate(net):
+        return jnp.stack([digits_accuracy(net, d) for d in data])
+
+    def one(key):
+        k_net, k_fit = jax.random.split(key)
+        net = DendriticEINetwork(tuple(sizes), key=k_net, **net_kwargs)
+
+        def epoch(net, k):
+            net, _ = fit(net, rule, train, optimizer, steps=train.size, key=k, batch_size=1)
+            return net, evaluate(net)
+
+        start = evaluate(net)
+        net, acc = jax.lax.scan(epoch, net, jax.random.split(k_fit, epochs))
+        return net, jnp.concatenate([start[None], acc])
+
+    return eqx.filter_jit(jax.vmap(one))(keys)
+
+
+def _digits(cfg, out_dir):
+    c = cfg["digits"]
+    data = digits_data(c["n_train"], c["n_validation"], c["steps"], seed=cfg["experiment"]["seed"])
+    keys = jax.random.split(jax.random.key(cfg["experiment"]["seed"]), c["seeds"])
+    rows, summary, curves = [], {}, {}
+    splits = ("train", "validation", "test")
+    for name in c["rules"]:
+        grid = c["btsp_eta"] if name.startswith("btsp") else c["backprop_lr"]
+        best = None
+        for eta in grid:
+            rule, optimizer, net_kwargs = digits_rule(name, eta, beta=c["backprop_beta"])
+            _, acc = train_digits(rule, optimizer, keys, data, sizes=c["sizes"], epochs=c["epochs"], **net_kwargs)
+            acc = np.asarray(acc)
+            rows += [{"rule": name, "learning_rate": eta, "seed": s, "epoch": e, "split": split,
+                      "accuracy": float(acc[s, e, i])}
+                     for s in range(c["seeds"]) for e in range(c["epochs"] + 1) for i, split in enumerate(splits)]
+            if best is None or acc[:, -1, 1].mean() > best[1][:, -1, 1].mean():
+                best = (eta, acc)
+        eta, acc = best
+        summary[name] = {"learning_rate": eta, "grid": list(grid),
+                         **{f"{split}_accuracy_{stat}": float(f(acc[:, -1, i])) for i, split in enumerate(splits)
+                            for stat, f in (("mean", np.mean), ("std", np.std))}}
+        curves[name] = acc
+    io.write_rows(out_dir / "digits_curves.csv", rows)
+
+    def draw(ax):
+        epochs = np.arange(c["epochs"] + 1)
+        for name, acc in curves.items():
+            m, s = acc[:, :, 1].mean(0), acc[:, :, 1].std(0)
+            line, = ax.plot(epochs, m, label=f"{name} (validation; train dotted)")
+            ax.fill_between(epochs, m - s, m + s, alpha=0.15, color=line.get_color())
+            ax.plot(epochs, acc[:, :, 0].mean(0), ":", color=line.get_color())
+        ax.axhline(0.1, color="k", lw=0.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
+        ax.legend(fontsize=7)
+
+    _plot(out_dir, "digits", draw)
+    return {"rules": summary, "seeds": c["seeds"], "epochs": c["epochs"], "sizes": list(c["sizes"]),
+            "n_train": data[0].size, "n_validation": data[1].size, "n_test": data[2].size, "chance": 0.1}
 
 
 def _plot(out_dir: Path, name: str, draw) -> None:
