@@ -60,7 +60,7 @@ QUICK = {
     "model": {"width": 32, "widths": [16, 64, 256]},
     "train": {"steps": 150, "seeds": 3},
     "estimator": {"sigmas": [0.0, 2.0], "betas": [0.0, 1.0], "power_iterations": 15},
-    "scaling": {"sizes": [2, 4, 8, 16, 32], "samples": 256},
+    "scaling": {"sizes": [4, 8, 16, 32], "samples": 256},
     "generalization": {"steps": 300, "seeds": 3, "sigmas": [2.0], "batch_sizes": [4]},
 }
 
