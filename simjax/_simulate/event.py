@@ -9,10 +9,19 @@ hold); an event is either an input spike or the first threshold crossing of any 
 1. takes the earliest of the next input spike and the earliest `time_to_spike` of any neuron
    (a neuron reaching threshold at the same instant as an input spike fires first);
 2. advances every neuron to that time with `free_flow`;
-3. applies the event with zero synaptic delay: an input spike of channel `c` calls
+3. applies the event (without `delay`, at once): an input spike of channel `c` calls
    `receive(W_in[c])` on the population; a spike of neuron `j` applies `reset` to `j` and
    then `receive(W_rec[j])` (`W_rec` = `RSNN.recurrent_weight`, diagonal masked unless
    `self_connections`).
+
+**Transmission delays.** With `delay=d` (ms, `>= 0`, one value for every recurrent synapse) a
+spike of neuron `j` at `t` resets `j` and moves the readout at `t`, but reaches the recurrent
+synapses at `t + d` exactly: the pending arrivals wait in a first-in-first-out queue (a uniform
+delay keeps them in emission order), and the arrival at the head of the queue is a third kind of
+event, applied with `receive(W_rec[j])`. At equal times a threshold crossing comes first, then an
+arrival, then an input spike. Arrivals still pending at `t1` are dropped with the trial (the state
+carries no queue), and the network starts with none. `d -> 0` gives the undelayed network, and the
+arrival times are differentiable in `d`.
 
 Simultaneous events are applied one per iteration, at the same time: a neuron pushed to threshold
 by a synaptic jump fires at that instant (`time_to_spike = 0`), and one still at or above
@@ -95,9 +104,10 @@ def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
     return times, ids
 
 
-def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
+def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None):
     """One trial: `times`/`ids` are sorted input spikes padded with one trailing `inf`; `o0`
-    the readout at `t = 0` minus `b_out`; `grid` the readout sample times.
+    the readout at `t = 0` minus `b_out`; `grid` the readout sample times; `delay` the recurrent
+    transmission delay (`None`: spikes act at once).
 
     The scan runs `max_events + 1` iterations; an event found by the last one means the budget
     was too small (`exhausted`) and is not applied."""
@@ -105,32 +115,47 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     dtype = o0.dtype
     inf = jnp.asarray(jnp.inf, dtype)
 
+    # The queue of delayed arrivals: slot i holds the i-th spike's arrival (time, neuron);
+    # `head` counts the arrivals applied, `tail` the spikes emitted (at most `max_events`).
+    queue_t = jnp.full(max_events + 1, jnp.inf, dtype)
+    queue_j = jnp.zeros(max_events + 1, jnp.int32)
+
     def body(carry, n):
-        t, ns, o, k = carry
+        t, ns, o, k, (queue_t, queue_j, head, tail) = carry
         to_spike = neuron.time_to_spike(ns, t1 - t)
         j = jnp.argmin(to_spike)
         t_spike = t + to_spike[j]
-        spike = t_spike <= times[k]  # a neuron at threshold fires before a simultaneous input spike
-        t_next = jnp.where(spike, t_spike, times[k])
+        t_arrival = queue_t[head] if delay is not None else inf
+        # a neuron at threshold fires first, then a delayed arrival, then a simultaneous input spike
+        spike = t_spike <= jnp.minimum(t_arrival, times[k])
+        arrival = ~spike & (t_arrival <= times[k])
+        t_next = jnp.where(spike, t_spike, jnp.where(arrival, t_arrival, times[k]))
         due = t_next <= t1
         active = due & (n < max_events)
-        spike = spike & active
-        given = active & ~spike
+        spike, arrival = spike & active, arrival & active
+        given = active & ~spike & ~arrival
         dt = jnp.where(active, t_next - t, 0.0)
         flowed = neuron.free_flow(ns, dt)
         flowed = _where((jnp.arange(n_rec) == j) & spike, neuron.reset(flowed), flowed)
         w_input = w.w_in[jnp.clip(ids[k], 0, n_in - 1)]
-        weight = jnp.where(spike, w.w_rec[j], jnp.where(given, w_input, 0.0))
+        if delay is None:
+            weight = jnp.where(spike, w.w_rec[j], jnp.where(given, w_input, 0.0))
+        else:
+            weight = jnp.where(arrival, w.w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
+            queue_t = jnp.where(spike, queue_t.at[tail].set(t_next + delay), queue_t)
+            queue_j = jnp.where(spike, queue_j.at[tail].set(j.astype(jnp.int32)), queue_j)
+            head, tail = head + arrival.astype(head.dtype), tail + spike.astype(tail.dtype)
         ns = _where(active, neuron.receive(flowed, weight), ns)
         o = jnp.where(active, o * jnp.exp(-dt / w.tau_out) + jnp.where(spike, w.w_out[j], 0.0), o)
         t = jnp.where(active, t_next, t)
         k = k + given.astype(k.dtype)
         record = (jnp.where(spike, t, inf), j.astype(jnp.int32), jnp.where(active, t, inf), o, due & ~active)
-        return (t, ns, o, k), record
+        return (t, ns, o, k, (queue_t, queue_j, head, tail)), record
 
     zero = jnp.zeros((), dtype)
-    (t, ns, o, k), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
-        body, (zero, ns, o0, jnp.zeros((), jnp.int32)), jnp.arange(max_events + 1))
+    count = jnp.zeros((), jnp.int32)
+    (t, ns, o, k, (_, _, arrivals, _)), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
+        body, (zero, ns, o0, count, (queue_t, queue_j, count, count)), jnp.arange(max_events + 1))
     spike_t, spike_j, event_t, event_o = spike_t[:-1], spike_j[:-1], event_t[:-1], event_o[:-1]
     exhausted = left[-1]
     final = neuron.free_flow(ns, jnp.maximum(t1 - t, 0.0))
@@ -143,7 +168,7 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     # Spikes first, in time order (padding inf last).
     order = jnp.argsort(spike_t, stable=True)
     n_spikes = jnp.sum(jnp.isfinite(spike_t)).astype(k.dtype)
-    info = {"exhausted": exhausted, "n_events": k + n_spikes, "n_spikes": n_spikes,
+    info = {"exhausted": exhausted, "n_events": k + n_spikes + arrivals, "n_spikes": n_spikes,
             "t_reached": jnp.where(exhausted, t, t1)}
     if n_pseudo:
         info["pseudospike_times"], info["pseudospike_ids"] = _pseudo(neuron, w.w_rec, final, t1, drive, n_pseudo)
@@ -151,8 +176,8 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
 
 
 @eqx.filter_jit
-def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0):
-    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid, drive, n_pseudo)
+def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None):
+    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid, drive, n_pseudo, delay)
     return jax.vmap(trial)(times, ids, ns, o0)
 
 
@@ -173,7 +198,7 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
                    record: tuple[str, ...] = ("spikes", "v", "readout"), checks: bool = True,
                    max_events: int = 1024, record_dt: Any = None,
                    on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,
-                   max_pseudospikes: int | None = None) -> Output:
+                   max_pseudospikes: int | None = None, delay: Any = None) -> Output:
     r"""Event-driven simulation of `net` driven by the input spikes `inputs` on `[0, t1]`.
 
     Called by `simulate(net, inputs, method="event", t1=..., ...)`; see the module docstring for
@@ -190,8 +215,8 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
     - `record`: `"spikes"` and `"readout"` are recorded when listed; `"v"` is not recorded
       (`Output.v` is `None`: potentials are only defined at events).
     - `checks`: reject NaN input spike times (when they are concrete).
-    - `max_events`: the static budget of loop iterations (input spikes plus network spikes
-      within `[0, t1]`, per trial).
+    - `max_events`: the static budget of loop iterations (input spikes plus network spikes,
+      plus their delayed arrivals with `delay`, within `[0, t1]`, per trial).
     - `record_dt`: sample the readout every `record_dt` ms up to `t1` (concrete values only).
     - `on_exhausted`: `"raise"` (default) errors if a trial needs more than `max_events`
       events (a `RuntimeError` when values are concrete, `eqx.error_if` under `jit`/`grad`);
@@ -206,6 +231,8 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
       gradient descent add and remove spikes (`simjax.losses`).
       `simjax.networks.SpikingFeedForward` networks take `pseudo_drive` too
       (`simjax._simulate.event_layers`: there every neuron emits its first spike, real or pseudo).
+    - `delay`: the recurrent transmission delay (ms, `>= 0`; default `None`: none), exact
+      (see the module docstring); not combined with `pseudo_drive`.
 
     **Returns:** an `Output` with
     - `spikes`: `simjax.SpikeTrain` of the network's spikes, `times [*batch, max_events]`
@@ -241,6 +268,13 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
         check_pseudo_drive(net.neuron, pseudo_drive, owner)
     elif max_pseudospikes is not None:
         raise TypeError(f"{owner}: max_pseudospikes needs pseudo_drive (the current added after t1)")
+    if delay is not None:
+        if pseudo_drive is not None:
+            raise TypeError(f"{owner}: delay and pseudo_drive do not combine (pseudodynamics assume instant "
+                            "transmission); drop one")
+        if is_concrete(delay) and not (np.ndim(delay) == 0 and 0.0 <= float(delay) < np.inf):
+            raise ValueError(f"{owner}: delay={delay!r} is not allowed: expected one transmission delay in ms, "
+                             "a finite number >= 0")
     record = tuple(record)
     for f in record:
         check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
@@ -264,8 +298,9 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
     o0 = flat(jnp.broadcast_to(state.readout, (*batch, net.n_out))) - net.b_out
 
     drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
+    delay = None if delay is None else jnp.asarray(delay, dtype)
     spike_t, spike_j, readout, final, info = _run(net.neuron, w, flat(times), flat(ids), ns, o0, t1,
-                                                  int(max_events), grid, drive, int(n_pseudo))
+                                                  int(max_events), grid, drive, int(n_pseudo), delay)
     unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))
     spike_t, spike_j, readout, final, info = jax.tree.map(unflat, (spike_t, spike_j, readout, final, info))
     readout = jnp.moveaxis(readout, len(batch), 0)

@@ -57,7 +57,8 @@ def simulate(net: AbstractNetwork, inputs: Float[ArrayLike, "time *batch n_in"] 
       batch-first `[batch, time, n_in]` arrays). Outputs are always time first.
     - `method_kwargs`: passed to the method: `max_events` (the static event budget; running out
       raises unless `on_exhausted="flag"`), `record_dt` (readout sampling grid), and
-      `pseudo_drive`/`max_pseudospikes` (pseudodynamics after `t1`, see `simjax._simulate.event`) for events;
+      `pseudo_drive`/`max_pseudospikes` (pseudodynamics after `t1`, see `simjax._simulate.event`) and
+      `delay` (an exact recurrent transmission delay) for events;
       `solver`, `stepsize_controller`, `adjoint`, `dt0`, `saveat`, `max_steps` for ODEs.
 
     **Returns:** an `Output`.
