@@ -416,6 +416,8 @@ def _digits(cfg, out_dir):
                          **{f"{split}_accuracy_{stat}": float(f(acc[:, -1, i])) for i, split in enumerate(splits)
                             for stat, f in (("mean", np.mean), ("std", np.std))}}
         curves[name] = acc
+        print(f"  {name:15s} test {acc[:, -1, 2].mean():.3f} +- {acc[:, -1, 2].std():.3f}   validation "
+              f"{acc[:, -1, 1].mean():.3f}   (rate {eta:g}, {c['seeds']} seeds, {c['epochs']} epochs; chance 0.1)")
     io.write_rows(out_dir / "digits_curves.csv", rows)
 
     def draw(ax):
