@@ -53,15 +53,11 @@ def make_data(H: int, W: int, B: int):
 # ---------------------------------------------------------------------------- simjax
 def simjax_step(task, x, y, channels, dtype):
     import equinox as eqx
-    import jax
-    import jax.numpy as jnp
     import optax
 
     import simjax as sj
 
-    net = sj.networks.StereoSpike(4, channels, key=jax.random.key(0))
-    net = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
-    batch = sj.tasks.Batch(inputs=jnp.asarray(x, dtype), targets=jnp.asarray(y, dtype))
+    net, batch, loss_and_grads = simjax_loss_and_grads(task, x, y, channels, dtype)
     opt = optax.adam(LR)
     params, static = sj.parameters.partition(net)
     rule = sj.rules.Exact()
@@ -80,11 +76,28 @@ def simjax_step(task, x, y, channels, dtype):
 
     step.compile = lambda: train_step.lower(state["params"], state["opt"], batch).compile()
 
+    return step, net, loss_and_grads
+
+
+def simjax_loss_and_grads(task, x, y, channels, dtype):
+    """The simjax network (weights from key 0, cast to `dtype`), the batch, and a jitted function
+    returning the task loss and its surrogate gradients."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import simjax as sj
+
+    net = sj.networks.StereoSpike(4, channels, key=jax.random.key(0))
+    net = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
+    batch = sj.tasks.Batch(inputs=jnp.asarray(x, dtype), targets=jnp.asarray(y, dtype))
+
+    @eqx.filter_jit
     def loss_and_grads():
-        loss, grads, _ = rule(net, task, batch, None)
+        loss, grads, _ = sj.rules.Exact()(net, task, batch, None)
         return loss, grads
 
-    return step, net, loss_and_grads
+    return net, batch, loss_and_grads
 
 
 # ---------------------------------------------------------------------------- plain JAX
@@ -181,7 +194,7 @@ def baseline_step(params, x, y, dtype):
         return loss.block_until_ready()
 
     step.compile = lambda: train_step.lower(state["params"], state["opt"], xj, yj).compile()
-    return step, lambda: jax.value_and_grad(loss_fn)(params, xj, yj)
+    return step, lambda: jax.jit(jax.value_and_grad(loss_fn))(params, xj, yj)
 
 
 def check_agreement(task, x, y, channels) -> dict:
@@ -193,7 +206,7 @@ def check_agreement(task, x, y, channels) -> dict:
     x64 = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
-        _, net, sj_lg = simjax_step(task, x, y, channels, jnp.float64)
+        net, _, sj_lg = simjax_loss_and_grads(task, x, y, channels, jnp.float64)
         loss_sj, grads_sj = sj_lg()
         _, ref_lg = baseline_step(baseline_weights(net), x, y, jnp.float64)
         loss_ref, grads_ref = ref_lg()
