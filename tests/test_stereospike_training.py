@@ -1,6 +1,6 @@
 """Quick StereoSpike training on dynamic random-dot stereograms (16x24 pixels, channels 16-16-16,
-400 Adam steps of batch 4, one seed): the binocular network learns depth that the monocular one cannot, the
-multi-scale readout beats the full-resolution-only readout, and the spike penalty lowers the
+400 Adam steps of batch 4, one seed): the binocular network learns depth that the monocular one
+cannot, the multi-scale readout beats the full-resolution-only readout, and the spike penalty lowers the
 firing rate at little cost in depth error.
 
 The variants that share the network's shapes (binocular, monocular, penalised) train in one
@@ -9,10 +9,10 @@ to zero (its right-camera weights then get no gradient and add nothing, so it co
 a 2-channel network computes). The top-only readout is its own program. Test MDE is on 48 held-out
 scenes, against the constant training-mean depth.
 
-At this size and length the binocular network is not yet at the study's <= 0.5x baseline (measured
-on the docs page with the config's network); the thresholds here are the ones a 200-step run
-reaches with a margin (measured: binocular 0.78x, monocular 1.06x, top-only readout 0.99x,
-penalised 0.66x with a 57 % lower firing rate). The training programs are compiled with the backend optimisations on
+At this size and length the binocular network is not yet at the study's <= 0.5x baseline (the
+docs page gives the config's figures); the thresholds here are the ones this run reaches with a
+margin (measured: binocular 0.78x, monocular 1.06x, top-only readout 0.99x, penalised 0.66x with
+a 57 % lower firing rate). The training programs are compiled with the backend optimisations on
 (`xla_backend_optimization_level=2`): the suite turns them off to compile faster, which leaves the
 convolutions about 30x slower.
 """
