@@ -12,6 +12,9 @@ pixels, one Adam step (lr 1e-3), float32.
 - **baseline**: the same step with a dict of weight arrays, `lax.conv_general_dilated`, a
   `jax.custom_jvp` Heaviside and the loss written out (no simjax import in its code path).
 
+PyTorch + SpikingJelly: not run here (neither is installed in this environment and nothing is
+downloaded); the JSON records the skip and its reason.
+
 Before timing, the losses and gradients of the two are compared in float64 on the same weights.
 Single thread, pinned to the least busy core; warm-up steps, then interleaved repeats of
 individually timed steps; medians reported, and the ratio simjax / baseline (target <= 1.05).
@@ -27,6 +30,7 @@ Usage: `python benchmarks/stereospike.py [--quick] [--full] [--B 8] [--H 64 --W 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -93,11 +97,11 @@ def simjax_loss_and_grads(task, x, y, channels, dtype):
     batch = sj.tasks.Batch(inputs=jnp.asarray(x, dtype), targets=jnp.asarray(y, dtype))
 
     @eqx.filter_jit
-    def loss_and_grads():
+    def loss_and_grads(net, batch):  # arguments, not closed-over constants (XLA would fold them)
         loss, grads, _ = sj.rules.Exact()(net, task, batch, None)
         return loss, grads
 
-    return net, batch, loss_and_grads
+    return net, batch, lambda: loss_and_grads(net, batch)
 
 
 # ---------------------------------------------------------------------------- plain JAX
@@ -265,6 +269,10 @@ def main(argv=None) -> dict:
     result["timing"] = timing
     result["ratios"] = {"simjax/baseline": round(timing["simjax"]["median_ms"] / timing["baseline"]["median_ms"], 3),
                         "simjax/baseline_cpu_paired": timing["simjax"]["ratio_paired"]}
+    missing = [m for m in ("torch", "spikingjelly") if importlib.util.find_spec(m) is None]
+    result["spikingjelly"] = (f"skipped: {', '.join(missing)} not installed in this environment (nothing is "
+                              "downloaded)" if missing else "skipped: no SpikingJelly step is written yet")
+    print(f"PyTorch + SpikingJelly: {result['spikingjelly']}")
     if jax.devices()[0].platform != "cpu":
         result["peak_bytes_in_use"] = jax.devices()[0].memory_stats().get("peak_bytes_in_use")
     print(f"{H}x{W} batch {args.B} channels {channels}: simjax {timing['simjax']['median_ms']:.1f} ms, "
