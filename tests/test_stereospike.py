@@ -124,12 +124,12 @@ def test_i_neurons_accumulate_every_stage_prediction():
 
 
 def test_readout_stages_and_skips_select_the_wiring():
-    x = jnp.ones((1, 4, 16, 24))
-    top = StereoSpike(4, SCALED_CHANNELS, key=jax.random.key(0), readout=[1])
-    assert top(x).depths.shape == (1, 1, 16, 24)
-    assert len(top.readout.predictions) == 1 and top.readout.predictions[0].conv.weight.shape == (1, 4, 3, 3)
-    noskip = StereoSpike(4, SCALED_CHANNELS, key=jax.random.key(0), skips=False)
-    assert noskip(x).depths.shape == (4, 1, 16, 24)
+    x = jnp.ones((1, 4, 8, 12))
+    top = StereoSpike(4, (2, 4, 8), key=jax.random.key(0), readout=[1])
+    assert top(x).depths.shape == (1, 1, 8, 12)
+    assert len(top.readout.predictions) == 1 and top.readout.predictions[0].conv.weight.shape == (1, 2, 3, 3)
+    noskip = StereoSpike(4, (2, 4, 8), key=jax.random.key(0), skips=False)
+    assert noskip(x).depths.shape == (2, 1, 8, 12)
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -214,8 +214,8 @@ def test_empty_event_window_predicts_the_sum_of_the_prediction_biases():
     net = StereoSpike(4, SCALED_CHANNELS, key=jax.random.key(0))
     biases = [0.3, 1.0, 2.0, -0.1]
     net = eqx.tree_at(lambda n: [p.conv.bias for p in n.readout.predictions], net, [jnp.array([b]) for b in biases])
-    out = net(jnp.zeros((2, 4, 16, 24)))
-    np.testing.assert_allclose(out.depths, np.cumsum(biases)[:, None, None, None] * np.ones((4, 2, 16, 24)),
+    out = net(jnp.zeros((1, 4, 8, 12)))
+    np.testing.assert_allclose(out.depths, np.cumsum(biases)[:, None, None, None] * np.ones((4, 1, 8, 12)),
                                rtol=1e-12)
     assert all(float(jnp.sum(s)) == 0.0 for s in out.spikes.values())
 
