@@ -12,6 +12,9 @@ pixels, one Adam step (lr 1e-3), float32.
 - **baseline**: the same step with a dict of weight arrays, `lax.conv_general_dilated`, a
   `jax.custom_jvp` Heaviside and the loss written out (no simjax import in its code path).
 
+PyTorch + SpikingJelly: not run here (neither is installed in this environment and nothing is
+downloaded); the JSON records the skip and its reason.
+
 Before timing, the losses and gradients of the two are compared in float64 on the same weights.
 Single thread, pinned to the least busy core; warm-up steps, then interleaved repeats of
 individually timed steps; medians reported, and the ratio simjax / baseline (target <= 1.05).
@@ -27,6 +30,7 @@ Usage: `python benchmarks/stereospike.py [--quick] [--full] [--B 8] [--H 64 --W 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -53,15 +57,11 @@ def make_data(H: int, W: int, B: int):
 # ---------------------------------------------------------------------------- simjax
 def simjax_step(task, x, y, channels, dtype):
     import equinox as eqx
-    import jax
-    import jax.numpy as jnp
     import optax
 
     import simjax as sj
 
-    net = sj.networks.StereoSpike(4, channels, key=jax.random.key(0))
-    net = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
-    batch = sj.tasks.Batch(inputs=jnp.asarray(x, dtype), targets=jnp.asarray(y, dtype))
+    net, batch, loss_and_grads = simjax_loss_and_grads(task, x, y, channels, dtype)
     opt = optax.adam(LR)
     params, static = sj.parameters.partition(net)
     rule = sj.rules.Exact()
@@ -80,11 +80,28 @@ def simjax_step(task, x, y, channels, dtype):
 
     step.compile = lambda: train_step.lower(state["params"], state["opt"], batch).compile()
 
-    def loss_and_grads():
-        loss, grads, _ = rule(net, task, batch, None)
+    return step, net, loss_and_grads
+
+
+def simjax_loss_and_grads(task, x, y, channels, dtype):
+    """The simjax network (weights from key 0, cast to `dtype`), the batch, and a jitted function
+    returning the task loss and its surrogate gradients."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import simjax as sj
+
+    net = sj.networks.StereoSpike(4, channels, key=jax.random.key(0))
+    net = jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, net)
+    batch = sj.tasks.Batch(inputs=jnp.asarray(x, dtype), targets=jnp.asarray(y, dtype))
+
+    @eqx.filter_jit
+    def loss_and_grads(net, batch):  # arguments, not closed-over constants (XLA would fold them)
+        loss, grads, _ = sj.rules.Exact()(net, task, batch, None)
         return loss, grads
 
-    return step, net, loss_and_grads
+    return net, batch, lambda: loss_and_grads(net, batch)
 
 
 # ---------------------------------------------------------------------------- plain JAX
@@ -181,7 +198,7 @@ def baseline_step(params, x, y, dtype):
         return loss.block_until_ready()
 
     step.compile = lambda: train_step.lower(state["params"], state["opt"], xj, yj).compile()
-    return step, lambda: jax.value_and_grad(loss_fn)(params, xj, yj)
+    return step, lambda: jax.jit(jax.value_and_grad(loss_fn))(params, xj, yj)
 
 
 def check_agreement(task, x, y, channels) -> dict:
@@ -193,7 +210,7 @@ def check_agreement(task, x, y, channels) -> dict:
     x64 = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
-        _, net, sj_lg = simjax_step(task, x, y, channels, jnp.float64)
+        net, _, sj_lg = simjax_loss_and_grads(task, x, y, channels, jnp.float64)
         loss_sj, grads_sj = sj_lg()
         _, ref_lg = baseline_step(baseline_weights(net), x, y, jnp.float64)
         loss_ref, grads_ref = ref_lg()
@@ -252,6 +269,10 @@ def main(argv=None) -> dict:
     result["timing"] = timing
     result["ratios"] = {"simjax/baseline": round(timing["simjax"]["median_ms"] / timing["baseline"]["median_ms"], 3),
                         "simjax/baseline_cpu_paired": timing["simjax"]["ratio_paired"]}
+    missing = [m for m in ("torch", "spikingjelly") if importlib.util.find_spec(m) is None]
+    result["spikingjelly"] = (f"skipped: {', '.join(missing)} not installed in this environment (nothing is "
+                              "downloaded)" if missing else "skipped: no SpikingJelly step is written yet")
+    print(f"PyTorch + SpikingJelly: {result['spikingjelly']}")
     if jax.devices()[0].platform != "cpu":
         result["peak_bytes_in_use"] = jax.devices()[0].memory_stats().get("peak_bytes_in_use")
     print(f"{H}x{W} batch {args.B} channels {channels}: simjax {timing['simjax']['median_ms']:.1f} ms, "

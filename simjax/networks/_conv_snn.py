@@ -191,5 +191,9 @@ class DepthReadout(eqx.Module):
         if len(features) != len(self.predictions):
             raise ValueError(f"DepthReadout: got {len(features)} feature maps, expected {len(self.predictions)} "
                              "(one per prediction layer)")
-        currents = jnp.stack([p(f, size)[:, 0] for p, f in zip(self.predictions, features)])
-        return jnp.cumsum(currents, axis=0)
+        depth, depths = None, []
+        for p, f in zip(self.predictions, features):  # running sums (a cumsum lowers to a slow reduce-window)
+            current = p(f, size)[:, 0]
+            depth = current if depth is None else depth + current
+            depths.append(depth)
+        return jnp.stack(depths)

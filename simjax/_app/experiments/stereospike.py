@@ -41,8 +41,8 @@ DEFAULTS = {
     "experiment": {"name": "stereospike", "seeds": [0]},
     "data": {"height": 32, "width": 48, "train_size": 2000, "validation_size": 200, "test_size": 200,
              "nan_fraction": 0.05, "data_seed": 0},
-    "model": {"channels": [4, 8, 16, 32, 64], "scale": 2.0},
-    "train": {"steps": 3000, "eval_every": 500, "batch_size": 8, "learning_rate": 1e-3, "float32": True},
+    "model": {"channels": [16, 32, 64, 64], "scale": 1.0},
+    "train": {"steps": 1000, "eval_every": 200, "batch_size": 8, "learning_rate": 1e-3, "float32": True},
     "compare": {"variants": ["binocular"]},
 }
 QUICK = {"data": {"height": 16, "width": 24, "train_size": 40, "validation_size": 8, "test_size": 8},
