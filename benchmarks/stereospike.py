@@ -12,12 +12,24 @@ pixels, one Adam step (lr 1e-3), float32.
 - **baseline**: the same step with a dict of weight arrays, `lax.conv_general_dilated`, a
   `jax.custom_jvp` Heaviside and the loss written out (no simjax import in its code path).
 
-PyTorch + SpikingJelly: not run here (neither is installed in this environment and nothing is
-downloaded); the JSON records the skip and its reason.
+- **spikingjelly**: the same network in PyTorch + SpikingJelly (`benchmarks/_stereospike_torch.py`,
+  `neuron.IFNode` single-step with `surrogate.ATan` / `surrogate.Sigmoid`, `torch.optim.Adam`), run
+  by a separate Python environment in a subprocess that stays alive and times its own steps on
+  request, so its repeats interleave with the other two on the same pinned core. The environment
+  is optional and never a simjax dependency: `--peer-python` or `$SIMJAX_SPIKINGJELLY_PYTHON`
+  (default `~/peer-venvs/spikingjelly/bin/python`); without it the JSON records the skip and how
+  to create it:
 
-Before timing, the losses and gradients of the two are compared in float64 on the same weights.
+      python3 -m venv ~/peer-venvs/spikingjelly
+      ~/peer-venvs/spikingjelly/bin/pip install torch  # a CPU build, e.g. a local CPU wheel
+      ~/peer-venvs/spikingjelly/bin/pip install --no-deps spikingjelly
+      ~/peer-venvs/spikingjelly/bin/pip install numpy scipy tqdm loguru packaging
+
+Before timing, the losses and gradients of simjax and the plain-JAX step are compared in float64
+on the same weights, and so are SpikingJelly's (the parameter counts of all three are printed).
 Single thread, pinned to the least busy core; warm-up steps, then interleaved repeats of
-individually timed steps; medians reported, and the ratio simjax / baseline (target <= 1.05).
+individually timed steps; medians reported, the ratio simjax / baseline (target <= 1.05) and
+simjax / SpikingJelly (target < 1).
 
 GPU plan (no GPU was lent when this was written): run `python benchmarks/stereospike.py --full`
 on the device (drop the single-thread pinning with `--no-pin`): the full network (channels
@@ -30,8 +42,10 @@ Usage: `python benchmarks/stereospike.py [--quick] [--full] [--B 8] [--H 64 --W 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -201,8 +215,35 @@ def baseline_step(params, x, y, dtype):
     return step, lambda: jax.jit(jax.value_and_grad(loss_fn))(params, xj, yj)
 
 
-def check_agreement(task, x, y, channels) -> dict:
-    """Loss and gradients of the two in float64 on the same weights (relative errors)."""
+def named_arrays(weights: dict) -> dict:
+    """`baseline_weights`-shaped weights (or gradients) as flat NumPy arrays under the names the
+    SpikingJelly script uses."""
+    import numpy as np
+
+    out = {"bottom": weights["bottom"]}
+    out.update({f"enc{i}": w for i, w in enumerate(weights["enc"])})
+    for i, (w1, w2) in enumerate(weights["sew"]):
+        out[f"sew{i}_1"], out[f"sew{i}_2"] = w1, w2
+    out.update({f"dec{i}": w for i, w in enumerate(weights["dec"])})
+    for i, (w, b) in enumerate(weights["pred"]):
+        out[f"pred{i}_w"], out[f"pred{i}_b"] = w, b
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def n_parameters(net) -> int:
+    """Trainable scalars of the simjax network (what `simjax.parameters.partition` hands to Adam)."""
+    import equinox as eqx
+    import jax
+
+    import simjax as sj
+
+    params, _ = sj.parameters.partition(net)
+    return sum(a.size for a in jax.tree.leaves(params) if eqx.is_inexact_array(a))
+
+
+def check_agreement(task, x, y, channels, peer_python: str | None = None, workdir: Path | None = None) -> dict:
+    """Loss and gradients of the two in float64 on the same weights (relative errors); with
+    `peer_python`, also SpikingJelly's (its script run once in float64 on the same weights)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -217,11 +258,131 @@ def check_agreement(task, x, y, channels) -> dict:
         g_sj = [np.asarray(a) for a in jax.tree.leaves(baseline_weights(grads_sj))]
         g_ref = [np.asarray(a) for a in jax.tree.leaves(grads_ref)]
         rel = max(float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)) for a, b in zip(g_sj, g_ref))
-        return {"loss_simjax": float(loss_sj), "loss_baseline": float(loss_ref),
-                "loss_rel_err": abs(float(loss_sj) - float(loss_ref)) / abs(float(loss_ref)),
-                "grad_max_rel_err": rel}
+        out = {"loss_simjax": float(loss_sj), "loss_baseline": float(loss_ref),
+               "loss_rel_err": abs(float(loss_sj) - float(loss_ref)) / abs(float(loss_ref)),
+               "grad_max_rel_err": rel}
+        if peer_python is not None:
+            data, grads = workdir / "check64.npz", workdir / "grads64.npz"
+            np.savez(data, x=x, y=y, channels=np.asarray(channels), **named_arrays(baseline_weights(net)))
+            peer = TorchPeer.check(peer_python, data, grads)
+            g_pt = np.load(grads)
+            g_named = named_arrays(baseline_weights(grads_sj))
+            out.update({"loss_spikingjelly": peer["loss"],
+                        "loss_rel_err_spikingjelly": abs(peer["loss"] - float(loss_sj)) / abs(float(loss_sj)),
+                        "grad_max_rel_err_spikingjelly": max(
+                            float(np.linalg.norm(g_pt[k].reshape(v.shape) - v) / max(np.linalg.norm(v), 1e-300))
+                            for k, v in g_named.items())})
+        return out
     finally:
         jax.config.update("jax_enable_x64", x64)
+
+
+# ---------------------------------------------------------------------------- PyTorch + SpikingJelly
+TORCH_SCRIPT = Path(__file__).resolve().parent / "_stereospike_torch.py"
+PEER_ENV = "SIMJAX_SPIKINGJELLY_PYTHON"
+PEER_DEFAULT = "~/peer-venvs/spikingjelly/bin/python"
+PEER_HOWTO = ("create it with: python3 -m venv ~/peer-venvs/spikingjelly; then with its pip: install a CPU torch "
+              "build, `install --no-deps spikingjelly`, `install numpy scipy tqdm loguru packaging` (or point "
+              f"--peer-python / ${PEER_ENV} at such an environment's python)")
+
+
+def _jiffies(pid: int) -> int:
+    """CPU time (user + system, in clock ticks) of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class TorchPeer:
+    """`_stereospike_torch.py` running in the peer environment: built and warmed up once, then it
+    times `steps` training steps on request with its own clocks (wall and its process CPU time)."""
+
+    def __init__(self, python: str, data: Path, warmup: int):
+        import json
+        import subprocess
+
+        self._json = json
+        self.proc = subprocess.Popen([python, str(TORCH_SCRIPT), str(data), "--warmup", str(warmup)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.meta = self._reply("READY")
+
+    def _reply(self, tag: str) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(tag + " "):
+                return self._json.loads(line[len(tag) + 1:])
+        raise RuntimeError(f"the SpikingJelly step exited (code {self.proc.wait()}) before answering {tag}")
+
+    def run(self, steps: int) -> tuple[list[float], list[float], float]:
+        """Wall and CPU seconds of `steps` steps, and the load of other processes meanwhile (cores)."""
+        me, allowed = os.getpid(), os.sched_getaffinity(0)
+
+        def snap():
+            busy = _common._cpu_busy()
+            return time.perf_counter(), sum(busy.get(c, 0) for c in allowed), _jiffies(me) + _jiffies(self.proc.pid)
+
+        a = snap()
+        self.proc.stdin.write(f"run {steps}\n")
+        self.proc.stdin.flush()
+        times = self._reply("TIMES")
+        b = snap()
+        foreign = ((b[1] - a[1]) - (b[2] - a[2])) / os.sysconf("SC_CLK_TCK") / (b[0] - a[0])
+        return times["wall"], times["cpu"], max(0.0, foreign)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+    @staticmethod
+    def check(python: str, data: Path, grads: Path) -> dict:
+        """Float64 loss and gradients (written to `grads`) on the weights in `data`."""
+        import json
+        import subprocess
+
+        out = subprocess.run([python, str(TORCH_SCRIPT), str(data), "--check", str(grads)], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+        return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def find_peer(arg: str | None) -> tuple[str | None, str]:
+    """The peer environment's python (or `None`) and a sentence saying which, or why not."""
+    path = Path(os.path.expanduser(arg or os.environ.get(PEER_ENV) or PEER_DEFAULT))
+    if not os.access(path, os.X_OK):
+        return None, f"skipped: no peer environment at {path}; {PEER_HOWTO}"
+    return str(path), f"{path}"
+
+
+def interleaved_with_peer(fns: dict, peer: TorchPeer | None, *, steps: int, repeats: int, reference: str) -> dict:
+    """`_common.interleaved` with the SpikingJelly subprocess as one more column (`"spikingjelly"`):
+    every repeat times `steps` steps of each in-process function, then `steps` of the peer, which
+    reports its own wall and CPU times; the same statistics per column."""
+    if peer is None:
+        return _common.interleaved(fns, steps=steps, repeats=repeats, reference=reference)
+    names = [*fns, "spikingjelly"]
+    wall, cpu, foreign = ({n: [] for n in names} for _ in range(3))
+    for _ in range(repeats):
+        for name in names:
+            if name == "spikingjelly":
+                w, c, f = peer.run(steps)
+            else:
+                load = _common.ForeignLoad().start()
+                ts = [_common._timed_both(fns[name]) for _ in range(steps)]
+                w, c, f = [t[0] for t in ts], [t[1] for t in ts], load.stop()
+            wall[name].append(w)
+            cpu[name].append(c)
+            foreign[name].append(f)
+    out = {}
+    for n in names:
+        flat_w, flat_c = [t for r in wall[n] for t in r], [t for r in cpu[n] for t in r]
+        out[n] = {"median_ms": 1e3 * statistics.median(flat_w), "min_ms": 1e3 * min(flat_w),
+                  "cpu_median_ms": 1e3 * statistics.median(flat_c),
+                  "repeat_median_ms": [round(1e3 * statistics.median(r), 3) for r in wall[n]],
+                  "cpu_repeat_median_ms": [round(1e3 * statistics.median(r), 3) for r in cpu[n]],
+                  "foreign_cores": round(statistics.mean(foreign[n]), 3), "n": len(flat_w)}
+    for n in names:
+        out[n]["ratio_paired"] = _common.paired_ratio(out, n, reference)
+    return out
 
 
 def main(argv=None) -> dict:
@@ -236,6 +397,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-check", action="store_true", help="skip the float64 agreement check")
     ap.add_argument("--no-pin", action="store_true", help="all threads, no pinning (GPU runs)")
+    ap.add_argument("--peer-python", default=None,
+                    help=f"python of the PyTorch + SpikingJelly environment (default ${PEER_ENV} or {PEER_DEFAULT})")
+    ap.add_argument("--no-peer", action="store_true", help="skip the PyTorch + SpikingJelly column")
     ap.add_argument("--out", type=Path, default=_common.RESULTS / "stereospike.json")
     args = ap.parse_args(argv)
     H = args.H or (32 if args.quick else 260 if args.full else 64)
@@ -246,33 +410,64 @@ def main(argv=None) -> dict:
     threads = {} if args.no_pin else _common.single_thread()
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     task, x, y = make_data(H, W, args.B)
     result = {"H": H, "W": W, "B": args.B, "channels": list(channels), "dtype": "float32"}
+    peer_python, peer_note = (None, "skipped: --no-peer") if args.no_peer else find_peer(args.peer_python)
+    if peer_python is not None and jax.devices()[0].platform != "cpu":
+        peer_python, peer_note = None, "skipped: the peer environment runs PyTorch on the CPU, JAX is on a GPU here"
+    workdir = tempfile.TemporaryDirectory(prefix="stereospike-")
+    tmp = Path(workdir.name)
     if not args.no_check:
-        a = check_agreement(task, x, y, channels)
+        a = check_agreement(task, x, y, channels, peer_python, tmp)
         result["agreement_float64"] = a
         print(f"check (float64, same weights): loss simjax {a['loss_simjax']:.12g} baseline {a['loss_baseline']:.12g} "
               f"(rel {a['loss_rel_err']:.1e}); grad max rel err {a['grad_max_rel_err']:.1e}", flush=True)
+        if peer_python is not None:
+            print(f"check (float64, same weights): loss spikingjelly {a['loss_spikingjelly']:.12g} (rel "
+                  f"{a['loss_rel_err_spikingjelly']:.1e}); grad max rel err {a['grad_max_rel_err_spikingjelly']:.1e}",
+                  flush=True)
     sj_step, net, _ = simjax_step(task, x, y, channels, jnp.float32)
-    ref_step, _ = baseline_step(baseline_weights(net), x, y, jnp.float32)
+    weights = baseline_weights(net)
+    ref_step, _ = baseline_step(weights, x, y, jnp.float32)
     fns = {"simjax": sj_step, "baseline": ref_step}
+    result["parameters"] = {"simjax": n_parameters(net),
+                            "baseline": sum(int(a.size) for a in jax.tree.leaves(weights))}
     compile_s = {}
     for name, fn in fns.items():
         compile_s[name] = _common.timed(fn.compile)
         for _ in range(1 + args.warmup):
             fn()
-    timing = _common.interleaved(fns, steps=steps, repeats=repeats, reference="baseline")
-    for name in fns:
-        timing[name]["compile_s"] = round(compile_s[name], 3)
+    peer = None
+    if peer_python is not None:
+        np.savez(tmp / "data32.npz", x=x, y=y, channels=np.asarray(channels), **named_arrays(weights))
+        peer = TorchPeer(peer_python, tmp / "data32.npz", args.warmup)
+        result["parameters"]["spikingjelly"] = peer.meta["params"]
+        result["spikingjelly_versions"] = {k: peer.meta[k] for k in ("torch", "spikingjelly", "threads")}
+        compile_s["spikingjelly"] = peer.meta["warmup_s"][0]  # first step, no compilation
+    print("parameters: " + ", ".join(f"{k} {v}" for k, v in result["parameters"].items()), flush=True)
+    try:
+        timing = interleaved_with_peer(fns, peer, steps=steps, repeats=repeats, reference="baseline")
+    finally:
+        if peer is not None:
+            peer.close()
+        workdir.cleanup()
+    for name in timing:
+        timing[name]["compile_s" if name in fns else "first_step_s"] = round(compile_s[name], 3)
     result["timing"] = timing
     result["ratios"] = {"simjax/baseline": round(timing["simjax"]["median_ms"] / timing["baseline"]["median_ms"], 3),
                         "simjax/baseline_cpu_paired": timing["simjax"]["ratio_paired"]}
-    missing = [m for m in ("torch", "spikingjelly") if importlib.util.find_spec(m) is None]
-    result["spikingjelly"] = (f"skipped: {', '.join(missing)} not installed in this environment (nothing is "
-                              "downloaded)" if missing else "skipped: no SpikingJelly step is written yet")
-    print(f"PyTorch + SpikingJelly: {result['spikingjelly']}")
+    if peer is not None:
+        result["spikingjelly"] = f"run: {peer_note}"
+        result["ratios"].update({
+            "simjax/spikingjelly": round(timing["simjax"]["median_ms"] / timing["spikingjelly"]["median_ms"], 3),
+            "simjax/spikingjelly_cpu_paired": _common.paired_ratio(timing, "simjax", "spikingjelly"),
+            "baseline/spikingjelly": round(timing["baseline"]["median_ms"] / timing["spikingjelly"]["median_ms"], 3)})
+    else:
+        result["spikingjelly"] = peer_note
+        print(f"PyTorch + SpikingJelly: {peer_note}")
     if jax.devices()[0].platform != "cpu":
         result["peak_bytes_in_use"] = jax.devices()[0].memory_stats().get("peak_bytes_in_use")
     print(f"{H}x{W} batch {args.B} channels {channels}: simjax {timing['simjax']['median_ms']:.1f} ms, "
@@ -280,6 +475,13 @@ def main(argv=None) -> dict:
           f"(cpu, paired: {result['ratios']['simjax/baseline_cpu_paired']:.3f}); compile "
           f"{compile_s['simjax']:.1f}/{compile_s['baseline']:.1f} s; foreign load "
           f"{max(v['foreign_cores'] for v in timing.values()):.2f} cores")
+    if peer is not None:
+        r = result["ratios"]
+        print(f"PyTorch + SpikingJelly {timing['spikingjelly']['median_ms']:.1f} ms (cpu "
+              f"{timing['spikingjelly']['cpu_median_ms']:.1f} ms): simjax / spikingjelly "
+              f"{r['simjax/spikingjelly']:.3f} "
+              f"(cpu, paired: {r['simjax/spikingjelly_cpu_paired']:.3f}); cpu medians simjax "
+              f"{timing['simjax']['cpu_median_ms']:.1f} ms, baseline {timing['baseline']['cpu_median_ms']:.1f} ms")
     report = {"benchmark": "stereospike", "started": started, "argv": sys.argv[1:], "threads": threads,
               "machine": _common.machine(), "protocol": {"warmup": args.warmup, "steps": steps, "repeats": repeats,
                                                          "interleaved": True}, "results": [result]}
