@@ -163,7 +163,7 @@ def main():
         loss = depth_loss(net(x), y)
         loss.backward()
         np.savez(args.check, **{k: p.grad.numpy() for k, p in net.named_weights().items()})
-        print("RESULT " + json.dumps({"loss": float(loss), "params": n_params, **meta}), flush=True)
+        print("RESULT " + json.dumps({"loss": loss.item(), "params": n_params, **meta}), flush=True)
         return
     net, x, y, n_params = build(data, torch.float32)
     opt = torch.optim.Adam(net.parameters(), lr=LR)
@@ -181,7 +181,7 @@ def main():
         loss = step()
         warm.append(time.perf_counter() - t0)
     print("READY " + json.dumps({"params": n_params, "warmup_s": [round(t, 4) for t in warm],
-                                 "loss": float(loss), **meta}), flush=True)
+                                 "loss": loss.item(), **meta}), flush=True)
     for line in sys.stdin:
         cmd = line.split()
         if not cmd or cmd[0] == "quit":
