@@ -326,9 +326,12 @@ class DendriticEINetwork(AbstractNetwork):
         """The dendritic state `clip(above w_td + a w_dend, dend_min, dend_max)` of hidden layer
         `layer` (0-based) and its `DendI` activity `a = relu(sum(rate))`, from the layer's activity
         `rate` and the (nudged) activity `above` of the layer above."""
-        dend_i = jax.nn.relu(jnp.sum(rate, axis=-1, keepdims=True) * jnp.ones(self.w_dend[layer].shape[0],
-                                                                                rate.dtype))
+        dend_i = self._dend_i(layer, rate)
         return self.neurons[layer].dendrite_target(self.w_td[layer](above) + self.w_dend[layer](dend_i)), dend_i
+
+    def _dend_i(self, layer: int, rate: Float[Array, " n"]) -> Float[Array, " n_dend_i"]:
+        """The `DendI` activity `relu(sum(rate))` of hidden layer `layer`, one value per unit."""
+        return jax.nn.relu(jnp.sum(rate, axis=-1, keepdims=True) * jnp.ones(self.w_dend[layer].shape[0], rate.dtype))
 
     def backward(self, state: DendriticState, target: Float[ArrayLike, " n_out"],
                  stale_nudge: tuple[Float[Array, "..."], ...] | None = None,
@@ -425,8 +428,7 @@ class DendriticEINetwork(AbstractNetwork):
         for layer in reversed(range(len(self.w_td))):
             neuron, soma, free = self.neurons[layer], state.soma[layer], state.rate[layer]
             w = self.w_td[layer].dense() if top_down is None else top_down[layer]
-            dend_i = jax.nn.relu(jnp.sum(free, axis=-1, keepdims=True) * jnp.ones(self.w_dend[layer].shape[0],
-                                                                                    free.dtype))
+            dend_i = self._dend_i(layer, free)
             inhibition = self.w_dend[layer](dend_i)
             forward = neuron.dendrite_target(above_free @ w + inhibition)
             d = neuron.dendrite_target(above @ w - above_free @ w if cancel else above @ w + inhibition)

@@ -197,8 +197,14 @@ class BTSP(AbstractRule):
                ) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...]]:
         """The weight changes `Delta W` of one trial (feed-forward, top-down, dendritic inhibition)
         from its input `x` (last step) and its backward phase."""
-        if self.phase == "fixed":
-            return self._fixed_deltas(model, x, plateaus)
+        deltas = self._fixed_deltas if self.phase == "fixed" else self._sequential_deltas
+        ff, td, dend = deltas(model, x, plateaus)
+        if not self.train_hidden:
+            ff = tuple(jnp.zeros_like(d) for d in ff[:-1]) + ff[-1:]
+            td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
+        return ff, td, dend
+
+    def _sequential_deltas(self, model, x, plateaus):
         kw = dict(neg_discount=self.neg_discount, dep_theta=self.dep_theta, dep_width=self.dep_width)
         pres = (x, *plateaus.rate[:-1])
         ff = tuple(btsp_delta(p.dense(), pres[i], plateaus.plateau[i], _per_layer(self.eta_ff, i), p.max_magnitude,
@@ -207,9 +213,6 @@ class BTSP(AbstractRule):
                               p.max_magnitude, **kw) for i, p in enumerate(model.w_td))
         dend = tuple(-_per_layer(self.eta_dend, i) * plateaus.dend_i[i][:, None] * plateaus.plateau[i][None, :]
                      for i in range(len(model.w_dend)))
-        if not self.train_hidden:
-            ff = tuple(jnp.zeros_like(d) for d in ff[:-1]) + ff[-1:]
-            td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
         return ff, td, dend
 
     def _fixed_deltas(self, model, x, plateaus):
@@ -235,9 +238,6 @@ class BTSP(AbstractRule):
         else:
             dend = tuple(-_per_layer(self.eta_dend, i) * plateaus.dend_i[i][:, None] * plateaus.dendrite[i][None, :]
                          for i in range(len(model.w_dend)))
-        if not self.train_hidden:
-            ff = tuple(jnp.zeros_like(d) for d in ff[:-1]) + ff[-1:]
-            td, dend = tuple(jnp.zeros_like(d) for d in td), tuple(jnp.zeros_like(d) for d in dend)
         return ff, td, dend
 
     def _backward(self, model, st, y, state):
