@@ -115,17 +115,16 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     dtype = o0.dtype
     inf = jnp.asarray(jnp.inf, dtype)
 
-    # The queue of delayed arrivals: slot i holds the i-th spike's arrival (time, neuron);
-    # `head` counts the arrivals applied, `tail` the spikes emitted (at most `max_events`).
-    queue_t = jnp.full(max_events + 1, jnp.inf, dtype)
-    queue_j = jnp.zeros(max_events + 1, jnp.int32)
-
     def body(carry, n):
-        t, ns, o, k, (queue_t, queue_j, head, tail) = carry
+        t, ns, o, k, queue = carry
         to_spike = neuron.time_to_spike(ns, t1 - t)
         j = jnp.argmin(to_spike)
         t_spike = t + to_spike[j]
-        t_arrival = queue_t[head] if delay is not None else inf
+        if delay is None:
+            t_arrival = inf
+        else:
+            queue_t, queue_j, head, tail = queue
+            t_arrival = queue_t[head]
         # a neuron at threshold fires first, then a delayed arrival, then a simultaneous input spike
         spike = t_spike <= jnp.minimum(t_arrival, times[k])
         arrival = ~spike & (t_arrival <= times[k])
@@ -142,20 +141,26 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
             weight = jnp.where(spike, w.w_rec[j], jnp.where(given, w_input, 0.0))
         else:
             weight = jnp.where(arrival, w.w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
-            queue_t = jnp.where(spike, queue_t.at[tail].set(t_next + delay), queue_t)
-            queue_j = jnp.where(spike, queue_j.at[tail].set(j.astype(jnp.int32)), queue_j)
-            head, tail = head + arrival.astype(head.dtype), tail + spike.astype(tail.dtype)
+            # slot `tail` is still empty (inf, 0) unless this event is a spike: one entry written
+            queue_t = queue_t.at[tail].set(jnp.where(spike, t_next + delay, inf))
+            queue_j = queue_j.at[tail].set(jnp.where(spike, j, 0).astype(jnp.int32))
+            queue = (queue_t, queue_j, head + arrival.astype(head.dtype), tail + spike.astype(tail.dtype))
         ns = _where(active, neuron.receive(flowed, weight), ns)
         o = jnp.where(active, o * jnp.exp(-dt / w.tau_out) + jnp.where(spike, w.w_out[j], 0.0), o)
         t = jnp.where(active, t_next, t)
         k = k + given.astype(k.dtype)
         record = (jnp.where(spike, t, inf), j.astype(jnp.int32), jnp.where(active, t, inf), o, due & ~active)
-        return (t, ns, o, k, (queue_t, queue_j, head, tail)), record
+        return (t, ns, o, k, queue), record
 
     zero = jnp.zeros((), dtype)
     count = jnp.zeros((), jnp.int32)
-    (t, ns, o, k, (_, _, arrivals, _)), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
-        body, (zero, ns, o0, count, (queue_t, queue_j, count, count)), jnp.arange(max_events + 1))
+    # With a delay, the queue of pending arrivals: slot i holds the i-th spike's (arrival time,
+    # neuron); `head` counts the arrivals applied, `tail` the spikes emitted (at most `max_events`).
+    queue = () if delay is None else (jnp.full(max_events + 1, jnp.inf, dtype),
+                                      jnp.zeros(max_events + 1, jnp.int32), count, count)
+    (t, ns, o, k, queue), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
+        body, (zero, ns, o0, count, queue), jnp.arange(max_events + 1))
+    arrivals = count if delay is None else queue[2]
     spike_t, spike_j, event_t, event_o = spike_t[:-1], spike_j[:-1], event_t[:-1], event_o[:-1]
     exhausted = left[-1]
     final = neuron.free_flow(ns, jnp.maximum(t1 - t, 0.0))
