@@ -349,6 +349,39 @@ def test_event_projection_learns_like_its_dense_twin():
     assert not np.allclose(np.asarray(learned_dense.recurrent.weight), np.asarray(dense_net.recurrent.weight))
 
 
+def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
+    """The spike-driven update of an `EventProjection` (a loop over chunks of the neurons that
+    spiked, several chunks here, with synapses between spiking neurons of different chunks) gives
+    the weights of the update of every stored synapse, and its custom derivative in the rule's
+    parameters, the traces and the weights equals the autodiff of that update."""
+    from simjax.plasticity._run import _event_update, _spike_driven_update, incoming_slots
+
+    n = 60
+    proj = sj.synapses.fixed_in_degree(n, n, 12, key=jax.random.key(1), weight=0.5, max_spikes=n)
+    rng = np.random.default_rng(0)
+    weights = jnp.asarray(rng.uniform(0.1, 0.9, proj.weight.shape))
+    mask = (proj.targets < n) & jnp.asarray(rng.random(proj.weight.shape) < 0.8)
+    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 42 spikes: 3 chunks of 16
+    assert int(spikes.sum()) > 32
+    traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
+    rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
+    targets = np.asarray(proj.targets)
+    incoming = jnp.asarray(incoming_slots(targets, n))
+
+    def chunked(rule, traces, weights):
+        return _spike_driven_update(8, rule, proj.targets, incoming, spikes, traces, weights, mask, 0.1)
+
+    def every(rule, traces, weights):
+        return _event_update(rule, proj.targets, spikes, traces, weights, mask, 0.1)
+
+    np.testing.assert_allclose(chunked(rule, traces, weights), every(rule, traces, weights), rtol=1e-14, atol=0)
+    probe = jnp.asarray(rng.normal(size=proj.weight.shape))
+    grads = [jax.grad(lambda *a, f=f: jnp.sum(probe * f(*a)), argnums=(0, 1, 2))(rule, traces, weights)
+             for f in (chunked, every)]
+    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
 # ---------------------------------------------------------------- vmap and gradients
 
 

@@ -16,6 +16,7 @@ recomputes each segment in the backward pass (memory ~ `T / segment + segment` s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import equinox as eqx
@@ -28,7 +29,8 @@ from .._checks import check_choice, check_int, check_positive, check_shape, is_c
 from .._simulate.output import Output
 from ..networks._ei import EINetwork, EIState
 from ..synapses._dense import Dense
-from ..synapses._event import EventProjection, spike_indices
+from ..synapses._event import EventProjection, spike_indices, spike_prefix
+from ..synapses._event_scatter import CHUNK, spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 
 
@@ -158,6 +160,74 @@ def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spi
     return jax.lax.cond(count > max_spikes, every, spiking, None)
 
 
+def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
+    """`_event_spike_update`'s weights for any number of spikes, computed in chunks of `CHUNK`
+    spiking neurons by a loop whose trip count follows the number of spikes (as the event-driven
+    propagation, `simjax.synapses._event_scatter`), the weights updated in place. A synapse
+    between two neurons that spiked is written by the chunk of whichever end comes first (a later
+    chunk leaves it), so every synapse gets the rule applied once to its old weight."""
+    n_pre, max_out = weights.shape
+    size = n_pre * max_out
+    prefix = spike_prefix(jax.lax.stop_gradient(spikes))
+    flat_mask = mask.reshape(-1)
+    chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
+
+    def written_before(neurons, c):
+        earlier = chunk_of.at[neurons].get(mode="fill", fill_value=-1)
+        return (earlier >= 0) & (earlier < c)
+
+    def body(c, flat_w):
+        idx = spike_rows(prefix, n_pre, c)  # padded with n_pre
+        # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
+        row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
+        post = jnp.take(targets, idx, axis=0, mode="clip")
+        row_slots = jnp.where(written_before(post, c), size, row_slots)
+        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
+        sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
+        rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
+        rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
+        # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
+        in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
+        pre = in_slots // max_out
+        in_slots = jnp.where(written_before(pre, c), size, in_slots)
+        old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
+        sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
+        cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
+        cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
+        # one scatter (two would make XLA copy the weights)
+        slots = jnp.concatenate([row_slots.ravel(), in_slots.ravel()])
+        return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
+
+    chunks = (prefix[-1] + CHUNK - 1) // CHUNK
+    return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
+    """`_event_spike_update` with a forward pass whose cost follows the spikes that occurred
+    (`_spike_driven_forward`, a loop, which has no reverse-mode derivative) and the derivative of
+    `_event_spike_update` (the same function) as its VJP."""
+    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
+
+
+def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
+    out = _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
+    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt)
+
+
+def _spike_driven_bwd(max_spikes, residuals, g):
+    rule, targets, incoming, spikes, traces, weights, mask, dt = residuals
+
+    def reference(rule, spikes, traces, weights, dt):
+        return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
+
+    d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
+    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt
+
+
+_spike_driven_update.defvjp(_spike_driven_fwd, _spike_driven_bwd)
+
+
 def _check_common(owner, rule, dt, memory, segment):
     if not isinstance(rule, AbstractPlasticityRule):
         raise TypeError(f"{owner}: rule must be a simjax.plasticity rule (AbstractPlasticityRule), "
@@ -231,12 +301,17 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
     - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the synapses of the neurons
-      that spiked in a step: the rows and columns of a `Dense` matrix (`O(k n)` instead of
-      `O(n^2)` per step), or the outgoing and incoming stored synapses of an `EventProjection`
-      (`O(k (max_out + max_in))` instead of every stored synapse), for up to `max_spikes` spikes
-      per step, falling back to the update of every synapse in a step with more. The weights are
-      the same; gradients through the surrogate derivatives of neurons that did not spike (which
-      the full update carries) are left out. Default `None`: every synapse every step.
+      that spiked in a step. With a `Dense` matrix: their rows and columns (`O(k n)` instead of
+      `O(n^2)` per step) for up to `max_spikes` spikes per step, falling back to the update of
+      every synapse in a step with more. With an `EventProjection`: the outgoing and incoming
+      stored synapses of every neuron that spiked (`O(k (max_out + max_in))` instead of every
+      stored synapse), in a loop over chunks of the spikes that occurred, the weights updated in
+      place (the update of a step's spikes is applied at the start of the next step, which gives
+      the same weights); there `max_spikes` is the budget of the backward pass, which
+      differentiates the update of up to `max_spikes` spiking neurons (of every synapse in a step
+      with more). The weights are the same as without `max_spikes`; gradients through the
+      surrogate derivatives of neurons that did not spike (which the full update carries) are
+      left out. Default `None`: every synapse every step.
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
     run (its `final_state` a `PlasticState`).
@@ -284,16 +359,25 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
 
+    def spike_driven(spikes, traces, weights):
+        w = _spike_driven_update(max_spikes, rule, net.recurrent.targets, incoming, spikes, traces, weights, mask, dt)
+        return w, rule.advance(spikes, spikes, traces, dt)
+
+    def body_spike_driven(carry: PlasticState, x):
+        # the update of the previous step's spikes opens this step, so that XLA updates the carried
+        # weights in place (an update after `transition`, whose propagation loop reads them, costs a
+        # copy of every weight per step); the last step's update follows the scan
+        w, traces = spike_driven(carry.network.spikes, carry.traces, carry.weights)
+        proj = eqx.tree_at(lambda p: p.weight, net.recurrent, w)
+        ei, record = net.transition(carry.network, x[0], dt, proj)
+        return PlasticState(network=ei, weights=w, traces=traces), record
+
     def body(carry: PlasticState, x):
         x_t, m_t = x
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, carry.weights)
         ei, record = net.transition(carry.network, x_t, dt, proj)
         if event and max_spikes is None:
             w = _event_update(rule, net.recurrent.targets, ei.spikes, carry.traces, carry.weights, mask, dt)
-            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
-        elif event:
-            w = _event_spike_update(rule, net.recurrent.targets, incoming, ei.spikes, carry.traces, carry.weights,
-                                    mask, dt, max_spikes)
             traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
         elif max_spikes is None:
             w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
@@ -303,6 +387,11 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
             traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
         return PlasticState(network=ei, weights=w, traces=traces), record
 
-    final, recs = _scan(body, state, xs, steps, memory, segment)
+    if event and max_spikes is not None:
+        final, recs = _scan(body_spike_driven, state, xs, steps, memory, segment)
+        w, traces = spike_driven(final.network.spikes, final.traces, final.weights)
+        final = PlasticState(network=final.network, weights=w, traces=traces)
+    else:
+        final, recs = _scan(body, state, xs, steps, memory, segment)
     net = eqx.tree_at(lambda m: m.recurrent.weight, net, final.weights)
     return net, Output(spikes=recs.spikes, v=recs.v, readout=recs.readout, final_state=final, info={})

@@ -37,7 +37,7 @@ def _chunks(prefix, budget):
     return (jnp.minimum(prefix[-1], budget) + CHUNK - 1) // CHUNK
 
 
-def _rows(prefix, budget, c):
+def spike_rows(prefix, budget, c):
     """The rows of the spikes ranked `c CHUNK + 1 ... (c + 1) CHUNK` (by a binary search in the
     prefix sum of the spike flags), `n_pre` past the count or the budget."""
     ranks = c * CHUNK + jnp.arange(1, CHUNK + 1, dtype=prefix.dtype)
@@ -52,7 +52,7 @@ def _gather(array, rows):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _scatter(out, weight, value, prefix, budget, routing, aux):
     def body(c, out):
-        rows = _rows(prefix, budget, c)
+        rows = spike_rows(prefix, budget, c)
         contributions = _gather(value, rows)[:, None] * _gather(weight, rows)
         return out.at[routing(aux, rows).ravel()].add(contributions.ravel(), mode="drop")
 
@@ -68,7 +68,7 @@ def _scatter_bwd(budget, routing, residuals, g):
 
     def body(c, grads):
         d_weight, d_value = grads
-        rows = _rows(prefix, budget, c)
+        rows = spike_rows(prefix, budget, c)
         g_rows = g.at[routing(aux, rows)].get(mode="fill", fill_value=0)
         d_weight = d_weight.at[rows].add(_gather(value, rows)[:, None] * g_rows, mode="drop")
         d_value = d_value.at[rows].add(jnp.sum(_gather(weight, rows) * g_rows, axis=-1), mode="drop")
