@@ -37,11 +37,22 @@ def _chunks(prefix, budget):
     return (jnp.minimum(prefix[-1], budget) + CHUNK - 1) // CHUNK
 
 
+COMPARE_ALL_UP_TO = 16384
+"""Up to this many presynaptic neurons a chunk's rows are found by counting the prefix entries
+below each rank (one fused `CHUNK x n_pre` comparison) rather than by an unrolled binary search
+(one kernel per halving): on XLA's CPU backend the count is the faster of the two for the COBA
+step up to at least 16k neurons (see the synapses page)."""
+
+
 def spike_rows(prefix, budget, c):
-    """The rows of the spikes ranked `c CHUNK + 1 ... (c + 1) CHUNK` (by a binary search in the
-    prefix sum of the spike flags), `n_pre` past the count or the budget."""
+    """The rows of the spikes ranked `c CHUNK + 1 ... (c + 1) CHUNK` (the number of prefix-sum
+    entries below each rank: the first row whose prefix reaches it), `n_pre` past the count or
+    the budget."""
     ranks = c * CHUNK + jnp.arange(1, CHUNK + 1, dtype=prefix.dtype)
-    rows = jnp.searchsorted(prefix, ranks, side="left", method="scan_unrolled").astype(jnp.int32)
+    if prefix.shape[0] <= COMPARE_ALL_UP_TO:
+        rows = jnp.sum(prefix[None, :] < ranks[:, None], axis=1, dtype=jnp.int32)
+    else:
+        rows = jnp.searchsorted(prefix, ranks, side="left", method="scan_unrolled").astype(jnp.int32)
     return jnp.where(ranks <= budget, rows, prefix.shape[0])
 
 
