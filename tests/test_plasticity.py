@@ -350,10 +350,10 @@ def test_event_projection_learns_like_its_dense_twin():
 
 
 def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
-    """The spike-driven update of an `EventProjection` (a loop over chunks of the neurons that
-    spiked, several chunks here, with synapses between spiking neurons of different chunks) gives
-    the weights of the update of every stored synapse, and its custom derivative in the rule's
-    parameters, the traces and the weights equals the autodiff of that update."""
+    """The spike-driven update of an `EventProjection` and of a dense matrix (a loop over chunks of
+    the neurons that spiked, several chunks here, with synapses between spiking neurons of
+    different chunks) gives the weights of the update of every synapse, and its custom derivative
+    in the rule's parameters, the traces and the weights equals the autodiff of that update."""
     from simjax.plasticity._run import _event_update, _spike_driven_update, incoming_slots
 
     n = 60
@@ -378,6 +378,23 @@ def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
     probe = jnp.asarray(rng.normal(size=proj.weight.shape))
     grads = [jax.grad(lambda *a, f=f: jnp.sum(probe * f(*a)), argnums=(0, 1, 2))(rule, traces, weights)
              for f in (chunked, every)]
+    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+    # the same for a dense matrix: rows and columns of the spiking neurons against the full update
+    dense_w = jnp.asarray(rng.uniform(0.1, 0.9, (n, n)))
+    dense_mask = jnp.asarray(rng.random((n, n)) < 0.8)
+
+    def dense_chunked(rule, traces, weights):
+        return _spike_driven_update(8, rule, None, None, spikes, traces, weights, dense_mask, 0.1)
+
+    def dense_every(rule, traces, weights):
+        return jnp.where(dense_mask, rule(spikes, spikes, traces, weights, None, 0.1)[0], weights)
+
+    np.testing.assert_allclose(dense_chunked(rule, traces, dense_w), dense_every(rule, traces, dense_w), rtol=1e-14)
+    probe = jnp.asarray(rng.normal(size=(n, n)))
+    grads = [jax.grad(lambda *a, f=f: jnp.sum(probe * f(*a)), argnums=(0, 1, 2))(rule, traces, dense_w)
+             for f in (dense_chunked, dense_every)]
     for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 

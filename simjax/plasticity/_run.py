@@ -202,16 +202,56 @@ def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask
     return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
 
 
+def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
+    """`_sparse_update`'s weights for any number of spikes: the rows and columns of the neurons
+    that spiked, in chunks of `CHUNK` neurons by a loop whose trip count follows the number of
+    spikes, the weights updated in place (as `_spike_driven_forward`, which it mirrors for a
+    dense matrix)."""
+    n = weights.shape[0]
+    size = n * n
+    prefix = spike_prefix(jax.lax.stop_gradient(spikes))
+    chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
+    every = jnp.arange(n)
+
+    def body(c, flat_w):
+        idx = spike_rows(prefix, n, c)  # padded with n
+        earlier = (chunk_of >= 0) & (chunk_of < c)  # neurons whose row and column are written
+        # rows: pre = the chunk [C], post = every neuron [n]
+        row_slots = jnp.where((idx[:, None] < n) & ~earlier[None, :], idx[:, None] * n + every, size)
+        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
+        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), old, None, dt)[0]
+        rows = jnp.where(mask.reshape(-1).at[row_slots].get(mode="fill", fill_value=False), rows, old)
+        # columns: pre = every neuron [n], post = the chunk [C]
+        col_slots = jnp.where((idx[None, :] < n) & ~earlier[:, None], every[:, None] * n + idx[None, :], size)
+        old_col = flat_w.at[col_slots].get(mode="fill", fill_value=0)
+        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), old_col, None, dt)[0]
+        cols = jnp.where(mask.reshape(-1).at[col_slots].get(mode="fill", fill_value=False), cols, old_col)
+        slots = jnp.concatenate([row_slots.ravel(), col_slots.ravel()])
+        return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
+
+    chunks = (prefix[-1] + CHUNK - 1) // CHUNK
+    return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
-    """`_event_spike_update` with a forward pass whose cost follows the spikes that occurred
-    (`_spike_driven_forward`, a loop, which has no reverse-mode derivative) and the derivative of
-    `_event_spike_update` (the same function) as its VJP."""
+    """The update of the synapses of the neurons that spiked, with a forward pass whose cost
+    follows the spikes that occurred (a loop, which has no reverse-mode derivative) and the
+    derivative of the same function with a static budget of `max_spikes` spiking neurons as its
+    VJP: for an `EventProjection` (`targets`, `incoming` given) `_spike_driven_forward` and
+    `_event_spike_update`, for a dense matrix (`targets = incoming = None`)
+    `_dense_spike_driven_forward` and `_sparse_update`."""
+    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
+
+
+def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt):
+    if targets is None:
+        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
     return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
 
 
 def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
-    out = _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
+    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
     return out, (rule, targets, incoming, spikes, traces, weights, mask, dt)
 
 
@@ -219,6 +259,8 @@ def _spike_driven_bwd(max_spikes, residuals, g):
     rule, targets, incoming, spikes, traces, weights, mask, dt = residuals
 
     def reference(rule, spikes, traces, weights, dt):
+        if targets is None:
+            return _sparse_update(rule, spikes, traces, weights, mask, None, dt, max_spikes)
         return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
 
     d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
@@ -301,16 +343,15 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
     - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the synapses of the neurons
-      that spiked in a step. With a `Dense` matrix: their rows and columns (`O(k n)` instead of
-      `O(n^2)` per step) for up to `max_spikes` spikes per step, falling back to the update of
-      every synapse in a step with more. With an `EventProjection`: the outgoing and incoming
-      stored synapses of every neuron that spiked (`O(k (max_out + max_in))` instead of every
-      stored synapse), in a loop over chunks of the spikes that occurred, the weights updated in
-      place (the update of a step's spikes is applied at the start of the next step, which gives
-      the same weights); there `max_spikes` is the budget of the backward pass, which
-      differentiates the update of up to `max_spikes` spiking neurons (of every synapse in a step
-      with more). The weights are the same as without `max_spikes`; gradients through the
-      surrogate derivatives of neurons that did not spike (which the full update carries) are
+      that spiked in a step: the rows and columns of a `Dense` matrix (`O(k n)` instead of
+      `O(n^2)` per step), or the outgoing and incoming stored synapses of an `EventProjection`
+      (`O(k (max_out + max_in))` instead of every stored synapse). The forward pass loops over
+      chunks of the spikes that occurred and updates the weights in place (the update of a
+      step's spikes is applied at the start of the next step, which gives the same weights);
+      `max_spikes` is the budget of the backward pass, which differentiates the update of up to
+      `max_spikes` spiking neurons (of every synapse in a step with more). The weights are the
+      same as without `max_spikes`; gradients through the surrogate derivatives of neurons that
+      did not spike (which the full update carries) are
       left out. Default `None`: every synapse every step.
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
@@ -359,8 +400,10 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
     state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
 
+    targets = net.recurrent.targets if event else None
+
     def spike_driven(spikes, traces, weights):
-        w = _spike_driven_update(max_spikes, rule, net.recurrent.targets, incoming, spikes, traces, weights, mask, dt)
+        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt)
         return w, rule.advance(spikes, spikes, traces, dt)
 
     def body_spike_driven(carry: PlasticState, x):
@@ -379,15 +422,12 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
         if event and max_spikes is None:
             w = _event_update(rule, net.recurrent.targets, ei.spikes, carry.traces, carry.weights, mask, dt)
             traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
-        elif max_spikes is None:
+        else:
             w, traces = rule(ei.spikes, ei.spikes, carry.traces, carry.weights, m_t, dt)
             w = jnp.where(mask, w, carry.weights)
-        else:
-            w = _sparse_update(rule, ei.spikes, carry.traces, carry.weights, mask, m_t, dt, max_spikes)
-            traces = rule.advance(ei.spikes, ei.spikes, carry.traces, dt)
         return PlasticState(network=ei, weights=w, traces=traces), record
 
-    if event and max_spikes is not None:
+    if max_spikes is not None:
         final, recs = _scan(body_spike_driven, state, xs, steps, memory, segment)
         w, traces = spike_driven(final.network.spikes, final.traces, final.weights)
         final = PlasticState(network=final.network, weights=w, traces=traces)
