@@ -351,8 +351,8 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
       `max_spikes` is the budget of the backward pass, which differentiates the update of up to
       `max_spikes` spiking neurons (of every synapse in a step with more). The weights are the
       same as without `max_spikes`; gradients through the surrogate derivatives of neurons that
-      did not spike (which the full update carries) are
-      left out. Default `None`: every synapse every step.
+      did not spike (which the full update carries) are left out. Default `None`: every synapse
+      every step.
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
     run (its `final_state` a `PlasticState`).
