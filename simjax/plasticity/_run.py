@@ -264,7 +264,7 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
     - `t1`, `max_events`, `delay`, `record_dt`, `on_exhausted`, `state`, `key`: as for
       `simjax.simulate(..., method="event")`.
     - `mask`: `[n_rec, n_rec]`, which recurrent synapses learn (default: every nonzero weight off
-      the diagonal).
+      the diagonal; all `False` keeps them fixed).
     - `input_mask`: `[n_in, n_rec]`, which input synapses learn (default `None`: none).
 
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
