@@ -76,7 +76,7 @@ def test_stdp_window_at_off_grid_spike_times(pairing):
     np.testing.assert_allclose(float(traces.post[0]), math.exp(-(T1 - t_post) / tau_minus), rtol=1e-13)
 
 
-def test_recurrent_pair_and_triplet_rule_at_events():
+def test_recurrent_pair_triplet_and_inhibitory_rules_at_events():
     # neuron 0 fires at t_a, neuron 1 at t_b (each forced by its own input; neuron 2 stays silent):
     # the synapse 0 -> 1 is potentiated, 1 -> 0 depressed, those of neuron 2 only at its
     # partners' spikes (from its zero traces: unchanged)
@@ -96,6 +96,11 @@ def test_recurrent_pair_and_triplet_rule_at_events():
     net, _ = _input_run(rule, [t_a], [t_b, t_c])
     r1 = lambda t: math.exp(-(t - t_a) / 16.8)  # noqa: E731
     expected = r1(t_b) * 5e-10 + r1(t_c) * (5e-10 + 6.2e-3 * math.exp(-(t_c - t_b) / 125.0))
+    np.testing.assert_allclose(float(net.w_in.weight[0, 0]) - W0, expected, rtol=0, atol=1e-12)
+    # inhibitory STDP (Vogels et al. 2011): eta (y - alpha) at the pre spike, eta x at the post spike
+    rule = P.InhibitorySTDP(eta=0.01, rho0=5.0, tau=20.0, sign=1)
+    net, _ = _input_run(rule, [t_a], [t_b])
+    expected = 0.01 * (math.exp(-(t_b - t_a) / 20.0) - 2 * 5.0 * 20.0 / 1000.0)
     np.testing.assert_allclose(float(net.w_in.weight[0, 0]) - W0, expected, rtol=0, atol=1e-12)
 
 
@@ -136,16 +141,17 @@ def test_clock_driven_plasticity_converges_to_the_event_driven_run():
     assert n_spikes == 16 and np.min(np.abs(exact - np.asarray(W_REC))[~np.eye(3, dtype=bool)]) > 1e-4
     lif = sj.neurons.LIF(tau_mem=20.0, v_th=1.0, reset="subtract", bias=BIAS)
     errors = []
-    for dt in (0.1, 0.01, 0.001):
+    for dt in (0.1, 0.001):
         ei = sj.networks.EINetwork(lif, sj.synapses.Dense(W_REC), n_exc=3)
         clock, rec = P.simulate(ei, PAIR, jnp.zeros((int(round(T_NET / dt)), 1)), dt=dt)
         assert int(np.asarray(rec.readout[:, 0]).sum() * 3 * dt / 1000.0 + 0.5) == n_spikes
         errors.append(float(np.max(np.abs(np.asarray(clock.recurrent.weight) - exact))))
     # first order: the clock method places each spike on the grid and delivers it a step late,
-    # an error below dt in every spike time (measured: error / dt = 1.5e-3, 2.2e-3, 1.2e-3)
-    for dt, err in zip((0.1, 0.01, 0.001), errors):
+    # an error below dt in every spike time (measured: error / dt = 1.5e-3 at dt = 0.1, 2.2e-3 at
+    # 0.01, 1.2e-3 at 0.001)
+    for dt, err in zip((0.1, 0.001), errors):
         assert err < 5e-3 * dt
-    assert errors[2] < errors[0] / 30
+    assert errors[1] < errors[0] / 30
 
 
 def test_gradients_in_rule_parameters_and_initial_weights_match_finite_differences():
