@@ -31,7 +31,8 @@ the depressed weight); events at the same instant pair in the order the loop app
 input spike that makes a neuron fire at once pairs at `Delta t = 0+` (potentiation `A+`), as a
 spike that makes another fire in the next step of the clock method pairs at `Delta t = dt`. With a
 transmission `delay`, the rule sees spikes at their emission times and a delayed arrival is
-applied with the weights current when it arrives.
+applied with the weights current when it arrives, the presynaptic spike's own depression included
+(so `delay=0` differs from no delay by that update).
 
 Rules that change weights between spikes (`RewardModulatedSTDP`, whose weights follow a
 continuous modulator; `SynapticScaling`; `BTSP`) have no such exact form and are refused;
