@@ -61,8 +61,8 @@ OWNER = "plasticity.simulate(method='event')"
 
 class EventPlasticState(eqx.Module):
     """The state of a plastic event-driven run: the network's state, the input and recurrent
-    weights (`W_rec` with its diagonal masked), and the rule's traces of each projection (`None`
-    for a projection that does not learn)."""
+    weights (`W_rec` with its diagonal masked), and the rule's traces of each projection at the
+    end of the run (`traces_in` is `None` unless the input weights learn)."""
 
     network: RSNNState
     w_in: Float[Array, "n_in n_rec"]
