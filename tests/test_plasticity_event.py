@@ -139,6 +139,7 @@ def test_clock_driven_plasticity_converges_to_the_event_driven_run():
     exact = np.asarray(net.w_rec.weight)
     n_spikes = int(out.info["n_spikes"])
     assert n_spikes == 16 and np.min(np.abs(exact - np.asarray(W_REC))[~np.eye(3, dtype=bool)]) > 1e-4
+    assert np.min(np.diff(np.asarray(out.spikes.times[:n_spikes]))) > 0.5  # no coincident spikes
     lif = sj.neurons.LIF(tau_mem=20.0, v_th=1.0, reset="subtract", bias=BIAS)
     errors = []
     for dt in (0.1, 0.001):
