@@ -12,6 +12,10 @@ differentiable run against its length.
   excitatory synapses (every synapse every step, and with ``max_spikes``: only the outgoing and
   incoming synapses of the neurons that spiked). Reported: ms per simulated second and the
   paired ratios plastic / static (target <= 1.5) and simjax / hand-written.
+- **exact event method**: an `RSNN` of ``--event-n`` LIF neurons (constant currents, every
+  recurrent synapse plastic) run by the event-driven method for ``--event-events`` events, static
+  (`simjax.simulate(method="event")`) and with pair STDP applied at the events
+  (`simjax.plasticity.simulate(method="event")`), timed interleaved: the paired ratio per event.
 - **Brian2** with the same STDP, where it imports (the test extra); its reason otherwise.
 - **memory**: XLA's `temp_size_in_bytes` of `jax.grad` (in `A+`) of a loss on the final weights of
   `simjax.plasticity.run` (``n x n`` synapses, Poisson trains), for ``memory="store"`` and
@@ -42,10 +46,13 @@ def parse():
     ap.add_argument("--max-spikes", type=int, default=32, help="spikes per step of the row/column update")
     ap.add_argument("--memory-T", type=int, nargs="+", default=[1000, 4000, 16000])
     ap.add_argument("--memory-n", type=int, default=100)
+    ap.add_argument("--event-n", type=int, default=200, help="neurons of the exact event-method comparison")
+    ap.add_argument("--event-events", type=int, default=2048, help="events per call of that comparison")
     ap.add_argument("--out", type=Path, default=_common.RESULTS / "plasticity.json")
     args = ap.parse_args()
     if args.quick:
         args.n, args.duration, args.repeats, args.memory_T = 400, 50.0, 1, [500, 2000]
+        args.event_n, args.event_events = 100, 512
     return args
 
 
@@ -119,6 +126,36 @@ def programs(n: int, steps: int, max_spikes: int):
             "plastic event max_spikes": lambda: plastic_event_spiking(key).block_until_ready(),
             "plastic max_spikes": lambda: plastic_sparse(key).block_until_ready(),
             "hand-written plastic": lambda: hand(key).block_until_ready()}, net
+
+
+def event_programs(n: int, events: int):
+    """Static and plastic event-driven runs of the same `RSNN` (float32), each exactly `events`
+    events (the network fires more often than that before `t1`, so every call spends its budget:
+    `on_exhausted="flag"`)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import simjax as sj
+
+    f32 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, tree)  # noqa: E731
+    w = jnp.abs(jax.random.normal(jax.random.key(0), (n, n))) * (0.02 * (1 - jnp.eye(n)))
+    lif = sj.neurons.LIF(tau_mem=20.0, v_th=1.0, bias=jnp.linspace(1.1, 1.5, n))
+    net = f32(sj.networks.RSNN(n_in=1, n_rec=n, n_out=1, neuron=lif, w_in=jnp.zeros((1, n)), w_rec=w,
+                               w_out=jnp.ones((n, 1))))
+    rule = f32(sj.plasticity.PairSTDP(a_plus=1e-3, a_minus=1.2e-3, tau_plus=20.0, tau_minus=20.0))
+    train = sj.SpikeTrain(jnp.array([jnp.inf], jnp.float32), jnp.array([0]), n=1)
+    kw = dict(method="event", t1=1000.0, max_events=events, on_exhausted="flag")
+
+    def static():
+        return sj.simulate(net, train, **kw).spikes.times.block_until_ready()
+
+    def plastic():
+        return sj.plasticity.simulate(net, rule, train, **kw)[0].w_rec.weight.block_until_ready()
+
+    out = sj.simulate(net, train, **kw)
+    assert bool(out.info["exhausted"]), "the event comparison needs a network that spends its whole budget"
+    return {"static event method": static, "plastic event method": plastic}
 
 
 def memory_mib(n: int, steps: int, memory: str) -> float:
@@ -201,6 +238,14 @@ def main():
           f"(target <= 1.5); plastic / hand-written (dense): {ratio_hand:.2f}")
     print(f"  event-driven projection: plastic / static {ratio_event:.2f}, max_spikes={args.max_spikes} "
           f"{ratio_event_spiking:.2f} (target <= 1.5)")
+    event_fns = event_programs(args.event_n, args.event_events)
+    for fn in event_fns.values():
+        fn()
+    event_timing = _common.interleaved(event_fns, steps=3, repeats=args.repeats, reference="static event method")
+    ratio_exact = _common.paired_ratio(event_timing, "plastic event method", "static event method")
+    print(f"  exact event method, RSNN n={args.event_n}, {args.event_events} events: static "
+          f"{event_timing['static event method']['median_ms']:.1f} ms, plastic "
+          f"{event_timing['plastic event method']['median_ms']:.1f} ms, plastic / static {ratio_exact:.2f}")
     brian2 = {}
     for target in ("numpy", "cython"):
         b2_ms, b2_note = brian2_ms_per_s(args.n, args.duration, target)
@@ -219,6 +264,8 @@ def main():
               "ratio_plastic_sparse_static": ratio_sparse, "ratio_plastic_event_static_event": ratio_event,
               "ratio_plastic_event_max_spikes_static_event": ratio_event_spiking,
               "max_spikes": args.max_spikes,
+              "event_method": {"n": args.event_n, "events": args.event_events, "timing": event_timing,
+                               "ratio_plastic_static": ratio_exact},
               "brian2": brian2,
               "grad_temp_mib": memory, "machine": _common.machine()}
     print(f"written to {_common.write_json(args.out, result)}")

@@ -51,6 +51,7 @@ change, as for any exact spike-time gradient: Bohte et al. 2002; Wunderlich & Pe
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, Literal
 
@@ -71,6 +72,24 @@ from .output import Output
 
 def _where(mask, new, old):
     return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
+
+
+class AbstractEventPlasticity(eqx.Module):
+    """Synapses whose weights change at events (online plasticity inside the event loop; built by
+    `simjax.plasticity.simulate(..., method="event")`). The loop carries their state, reads the
+    current weights from it to apply each event, and then calls `update` with the time since the
+    previous event and the event itself. A delayed arrival (`delay`) applies the weights current at
+    its arrival and calls `update` as a pure decay."""
+
+    @abc.abstractmethod
+    def weights(self, state: PyTree[Array]) -> tuple[Float[Array, "n_in n_rec"], Float[Array, "n_rec n_rec"]]:
+        """The current input and recurrent weights (`W_in`, `W_rec` with its diagonal masked)."""
+
+    @abc.abstractmethod
+    def update(self, state: PyTree[Array], elapsed: Float[Array, ""], channel: Any, given: Any, neuron: Any,
+               spike: Any) -> PyTree[Array]:
+        """The state after `elapsed` ms without events followed by the event: an input spike of
+        `channel` if `given`, a spike of `neuron` if `spike` (neither: the decay alone)."""
 
 
 class _Weights(eqx.Module):
@@ -104,10 +123,12 @@ def _pseudo(neuron, w_rec, ns, t1, drive, n_pseudo):
     return times, ids
 
 
-def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None):
+def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None,
+           plastic=None, p0=()):
     """One trial: `times`/`ids` are sorted input spikes padded with one trailing `inf`; `o0`
     the readout at `t = 0` minus `b_out`; `grid` the readout sample times; `delay` the recurrent
-    transmission delay (`None`: spikes act at once).
+    transmission delay (`None`: spikes act at once); `plastic` an `AbstractEventPlasticity` with
+    initial state `p0` (`None`: the weights of `w`).
 
     The scan runs `max_events + 1` iterations; an event found by the last one means the budget
     was too small (`exhausted`) and is not applied."""
@@ -116,7 +137,8 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     inf = jnp.asarray(jnp.inf, dtype)
 
     def body(carry, n):
-        t, ns, o, k, queue = carry
+        t, ns, o, k, queue, p = carry
+        w_in, w_rec = (w.w_in, w.w_rec) if plastic is None else plastic.weights(p)
         to_spike = neuron.time_to_spike(ns, t1 - t)
         j = jnp.argmin(to_spike)
         t_spike = t + to_spike[j]
@@ -136,11 +158,12 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
         dt = jnp.where(active, t_next - t, 0.0)
         flowed = neuron.free_flow(ns, dt)
         flowed = _where((jnp.arange(n_rec) == j) & spike, neuron.reset(flowed), flowed)
-        w_input = w.w_in[jnp.clip(ids[k], 0, n_in - 1)]
+        channel = jnp.clip(ids[k], 0, n_in - 1)
+        w_input = w_in[channel]
         if delay is None:
-            weight = jnp.where(spike, w.w_rec[j], jnp.where(given, w_input, 0.0))
+            weight = jnp.where(spike, w_rec[j], jnp.where(given, w_input, 0.0))
         else:
-            weight = jnp.where(arrival, w.w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
+            weight = jnp.where(arrival, w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
             # slot `tail` is still empty (inf, 0) unless this event is a spike: one entry written
             queue_t = queue_t.at[tail].set(jnp.where(spike, t_next + delay, inf))
             queue_j = queue_j.at[tail].set(jnp.where(spike, j, 0).astype(jnp.int32))
@@ -149,8 +172,10 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
         o = jnp.where(active, o * jnp.exp(-dt / w.tau_out) + jnp.where(spike, w.w_out[j], 0.0), o)
         t = jnp.where(active, t_next, t)
         k = k + given.astype(k.dtype)
+        if plastic is not None:  # after the event was applied with the weights before it
+            p = plastic.update(p, dt, channel, given, j, spike)
         record = (jnp.where(spike, t, inf), j.astype(jnp.int32), jnp.where(active, t, inf), o, due & ~active)
-        return (t, ns, o, k, queue), record
+        return (t, ns, o, k, queue, p), record
 
     zero = jnp.zeros((), dtype)
     count = jnp.zeros((), jnp.int32)
@@ -158,12 +183,14 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     # neuron); `head` counts the arrivals applied, `tail` the spikes emitted (at most `max_events`).
     queue = () if delay is None else (jnp.full(max_events + 1, jnp.inf, dtype),
                                       jnp.zeros(max_events + 1, jnp.int32), count, count)
-    (t, ns, o, k, queue), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
-        body, (zero, ns, o0, count, queue), jnp.arange(max_events + 1))
+    (t, ns, o, k, queue, p), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
+        body, (zero, ns, o0, count, queue, p0), jnp.arange(max_events + 1))
     arrivals = count if delay is None else queue[2]
     spike_t, spike_j, event_t, event_o = spike_t[:-1], spike_j[:-1], event_t[:-1], event_o[:-1]
     exhausted = left[-1]
     final = neuron.free_flow(ns, jnp.maximum(t1 - t, 0.0))
+    if plastic is not None:
+        p = plastic.update(p, jnp.maximum(t1 - t, 0.0), count, False, count, False)
     # The readout at each grid time decays from the last event at or before it (t = 0: o0).
     event_t = jnp.concatenate([zero[None], event_t])
     event_o = jnp.concatenate([o0[None], event_o])
@@ -177,13 +204,15 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
             "t_reached": jnp.where(exhausted, t, t1)}
     if n_pseudo:
         info["pseudospike_times"], info["pseudospike_ids"] = _pseudo(neuron, w.w_rec, final, t1, drive, n_pseudo)
-    return spike_t[order], spike_j[order], readout, final, info
+    return spike_t[order], spike_j[order], readout, final, info, p
 
 
 @eqx.filter_jit
-def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None):
-    trial = lambda *a: _trial(neuron, w, *a, t1, max_events, grid, drive, n_pseudo, delay)
-    return jax.vmap(trial)(times, ids, ns, o0)
+def _run(neuron, w, times, ids, ns, o0, t1, max_events, grid, drive=None, n_pseudo=0, delay=None, plastic=None,
+         p0=()):
+    trial = lambda tm, i, s, o, p: _trial(neuron, w, tm, i, s, o, t1, max_events, grid, drive, n_pseudo, delay,
+                                          plastic, p)
+    return jax.vmap(trial)(times, ids, ns, o0, p0)
 
 
 def _readout_grid(t1, record_dt, dtype):
@@ -257,6 +286,23 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
         if max_pseudospikes is not None:
             raise TypeError(f"{owner}: SpikingFeedForward gives every neuron one (pseudo)spike; drop max_pseudospikes")
         return simulate_layers(net, inputs, t1=t1, pseudo_drive=pseudo_drive, checks=checks, record=record)
+    return run_events(net, inputs, t1=t1, state=state, key=key, record=record, checks=checks, max_events=max_events,
+                      record_dt=record_dt, on_exhausted=on_exhausted, pseudo_drive=pseudo_drive,
+                      max_pseudospikes=max_pseudospikes, delay=delay)[0]
+
+
+def run_events(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] | None = None, key: Any = None,
+               record: tuple[str, ...] = ("spikes", "v", "readout"), checks: bool = True, max_events: int = 1024,
+               record_dt: Any = None, on_exhausted: Literal["raise", "flag"] = "raise", pseudo_drive: Any = None,
+               max_pseudospikes: int | None = None, delay: Any = None, plastic: AbstractEventPlasticity | None = None,
+               plastic_state: PyTree[Array] = (), owner: str = "simulate(method='event')"
+               ) -> tuple[Output, PyTree[Array]]:
+    """`simulate_event` for an `RSNN`, optionally with synapses that change at events: `plastic`
+    with initial state `plastic_state` (one for every trial).
+
+    **Returns:** `(out, plastic_state)`: the `Output` and the plastic synapses' state at `t1`,
+    `[*batch, ...]`.
+    """
     if not isinstance(net, RSNN):
         raise TypeError(f"{owner}: supports simjax.networks.RSNN and SpikingFeedForward, got {type(net).__name__}")
     check_event_neuron(net.neuron, owner)
@@ -273,6 +319,8 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
         check_pseudo_drive(net.neuron, pseudo_drive, owner)
     elif max_pseudospikes is not None:
         raise TypeError(f"{owner}: max_pseudospikes needs pseudo_drive (the current added after t1)")
+    if plastic is not None and pseudo_drive is not None:
+        raise TypeError(f"{owner}: pseudo_drive does not combine with plastic weights; drop pseudo_drive")
     if delay is not None:
         if pseudo_drive is not None:
             raise TypeError(f"{owner}: delay and pseudo_drive do not combine (pseudodynamics assume instant "
@@ -304,10 +352,13 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
 
     drive = None if pseudo_drive is None else jnp.asarray(pseudo_drive, dtype)
     delay = None if delay is None else jnp.asarray(delay, dtype)
-    spike_t, spike_j, readout, final, info = _run(net.neuron, w, flat(times), flat(ids), ns, o0, t1,
-                                                  int(max_events), grid, drive, int(n_pseudo), delay)
+    p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (size, *jnp.shape(a))), plastic_state)
+    spike_t, spike_j, readout, final, info, plastic_state = _run(
+        net.neuron, w, flat(times), flat(ids), ns, o0, t1, int(max_events), grid, drive, int(n_pseudo), delay,
+        plastic, p0)
     unflat = lambda a: jnp.reshape(a, (*batch, *a.shape[1:]))
-    spike_t, spike_j, readout, final, info = jax.tree.map(unflat, (spike_t, spike_j, readout, final, info))
+    spike_t, spike_j, readout, final, info, plastic_state = jax.tree.map(
+        unflat, (spike_t, spike_j, readout, final, info, plastic_state))
     readout = jnp.moveaxis(readout, len(batch), 0)
 
     if on_exhausted == "raise":
@@ -321,7 +372,8 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
                 raise RuntimeError(message.replace("ran out before t1",
                                                    f"ran out at t={reached:g} ms before t1={float(t1):g} ms"))
         else:
-            spike_t, readout, final = eqx.error_if((spike_t, readout, final), jnp.any(exhausted), message)
+            spike_t, readout, final, plastic_state = eqx.error_if((spike_t, readout, final, plastic_state),
+                                                                  jnp.any(exhausted), message)
 
     final_state = RSNNState(neuron=final, spikes=jnp.zeros((*batch, net.n_rec), dtype), readout=readout[-1])
     info["readout_times"] = grid
@@ -329,4 +381,4 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
         info["pseudospikes"] = SpikeTrain(info.pop("pseudospike_times"), info.pop("pseudospike_ids"), n=net.n_rec)
     spikes = SpikeTrain(spike_t, spike_j, n=net.n_rec) if "spikes" in record else None
     return Output(spikes=spikes, v=None, readout=readout if "readout" in record else None,
-                  final_state=final_state, info=info)
+                  final_state=final_state, info=info), plastic_state

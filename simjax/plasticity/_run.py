@@ -6,7 +6,9 @@ r"""Running a plasticity rule inside the clock-driven scan.
   synapses of an event-driven projection) learn while it runs (closed loop): the weights and the
   rule's traces are part of the scanned state (`PlasticState`); each step is the network's
   `transition` with the current weights, then the rule with this step's spikes (presynaptic =
-  postsynaptic = the population's spikes).
+  postsynaptic = the population's spikes). With `method="event"`, a `simjax.networks.RSNN` whose
+  recurrent (and optionally input) weights learn at the exact events of the event-driven method
+  (`simjax.plasticity._event`).
 
 Both are pure functions of arrays: `jax.vmap` runs many seeds or rule parameters at once, and
 `jax.grad` differentiates the final weights (or activity) in the rule's parameters. For long
@@ -27,11 +29,14 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_choice, check_int, check_positive, check_shape, is_concrete
 from .._simulate.output import Output
+from .._spike_train import SpikeTrain
 from ..networks._ei import EINetwork, EIState
+from ..networks._rsnn import RSNN, RSNNState
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, spike_indices, spike_prefix
 from ..synapses._event_scatter import CHUNK, spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
+from ._event import simulate_event
 
 
 class PlasticState(eqx.Module):
@@ -322,11 +327,21 @@ def run(rule: AbstractPlasticityRule, pre: Float[Array, "time *batch n_pre"], po
     return weights, traces
 
 
-def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"], *, dt: Any,
-             key: PRNGKeyArray | None = None, mask: Bool[Array, "n_pre n_syn"] | None = None,
+def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[Array, "time 1"] | SpikeTrain, *,
+             method: str = "clock", dt: Any = None, t1: Any = None, key: PRNGKeyArray | None = None,
+             mask: Bool[Array, "n_pre n_syn"] | None = None, input_mask: Bool[Array, "n_in n_rec"] | None = None,
              modulator: Float[Array, "time ..."] | None = None, memory: str = "store", segment: int = 100,
-             max_spikes: int | None = None) -> tuple[EINetwork, Output]:
-    r"""Runs `net` with plastic recurrent weights (closed loop; module docstring).
+             max_spikes: int | None = None, max_events: int = 1024, delay: Any = None,
+             state: RSNNState | None = None, record_dt: Any = None, on_exhausted: str = "raise"
+             ) -> tuple[EINetwork | RSNN, Output]:
+    r"""Runs `net` with plastic recurrent weights (closed loop; module docstring), clock-driven
+    (`method="clock"`, an `EINetwork` on a grid of `dt`) or event-driven (`method="event"`, an
+    `RSNN` driven by a `simjax.SpikeTrain` up to `t1`, the rule applied exactly at the events:
+    `simjax.plasticity._event`).
+
+    The event-driven form is this function's `method=` rather than a keyword of
+    `simjax.simulate`, so that every online-plasticity run has one entry point and one return
+    contract (`(net, out)`), and the simulation layer does not depend on the rules.
 
     **Arguments:**
 
@@ -342,6 +357,7 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
       weights must have the rule's sign (`sign * w >= 0`).
     - `modulator`: the third factor per step, `[time]` or `[time, n]` (rules that have one).
     - `memory`, `segment`: as for `run`.
+    - `method`: `"clock"` (default) or `"event"`.
     - `max_spikes`: for an `AbstractSpikeTriggeredRule`, update only the synapses of the neurons
       that spiked in a step: the rows and columns of a `Dense` matrix (`O(k n)` instead of
       `O(n^2)` per step), or the outgoing and incoming stored synapses of an `EventProjection`
@@ -354,10 +370,42 @@ def simulate(net: EINetwork, rule: AbstractPlasticityRule, inputs: Float[Array, 
       did not spike (which the full update carries) are left out. Default `None`: every synapse
       every step.
 
+    With `method="event"` (an `AbstractSpikeTriggeredRule`: `PairSTDP`, `TripletSTDP`,
+    `InhibitorySTDP`; other rules raise a `TypeError`), instead of `dt`, `modulator`, `memory`,
+    `segment` and `max_spikes`:
+
+    - `net`: a `simjax.networks.RSNN` of event-driven neurons (`LIF`, `ALIF`, `QIF`) with a
+      `simjax.synapses.Dense` `w_rec` (and `w_in`, if it learns).
+    - `inputs`: a `simjax.SpikeTrain` of one trial (1-D `times`; `jax.vmap` for several).
+    - `t1`, `max_events`, `delay`, `record_dt`, `on_exhausted`, `state`, `key`: as for
+      `simjax.simulate(..., method="event")`.
+    - `mask`: `[n_rec, n_rec]`, which recurrent synapses learn (default: every nonzero weight off
+      the diagonal; all `False` keeps them fixed).
+    - `input_mask`: `[n_in, n_rec]`, which input synapses learn (default `None`: none).
+
     **Returns:** `(net, out)`: the network with its final weights, and the `simjax.Output` of the
-    run (its `final_state` a `PlasticState`).
+    run (its `final_state` a `PlasticState`; with `method="event"` an `EventPlasticState`, with
+    the final weights and the traces at `t1`, and `out.spikes` a `simjax.SpikeTrain`).
     """
     owner = "plasticity.simulate"
+    check_choice("method", method, ("clock", "event"), owner=owner)
+    if method == "event":
+        wrong = [name for name, v in (("dt", dt), ("modulator", modulator), ("max_spikes", max_spikes))
+                 if v is not None] + (["memory"] if memory != "store" else [])
+        if wrong:
+            raise TypeError(f"{owner}: method='event' takes no {', '.join(wrong)} (exact event times, no step; "
+                            "rules without a third factor); drop them")
+        if not isinstance(rule, AbstractPlasticityRule):
+            raise TypeError(f"{owner}: rule must be a simjax.plasticity rule (AbstractPlasticityRule), "
+                            f"got {type(rule).__name__}")
+        return simulate_event(net, rule, inputs, t1=t1, key=key, state=state, mask=mask, input_mask=input_mask,
+                              max_events=max_events, delay=delay, record_dt=record_dt, on_exhausted=on_exhausted)
+    wrong = [name for name, v in (("t1", t1), ("input_mask", input_mask), ("delay", delay), ("state", state),
+                                  ("record_dt", record_dt)) if v is not None]
+    if wrong:
+        raise TypeError(f"{owner}: {', '.join(wrong)} belong to method='event'; drop them for method='clock'")
+    if dt is None:
+        raise ValueError(f"{owner}: method='clock' needs dt (the time step, e.g. dt=1.0)")
     _check_common(owner, rule, dt, memory, segment)
     if not isinstance(net, EINetwork):
         raise TypeError(f"{owner}: net must be a simjax.networks.EINetwork, got {type(net).__name__}")
