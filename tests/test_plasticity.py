@@ -356,47 +356,32 @@ def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
     in the rule's parameters, the traces and the weights equals the autodiff of that update."""
     from simjax.plasticity._run import _event_update, _spike_driven_update, incoming_slots
 
-    n = 60
+    n = 40
     proj = sj.synapses.fixed_in_degree(n, n, 12, key=jax.random.key(1), weight=0.5, max_spikes=n)
     rng = np.random.default_rng(0)
-    weights = jnp.asarray(rng.uniform(0.1, 0.9, proj.weight.shape))
-    mask = (proj.targets < n) & jnp.asarray(rng.random(proj.weight.shape) < 0.8)
-    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 42 spikes: 3 chunks of 16
-    assert int(spikes.sum()) > 32
+    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 2 chunks of 16
+    assert int(spikes.sum()) > 16
     traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
     rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
-    targets = np.asarray(proj.targets)
-    incoming = jnp.asarray(incoming_slots(targets, n))
-
-    def chunked(rule, traces, weights):
-        return _spike_driven_update(8, rule, proj.targets, incoming, spikes, traces, weights, mask, 0.1)
-
-    def every(rule, traces, weights):
-        return _event_update(rule, proj.targets, spikes, traces, weights, mask, 0.1)
-
-    np.testing.assert_allclose(chunked(rule, traces, weights), every(rule, traces, weights), rtol=1e-14, atol=0)
-    probe = jnp.asarray(rng.normal(size=proj.weight.shape))
-    grads = [jax.grad(lambda *a, f=f: jnp.sum(probe * f(*a)), argnums=(0, 1, 2))(rule, traces, weights)
-             for f in (chunked, every)]
-    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-
-    # the same for a dense matrix: rows and columns of the spiking neurons against the full update
-    dense_w = jnp.asarray(rng.uniform(0.1, 0.9, (n, n)))
+    incoming = jnp.asarray(incoming_slots(np.asarray(proj.targets), n))
+    mask = (proj.targets < n) & jnp.asarray(rng.random(proj.weight.shape) < 0.8)
     dense_mask = jnp.asarray(rng.random((n, n)) < 0.8)
-
-    def dense_chunked(rule, traces, weights):
-        return _spike_driven_update(8, rule, None, None, spikes, traces, weights, dense_mask, 0.1)
-
-    def dense_every(rule, traces, weights):
-        return jnp.where(dense_mask, rule(spikes, spikes, traces, weights, None, 0.1)[0], weights)
-
-    np.testing.assert_allclose(dense_chunked(rule, traces, dense_w), dense_every(rule, traces, dense_w), rtol=1e-14)
-    probe = jnp.asarray(rng.normal(size=(n, n)))
-    grads = [jax.grad(lambda *a, f=f: jnp.sum(probe * f(*a)), argnums=(0, 1, 2))(rule, traces, dense_w)
-             for f in (dense_chunked, dense_every)]
-    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    cases = {  # name: (chunked, update of every synapse, weights)
+        "event": (lambda r, t, w: _spike_driven_update(8, r, proj.targets, incoming, spikes, t, w, mask, 0.1),
+                  lambda r, t, w: _event_update(r, proj.targets, spikes, t, w, mask, 0.1),
+                  jnp.asarray(rng.uniform(0.1, 0.9, proj.weight.shape))),
+        "dense": (lambda r, t, w: _spike_driven_update(8, r, None, None, spikes, t, w, dense_mask, 0.1),
+                  lambda r, t, w: jnp.where(dense_mask, r(spikes, spikes, t, w, None, 0.1)[0], w),
+                  jnp.asarray(rng.uniform(0.1, 0.9, (n, n)))),
+    }
+    for name, (chunked, every, weights) in cases.items():
+        probe = jnp.asarray(rng.normal(size=weights.shape))
+        (got, got_grads), (want, want_grads) = (
+            jax.jit(lambda r, t, w, f=f: (f(r, t, w), jax.vjp(f, r, t, w)[1](probe)))(rule, traces, weights)
+            for f in (chunked, every))
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=0, err_msg=name)
+        for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 # ---------------------------------------------------------------- vmap and gradients
