@@ -359,8 +359,8 @@ def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
     n = 40
     proj = sj.synapses.fixed_in_degree(n, n, 12, key=jax.random.key(1), weight=0.5, max_spikes=n)
     rng = np.random.default_rng(0)
-    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 2 chunks of 16
-    assert int(spikes.sum()) > 16
+    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 4 chunks
+    assert int(spikes.sum()) > 2 * P._run.CHUNK
     traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
     rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
     incoming = jnp.asarray(incoming_slots(np.asarray(proj.targets), n))

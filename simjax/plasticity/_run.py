@@ -34,9 +34,13 @@ from ..networks._ei import EINetwork, EIState
 from ..networks._rsnn import RSNN, RSNNState
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, spike_indices, spike_prefix
-from ..synapses._event_scatter import CHUNK, spike_rows
+from ..synapses._event_scatter import spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 from ._event import simulate_event
+
+CHUNK = 8
+"""Spiking neurons per iteration of the spike-driven update's loop (smaller than the propagation's:
+each neuron brings a whole row and column, and a typical step has a few spikes)."""
 
 
 class PlasticState(eqx.Module):
@@ -182,7 +186,7 @@ def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask
         return (earlier >= 0) & (earlier < c)
 
     def body(c, flat_w):
-        idx = spike_rows(prefix, n_pre, c)  # padded with n_pre
+        idx = spike_rows(prefix, n_pre, c, CHUNK)  # padded with n_pre
         # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
         row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
         post = jnp.take(targets, idx, axis=0, mode="clip")
@@ -219,7 +223,7 @@ def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
     every = jnp.arange(n)
 
     def body(c, flat_w):
-        idx = spike_rows(prefix, n, c)  # padded with n
+        idx = spike_rows(prefix, n, c, CHUNK)  # padded with n
         earlier = (chunk_of >= 0) & (chunk_of < c)  # neurons whose row and column are written
         # rows: pre = the chunk [C], post = every neuron [n]
         row_slots = jnp.where((idx[:, None] < n) & ~earlier[None, :], idx[:, None] * n + every, size)

@@ -44,11 +44,11 @@ below each rank (one fused `CHUNK x n_pre` comparison) rather than by an unrolle
 step up to at least 16k neurons (see the synapses page)."""
 
 
-def spike_rows(prefix, budget, c):
-    """The rows of the spikes ranked `c CHUNK + 1 ... (c + 1) CHUNK` (the number of prefix-sum
+def spike_rows(prefix, budget, c, chunk: int = CHUNK):
+    """The rows of the spikes ranked `c chunk + 1 ... (c + 1) chunk` (the number of prefix-sum
     entries below each rank: the first row whose prefix reaches it), `n_pre` past the count or
     the budget."""
-    ranks = c * CHUNK + jnp.arange(1, CHUNK + 1, dtype=prefix.dtype)
+    ranks = c * chunk + jnp.arange(1, chunk + 1, dtype=prefix.dtype)
     if prefix.shape[0] <= COMPARE_ALL_UP_TO:
         rows = jnp.sum(prefix[None, :] < ranks[:, None], axis=1, dtype=jnp.int32)
     else:
