@@ -132,6 +132,36 @@ def incoming_slots(targets: np.ndarray, n_post: int) -> np.ndarray:
     return slots
 
 
+def _spiking_synapses(rule: AbstractSpikeTriggeredRule, targets, incoming, idx, spikes, traces, flat_w, flat_mask, dt,
+                      written=None):
+    """For the spiking neurons `idx` (padded with `n_pre`) of an `EventProjection`, the flat slots
+    of their outgoing stored synapses (rows) and of their incoming ones (`incoming_slots`), and the
+    rule's new values there from the weights `flat_w` (each synapse a batch entry with its pre- and
+    postsynaptic neuron; the old value where `flat_mask` is off). Slots whose other end
+    `written(neurons)` marks are dropped (padding slots are `n_pre * max_out`, dropped too)."""
+    n_pre, max_out = targets.shape
+    size = n_pre * max_out
+    # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
+    row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
+    post = jnp.take(targets, idx, axis=0, mode="clip")
+    if written is not None:
+        row_slots = jnp.where(written(post), size, row_slots)
+    old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
+    sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
+    rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
+    rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
+    # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
+    in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
+    pre = in_slots // max_out
+    if written is not None:
+        in_slots = jnp.where(written(pre), size, in_slots)
+    old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
+    sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
+    cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
+    cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
+    return (row_slots, rows), (in_slots, cols)
+
+
 def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spikes, traces, weights, mask, dt,
                         max_spikes):
     """One step of a spike-triggered rule on the stored synapses of an `EventProjection`, touching
@@ -139,29 +169,15 @@ def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spi
     neuron and its incoming synapses (`incoming_slots`), each computed from the old weights with
     the whole rule (a synapse whose both ends spiked gets the same value from both); the update
     of every stored synapse in a step with more than `max_spikes` spikes."""
-    n_pre, max_out = weights.shape
-    size = n_pre * max_out
 
     def every(_):
         return _event_update(rule, targets, spikes, traces, weights, mask, dt)
 
     def spiking(_):
         idx, _ = spike_indices(spikes, max_spikes)  # padded with n_pre: gathered clipped, written dropped
-        flat_w, flat_mask = weights.reshape(-1), mask.reshape(-1)
-        # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
-        row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
-        post = jnp.take(targets, idx, axis=0, mode="clip")
-        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
-        sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
-        rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
-        rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
-        # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
-        in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
-        pre = in_slots // max_out
-        old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
-        sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
-        cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
-        cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
+        flat_w = weights.reshape(-1)
+        (row_slots, rows), (in_slots, cols) = _spiking_synapses(rule, targets, incoming, idx, spikes, traces, flat_w,
+                                                                mask.reshape(-1), dt)
         flat_w = flat_w.at[row_slots].set(rows, mode="drop").at[in_slots].set(cols, mode="drop")
         return flat_w.reshape(weights.shape)
 
@@ -175,34 +191,18 @@ def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask
     propagation, `simjax.synapses._event_scatter`), the weights updated in place. A synapse
     between two neurons that spiked is written by the chunk of whichever end comes first (a later
     chunk leaves it), so every synapse gets the rule applied once to its old weight."""
-    n_pre, max_out = weights.shape
-    size = n_pre * max_out
+    n_pre = weights.shape[0]
     prefix = spike_prefix(jax.lax.stop_gradient(spikes))
-    flat_mask = mask.reshape(-1)
     chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
 
-    def written_before(neurons, c):
-        earlier = chunk_of.at[neurons].get(mode="fill", fill_value=-1)
-        return (earlier >= 0) & (earlier < c)
-
     def body(c, flat_w):
+        def written(neurons):  # spiked in an earlier chunk: their synapses with the chunk are written
+            earlier = chunk_of.at[neurons].get(mode="fill", fill_value=-1)
+            return (earlier >= 0) & (earlier < c)
+
         idx = spike_rows(prefix, n_pre, c, CHUNK)  # padded with n_pre
-        # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
-        row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
-        post = jnp.take(targets, idx, axis=0, mode="clip")
-        row_slots = jnp.where(written_before(post, c), size, row_slots)
-        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
-        sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
-        rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
-        rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
-        # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
-        in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
-        pre = in_slots // max_out
-        in_slots = jnp.where(written_before(pre, c), size, in_slots)
-        old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
-        sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
-        cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
-        cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
+        (row_slots, rows), (in_slots, cols) = _spiking_synapses(rule, targets, incoming, idx, spikes, traces, flat_w,
+                                                                mask.reshape(-1), dt, written)
         # one scatter (two would make XLA copy the weights)
         slots = jnp.concatenate([row_slots.ravel(), in_slots.ravel()])
         return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
