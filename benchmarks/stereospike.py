@@ -26,7 +26,9 @@ pixels, one Adam step (lr 1e-3), float32.
       ~/peer-venvs/spikingjelly/bin/pip install numpy scipy tqdm loguru packaging
 
 Before timing, the losses and gradients of simjax and the plain-JAX step are compared in float64
-on the same weights, and so are SpikingJelly's (the parameter counts of all three are printed).
+on the same weights (also without the Sobel term, whose `|.|` passes back the sign of responses
+that are zero up to rounding), and so are SpikingJelly's (the parameter counts of all three are
+printed).
 Single thread, pinned to the least busy core; warm-up steps, then interleaved repeats of
 individually timed steps; medians reported, the ratio simjax / baseline (target <= 1.05) and
 simjax / SpikingJelly (target < 1).
