@@ -147,8 +147,8 @@ class UpsampleConv(eqx.Module):
         rows = (np.arange(h + kh - 1) * x.shape[-2]) // (h + kh - 1)
         cols = (np.arange(w + kw - 1) * x.shape[-1]) // (w + kw - 1)
         z = jnp.einsum("nchw,ocij->noijhw", x, self.conv.weight.astype(x.dtype))
-        u = sum(jnp.take(z[:, :, i], rows[i:i + h], axis=-2) for i in range(kh))  # [n, o, kw, h, w_in]
-        y = sum(jnp.take(u[:, :, j], cols[j:j + w], axis=-1) for j in range(kw))
+        u = sum(jnp.take(z[:, :, :, j], cols[j:j + w], axis=-1) for j in range(kw))  # [n, o, kh, h_in, w]
+        y = sum(jnp.take(u[:, :, i], rows[i:i + h], axis=-2) for i in range(kh))
         return y if self.conv.bias is None else y + self.conv.bias[:, None, None]
 
 
