@@ -71,6 +71,47 @@ def test_upsample_conv_matches_numpy_and_its_output_has_the_target_size():
                                                         np.asarray(up.conv.bias), (9, 11)), rtol=1e-10, atol=1e-12)
 
 
+def _lax_conv(x, w, padding):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+
+def test_prediction_layer_values_and_gradients_equal_lax_conv_of_the_resized_input():
+    # C -> 1 layers contract the channels before resizing: compare with the resize followed by
+    # lax.conv_general_dilated (valid, stride 1), values and the gradients of x, W, b
+    for c_in, k, x_shape, size in [(16, 3, (2, 4, 6), (9, 13)), (4, 5, (1, 3, 2), (3, 7))]:
+        up = UpsampleConv.init(c_in, 1, k, key=jax.random.key(0), bias=True)
+        x = jax.random.normal(jax.random.key(1), (x_shape[0], c_in, *x_shape[1:]))
+        g = jax.random.normal(jax.random.key(2), (x_shape[0], 1, *size))
+        args = (x, up.conv.weight, jnp.array([0.3]))
+
+        def ref(x, w, b):
+            up_x = sj.synapses.resize_nearest(x, (size[0] + k - 1, size[1] + k - 1))
+            return _lax_conv(up_x, w, "VALID") + b[:, None, None]
+
+        mine = lambda x, w, b: eqx.tree_at(lambda m: (m.conv.weight, m.conv.bias), up, (w, b))(x, size)
+        both = jax.jit(lambda *a: [(f(*a), jax.vjp(f, *a)[1](g)) for f in (mine, ref)])
+        (out, grads), (out_ref, grads_ref) = both(*args)
+        np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads, grads_ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_sobel_values_and_gradients_equal_a_zero_padded_lax_conv():
+    sx = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    kernel = jnp.asarray(np.stack([sx, sx.T])[:, None])
+    x = jax.random.normal(jax.random.key(3), (3, 7, 9))
+    g = jax.random.normal(jax.random.key(4), (2, 3, 7, 9))
+
+    def ref(x):
+        out = _lax_conv(x[:, None], kernel, ((1, 1), (1, 1)))
+        return jnp.stack([out[:, 0], out[:, 1]])
+
+    mine = lambda x: jnp.stack(sj.losses.sobel(x))
+    (out, (grad,)), (out_ref, (grad_ref,)) = jax.jit(lambda x: [(f(x), jax.vjp(f, x)[1](g)) for f in (mine, ref)])(x)
+    np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12)
+
+
 def test_full_size_decoder_outputs_have_the_skip_shapes_and_the_paper_parameter_count():
     net = eqx.filter_eval_shape(StereoSpike, 4, FULL_CHANNELS, key=jax.random.key(0))  # shapes only
     out = eqx.filter_eval_shape(net, jax.ShapeDtypeStruct((1, 4, 260, 346), jnp.float64))

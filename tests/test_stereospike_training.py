@@ -1,5 +1,5 @@
 """Quick StereoSpike training on dynamic random-dot stereograms (16x24 pixels, channels 16-16-16,
-400 Adam steps of batch 4, one seed): the binocular network learns depth that the monocular one
+600 Adam steps of batch 4, one seed): the binocular network learns depth that the monocular one
 cannot, the multi-scale readout beats the full-resolution-only readout, and the spike penalty lowers the
 firing rate at little cost in depth error.
 
@@ -13,8 +13,12 @@ against the constant training-mean depth.
 
 At this size and length the binocular network is not at the study's <= 0.5x baseline (the docs
 page gives the config's figures and the settings tried at this size, none of which reached it);
-the thresholds here are the ones this run reaches with a margin (measured: binocular 0.72x,
-monocular 0.99x, top-only readout 1.04x, penalised 0.80x with a 44 % lower firing rate). The
+the thresholds here are the ones this run reaches with a margin (measured: binocular 0.65x,
+monocular 1.04x, top-only readout 0.78x, penalised 0.62x with a 49 % lower firing rate). The
+binocular network leaves the constant baseline after a plateau whose length depends on the seed
+and on float rounding: at 400 steps one of three weight seeds (this one, after a change of
+summation order in the prediction layers) was still at 1.10x; at 600 steps six weight seeds
+reached 0.61-0.75x. The
 training programs are compiled with the backend optimisations on
 (`xla_backend_optimization_level=2`): the suite turns them off to compile faster, which leaves the
 convolutions about 30x slower.
@@ -31,7 +35,7 @@ import simjax as sj
 from simjax.networks._stereospike import firing_rates
 from simjax.parameters import partition
 
-H, W, CHANNELS, STEPS, BATCH, LR = 16, 24, (16, 16, 16), 400, 4, 4e-3
+H, W, CHANNELS, STEPS, BATCH, LR = 16, 24, (16, 16, 16), 600, 4, 4e-3
 N_TRAIN, N_TEST = 192, 48
 OPTIMISED = {"xla_backend_optimization_level": 2}
 
@@ -84,7 +88,7 @@ def trained():
 
 def test_binocular_network_learns_depth_that_the_monocular_one_cannot(trained):
     binocular, monocular = trained["binocular"][0], trained["monocular"][0]
-    assert binocular <= 0.85, binocular
+    assert binocular <= 0.8, binocular
     assert monocular >= 0.8, monocular
     assert monocular - binocular >= 0.15
 

@@ -21,12 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
-
-_SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def _residual(prediction, target):
@@ -67,14 +63,17 @@ def scale_invariant_loss(prediction: Float[ArrayLike, "*batch H W"],
 
 def sobel(x: Float[ArrayLike, "*batch H W"]) -> tuple[Float[Array, "*batch H W"], Float[Array, "*batch H W"]]:
     """The horizontal and vertical Sobel responses of `x` with zero padding (same size as `x`);
-    `S_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]` (cross-correlation), `S_y = S_x^T`."""
+    `S_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]` (cross-correlation), `S_y = S_x^T`.
+
+    Computed as sums of shifted copies of the zero-padded image (one fused elementwise pass; a
+    one-channel convolution is far slower on a CPU, forward and backward)."""
     x = jnp.asarray(x)
-    flat = x.reshape((-1, 1) + x.shape[-2:])
-    kernel = jnp.asarray(np.stack([_SOBEL_X, _SOBEL_X.T])[:, None], dtype=x.dtype)
-    out = jax.lax.conv_general_dilated(flat, kernel, (1, 1), ((1, 1), (1, 1)),
-                                       dimension_numbers=("NCHW", "OIHW", "NCHW"))
-    gx, gy = out[:, 0], out[:, 1]
-    return gx.reshape(x.shape), gy.reshape(x.shape)
+    h, w = x.shape[-2:]
+    p = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
+    s = lambda i, j: p[..., i:i + h, j:j + w]
+    gx = (s(0, 2) - s(0, 0)) + 2 * (s(1, 2) - s(1, 0)) + (s(2, 2) - s(2, 0))
+    gy = (s(2, 0) - s(0, 0)) + 2 * (s(2, 1) - s(0, 1)) + (s(2, 2) - s(0, 2))
+    return gx, gy
 
 
 def sobel_gradient_loss(prediction: Float[ArrayLike, "*batch H W"],

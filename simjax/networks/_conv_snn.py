@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_int
@@ -110,7 +111,9 @@ class SEWBlock(eqx.Module):
 class UpsampleConv(eqx.Module):
     """Nearest-neighbour resize to `(H + k - 1, W + k - 1)`, then a valid `k x k` convolution:
     the output is exactly `size = (H, W)` ("NN-upsampling + conv" of StereoSpike's decoder and
-    prediction layers). Returns the convolution's output (a current), no spikes.
+    prediction layers). Returns the convolution's output (a current), no spikes. A layer with one
+    output channel (or with `out_c kh kw < in_c`) contracts the channels at the input resolution and
+    resizes the `kh kw` tap maps instead (the same sums in another order; much faster on a CPU).
 
     **Arguments:** `conv`, a `Conv2d` with `padding="VALID"` and stride 1 (with a bias for the
     prediction layers).
@@ -130,10 +133,23 @@ class UpsampleConv(eqx.Module):
                                scale=scale))
 
     def __call__(self, x: Float[Array, "batch c h w"], size: tuple[int, int]) -> Float[Array, "batch c2 h2 w2"]:
-        kh, kw = self.conv.weight.shape[-2:]
+        out_c, in_c, kh, kw = self.conv.weight.shape
         h = check_int("size[0]", size[0], owner="UpsampleConv")
         w = check_int("size[1]", size[1], owner="UpsampleConv")
-        return self.conv(resize_nearest(x, (h + kh - 1, w + kw - 1)))
+        if (out_c > 1 and out_c * kh * kw >= in_c) or x.ndim != 4 or x.shape[1] != in_c:
+            return self.conv(resize_nearest(x, (h + kh - 1, w + kw - 1)))
+        # Few outputs (the prediction layers, C -> 1): contract the channels with every kernel tap at
+        # the input resolution, z[o, i, j] = sum_c W[o, c, i, j] pre[c] (a nearest resize copies
+        # pixels, so it commutes with this per-pixel sum), then post[o, y, x] =
+        # sum_{i, j} z[o, i, j, rows[y + i], cols[x + j]] with the resize's source rows and columns,
+        # gathered one axis at a time (the same products, summed in another order). On a CPU this
+        # is faster than a one-output-channel convolution even when kh kw > in_c.
+        rows = (np.arange(h + kh - 1) * x.shape[-2]) // (h + kh - 1)
+        cols = (np.arange(w + kw - 1) * x.shape[-1]) // (w + kw - 1)
+        z = jnp.einsum("nchw,ocij->noijhw", x, self.conv.weight.astype(x.dtype))
+        u = sum(jnp.take(z[:, :, :, j], cols[j:j + w], axis=-1) for j in range(kw))  # [n, o, kh, h_in, w]
+        y = sum(jnp.take(u[:, :, i], rows[i:i + h], axis=-2) for i in range(kh))
+        return y if self.conv.bias is None else y + self.conv.bias[:, None, None]
 
 
 class DecoderStage(eqx.Module):
