@@ -59,7 +59,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PyTree, Shaped
 
 from .._checks import check_choice, check_int, check_positive, grid_count, is_concrete
 from .._spike_train import SpikeTrain
@@ -90,6 +90,15 @@ class AbstractEventPlasticity(eqx.Module):
                spike: Any) -> PyTree[Array]:
         """The state after `elapsed` ms without events followed by the event: an input spike of
         `channel` if `given`, a spike of `neuron` if `spike` (neither: the decay alone)."""
+
+
+def weight_row(w: Shaped[Array, "n_pre n_post"], i: Any) -> Shaped[Array, " n_post"]:
+    """Row `i` of `w`, read as a gather of its flat positions: the plastic event loop and the
+    plasticity update read a row by this same expression, so XLA reads it once and the update's
+    write can happen in place (a second, separately fused read of the carried weights would make
+    XLA copy them at every event)."""
+    n_post = w.shape[-1]
+    return w.reshape(-1)[i * n_post + jnp.arange(n_post)]
 
 
 class _Weights(eqx.Module):
@@ -159,9 +168,10 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
         flowed = neuron.free_flow(ns, dt)
         flowed = _where((jnp.arange(n_rec) == j) & spike, neuron.reset(flowed), flowed)
         channel = jnp.clip(ids[k], 0, n_in - 1)
-        w_input = w_in[channel]
+        row = (lambda w, i: w[i]) if plastic is None else weight_row
+        w_input = row(w_in, channel)
         if delay is None:
-            weight = jnp.where(spike, w_rec[j], jnp.where(given, w_input, 0.0))
+            weight = jnp.where(spike, row(w_rec, j), jnp.where(given, w_input, 0.0))
         else:
             weight = jnp.where(arrival, w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
             # slot `tail` is still empty (inf, 0) unless this event is a spike: one entry written

@@ -49,7 +49,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._checks import check_shape, is_concrete
-from .._simulate.event import AbstractEventPlasticity, run_events
+from .._simulate.event import AbstractEventPlasticity, run_events, weight_row
 from .._simulate.output import Output
 from .._spike_train import SpikeTrain
 from ..networks._rsnn import RSNN, RSNNState
@@ -84,12 +84,21 @@ def spike_jump(rule: AbstractSpikeTriggeredRule, weights: Float[Array, "n_pre n_
     s_post = ((jnp.arange(n_post) == post) & post_fires).astype(dtype)
     traces = rule.advance(jnp.zeros_like(s_pre), jnp.zeros_like(s_post), traces, elapsed)
     zero = jnp.zeros((), dtype)
-    old_row, old_col = weights[pre], weights[:, post]
+    # the row and column read as gathers of the flat weights (the row by the event loop's own
+    # expression) and written by one scatter of values computed from them: XLA then updates the
+    # loop-carried weights in place instead of copying them at every event
+    old_row = weight_row(weights, pre)
+    col_slots = jnp.arange(n_pre) * n_post + post
+    flat = weights.reshape(-1)
+    old_col = flat[col_slots]
     row = rule(s_pre[pre][None], s_post, rule.select(traces, pre_index=pre[None]), old_row[None, :], None, zero)[0]
     col = rule(s_pre, s_post[post][None], rule.select(traces, post_index=post[None]), old_col[:, None], None, zero)[0]
-    weights = weights.at[pre].set(jnp.where(pre_fires & mask[pre], row[0], old_row))
-    kept = weights[:, post]  # the row's write included: a synapse both ends of which fire gets the same value
-    weights = weights.at[:, post].set(jnp.where(post_fires & mask[:, post], col[:, 0], kept))
+    # a synapse both ends of which fire (a self-connection) gets the same value from the row and the column
+    size = n_pre * n_post
+    row_slots = jnp.where(pre_fires & weight_row(mask, pre), pre * n_post + jnp.arange(n_post), size)
+    col_slots = jnp.where(post_fires & mask.reshape(-1)[col_slots], col_slots, size)
+    flat = flat.at[jnp.concatenate([row_slots, col_slots])].set(jnp.concatenate([row[0], col[:, 0]]), mode="drop")
+    weights = flat.reshape(n_pre, n_post)
     return weights, rule.advance(s_pre, s_post, traces, zero)
 
 
