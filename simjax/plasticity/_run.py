@@ -84,21 +84,21 @@ def _check_modulator_series(owner, rule, modulator, steps, post_shape):
                          "per step and neuron)")
 
 
-def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, mask, modulator, dt, max_spikes):
+def _sparse_update(rule: AbstractSpikeTriggeredRule, spikes, traces, weights, mask, dt, max_spikes):
     """The weights after one step of a spike-triggered rule in a recurrent population (pre = post =
     `spikes`), touching only the rows and columns of the neurons that spiked; the dense update in a
     step with more than `max_spikes` spikes."""
 
     def dense(_):
-        return jnp.where(mask, rule(spikes, spikes, traces, weights, modulator, dt)[0], weights)
+        return jnp.where(mask, rule(spikes, spikes, traces, weights, None, dt)[0], weights)
 
     def sparse(_):
         idx, _ = spike_indices(spikes, max_spikes)  # padded with n: gathered clipped, scattered dropped
         rows_old = jnp.take(weights, idx, axis=0, mode="clip")
-        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), rows_old, modulator, dt)[0]
+        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), rows_old, None, dt)[0]
         rows = jnp.where(jnp.take(mask, idx, axis=0, mode="clip"), rows, rows_old)
         cols_old = jnp.take(weights, idx, axis=1, mode="clip")
-        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), cols_old, modulator, dt)[0]
+        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), cols_old, None, dt)[0]
         cols = jnp.where(jnp.take(mask, idx, axis=1, mode="clip"), cols, cols_old)
         return weights.at[idx, :].set(rows, mode="drop").at[:, idx].set(cols, mode="drop")
 
@@ -185,12 +185,14 @@ def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spi
     return jax.lax.cond(count > max_spikes, every, spiking, None)
 
 
-def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
-    """`_event_spike_update`'s weights for any number of spikes, computed in chunks of `CHUNK`
-    spiking neurons by a loop whose trip count follows the number of spikes (as the event-driven
-    propagation, `simjax.synapses._event_scatter`), the weights updated in place. A synapse
-    between two neurons that spiked is written by the chunk of whichever end comes first (a later
-    chunk leaves it), so every synapse gets the rule applied once to its old weight."""
+def _chunked_in_place(spikes, weights, synapses):
+    """The weights after the update of the synapses of the neurons that spiked, in chunks of
+    `CHUNK` spiking neurons by a loop whose trip count follows the number of spikes (as the
+    event-driven propagation, `simjax.synapses._event_scatter`), the weights updated in place.
+    `synapses(idx, written, flat_w)` gives the chunk's `(slots, values)` pairs of its neurons'
+    rows and columns, dropping (slot past the end) those whose other end `written(neurons)` marks:
+    a synapse between two neurons that spiked is written by the chunk of whichever end comes first,
+    so every synapse gets the rule applied once to its old weight."""
     n_pre = weights.shape[0]
     prefix = spike_prefix(jax.lax.stop_gradient(spikes))
     chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
@@ -201,45 +203,45 @@ def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask
             return (earlier >= 0) & (earlier < c)
 
         idx = spike_rows(prefix, n_pre, c, CHUNK)  # padded with n_pre
-        (row_slots, rows), (in_slots, cols) = _spiking_synapses(rule, targets, incoming, idx, spikes, traces, flat_w,
-                                                                mask.reshape(-1), dt, written)
+        (row_slots, rows), (col_slots, cols) = synapses(idx, written, flat_w)
         # one scatter (two would make XLA copy the weights)
-        slots = jnp.concatenate([row_slots.ravel(), in_slots.ravel()])
-        return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
-
-    chunks = (prefix[-1] + CHUNK - 1) // CHUNK
-    return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
-
-
-def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
-    """`_sparse_update`'s weights for any number of spikes: the rows and columns of the neurons
-    that spiked, in chunks of `CHUNK` neurons by a loop whose trip count follows the number of
-    spikes, the weights updated in place (as `_spike_driven_forward`, which it mirrors for a
-    dense matrix)."""
-    n = weights.shape[0]
-    size = n * n
-    prefix = spike_prefix(jax.lax.stop_gradient(spikes))
-    chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
-    every = jnp.arange(n)
-
-    def body(c, flat_w):
-        idx = spike_rows(prefix, n, c, CHUNK)  # padded with n
-        earlier = (chunk_of >= 0) & (chunk_of < c)  # neurons whose row and column are written
-        # rows: pre = the chunk [C], post = every neuron [n]
-        row_slots = jnp.where((idx[:, None] < n) & ~earlier[None, :], idx[:, None] * n + every, size)
-        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
-        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), old, None, dt)[0]
-        rows = jnp.where(mask.reshape(-1).at[row_slots].get(mode="fill", fill_value=False), rows, old)
-        # columns: pre = every neuron [n], post = the chunk [C]
-        col_slots = jnp.where((idx[None, :] < n) & ~earlier[:, None], every[:, None] * n + idx[None, :], size)
-        old_col = flat_w.at[col_slots].get(mode="fill", fill_value=0)
-        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), old_col, None, dt)[0]
-        cols = jnp.where(mask.reshape(-1).at[col_slots].get(mode="fill", fill_value=False), cols, old_col)
         slots = jnp.concatenate([row_slots.ravel(), col_slots.ravel()])
         return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
 
     chunks = (prefix[-1] + CHUNK - 1) // CHUNK
     return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
+
+
+def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
+    """`_event_spike_update`'s weights for any number of spikes (`_chunked_in_place` over the
+    outgoing and incoming stored synapses of the spiking neurons)."""
+    return _chunked_in_place(spikes, weights, lambda idx, written, flat_w: _spiking_synapses(
+        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written))
+
+
+def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
+    """`_sparse_update`'s weights for any number of spikes (`_chunked_in_place` over the rows and
+    columns of the spiking neurons in a dense matrix)."""
+    n = weights.shape[0]
+    size = n * n
+    every = jnp.arange(n)
+    flat_mask = mask.reshape(-1)
+
+    def synapses(idx, written, flat_w):
+        earlier = written(every)  # neurons whose row and column are written
+        # rows: pre = the chunk [C], post = every neuron [n]
+        row_slots = jnp.where((idx[:, None] < n) & ~earlier[None, :], idx[:, None] * n + every, size)
+        old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
+        rows = rule(take(spikes, idx), spikes, rule.select(traces, pre_index=idx), old, None, dt)[0]
+        rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
+        # columns: pre = every neuron [n], post = the chunk [C]
+        col_slots = jnp.where((idx[None, :] < n) & ~earlier[:, None], every[:, None] * n + idx[None, :], size)
+        old_col = flat_w.at[col_slots].get(mode="fill", fill_value=0)
+        cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), old_col, None, dt)[0]
+        cols = jnp.where(flat_mask.at[col_slots].get(mode="fill", fill_value=False), cols, old_col)
+        return (row_slots, rows), (col_slots, cols)
+
+    return _chunked_in_place(spikes, weights, synapses)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -269,7 +271,7 @@ def _spike_driven_bwd(max_spikes, residuals, g):
 
     def reference(rule, spikes, traces, weights, dt):
         if targets is None:
-            return _sparse_update(rule, spikes, traces, weights, mask, None, dt, max_spikes)
+            return _sparse_update(rule, spikes, traces, weights, mask, dt, max_spikes)
         return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
 
     d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
