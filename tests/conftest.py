@@ -20,8 +20,21 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 
+import gc  # noqa: E402
+
 import jaxtyping  # noqa: E402
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every compiled program after each test module. XLA's CPU backend maps about six
+    memory regions per live program (its code and data), and JAX keeps a program as long as its
+    function lives: a test worker that runs hundreds of modules would pass the kernel's limit of
+    65530 mappings per process (`vm.max_map_count`), and XLA's compiler then crashes mid-run."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
