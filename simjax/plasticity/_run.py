@@ -33,8 +33,8 @@ from .._spike_train import SpikeTrain
 from ..networks._ei import EINetwork, EIState
 from ..networks._rsnn import RSNN, RSNNState
 from ..synapses._dense import Dense
-from ..synapses._event import EventProjection, spike_indices, spike_prefix
-from ..synapses._event_scatter import spike_rows
+from ..synapses._event import EventProjection, spike_indices
+from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 from ._event import simulate_event
 
@@ -194,21 +194,21 @@ def _chunked_in_place(spikes, weights, synapses):
     a synapse between two neurons that spiked is written by the chunk of whichever end comes first,
     so every synapse gets the rule applied once to its old weight."""
     n_pre = weights.shape[0]
-    prefix = spike_prefix(jax.lax.stop_gradient(spikes))
-    chunk_of = jnp.where(spikes != 0, (prefix - 1) // CHUNK, -1)  # -1: did not spike
+    ranks = spike_ranks(spikes)
+    spiked = jax.lax.stop_gradient(spikes) != 0
 
     def body(c, flat_w):
-        def written(neurons):  # spiked in an earlier chunk: their synapses with the chunk are written
-            earlier = chunk_of.at[neurons].get(mode="fill", fill_value=-1)
-            return (earlier >= 0) & (earlier < c)
+        idx = spike_rows(ranks, n_pre, n_pre, c, CHUNK)  # padded with n_pre
 
-        idx = spike_rows(prefix, n_pre, c, CHUNK)  # padded with n_pre
+        def written(neurons):  # spiked in an earlier chunk (chunks go in index order): written
+            return spiked.at[neurons].get(mode="fill", fill_value=False) & (neurons < idx[0])
+
         (row_slots, rows), (col_slots, cols) = synapses(idx, written, flat_w)
         # one scatter (two would make XLA copy the weights)
         slots = jnp.concatenate([row_slots.ravel(), col_slots.ravel()])
         return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
 
-    chunks = (prefix[-1] + CHUNK - 1) // CHUNK
+    chunks = (ranks.count + CHUNK - 1) // CHUNK
     return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
 
 

@@ -8,16 +8,16 @@ largest out-degree), never `n_pre x n_post`.
 
 **Propagation** (`EventProjection.propagate`), per step and trial:
 
-1. the inclusive prefix sum of the spike flags (`spike_prefix`), whose last entry is
-   the number of spikes;
+1. the spike flags in blocks and the prefix sum of the blocks' spike counts (`spike_ranks`),
+   whose last entry is the number of spikes;
 2. a loop over chunks of spikes (`simjax.synapses._event_scatter`) that stops after the spikes
-   that occurred: each chunk's rows are found by binary search in the prefix sum, their targets
+   that occurred: each chunk's rows are found from the blocked counts, their targets
    and weights gathered (each weight times the spike's value, so surrogate gradients flow
    through the spikes that occurred) and scatter-added into the postsynaptic array
    (`n_channels x n_post`: one channel per receptor, chosen per presynaptic neuron by
    `channels`, e.g. excitatory rows to receptor 0 and inhibitory rows to receptor 1).
 
-The work is `O(n_pre)` for the prefix sum plus `O(spikes x max_out)` for the synapses,
+The work is `O(n_pre)` for the blocked counts plus `O(spikes x max_out)` for the synapses,
 independent of the total number of synapses and of the budget. At most `max_spikes` spikes are
 propagated per step; more are dropped and *counted* (`propagate` returns the count;
 `simjax.networks.EINetwork` accumulates it in its state and its runs report it), never lost
@@ -47,6 +47,7 @@ from .._checks import as_float_array, check_choice, check_int, is_concrete
 from ._base import AbstractProjection
 from ._delay import DelayBuffer
 from ._event_scatter import event_scatter_add
+from ._spike_ranks import spike_ranks
 
 
 def _numpy_rng(key: Any) -> np.random.Generator:
@@ -218,11 +219,11 @@ class EventProjection(AbstractProjection):
         exc = (self.channels == 0)[:, None]
         return jnp.where(exc, jnp.maximum(w, 0.0), jnp.minimum(w, 0.0))
 
-    def _prefix(self, spikes):
-        """`(prefix, dropped)`: one trial's `spike_prefix` and the number of spikes the budget
+    def _ranks(self, spikes):
+        """`(ranks, dropped)`: one trial's `spike_ranks` and the number of spikes the budget
         leaves out."""
-        prefix = spike_prefix(spikes)
-        return prefix, jnp.maximum(prefix[-1] - self.max_spikes, 0)
+        ranks = spike_ranks(spikes)
+        return ranks, jnp.maximum(ranks.count - self.max_spikes, 0)
 
     def propagate(self, spikes: Float[Array, "*batch n_pre"]
                   ) -> tuple[Float[Array, "*batch n_channels n_post"], Int[Array, "*batch"]]:
@@ -231,10 +232,10 @@ class EventProjection(AbstractProjection):
         routing = functools.partial(_route, self.n_post, self.n_channels)
 
         def one(s):
-            prefix, dropped = self._prefix(s)
+            ranks, dropped = self._ranks(s)
             out = jnp.zeros(self.n_channels * self.n_post, jnp.result_type(s, self.weight))
             aux = (self.targets, self.channels)
-            out = event_scatter_add(out, self.weight, s, prefix, self.max_spikes, routing, aux)
+            out = event_scatter_add(out, self.weight, s, ranks, self.max_spikes, routing, aux)
             return out.reshape(self.n_channels, self.n_post), dropped
 
         batch = spikes.shape[:-1]
@@ -251,9 +252,9 @@ class EventProjection(AbstractProjection):
         routing = functools.partial(_route_delayed, self.n_post, self.n_channels, length)
 
         def one(s, slots):
-            prefix, dropped = self._prefix(s)
+            ranks, dropped = self._ranks(s)
             aux = (self.targets, self.channels, self.delays, buffer.cursor)
-            flat = event_scatter_add(slots.reshape(-1), self.weight, s, prefix, self.max_spikes, routing, aux)
+            flat = event_scatter_add(slots.reshape(-1), self.weight, s, ranks, self.max_spikes, routing, aux)
             return flat.reshape(slots.shape), dropped
 
         batch = spikes.shape[:-1]

@@ -1,0 +1,70 @@
+r"""Which neurons spiked, in index order, without a prefix sum over every neuron.
+
+The event-driven loops (the propagation of `simjax.synapses._event_scatter`, the spike-driven
+plasticity update) visit the neurons that spiked in chunks of a few, in index order: chunk `c`
+needs the neurons of ranks `c C + 1, ..., (c + 1) C` among those that spiked. An inclusive prefix
+sum over the `n` spike flags gives them, but XLA's cumulative sum on a CPU costs about as much as
+the rest of a sparse network's step. Instead the flags are cut into blocks of `B` neurons
+(`B` grows with `n`, about `sqrt(n) / 2`):
+
+- once per step (`spike_ranks`): the flags as an `[n / B, B]` array, each block's spike count,
+  and the inclusive prefix sum of the counts (`n / B` entries);
+- per chunk (`spike_rows`): the block of rank `r` is the number of block prefixes below `r`;
+  within that block, with `r'` = `r` minus the spikes of the earlier blocks, the position is the
+  number of entries of the block's own prefix sum (`B` entries) below `r'`.
+
+The work per step is `O(n)` in one reduction plus `O(n / B)`, and per chunk `O(C (n / B + B))`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+
+def block_size(n: int) -> int:
+    """Neurons per block for a population of `n` (the fastest on XLA's CPU backend for the COBA
+    step, `benchmarks/spike_ranks.py`)."""
+    return 16 if n <= 2048 else 32 if n <= 8192 else 64
+
+
+class SpikeRanks(NamedTuple):
+    """One step's spike flags in blocks (`spike_ranks`)."""
+
+    flags: Int[Array, "n_blocks block"]
+    """The flags `spikes != 0` (0 or 1) in blocks of `block_size(n)` neurons, zero-padded."""
+    prefix: Int[Array, " n_blocks"]
+    """The inclusive prefix sum of the blocks' spike counts; the last entry is the number of spikes."""
+
+    @property
+    def count(self) -> Int[Array, ""]:
+        """The number of neurons that spiked."""
+        return self.prefix[-1]
+
+
+def spike_ranks(spikes: Float[Array, " n"]) -> SpikeRanks:
+    """The blocks of `spikes != 0` and their spike counts' prefix sum (no gradient flows)."""
+    n = spikes.shape[0]
+    size = block_size(n)
+    n_blocks = -(-n // size)
+    # (the barrier materialises the flags: otherwise XLA may fuse the neuron update that produced
+    # the spikes into every later use and recompute it there)
+    flags = jax.lax.optimization_barrier((jax.lax.stop_gradient(spikes) != 0).astype(jnp.int32))
+    flags = jnp.pad(flags, (0, n_blocks * size - n)).reshape(n_blocks, size)
+    return SpikeRanks(flags=flags, prefix=jnp.cumsum(jnp.sum(flags, axis=1, dtype=jnp.int32), dtype=jnp.int32))
+
+
+def spike_rows(ranks: SpikeRanks, n: int, budget: int | Int[Array, ""], c: Int[Array, ""],
+               chunk: int) -> Int[Array, " chunk"]:
+    """The neurons of ranks `c chunk + 1, ..., (c + 1) chunk` among those that spiked (index order),
+    `n` for the ranks past the number of spikes or past `budget`."""
+    r = c * chunk + jnp.arange(1, chunk + 1, dtype=ranks.prefix.dtype)
+    n_blocks, size = ranks.flags.shape
+    block = jnp.minimum(jnp.sum(ranks.prefix[None, :] < r[:, None], axis=1, dtype=jnp.int32), n_blocks - 1)
+    own = ranks.flags[block]  # [chunk, size]
+    before = ranks.prefix[block] - jnp.sum(own, axis=1, dtype=jnp.int32)  # spikes of the earlier blocks
+    position = jnp.sum(jnp.cumsum(own, axis=1, dtype=jnp.int32) < (r - before)[:, None], axis=1, dtype=jnp.int32)
+    return jnp.where((r <= ranks.count) & (r <= budget), block * size + position, n)
