@@ -16,7 +16,8 @@ differentiable run against its length.
   recurrent synapse plastic) run by the event-driven method for ``--event-events`` events, static
   (`simjax.simulate(method="event")`) and with pair STDP applied at the events
   (`simjax.plasticity.simulate(method="event")`), timed interleaved: the paired ratio per event.
-- **Brian2** with the same STDP, where it imports (the test extra); its reason otherwise.
+- **Brian2** with the same STDP (numpy and cython runtime targets, and C++ standalone: the run
+  time its binary reports), where it imports (the test extra); its reason otherwise.
 - **memory**: XLA's `temp_size_in_bytes` of `jax.grad` (in `A+`) of a loss on the final weights of
   `simjax.plasticity.run` (``n x n`` synapses, Poisson trains), for ``memory="store"`` and
   ``"checkpoint"`` at several lengths; nothing is run, so the figures are exact.
@@ -27,7 +28,9 @@ Usage: ``python benchmarks/plasticity.py [--quick] [--n 1000] [--duration 200]``
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -186,8 +189,14 @@ def brian2_ms_per_s(n: int, duration: float, target: str = "numpy") -> tuple[flo
         b2 = _import_brian2()
     except Exception as err:
         return None, f"brian2 unavailable: {type(err).__name__}: {err}"
+    standalone = target == "cpp_standalone"
+    if standalone:  # run time as the binary reports it; code generation and compilation apart
+        workdir = tempfile.mkdtemp(prefix="simjax_plasticity_b2_")
+        b2.set_device("cpp_standalone", directory=workdir, build_on_run=False)
+        b2.prefs.devices.cpp_standalone.openmp_threads = 0
+    else:
+        b2.prefs.codegen.target = target
     b2.start_scope()
-    b2.prefs.codegen.target = target
     b2.defaultclock.dt = DT * b2.ms
     eqs = """dv/dt = (ge*(0*mV - v) + gi*(-80*mV - v) + (-60*mV - v) + 20*mV)/(20*ms) : volt (unless refractory)
              dge/dt = -ge/(5*ms) : 1
@@ -207,6 +216,18 @@ def brian2_ms_per_s(n: int, duration: float, target: str = "numpy") -> tuple[flo
     exc.w = 0.6 * scale
     inh = b2.Synapses(group[n_exc:], group, on_pre=f"gi += {6.7 * scale}")
     inh.connect(p=0.02)
+    if standalone:
+        t0 = time.perf_counter()
+        b2.run(duration * b2.ms)
+        b2.device.build(directory=workdir, compile=True, run=True, debug=False)
+        run_s = float(b2.device._last_run_time)
+        build_s = time.perf_counter() - t0 - run_s
+        b2.device.reinit()
+        b2.device.activate()
+        b2.set_device("runtime")
+        shutil.rmtree(workdir, ignore_errors=True)
+        return run_s * 1000.0 / (duration / 1000.0), (f"{target}, event-driven STDP, run time reported by the "
+                                                       f"binary (code generation and compilation {build_s:.1f} s)")
     b2.run(10 * b2.ms)  # code generation
     t0 = time.perf_counter()
     b2.run(duration * b2.ms)
@@ -247,7 +268,7 @@ def main():
           f"{event_timing['static event method']['median_ms']:.1f} ms, plastic "
           f"{event_timing['plastic event method']['median_ms']:.1f} ms, plastic / static {ratio_exact:.2f}")
     brian2 = {}
-    for target in ("numpy", "cython"):
+    for target in ("numpy", "cython", "cpp_standalone"):
         b2_ms, b2_note = brian2_ms_per_s(args.n, args.duration, target)
         brian2[target] = {"ms_per_simulated_second": b2_ms, "note": b2_note}
         versus = ("" if b2_ms is None else
