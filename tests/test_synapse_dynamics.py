@@ -252,6 +252,30 @@ def test_sparse_and_dense_propagation_agree(kind):
     assert int(a.final_state.dropped) == 0
 
 
+@pytest.mark.parametrize("max_events, max_spikes", [(20000, 60), (40, 60), (20000, 3)])
+def test_spike_log_lists_the_recorded_spikes_in_order(max_events, max_spikes):
+    # the log against the raster of every neuron, both from one run: per step the spiking neurons
+    # in index order (at most the propagation budget), at the next positions while they fit;
+    # `count` counts every spike
+    n, steps = 60, 400
+    net = sj.networks.EINetwork.coba(n, key=jax.random.key(5), connectivity="fixed_in_degree", k=12,
+                                     max_spikes=max_spikes, max_events=max_events, record_spikes=tuple(range(n)))
+    out = sj.simulate(net, jnp.zeros((steps, 1)), dt=0.1, key=jax.random.key(1), record=("spikes",))
+    raster = np.asarray(out.spikes) != 0
+    expected_steps, expected_ids = np.zeros(max_events, int), np.zeros(max_events, int)
+    count = 0
+    for t in range(steps):
+        spiking = np.flatnonzero(raster[t])
+        for k, j in enumerate(spiking[:min(max_events, max_spikes)]):
+            if count + k < max_events:
+                expected_steps[count + k], expected_ids[count + k] = t, j
+        count += spiking.size
+    log = out.final_state.log
+    assert count > 40 and int(log.count) == count
+    np.testing.assert_array_equal(np.asarray(log.steps), expected_steps)
+    np.testing.assert_array_equal(np.asarray(log.ids), expected_ids)
+
+
 def test_gradients_through_sparse_weights_match_finite_differences():
     """A very steep surrogate makes the surrogate gradient the derivative with the spike pattern
     held fixed, which is what central finite differences measure when no spike flips."""

@@ -62,8 +62,10 @@ from ..synapses._conductance import ExponentialConductance
 from ..synapses._current import ExponentialCurrent
 from ..synapses._delay import DelayBuffer, delay_steps, init_buffer, pop, push
 from ..synapses._dense import Dense
-from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability, spike_prefix
+from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
+from ..synapses._event_scatter import per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
+from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractNetwork
 
 
@@ -271,20 +273,28 @@ class EINetwork(AbstractNetwork):
 
     def _log(self, log: SpikeLog, spikes, step) -> SpikeLog:
         # per step, as many spikes as the propagation budget (all neurons for other projections):
-        # the k-th spike of the step goes to position `count + k - 1`, found from the prefix sum
+        # the k-th spike of the step goes to position `count + k - 1`; the spiking neurons are
+        # found in chunks, in index order, by a loop over the spikes that occurred
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
+        chunk = 16
 
         def one(s, steps, ids, count):
-            prefix = spike_prefix(s)
-            pos = count + prefix - 1
-            pos = jnp.where((s != 0) & (prefix <= cap) & (pos < self.max_events), pos, self.max_events)
-            neurons = jnp.arange(s.shape[-1], dtype=ids.dtype)
-            return steps.at[pos].set(step, mode="drop"), ids.at[pos].set(neurons, mode="drop"), count + prefix[-1]
+            ranks = spike_ranks(s)
+
+            def body(c, logged):
+                rows = spike_rows(ranks, self.n, cap, c, chunk)
+                pos = jnp.where(rows < self.n, count + c * chunk + jnp.arange(chunk), self.max_events)
+                return (logged[0].at[pos].set(step, mode="drop"),
+                        logged[1].at[pos].set(rows.astype(ids.dtype), mode="drop"))
+
+            chunks = (jnp.minimum(ranks.count, cap) + chunk - 1) // chunk
+            steps, ids = jax.lax.fori_loop(0, chunks, body, (steps, ids))
+            return steps, ids, count + ranks.count
 
         batch = spikes.shape[:-1]
         flat = lambda a: a.reshape(-1, *a.shape[len(batch):])
-        steps, ids, count = jax.vmap(one)(flat(spikes), flat(log.steps), flat(log.ids), log.count.reshape(-1))
+        steps, ids, count = per_trial(one, flat(spikes), flat(log.steps), flat(log.ids), log.count.reshape(-1))
         return SpikeLog(steps=steps.reshape(log.steps.shape), ids=ids.reshape(log.ids.shape),
                         count=count.reshape(log.count.shape))
 

@@ -46,7 +46,7 @@ from jaxtyping import Array, Float, Int
 from .._checks import as_float_array, check_choice, check_int, is_concrete
 from ._base import AbstractProjection
 from ._delay import DelayBuffer
-from ._event_scatter import event_scatter_add
+from ._event_scatter import event_scatter_add, per_trial
 from ._spike_ranks import spike_ranks
 
 
@@ -240,7 +240,7 @@ class EventProjection(AbstractProjection):
 
         batch = spikes.shape[:-1]
         flat = spikes.reshape(-1, spikes.shape[-1])
-        arrivals, dropped = jax.vmap(one)(flat)
+        arrivals, dropped = per_trial(one, flat)
         return arrivals.reshape(*batch, self.n_channels, self.n_post), dropped.reshape(batch)
 
     def deliver(self, spikes: Float[Array, "*batch n_pre"], buffer: DelayBuffer
@@ -260,7 +260,7 @@ class EventProjection(AbstractProjection):
         batch = spikes.shape[:-1]
         flat_spikes = spikes.reshape(-1, spikes.shape[-1])
         slots = jnp.moveaxis(buffer.slots.reshape(length, -1, self.n_channels, self.n_post), 1, 0)
-        slots, dropped = jax.vmap(one)(flat_spikes, slots)
+        slots, dropped = per_trial(one, flat_spikes, slots)
         slots = jnp.moveaxis(slots, 0, 1).reshape(buffer.slots.shape)
         return DelayBuffer(slots=slots, cursor=(buffer.cursor + 1) % length), dropped.reshape(batch)
 

@@ -80,6 +80,18 @@ def _scatter_bwd(budget, routing, residuals, g):
 _scatter.defvjp(_scatter_fwd, _scatter_bwd)
 
 
+def per_trial(fn: Callable[..., Any], *args: Any) -> Any:
+    """`jax.vmap(fn)(*args)` over the leading axis, without `vmap` when it has one entry. A loop
+    whose trip count is a trial's number of spikes runs, under `vmap`, for the largest count of
+    the batch, and every iteration then selects each trial's carry between its old and new value
+    (a pass over the whole carry: the postsynaptic array, a ring buffer, a spike log); one trial
+    needs no such select."""
+    if jax.tree.leaves(args)[0].shape[0] == 1:
+        out = fn(*jax.tree.map(lambda a: a[0], args))
+        return jax.tree.map(lambda a: a[None], out)
+    return jax.vmap(fn)(*args)
+
+
 def event_scatter_add(out: Float[Array, " m"], weight: Float[Array, "n_pre max_out"], value: Float[Array, " n_pre"],
                       ranks: SpikeRanks, budget: int,
                       routing: Callable[[Any, Int[Array, " chunk"]], Int[Array, "chunk max_out"]],
