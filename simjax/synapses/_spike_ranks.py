@@ -31,6 +31,11 @@ def block_size(n: int) -> int:
     return 16 if n <= 2048 else 32 if n <= 8192 else 64
 
 
+SEARCH_ABOVE = 256
+"""Above this many blocks, a rank's block is found by binary search in the block prefixes rather
+than by counting them all."""
+
+
 class SpikeRanks(NamedTuple):
     """One step's spike flags in blocks (`spike_ranks`)."""
 
@@ -63,7 +68,11 @@ def spike_rows(ranks: SpikeRanks, n: int, budget: int | Int[Array, ""], c: Int[A
     `n` for the ranks past the number of spikes or past `budget`."""
     r = c * chunk + jnp.arange(1, chunk + 1, dtype=ranks.prefix.dtype)
     n_blocks, size = ranks.flags.shape
-    block = jnp.minimum(jnp.sum(ranks.prefix[None, :] < r[:, None], axis=1, dtype=jnp.int32), n_blocks - 1)
+    if n_blocks <= SEARCH_ABOVE:  # the block prefixes below r, counted in one fused comparison
+        block = jnp.sum(ranks.prefix[None, :] < r[:, None], axis=1, dtype=jnp.int32)
+    else:  # or found by binary search (one small kernel per halving)
+        block = jnp.searchsorted(ranks.prefix, r, side="left", method="scan_unrolled").astype(jnp.int32)
+    block = jnp.minimum(block, n_blocks - 1)
     own = ranks.flags[block]  # [chunk, size]
     before = ranks.prefix[block] - jnp.sum(own, axis=1, dtype=jnp.int32)  # spikes of the earlier blocks
     position = jnp.sum(jnp.cumsum(own, axis=1, dtype=jnp.int32) < (r - before)[:, None], axis=1, dtype=jnp.int32)
