@@ -190,26 +190,30 @@ def _chunked_in_place(spikes, weights, synapses):
     `CHUNK` spiking neurons by a loop whose trip count follows the number of spikes (as the
     event-driven propagation, `simjax.synapses._event_scatter`), the weights updated in place.
     `synapses(idx, written, flat_w)` gives the chunk's `(slots, values)` pairs of its neurons'
-    rows and columns, dropping (slot past the end) those whose other end `written(neurons)` marks:
+    rows and columns, dropping (slot past the end) those whose other end `written(neurons)` marks
+    (`written` is `None` for the first chunk):
     a synapse between two neurons that spiked is written by the chunk of whichever end comes first,
     so every synapse gets the rule applied once to its old weight."""
     n_pre = weights.shape[0]
     ranks = spike_ranks(spikes)
     spiked = jax.lax.stop_gradient(spikes) != 0
 
-    def body(c, flat_w):
+    def body(c, flat_w, first):
         idx = spike_rows(ranks, n_pre, n_pre, c, CHUNK)  # padded with n_pre
 
         def written(neurons):  # spiked in an earlier chunk (chunks go in index order): written
             return spiked.at[neurons].get(mode="fill", fill_value=False) & (neurons < idx[0])
 
-        (row_slots, rows), (col_slots, cols) = synapses(idx, written, flat_w)
+        (row_slots, rows), (col_slots, cols) = synapses(idx, None if first else written, flat_w)
         # one scatter (two would make XLA copy the weights)
         slots = jnp.concatenate([row_slots.ravel(), col_slots.ravel()])
         return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
 
+    # the first chunk has no earlier chunk (a loop of at most one trip: it updates in place, as
+    # the loop over the others)
     chunks = (ranks.count + CHUNK - 1) // CHUNK
-    return jax.lax.fori_loop(0, chunks, body, weights.reshape(-1)).reshape(weights.shape)
+    flat_w = jax.lax.fori_loop(0, jnp.minimum(chunks, 1), lambda c, w: body(c, w, True), weights.reshape(-1))
+    return jax.lax.fori_loop(1, chunks, lambda c, w: body(c, w, False), flat_w).reshape(weights.shape)
 
 
 def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
@@ -228,7 +232,7 @@ def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
     flat_mask = mask.reshape(-1)
 
     def synapses(idx, written, flat_w):
-        earlier = written(every)  # neurons whose row and column are written
+        earlier = jnp.zeros(n, bool) if written is None else written(every)  # rows and columns written
         # rows: pre = the chunk [C], post = every neuron [n]
         row_slots = jnp.where((idx[:, None] < n) & ~earlier[None, :], idx[:, None] * n + every, size)
         old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
