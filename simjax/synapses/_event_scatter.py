@@ -5,8 +5,8 @@ first `budget` presynaptic neurons that spiked, its row of weights times its spi
 `out` at the flat positions `routing(aux, rows)` (positions outside `out` are dropped). The
 rows are processed in chunks of `CHUNK` in a `lax.while_loop` that stops after
 `ceil(count / CHUNK)` chunks (each chunk's rows found from the blocked spike counts `ranks`,
-`simjax.synapses._spike_ranks`), so the work is the spikes that occurred times the out-degree, not the
-budget. Under `vmap` the loop runs for the largest count of the batch.
+`simjax.synapses._spike_ranks`), so the work is the spikes that occurred times the out-degree,
+not the budget. Under `vmap` the loop runs for the largest count of the batch (`per_trial`).
 
 A while loop has no reverse-mode derivative, so the function has a custom VJP, computed by the
 same chunked loop: with `g` the cotangent of `out`,
