@@ -52,7 +52,7 @@ def finders(n: int, blocks: list[int]):
     import jax
     import jax.numpy as jnp
 
-    from simjax.synapses._spike_ranks import SpikeRanks, block_size, spike_ranks, spike_rows
+    from simjax.synapses._spike_ranks import block_size, spike_ranks, spike_rows
 
     def loop(count, rows_of):
         def body(c, acc):
@@ -84,23 +84,16 @@ def finders(n: int, blocks: list[int]):
 
         return loop(prefix[-1], rows_of)
 
-    def blocked(size):
+    def blocked(size=None):
         def find(s):
-            flags = jax.lax.optimization_barrier((s != 0).astype(jnp.int32))
-            n_blocks = -(-n // size)
-            flags = jnp.pad(flags, (0, n_blocks * size - n)).reshape(n_blocks, size)
-            ranks = SpikeRanks(flags=flags, prefix=jnp.cumsum(jnp.sum(flags, axis=1, dtype=jnp.int32)))
+            ranks = spike_ranks(s, size)
             return loop(ranks.count, lambda c: spike_rows(ranks, n, n, c, CHUNK))
 
         return find
 
-    def library(s):
-        ranks = spike_ranks(s)
-        return loop(ranks.count, lambda c: spike_rows(ranks, n, n, c, CHUNK))
-
     out = {"prefix + count": prefix_count, "prefix + search": prefix_search}
     out.update({f"blocks {b}": blocked(b) for b in blocks})
-    out[f"simjax (blocks {block_size(n)})"] = library
+    out[f"simjax (blocks {block_size(n)})"] = blocked()
     out["floor"] = lambda s: (s[0] != 0).astype(jnp.int32)
     return out
 

@@ -63,7 +63,7 @@ from ..synapses._current import ExponentialCurrent
 from ..synapses._delay import DelayBuffer, delay_steps, init_buffer, pop, push
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
-from ..synapses._event_scatter import per_trial
+from ..synapses._event_scatter import CHUNK, per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
 from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractNetwork
@@ -277,19 +277,17 @@ class EINetwork(AbstractNetwork):
         # found in chunks, in index order, by a loop over the spikes that occurred
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
-        chunk = 16
 
         def one(s, steps, ids, count):
             ranks = spike_ranks(s)
 
             def body(c, logged):
-                rows = spike_rows(ranks, self.n, cap, c, chunk)
-                pos = jnp.where(rows < self.n, count + c * chunk + jnp.arange(chunk), self.max_events)
+                rows = spike_rows(ranks, self.n, cap, c, CHUNK)
+                pos = jnp.where(rows < self.n, count + c * CHUNK + jnp.arange(CHUNK), self.max_events)
                 return (logged[0].at[pos].set(step, mode="drop"),
                         logged[1].at[pos].set(rows.astype(ids.dtype), mode="drop"))
 
-            chunks = (jnp.minimum(ranks.count, cap) + chunk - 1) // chunk
-            steps, ids = jax.lax.fori_loop(0, chunks, body, (steps, ids))
+            steps, ids = jax.lax.fori_loop(0, ranks.chunks(CHUNK, cap), body, (steps, ids))
             return steps, ids, count + ranks.count
 
         batch = spikes.shape[:-1]

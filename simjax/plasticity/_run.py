@@ -196,13 +196,12 @@ def _chunked_in_place(spikes, weights, synapses):
     so every synapse gets the rule applied once to its old weight."""
     n_pre = weights.shape[0]
     ranks = spike_ranks(spikes)
-    spiked = jax.lax.stop_gradient(spikes) != 0
 
     def body(c, flat_w, first):
         idx = spike_rows(ranks, n_pre, n_pre, c, CHUNK)  # padded with n_pre
 
         def written(neurons):  # spiked in an earlier chunk (chunks go in index order): written
-            return spiked.at[neurons].get(mode="fill", fill_value=False) & (neurons < idx[0])
+            return ranks.spiked(neurons) & (neurons < idx[0])
 
         (row_slots, rows), (col_slots, cols) = synapses(idx, None if first else written, flat_w)
         # one scatter (two would make XLA copy the weights)
@@ -211,7 +210,7 @@ def _chunked_in_place(spikes, weights, synapses):
 
     # the first chunk has no earlier chunk (a loop of at most one trip: it updates in place, as
     # the loop over the others)
-    chunks = (ranks.count + CHUNK - 1) // CHUNK
+    chunks = ranks.chunks(CHUNK)
     flat_w = jax.lax.fori_loop(0, jnp.minimum(chunks, 1), lambda c, w: body(c, w, True), weights.reshape(-1))
     return jax.lax.fori_loop(1, chunks, lambda c, w: body(c, w, False), flat_w).reshape(weights.shape)
 

@@ -35,10 +35,6 @@ CHUNK = 16
 """Spikes per iteration of the loop: one iteration covers the few spikes of a typical step."""
 
 
-def _chunks(ranks: SpikeRanks, budget):
-    return (jnp.minimum(ranks.count, budget) + CHUNK - 1) // CHUNK
-
-
 def _rows(ranks, weight, budget, c):
     return spike_rows(ranks, weight.shape[0], budget, c, CHUNK)
 
@@ -54,7 +50,7 @@ def _scatter(out, weight, value, ranks, budget, routing, aux):
         contributions = _gather(value, rows)[:, None] * _gather(weight, rows)
         return out.at[routing(aux, rows).ravel()].add(contributions.ravel(), mode="drop")
 
-    return jax.lax.fori_loop(0, _chunks(ranks, budget), body, out)
+    return jax.lax.fori_loop(0, ranks.chunks(CHUNK, budget), body, out)
 
 
 def _scatter_fwd(out, weight, value, ranks, budget, routing, aux):
@@ -72,7 +68,7 @@ def _scatter_bwd(budget, routing, residuals, g):
         d_value = d_value.at[rows].add(jnp.sum(_gather(weight, rows) * g_rows, axis=-1), mode="drop")
         return d_weight, d_value
 
-    d_weight, d_value = jax.lax.fori_loop(0, _chunks(ranks, budget), body,
+    d_weight, d_value = jax.lax.fori_loop(0, ranks.chunks(CHUNK, budget), body,
                                           (jnp.zeros_like(weight), jnp.zeros_like(value)))
     return g, d_weight, d_value, jax.tree.map(lambda _: None, ranks), jax.tree.map(lambda _: None, aux)
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 
 def block_size(n: int) -> int:
@@ -49,11 +49,21 @@ class SpikeRanks(NamedTuple):
         """The number of neurons that spiked."""
         return self.prefix[-1]
 
+    def chunks(self, chunk: int, budget: int | Int[Array, ""] | None = None) -> Int[Array, ""]:
+        """How many chunks of `chunk` spikes cover the spikes (at most `budget` of them)."""
+        count = self.count if budget is None else jnp.minimum(self.count, budget)
+        return (count + chunk - 1) // chunk
 
-def spike_ranks(spikes: Float[Array, " n"]) -> SpikeRanks:
-    """The blocks of `spikes != 0` and their spike counts' prefix sum (no gradient flows)."""
+    def spiked(self, neurons: Int[Array, "..."]) -> Bool[Array, "..."]:
+        """Whether each of `neurons` spiked (`False` for indices past the population)."""
+        return self.flags.reshape(-1).at[neurons].get(mode="fill", fill_value=0) != 0
+
+
+def spike_ranks(spikes: Float[Array, " n"], size: int | None = None) -> SpikeRanks:
+    """The blocks of `spikes != 0` and their spike counts' prefix sum (no gradient flows), in
+    blocks of `size` neurons (default `block_size(n)`)."""
     n = spikes.shape[0]
-    size = block_size(n)
+    size = block_size(n) if size is None else size
     n_blocks = -(-n // size)
     # (the barrier materialises the flags: otherwise XLA may fuse the neuron update that produced
     # the spikes into every later use and recompute it there)
