@@ -105,6 +105,27 @@ def test_current_synapses_integrate_exactly(which):
         assert float(synapse.current(synapse.decay(state, t_p))[0]) == pytest.approx(w, rel=1e-12)
 
 
+@pytest.mark.parametrize("holds", [(0.0, 0.5, 0.9, 3.0), (0.0, 0.2, 0.5, 0.9)], ids=["on_grid", "off_grid"])
+def test_exact_step_holds_refractory_neurons(holds):
+    """Current receptors: a neuron held for `r` of the step `dt` keeps `v` for `min(r, dt)`, then
+    flows from its decayed current (closed form); holds that are whole steps take the shared
+    coefficients, a hold ending inside the step the per-neuron form."""
+    tau_mem, tau_syn, dt, rest = 20.0, 4.0, 0.5, -49.0
+    neuron = sj.neurons.SynapticLIF(S.ExponentialCurrent(tau_syn), tau_mem=tau_mem, v_rest=rest, v_th=1e9,
+                                    v_reset=-60.0, t_ref=2.0)
+    r = np.asarray(holds)
+    v0, i0 = np.array([-55.0, -52.0, -58.0, -51.0]), np.array([3.0, -2.0, 1.5, 4.0])
+    state = sj.neurons.SynapticLIFState(v=jnp.asarray(v0), refractory=jnp.asarray(r), synapses=(jnp.asarray(i0),))
+    flowed = neuron.flow(state, dt)
+    t = np.maximum(dt - r, 0.0)
+    i_release = i0 * np.exp(-np.minimum(r, dt) / tau_syn)
+    coupling = tau_syn / (tau_syn - tau_mem) * (np.exp(-t / tau_syn) - np.exp(-t / tau_mem))
+    expected = rest + np.exp(-t / tau_mem) * (v0 - rest) + coupling * i_release
+    np.testing.assert_allclose(flowed.v, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(flowed.synapses[0], i0 * np.exp(-dt / tau_syn), rtol=1e-14)
+    np.testing.assert_allclose(flowed.refractory, np.maximum(r - dt, 0.0), atol=1e-15)
+
+
 def test_alpha_response_finite_when_time_constants_coincide():
     syn = S.AlphaCurrent(20.0)
     state = syn.receive(syn.init((1,), jnp.float64), jnp.ones(1))

@@ -18,7 +18,9 @@ def check_event_neuron(neuron: AbstractNeuron, owner: str) -> None:
     """Raises `TypeError` unless `neuron` has an exact event-driven form (`AbstractEventNeuron`)."""
     if not isinstance(neuron, AbstractEventNeuron):
         raise TypeError(f"{owner}: {type(neuron).__name__} has no exact event-driven form (free_flow, receive, "
-                        "time_to_spike; e.g. simjax.neurons.LIF, ALIF, QIF); use method='clock' or method='ode'")
+                        "time_to_spike; e.g. simjax.neurons.LIF, ALIF, QIF, SynapticLIF); use method='clock' or "
+                        "method='ode'")
+    neuron.check_event_form(owner)
 
 
 def check_spike_inputs(inputs: Any, n_in: int, t1: Any, owner: str) -> None:

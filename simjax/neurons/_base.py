@@ -89,6 +89,11 @@ class AbstractEventNeuron(AbstractSpikingNeuron):
         """Time until `threshold` first crosses zero from below under `free_flow`, or `inf` if not
         within `horizon`; exact gradients (closed forms or the implicit function theorem)."""
 
+    def check_event_form(self, owner: str) -> None:
+        """Raises `TypeError` when this configuration has no exact event-driven form (e.g. a
+        voltage-dependent conductance); called by the event-driven simulators before tracing."""
+        del owner
+
 
 class AbstractRateNeuron(AbstractNeuron):
     """A neuron whose output is a firing rate `activation(state)`."""
