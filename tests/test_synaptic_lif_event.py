@@ -112,7 +112,8 @@ def reference_flow(lif, v0, g0, c0, t):
         def field(s, y, _):
             v, g, h, i = y
             current = lif.v_rest + lif.bias - v + g[0] * (exc.e_rev - v) + g[1] * (inh.e_rev - v) + i
-            return current / lif.tau_mem, -g / jnp.stack([exc.tau, inh.tau]), -h / alpha.tau, (jnp.e * h - i) / alpha.tau
+            taus = jnp.stack([exc.tau, inh.tau])
+            return current / lif.tau_mem, -g / taus, -h / alpha.tau, (jnp.e * h - i) / alpha.tau
 
         sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Dopri8(), 0.0, t, 0.01, (v0, g0, h0, i0),
                                   stepsize_controller=diffrax.PIDController(rtol=1e-13, atol=1e-13),
