@@ -1,6 +1,7 @@
 """Exact recurrent transmission delays in the event-driven method: a spike reaches its targets
 exactly `delay` later (closed forms for a two-neuron chain), `delay = 0` is the undelayed network,
-and gradients with respect to the delay match the closed form and central finite differences."""
+and gradients with respect to the delay match the closed form and central finite differences; one
+delay per synapse: each target at its own delay (closed forms), equal delays as the scalar delay."""
 
 import equinox as eqx
 import jax
@@ -94,9 +95,56 @@ def test_gradients_with_respect_to_the_delay():
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(delay=-1.0), ValueError, r"delay=-1.0 is not allowed: expected .* >= 0"),
     (dict(delay=float("nan")), ValueError, "delay=nan"),
-    (dict(delay=[1.0, 2.0]), ValueError, "one transmission delay"),
+    (dict(delay=[1.0, 2.0]), ValueError, r"expected one delay \(a scalar\) or one per recurrent synapse \(2, 2\)"),
+    (dict(delay=np.ones((3, 3))), ValueError, r"delay has shape \(3, 3\)"),
+    (dict(delay=np.array([[0.0, -1.0], [0.0, 0.0]])), ValueError, "expected transmission delays in ms"),
     (dict(delay=1.0, pseudo_drive=1.0), TypeError, "delay and pseudo_drive"),
 ])
 def test_bad_delays_are_rejected(kwargs, error, match, unchecked):
     with pytest.raises(error, match=match):
         sj.simulate(chain(0.5), ONE_INPUT, method="event", t1=T1, **kwargs)
+
+
+def fan_out(w):
+    """Input -> neuron 0 (fires once at `T_IN`) -> neurons 1 and 2 (weight `w` each)."""
+    return sj.networks.RSNN(1, 3, 1, neuron=LIF(tau_mem=TAU, v_th=1.0), w_in=np.array([[1.5, 0.0, 0.0]]),
+                            w_rec=jnp.array([[0.0, w, w], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), w_out=np.zeros((3, 1)))
+
+
+@jax.jit
+def run_fan_out(w, delays):
+    return sj.simulate(fan_out(w), ONE_INPUT, method="event", t1=T1, max_events=16, delay=delays)
+
+
+def test_each_synapse_arrives_at_its_own_delay():
+    d1, d2 = 6.5, 1.75
+    delays = jnp.array([[0.0, d1, d2], [3.0, 0.0, 3.0], [3.0, 3.0, 0.0]])
+    # below threshold: v_i(T1) = w exp(-(T1 - T_IN - d_i) / tau)
+    out = run_fan_out(0.5, delays)
+    expected = 0.5 * np.exp(-(T1 - T_IN - np.array([d1, d2])) / TAU)
+    np.testing.assert_allclose(out.final_state.neuron.v[1:], expected, rtol=1e-13)
+    assert int(out.info["n_events"]) == 2 + 3  # input, neuron 0's spike, its three synapses (one of weight 0)
+    # above threshold: each target fires at its arrival, neuron 2 first
+    spikes = run_fan_out(1.2, delays).spikes
+    np.testing.assert_allclose(np.asarray(spikes.times)[:3], [T_IN, T_IN + d2, T_IN + d1], rtol=1e-14)
+    np.testing.assert_array_equal(np.asarray(spikes.ids)[:3], [0, 2, 1])
+    # d t_spike(i) / d D[0, i] = 1, and 0 for the other synapse
+    grad = jax.grad(lambda d: run_fan_out(1.2, d).spikes.times[2])(delays)
+    np.testing.assert_allclose(grad[0, 1], 1.0, rtol=1e-12)
+    assert float(grad[0, 2]) == 0.0
+
+
+def test_equal_per_synapse_delays_are_the_scalar_delay():
+    lif = LIF(tau_mem=10.0, tau_syn=5.0, bias=jnp.array([1.5, 1.35, 1.25]), t_ref=1.0, reset="zero")
+    net = sj.networks.RSNN(2, 3, 2, neuron=lif, w_in=0.3 * np.array([[1.0, -0.6, 0.8], [-0.5, 0.9, 0.7]]),
+                           w_rec=0.5 * np.array([[0.0, -1.0, 0.5], [-0.9, 0.0, -1.1], [0.6, -1.2, 0.0]]),
+                           w_out=np.array([[0.5, -0.2], [0.3, 0.4], [-0.1, 0.6]]))
+    train = sj.SpikeTrain(jnp.array([4.3, 9.1, 17.7, 23.2]), jnp.array([0, 1, 0, 1]), n=2)
+    run = lambda delay: sj.simulate(net, train, method="event", t1=40.0, max_events=64, record_dt=10.0,  # noqa: E731
+                                    delay=delay)
+    scalar, matrix = run(2.0), run(jnp.full((3, 3), 2.0))
+    spiked = np.isfinite(np.asarray(scalar.spikes.times))
+    assert spiked.sum() >= 6
+    np.testing.assert_allclose(matrix.spikes.times, scalar.spikes.times, rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(matrix.spikes.ids)[spiked], np.asarray(scalar.spikes.ids)[spiked])
+    np.testing.assert_allclose(matrix.readout, scalar.readout, rtol=1e-12, atol=1e-14)

@@ -23,6 +23,14 @@ arrival, then an input spike. Arrivals still pending at `t1` are dropped with th
 carries no queue), and the network starts with none. `d -> 0` gives the undelayed network, and the
 arrival times are differentiable in `d`.
 
+**One delay per synapse.** With `delay` a matrix `D [n_rec, n_rec]` (`D[j, i]` from neuron `j` to
+neuron `i`), each synapse's arrival is an event of its own: spike `k` of neuron `j` at `t_k`
+reaches neuron `i` at `t_k + D[j, i]` with `receive` of that one weight. The queue holds each
+spike's emission time and how many of its synapses have arrived; its next arrival is at its next
+delay in sorted order, and the earliest over the queue is the next arrival event (`O(max_events)`
+per iteration, and `n_rec` arrival events per spike count towards `max_events`). Equal delays give
+the same spike times as the scalar `delay`, arriving synapse by synapse at the same instant.
+
 Simultaneous events are applied one per iteration, at the same time: a neuron pushed to threshold
 by a synaptic jump fires at that instant (`time_to_spike = 0`), and one still at or above
 threshold after its reset fires again. Each iteration costs `O(n_rec)` (every neuron's
@@ -153,6 +161,13 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
         t_spike = t + to_spike[j]
         if delay is None:
             t_arrival = inf
+        elif per_synapse:
+            queue_t, queue_j, queue_p, tail = queue
+            # each queued spike's next arrival: its sorted delays, from the first not yet delivered
+            pending = queue_p < n_rec
+            next_t = jnp.where(pending, queue_t + sorted_delay[queue_j, jnp.minimum(queue_p, n_rec - 1)], inf)
+            head = jnp.argmin(next_t)
+            t_arrival = next_t[head]
         else:
             queue_t, queue_j, head, tail = queue
             t_arrival = queue_t[head]
@@ -172,6 +187,16 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
         w_input = row(w_in, channel)
         if delay is None:
             weight = jnp.where(spike, row(w_rec, j), jnp.where(given, w_input, 0.0))
+        elif per_synapse:
+            # one synapse per arrival: the queued spike's next target in delay order
+            source = queue_j[head]
+            target = order[source, jnp.minimum(queue_p[head], n_rec - 1)]
+            synapse = jnp.where(jnp.arange(n_rec) == target, w_rec[source, target], 0.0)
+            weight = jnp.where(arrival, synapse, jnp.where(given, w_input, 0.0))
+            queue_t = queue_t.at[tail].set(jnp.where(spike, t_next, inf))
+            queue_j = queue_j.at[tail].set(jnp.where(spike, j, 0).astype(jnp.int32))
+            queue_p = queue_p.at[head].add(arrival.astype(queue_p.dtype))
+            queue = (queue_t, queue_j, queue_p, tail + spike.astype(tail.dtype))
         else:
             weight = jnp.where(arrival, w_rec[queue_j[head]], jnp.where(given, w_input, 0.0))
             # slot `tail` is still empty (inf, 0) unless this event is a spike: one entry written
@@ -191,11 +216,20 @@ def _trial(neuron, w: _Weights, times, ids, ns, o0, t1, max_events, grid, drive=
     count = jnp.zeros((), jnp.int32)
     # With a delay, the queue of pending arrivals: slot i holds the i-th spike's (arrival time,
     # neuron); `head` counts the arrivals applied, `tail` the spikes emitted (at most `max_events`).
-    queue = () if delay is None else (jnp.full(max_events + 1, jnp.inf, dtype),
-                                      jnp.zeros(max_events + 1, jnp.int32), count, count)
+    # With one delay per synapse, slot i holds the i-th spike's (emission time, neuron, number of
+    # its synapses delivered), the synapses taken in the order of their delays.
+    per_synapse = delay is not None and jnp.ndim(delay) == 2
+    if per_synapse:
+        order = jnp.argsort(jax.lax.stop_gradient(delay), axis=1)
+        sorted_delay = jnp.take_along_axis(delay, order, axis=1)
+        queue = (jnp.full(max_events + 1, jnp.inf, dtype), jnp.zeros(max_events + 1, jnp.int32),
+                 jnp.zeros(max_events + 1, jnp.int32), count)
+    else:
+        queue = () if delay is None else (jnp.full(max_events + 1, jnp.inf, dtype),
+                                          jnp.zeros(max_events + 1, jnp.int32), count, count)
     (t, ns, o, k, queue, p), (spike_t, spike_j, event_t, event_o, left) = jax.lax.scan(
         body, (zero, ns, o0, count, queue, p0), jnp.arange(max_events + 1))
-    arrivals = count if delay is None else queue[2]
+    arrivals = count if delay is None else (jnp.sum(queue[2]) if per_synapse else queue[2])
     spike_t, spike_j, event_t, event_o = spike_t[:-1], spike_j[:-1], event_t[:-1], event_o[:-1]
     exhausted = left[-1]
     final = neuron.free_flow(ns, jnp.maximum(t1 - t, 0.0))
@@ -276,7 +310,8 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
       `simjax.networks.SpikingFeedForward` networks take `pseudo_drive` too
       (`simjax._simulate.event_layers`: there every neuron emits its first spike, real or pseudo).
     - `delay`: the recurrent transmission delay (ms, `>= 0`; default `None`: none), exact
-      (see the module docstring); not combined with `pseudo_drive`.
+      (see the module docstring): one value for every synapse, or a matrix `[n_rec, n_rec]`
+      with one per synapse; not combined with `pseudo_drive`.
 
     **Returns:** an `Output` with
     - `spikes`: `simjax.SpikeTrain` of the network's spikes, `times [*batch, max_events]`
@@ -335,9 +370,12 @@ def run_events(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] |
         if pseudo_drive is not None:
             raise TypeError(f"{owner}: delay and pseudo_drive do not combine (pseudodynamics assume instant "
                             "transmission); drop one")
-        if is_concrete(delay) and not (np.ndim(delay) == 0 and 0.0 <= float(delay) < np.inf):
-            raise ValueError(f"{owner}: delay={delay!r} is not allowed: expected one transmission delay in ms, "
-                             "a finite number >= 0")
+        if np.ndim(delay) not in (0, 2) or (np.ndim(delay) == 2 and np.shape(delay) != (net.n_rec, net.n_rec)):
+            raise ValueError(f"{owner}: delay has shape {np.shape(delay)}, expected one delay (a scalar) or one per "
+                             f"recurrent synapse ({net.n_rec}, {net.n_rec})")
+        if is_concrete(delay) and not np.all((np.asarray(delay) >= 0.0) & (np.asarray(delay) < np.inf)):
+            raise ValueError(f"{owner}: delay={delay!r} is not allowed: expected transmission delays in ms, "
+                             "finite numbers >= 0")
     record = tuple(record)
     for f in record:
         check_choice("record field", f, ("spikes", "v", "readout"), owner=owner)
@@ -373,7 +411,8 @@ def run_events(net: RSNN, inputs: SpikeTrain, *, t1: Any, state: PyTree[Array] |
 
     if on_exhausted == "raise":
         message = (f"{owner}: the event budget max_events={max_events} ran out before t1; raise max_events "
-                   "(it must cover the input spikes plus the network's spikes in [0, t1]), or pass "
+                   "(it must cover the input spikes plus the network's spikes in [0, t1], and with a delay their "
+                   "arrivals: one per spike, or n_rec per spike with a delay per synapse), or pass "
                    "on_exhausted='flag' to get the truncated result with info['exhausted']")
         exhausted = info["exhausted"]
         if is_concrete(exhausted):
