@@ -65,7 +65,7 @@ from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
 from ..synapses._event_scatter import CHUNK, per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
-from ..synapses._spike_ranks import spike_ranks, spike_rows
+from ..synapses._spike_ranks import SpikeRanks, spike_ranks, spike_rows
 from ._base import AbstractNetwork
 
 
@@ -240,9 +240,9 @@ class EINetwork(AbstractNetwork):
             return tuple(arriving[..., c, :] for c in range(arriving.shape[-2]))
         return jnp.sum(arriving, axis=-2)
 
-    def _propagate(self, projection, spikes, buffer):
+    def _propagate(self, projection, spikes, buffer, ranks):
         if isinstance(projection, EventProjection):
-            return projection.deliver(spikes, buffer)
+            return projection.deliver(spikes, buffer, ranks)
         exc = (jnp.arange(self.n) < self.n_exc).astype(spikes.dtype)
         arrivals = jnp.stack([projection(spikes * exc), projection(spikes * (1 - exc))], axis=-2)
         return push(buffer, arrivals, self.delay), jnp.zeros(spikes.shape[:-1], jnp.int32)
@@ -251,6 +251,14 @@ class EINetwork(AbstractNetwork):
                    ) -> tuple[EIState, Record]:
         """One step with the recurrent weights of `projection` (a plastic rule passes its current
         weights here; `step` passes `self.recurrent`). See the module docstring."""
+        new, record, _ = self.transition_ranked(state, x_t, dt, projection)
+        return new, record
+
+    def transition_ranked(self, state: EIState, x_t: Float[Array, "*batch 1"], dt: Any,
+                          projection: AbstractProjection) -> tuple[EIState, Record, SpikeRanks | None]:
+        """`transition`, and the spikes' `spike_ranks` per trial (batch flattened) where the step
+        computed them (an event-driven projection or the spike log; else `None`): the
+        spike-driven plasticity update reuses them."""
         buffer, arriving = pop(state.buffer)
         external = x_t[..., 0]
         external = jnp.broadcast_to(external[..., None], arriving.shape[:-2] + (self.n,))
@@ -265,22 +273,26 @@ class EINetwork(AbstractNetwork):
         released = spikes
         if self.stp is not None:
             stp, released = self.stp.step(stp, spikes, dt)
-        buffer, dropped = self._propagate(projection, released, buffer)
-        log = state.log if self.max_events == 0 else self._log(state.log, spikes, state.step)
+        # which neurons spiked, found once for the propagation and the spike log (the efficacies
+        # of short-term plasticity change the values, not which neurons spiked)
+        ranks = None
+        if isinstance(projection, EventProjection) or self.max_events:
+            flat = jax.lax.stop_gradient(spikes).reshape(-1, self.n)
+            ranks = per_trial(spike_ranks, flat)
+        buffer, dropped = self._propagate(projection, released, buffer, ranks)
+        log = state.log if self.max_events == 0 else self._log(state.log, spikes, state.step, ranks)
         new = EIState(neuron=neuron_state, spikes=spikes, buffer=buffer, stp=stp, key=state.key,
                       step=state.step + 1, dropped=state.dropped + dropped, log=log)
-        return new, self._record(neuron_state, spikes, dt)
+        return new, self._record(neuron_state, spikes, dt), ranks
 
-    def _log(self, log: SpikeLog, spikes, step) -> SpikeLog:
+    def _log(self, log: SpikeLog, spikes, step, ranks) -> SpikeLog:
         # per step, as many spikes as the propagation budget (all neurons for other projections):
         # the k-th spike of the step goes to position `count + k - 1`; the spiking neurons are
         # found in chunks, in index order, by a loop over the spikes that occurred
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
 
-        def one(s, steps, ids, count):
-            ranks = spike_ranks(s)
-
+        def one(ranks, steps, ids, count):
             def body(c, logged):
                 rows = spike_rows(ranks, self.n, cap, c, CHUNK)
                 pos = jnp.where(rows < self.n, count + c * CHUNK + jnp.arange(CHUNK), self.max_events)
@@ -292,7 +304,7 @@ class EINetwork(AbstractNetwork):
 
         batch = spikes.shape[:-1]
         flat = lambda a: a.reshape(-1, *a.shape[len(batch):])
-        steps, ids, count = per_trial(one, flat(spikes), flat(log.steps), flat(log.ids), log.count.reshape(-1))
+        steps, ids, count = per_trial(one, ranks, flat(log.steps), flat(log.ids), log.count.reshape(-1))
         return SpikeLog(steps=steps.reshape(log.steps.shape), ids=ids.reshape(log.ids.shape),
                         count=count.reshape(log.count.shape))
 

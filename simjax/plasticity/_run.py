@@ -34,6 +34,7 @@ from ..networks._ei import EINetwork, EIState
 from ..networks._rsnn import RSNN, RSNNState
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, spike_indices
+from ..synapses._event_scatter import per_trial
 from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 from ._event import simulate_event
@@ -136,30 +137,30 @@ def _spiking_synapses(rule: AbstractSpikeTriggeredRule, targets, incoming, idx, 
                       written=None):
     """For the spiking neurons `idx` (padded with `n_pre`) of an `EventProjection`, the flat slots
     of their outgoing stored synapses (rows) and of their incoming ones (`incoming_slots`), and the
-    rule's new values there from the weights `flat_w` (each synapse a batch entry with its pre- and
-    postsynaptic neuron; the old value where `flat_mask` is off). Slots whose other end
+    rule's new values there from the weights `flat_w` (the old value where `flat_mask` is off), as
+    one flat `(slots, values)` pair: every synapse is a batch entry with its own pre- and
+    postsynaptic neuron, so one evaluation of the rule serves both kinds. Slots whose other end
     `written(neurons)` marks are dropped (padding slots are `n_pre * max_out`, dropped too)."""
     n_pre, max_out = targets.shape
     size = n_pre * max_out
-    # outgoing: one batch entry per spiking neuron, pre [B, 1], post = its targets [B, max_out]
-    row_slots = jnp.where(idx[:, None] < n_pre, idx[:, None] * max_out + jnp.arange(max_out), size)
-    post = jnp.take(targets, idx, axis=0, mode="clip")
-    if written is not None:
-        row_slots = jnp.where(written(post), size, row_slots)
-    old = flat_w.at[row_slots].get(mode="fill", fill_value=0)
-    sel = rule.select(traces, pre_index=idx[:, None], post_index=post)
-    rows = rule(take(spikes, idx[:, None]), take(spikes, post), sel, old[:, None, :], None, dt)[0][:, 0, :]
-    rows = jnp.where(flat_mask.at[row_slots].get(mode="fill", fill_value=False), rows, old)
-    # incoming: one batch entry per spiking neuron, pre = its presynaptic neurons [B, max_in], post [B, 1]
+    spiking = idx[:, None]
+    # outgoing: pre = the spiking neuron, post = its targets [B, max_out]
+    row_slots = jnp.where(spiking < n_pre, spiking * max_out + jnp.arange(max_out), size)
+    row_post = jnp.take(targets, idx, axis=0, mode="clip")
+    # incoming: pre = its presynaptic neurons [B, max_in], post = the spiking neuron
     in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
-    pre = in_slots // max_out
+    in_pre = in_slots // max_out
     if written is not None:
-        in_slots = jnp.where(written(pre), size, in_slots)
-    old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
-    sel = rule.select(traces, pre_index=pre, post_index=idx[:, None])
-    cols = rule(take(spikes, pre), take(spikes, idx[:, None]), sel, old_in[:, :, None], None, dt)[0][:, :, 0]
-    cols = jnp.where(flat_mask.at[in_slots].get(mode="fill", fill_value=False), cols, old_in)
-    return (row_slots, rows), (in_slots, cols)
+        row_slots = jnp.where(written(row_post), size, row_slots)
+        in_slots = jnp.where(written(in_pre), size, in_slots)
+    slots = jnp.concatenate([row_slots, in_slots], axis=1).reshape(-1, 1)
+    pre = jnp.concatenate([jnp.broadcast_to(spiking, row_slots.shape), in_pre], axis=1).reshape(-1, 1)
+    post = jnp.concatenate([row_post, jnp.broadcast_to(spiking, in_slots.shape)], axis=1).reshape(-1, 1)
+    old = flat_w.at[slots].get(mode="fill", fill_value=0)
+    selected = rule.select(traces, pre_index=pre, post_index=post)
+    new = rule(take(spikes, pre), take(spikes, post), selected, old[:, :, None], None, dt)[0][:, :, 0]
+    new = jnp.where(flat_mask.at[slots].get(mode="fill", fill_value=False), new, old)
+    return slots.reshape(-1), new.reshape(-1)
 
 
 def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spikes, traces, weights, mask, dt,
@@ -176,26 +177,25 @@ def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spi
     def spiking(_):
         idx, _ = spike_indices(spikes, max_spikes)  # padded with n_pre: gathered clipped, written dropped
         flat_w = weights.reshape(-1)
-        (row_slots, rows), (in_slots, cols) = _spiking_synapses(rule, targets, incoming, idx, spikes, traces, flat_w,
-                                                                mask.reshape(-1), dt)
-        flat_w = flat_w.at[row_slots].set(rows, mode="drop").at[in_slots].set(cols, mode="drop")
-        return flat_w.reshape(weights.shape)
+        slots, values = _spiking_synapses(rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt)
+        return flat_w.at[slots].set(values, mode="drop").reshape(weights.shape)
 
     count = jnp.sum(jax.lax.stop_gradient(spikes) != 0)
     return jax.lax.cond(count > max_spikes, every, spiking, None)
 
 
-def _chunked_in_place(spikes, weights, synapses):
+def _chunked_in_place(spikes, weights, synapses, ranks=None):
     """The weights after the update of the synapses of the neurons that spiked, in chunks of
     `CHUNK` spiking neurons by a loop whose trip count follows the number of spikes (as the
     event-driven propagation, `simjax.synapses._event_scatter`), the weights updated in place.
-    `synapses(idx, written, flat_w)` gives the chunk's `(slots, values)` pairs of its neurons'
+    `synapses(idx, written, flat_w)` gives the chunk's flat `(slots, values)` of its neurons'
     rows and columns, dropping (slot past the end) those whose other end `written(neurons)` marks
     (`written` is `None` for the first chunk):
     a synapse between two neurons that spiked is written by the chunk of whichever end comes first,
-    so every synapse gets the rule applied once to its old weight."""
+    so every synapse gets the rule applied once to its old weight. `ranks`: `spike_ranks(spikes)`
+    when the caller has it."""
     n_pre = weights.shape[0]
-    ranks = spike_ranks(spikes)
+    ranks = spike_ranks(spikes) if ranks is None else ranks
 
     def body(c, flat_w, first):
         idx = spike_rows(ranks, n_pre, n_pre, c, CHUNK)  # padded with n_pre
@@ -203,10 +203,8 @@ def _chunked_in_place(spikes, weights, synapses):
         def written(neurons):  # spiked in an earlier chunk (chunks go in index order): written
             return ranks.spiked(neurons) & (neurons < idx[0])
 
-        (row_slots, rows), (col_slots, cols) = synapses(idx, None if first else written, flat_w)
-        # one scatter (two would make XLA copy the weights)
-        slots = jnp.concatenate([row_slots.ravel(), col_slots.ravel()])
-        return flat_w.at[slots].set(jnp.concatenate([rows.ravel(), cols.ravel()]), mode="drop")
+        slots, values = synapses(idx, None if first else written, flat_w)
+        return flat_w.at[slots].set(values, mode="drop")  # one scatter (two would make XLA copy the weights)
 
     # the first chunk has no earlier chunk (a loop of at most one trip: it updates in place, as
     # the loop over the others)
@@ -215,14 +213,14 @@ def _chunked_in_place(spikes, weights, synapses):
     return jax.lax.fori_loop(1, chunks, lambda c, w: body(c, w, False), flat_w).reshape(weights.shape)
 
 
-def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
+def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
     """`_event_spike_update`'s weights for any number of spikes (`_chunked_in_place` over the
     outgoing and incoming stored synapses of the spiking neurons)."""
     return _chunked_in_place(spikes, weights, lambda idx, written, flat_w: _spiking_synapses(
-        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written))
+        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written), ranks)
 
 
-def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
+def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt, ranks=None):
     """`_sparse_update`'s weights for any number of spikes (`_chunked_in_place` over the rows and
     columns of the spiking neurons in a dense matrix)."""
     n = weights.shape[0]
@@ -242,35 +240,36 @@ def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
         old_col = flat_w.at[col_slots].get(mode="fill", fill_value=0)
         cols = rule(spikes, take(spikes, idx), rule.select(traces, post_index=idx), old_col, None, dt)[0]
         cols = jnp.where(flat_mask.at[col_slots].get(mode="fill", fill_value=False), cols, old_col)
-        return (row_slots, rows), (col_slots, cols)
+        return jnp.concatenate([row_slots.ravel(), col_slots.ravel()]), jnp.concatenate([rows.ravel(), cols.ravel()])
 
-    return _chunked_in_place(spikes, weights, synapses)
+    return _chunked_in_place(spikes, weights, synapses, ranks)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
+def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
     """The update of the synapses of the neurons that spiked, with a forward pass whose cost
     follows the spikes that occurred (a loop, which has no reverse-mode derivative) and the
     derivative of the same function with a static budget of `max_spikes` spiking neurons as its
     VJP: for an `EventProjection` (`targets`, `incoming` given) `_spike_driven_forward` and
     `_event_spike_update`, for a dense matrix (`targets = incoming = None`)
-    `_dense_spike_driven_forward` and `_sparse_update`."""
-    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
+    `_dense_spike_driven_forward` and `_sparse_update`. `ranks`: `spike_ranks(spikes)` when the
+    caller has it (the network's step found them for its propagation)."""
+    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
 
 
-def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt):
+def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks):
     if targets is None:
-        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
-    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
+        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt, ranks)
+    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
 
 
-def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
-    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
-    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt)
+def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
+    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
+    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
 
 
 def _spike_driven_bwd(max_spikes, residuals, g):
-    rule, targets, incoming, spikes, traces, weights, mask, dt = residuals
+    rule, targets, incoming, spikes, traces, weights, mask, dt, ranks = residuals
 
     def reference(rule, spikes, traces, weights, dt):
         if targets is None:
@@ -278,7 +277,7 @@ def _spike_driven_bwd(max_spikes, residuals, g):
         return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
 
     d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
-    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt
+    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt, jax.tree.map(lambda _: None, ranks)
 
 
 _spike_driven_update.defvjp(_spike_driven_fwd, _spike_driven_bwd)
@@ -459,18 +458,24 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
 
     targets = net.recurrent.targets if event else None
 
-    def spike_driven(spikes, traces, weights):
-        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt)
+    def spike_driven(spikes, traces, weights, ranks):
+        ranks = jax.tree.map(lambda a: a[0], ranks)  # one trial
+        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
         return w, rule.advance(spikes, spikes, traces, dt)
 
-    def body_spike_driven(carry: PlasticState, x):
+    def ranked(spikes, ranks):  # the step's spike_ranks, found here if the step did not
+        return per_trial(spike_ranks, jax.lax.stop_gradient(spikes).reshape(1, n)) if ranks is None else ranks
+
+    def body_spike_driven(carry, x):
         # the update of the previous step's spikes opens this step, so that XLA updates the carried
         # weights in place (an update after `transition`, whose propagation loop reads them, costs a
-        # copy of every weight per step); the last step's update follows the scan
-        w, traces = spike_driven(carry.network.spikes, carry.traces, carry.weights)
+        # copy of every weight per step); the last step's update follows the scan. The previous
+        # step found which neurons spiked (`ranks`) for its propagation; the update reuses them.
+        carry, ranks = carry
+        w, traces = spike_driven(carry.network.spikes, carry.traces, carry.weights, ranks)
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, w)
-        ei, record = net.transition(carry.network, x[0], dt, proj)
-        return PlasticState(network=ei, weights=w, traces=traces), record
+        ei, record, ranks = net.transition_ranked(carry.network, x[0], dt, proj)
+        return (PlasticState(network=ei, weights=w, traces=traces), ranked(ei.spikes, ranks)), record
 
     def body(carry: PlasticState, x):
         x_t, m_t = x
@@ -485,8 +490,9 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
         return PlasticState(network=ei, weights=w, traces=traces), record
 
     if max_spikes is not None:
-        final, recs = _scan(body_spike_driven, state, xs, steps, memory, segment)
-        w, traces = spike_driven(final.network.spikes, final.traces, final.weights)
+        (final, ranks), recs = _scan(body_spike_driven, (state, ranked(state.network.spikes, None)), xs, steps,
+                                     memory, segment)
+        w, traces = spike_driven(final.network.spikes, final.traces, final.weights, ranks)
         final = PlasticState(network=final.network, weights=w, traces=traces)
     else:
         final, recs = _scan(body, state, xs, steps, memory, segment)

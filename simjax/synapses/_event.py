@@ -47,7 +47,7 @@ from .._checks import as_float_array, check_choice, check_int, is_concrete
 from ._base import AbstractProjection
 from ._delay import DelayBuffer
 from ._event_scatter import event_scatter_add, per_trial
-from ._spike_ranks import spike_ranks
+from ._spike_ranks import SpikeRanks, spike_ranks
 
 
 def _numpy_rng(key: Any) -> np.random.Generator:
@@ -219,20 +219,21 @@ class EventProjection(AbstractProjection):
         exc = (self.channels == 0)[:, None]
         return jnp.where(exc, jnp.maximum(w, 0.0), jnp.minimum(w, 0.0))
 
-    def _ranks(self, spikes):
-        """`(ranks, dropped)`: one trial's `spike_ranks` and the number of spikes the budget
-        leaves out."""
-        ranks = spike_ranks(spikes)
+    def _ranks(self, spikes, ranks=None):
+        """`(ranks, dropped)`: one trial's `spike_ranks` (computed unless given) and the number of
+        spikes the budget leaves out."""
+        ranks = spike_ranks(spikes) if ranks is None else ranks
         return ranks, jnp.maximum(ranks.count - self.max_spikes, 0)
 
-    def propagate(self, spikes: Float[Array, "*batch n_pre"]
+    def propagate(self, spikes: Float[Array, "*batch n_pre"], ranks: SpikeRanks | None = None
                   ) -> tuple[Float[Array, "*batch n_channels n_post"], Int[Array, "*batch"]]:
         """`(arrivals, dropped)`: the summed weights of this step's spikes per channel and
-        postsynaptic neuron, and the number of spikes left out by the `max_spikes` budget."""
+        postsynaptic neuron, and the number of spikes left out by the `max_spikes` budget.
+        `ranks`: the spikes' `spike_ranks` per trial (batch flattened), when the caller has them."""
         routing = functools.partial(_route, self.n_post, self.n_channels)
 
-        def one(s):
-            ranks, dropped = self._ranks(s)
+        def one(s, r):
+            ranks, dropped = self._ranks(s, r)
             out = jnp.zeros(self.n_channels * self.n_post, jnp.result_type(s, self.weight))
             aux = (self.targets, self.channels)
             out = event_scatter_add(out, self.weight, s, ranks, self.max_spikes, routing, aux)
@@ -240,19 +241,19 @@ class EventProjection(AbstractProjection):
 
         batch = spikes.shape[:-1]
         flat = spikes.reshape(-1, spikes.shape[-1])
-        arrivals, dropped = per_trial(one, flat)
+        arrivals, dropped = per_trial(one, flat, ranks)
         return arrivals.reshape(*batch, self.n_channels, self.n_post), dropped.reshape(batch)
 
-    def deliver(self, spikes: Float[Array, "*batch n_pre"], buffer: DelayBuffer
+    def deliver(self, spikes: Float[Array, "*batch n_pre"], buffer: DelayBuffer, ranks: SpikeRanks | None = None
                 ) -> tuple[DelayBuffer, Int[Array, "*batch"]]:
         """Adds this step's spikes to the ring buffer `buffer` (slots `[L, *batch, n_channels,
         n_post]`) `delays + 1` slots ahead of its cursor and advances the cursor (see
-        `simjax.synapses._delay`). **Returns:** `(buffer, dropped)`."""
+        `simjax.synapses._delay`); `ranks` as in `propagate`. **Returns:** `(buffer, dropped)`."""
         length = buffer.slots.shape[0]
         routing = functools.partial(_route_delayed, self.n_post, self.n_channels, length)
 
-        def one(s, slots):
-            ranks, dropped = self._ranks(s)
+        def one(s, slots, r):
+            ranks, dropped = self._ranks(s, r)
             aux = (self.targets, self.channels, self.delays, buffer.cursor)
             flat = event_scatter_add(slots.reshape(-1), self.weight, s, ranks, self.max_spikes, routing, aux)
             return flat.reshape(slots.shape), dropped
@@ -260,7 +261,7 @@ class EventProjection(AbstractProjection):
         batch = spikes.shape[:-1]
         flat_spikes = spikes.reshape(-1, spikes.shape[-1])
         slots = jnp.moveaxis(buffer.slots.reshape(length, -1, self.n_channels, self.n_post), 1, 0)
-        slots, dropped = per_trial(one, flat_spikes, slots)
+        slots, dropped = per_trial(one, flat_spikes, slots, ranks)
         slots = jnp.moveaxis(slots, 0, 1).reshape(buffer.slots.shape)
         return DelayBuffer(slots=slots, cursor=(buffer.cursor + 1) % length), dropped.reshape(batch)
 

@@ -81,11 +81,11 @@ def per_trial(fn: Callable[..., Any], *args: Any) -> Any:
     whose trip count is a trial's number of spikes runs, under `vmap`, for the largest count of
     the batch, and every iteration then selects each trial's carry between its old and new value
     (a pass over the whole carry: the postsynaptic array, a ring buffer, a spike log); one trial
-    needs no such select."""
+    needs no such select. `None` arguments are passed as `None`."""
     if jax.tree.leaves(args)[0].shape[0] == 1:
         out = fn(*jax.tree.map(lambda a: a[0], args))
         return jax.tree.map(lambda a: a[None], out)
-    return jax.vmap(fn)(*args)
+    return jax.vmap(fn, in_axes=tuple(None if a is None else 0 for a in args))(*args)
 
 
 def event_scatter_add(out: Float[Array, " m"], weight: Float[Array, "n_pre max_out"], value: Float[Array, " n_pre"],
