@@ -330,20 +330,21 @@ def test_gradients_through_sparse_weights_match_finite_differences():
 
 @pytest.mark.parametrize("delayed", [False, True])
 def test_event_scatter_and_its_vjp_equal_a_dense_reference(delayed):
-    """The spike-count loop (chunks of `CHUNK` spikes, custom VJP) against the dense product
+    """The spike-count loop (chunks of `chunk_size(n)` spikes, custom VJP) against the dense product
     `arrivals[c] = sum_j value_j W_c[j]` and its autodiff, over a batch of trials whose spike
     counts span several chunks and exceed the budget (the dropped spikes are the last in index
     order). Weight cotangents equal the dense ones; spike-value cotangents equal them on the
     listed (spiking) rows and are zero elsewhere."""
-    from simjax.synapses._event_scatter import CHUNK
+    from simjax.synapses._event_scatter import chunk_size
 
-    n, budget = 60, 2 * CHUNK + 3
+    n = 60
+    budget = 2 * chunk_size(n) + 3
     base = S.fixed_probability(n, n, 0.2, key=3, weight=(0.7, -1.3), max_spikes=budget, channels=np.arange(n) % 2)
     rng = np.random.default_rng(2)
     proj = S.EventProjection(base.weight * rng.uniform(0.5, 1.5, base.weight.shape), base.targets, n,
                              max_spikes=budget, channels=base.channels,
                              delays=rng.integers(0, 3, base.weight.shape) if delayed else None)
-    counts = [0, 3, CHUNK + 1, budget, budget + 7]  # none, one chunk, two, the budget, over it
+    counts = [0, 3, chunk_size(n) + 1, budget, budget + 7]  # none, one chunk, two, the budget, over it
     flags = np.zeros((len(counts), n))
     for row, c in zip(flags, counts):
         row[rng.choice(n, c, replace=False)] = 1.0

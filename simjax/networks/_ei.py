@@ -63,7 +63,7 @@ from ..synapses._current import ExponentialCurrent
 from ..synapses._delay import DelayBuffer, delay_steps, init_buffer, pop, push
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
-from ..synapses._event_scatter import CHUNK, per_trial
+from ..synapses._event_scatter import chunk_size, per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
 from ..synapses._spike_ranks import SpikeRanks, spike_ranks, spike_rows
 from ._base import AbstractNetwork
@@ -292,14 +292,16 @@ class EINetwork(AbstractNetwork):
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
 
+        chunk = chunk_size(self.n)
+
         def one(ranks, steps, ids, count):
             def body(c, logged):
-                rows = spike_rows(ranks, self.n, cap, c, CHUNK)
-                pos = jnp.where(rows < self.n, count + c * CHUNK + jnp.arange(CHUNK), self.max_events)
+                rows = spike_rows(ranks, self.n, cap, c, chunk)
+                pos = jnp.where(rows < self.n, count + c * chunk + jnp.arange(chunk), self.max_events)
                 return (logged[0].at[pos].set(step, mode="drop"),
                         logged[1].at[pos].set(rows.astype(ids.dtype), mode="drop"))
 
-            steps, ids = jax.lax.fori_loop(0, ranks.chunks(CHUNK, cap), body, (steps, ids))
+            steps, ids = jax.lax.fori_loop(0, ranks.chunks(chunk, cap), body, (steps, ids))
             return steps, ids, count + ranks.count
 
         batch = spikes.shape[:-1]
