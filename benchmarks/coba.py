@@ -12,6 +12,10 @@ weights scaled by 4000 / n; `fixed_in_degree`: k = 80, weights unscaled) and siz
 - **Brian2** with the *same* connectivity (the index list simjax drew) and initial potentials:
   `numpy` and `cython` runtime targets and `cpp_standalone` (run time as reported by the
   standalone binary, and code generation + compilation apart), float64 as Brian2 computes;
+- **hand-written JAX** (`jax_handwritten`): the same network in plain JAX as a user would write
+  it (capped `nonzero` of the spiking neurons, one scatter-add of their rows over the budget),
+  and the **floor** (`floor`): the neuron update alone, which every step must do; ratios in the
+  same run;
 - **propagation options** (`--propagation`): the step with the event-driven projection vs a
   segment sum over every synapse (`simjax.synapses.Sparse`), a `jax.experimental.sparse` BCOO
   product and a dense matmul (small sizes), and brainevent's `binary_fcnmv` where installed;
@@ -54,6 +58,11 @@ def parse():
     ap.add_argument("--brian2-max-n", type=int, default=40000, help="largest n run with the Brian2 runtime targets")
     ap.add_argument("--max-synapses", type=float, default=4e7, help="skip networks with more synapses")
     ap.add_argument("--vmap", type=int, default=16)
+    ap.add_argument("--no-baselines", dest="baselines", action="store_false",
+                    help="skip the hand-written JAX step and the neuron-update floor")
+    ap.add_argument("--baselines-max-n", type=int, default=16000,
+                    help="largest n with the baselines (the hand-written step scatters the whole budget: "
+                         "56 s per simulated second at 16 k, classic)")
     ap.add_argument("--propagation", action="store_true", help="also time the propagation options at 4 k")
     ap.add_argument("--out", type=Path, default=_common.RESULTS / "coba.json")
     args = ap.parse_args()
@@ -101,6 +110,58 @@ def simjax_runner(net, steps, batch=None):
 
     state = net.init(jax.random.key(1), ())
     return (lambda s: jax.block_until_ready(run(net, s))), state
+
+
+def handwritten_runner(net, kind, steps, propagate=True):
+    """`(run, state0)` of the same network written by hand in plain JAX, as a user without simjax
+    would: conductances (or currents) and the potential as arrays, the spiking neurons' indices by
+    `jnp.nonzero` capped at the network's `max_spikes`, and one scatter-add of their outgoing rows
+    (`max_spikes x max_out` elements every step); the refractory hold in whole steps. With
+    `propagate=False` the step is the neuron update alone: the floor of any step, which must
+    update every neuron."""
+    import jax
+    import jax.numpy as jnp
+
+    proj, lif, n = net.recurrent, net.neuron, net.n
+    targets, weight, channels, cap = proj.targets, proj.weight, proj.channels, proj.max_spikes
+    (r_e, r_i), dt = lif.receptors, jnp.float32(DT)
+    decay = jnp.stack([jnp.exp(-dt / r_e.tau), jnp.exp(-dt / r_i.tau)]).astype(jnp.float32)[:, None]
+    rest = (lif.v_rest + lif.bias).astype(jnp.float32)
+    hold = int(round(float(lif.t_ref) / DT))
+    if kind == "cuba":  # exact propagator over one step (Rotter & Diesmann 1999)
+        a = jnp.exp(-dt / lif.tau_mem)
+        couple = jnp.stack([r.tau / (r.tau - lif.tau_mem) * (jnp.exp(-dt / r.tau) - a) for r in (r_e, r_i)])
+    e_rev = jnp.stack([r_e.e_rev, r_i.e_rev])[:, None] if kind == "coba" else None
+
+    def step(carry, _):
+        v, g, ref, spiked = carry
+        if propagate:  # last step's spikes arrive now (zero delay)
+            idx = jnp.nonzero(spiked, size=cap, fill_value=n)[0]
+            rows = targets.at[idx].get(mode="fill", fill_value=n)
+            w = weight.at[idx].get(mode="fill", fill_value=0.0)
+            w = jnp.abs(w) if kind == "coba" else w
+            flat = rows + n * channels.at[idx].get(mode="fill", fill_value=0)[:, None]
+            g = g.reshape(-1).at[flat.ravel()].add(w.ravel(), mode="drop").reshape(2, n)
+        if kind == "coba":  # exponential Euler, conductances frozen over the step
+            total = 1.0 + g[0] + g[1]
+            v_inf = (rest + jnp.sum(g * e_rev, axis=0)) / total
+            v_new = v_inf + (v - v_inf) * jnp.exp(-total * dt / lif.tau_mem)
+        else:
+            v_new = rest + a * (v - rest) + couple[0] * g[0] + couple[1] * g[1]
+        v = jnp.where(ref > 0, v, v_new)
+        g = g * decay
+        spiked = v > lif.v_th
+        v = jnp.where(spiked, lif.v_reset, v)
+        ref = jnp.where(spiked, hold, jnp.maximum(ref - 1, 0))
+        return (v, g, ref, spiked), jnp.sum(spiked)
+
+    @jax.jit
+    def run(state):
+        return jax.lax.scan(step, state, None, length=steps)
+
+    v0 = jnp.asarray(net.init(jax.random.key(1), ()).neuron.v, jnp.float32)
+    state0 = (v0, jnp.zeros((2, n), jnp.float32), jnp.zeros(n, jnp.int32), jnp.zeros(n, bool))
+    return (lambda s: jax.block_until_ready(run(s))), state0
 
 
 def mib(tree) -> float:
@@ -217,6 +278,12 @@ def main():
                 t0 = time.perf_counter()
                 final, readout = run(state0)
                 first_s = time.perf_counter() - t0
+                baselines = {}
+                if args.baselines and n <= args.baselines_max_n:
+                    for name, propagate in (("jax_handwritten", True), ("floor", False)):
+                        hand, hand0 = handwritten_runner(net, kind, steps, propagate)
+                        hand(hand0)  # compile
+                        baselines[name] = (hand, hand0, [])
                 row = {"kind": kind, "convention": convention, "n": n, "synapses": net.recurrent.n_synapses,
                        "max_spikes": net.recurrent.max_spikes, "build_s": build_s}
                 times, b2_times = [], {t: [] for t in args.brian2}
@@ -225,6 +292,10 @@ def main():
                     t0 = time.perf_counter()
                     final, readout = run(state0)
                     times.append(time.perf_counter() - t0)
+                    for hand, hand0, hand_times in baselines.values():
+                        t0 = time.perf_counter()
+                        hand(hand0)
+                        hand_times.append(time.perf_counter() - t0)
                     for target in args.brian2:
                         if target != "cpp_standalone" and n > args.brian2_max_n:
                             continue
@@ -244,10 +315,17 @@ def main():
                 for target, ts in b2_times.items():
                     if ts:
                         row[f"brian2_{target}"] = {**b2_extra[target], "per_sim_s": statistics.median(ts)}
+                for name, (hand, hand0, hand_times) in baselines.items():
+                    row[f"{name}_per_sim_s"] = statistics.median(hand_times) / seconds
+                    row[f"{name}_rate_hz"] = float(jnp.sum(hand(hand0)[1])) / (net.n * seconds)
                 rows.append(row)
                 line = (f"  {kind} {convention:17s} n={n:6d} syn={row['synapses']:9d}: simjax "
                         f"{row['simjax_per_sim_s']:.3f} s/sim-s (+{row['simjax_compile_s']:.1f} s compile), "
                         f"rates E {rates[0]:.1f} I {rates[1]:.1f} Hz, CV {row['cv_isi']:.2f}, dropped {row['dropped']}")
+                for name in baselines:
+                    line += (f"; {name} {row[f'{name}_per_sim_s']:.3f} s/sim-s "
+                             f"(simjax/it {row['simjax_per_sim_s'] / row[f'{name}_per_sim_s']:.2f}, "
+                             f"rate {row[f'{name}_rate_hz']:.1f} Hz)")
                 for target in args.brian2:
                     if f"brian2_{target}" in row:
                         b = row[f"brian2_{target}"]

@@ -285,7 +285,7 @@ def simulate_event(net: RSNN | SpikingFeedForward, inputs: SpikeTrain, *, t1: An
     **Arguments:**
 
     - `net`: a `simjax.networks.RSNN` whose neuron implements `free_flow`, `receive` and
-      `time_to_spike` (LIF, ALIF, QIF), with a leaky readout (`tau_out` not `None`).
+      `time_to_spike` (LIF, ALIF, QIF, SynapticLIF), with a leaky readout (`tau_out` not `None`).
     - `inputs`: a `simjax.SpikeTrain` with `n = net.n_in`; leading axes of `times`/`ids` are
       batch axes. Input spikes at times outside `[0, t1]` (and `inf` padding) are ignored.
     - `t1`: end time (ms).
