@@ -31,6 +31,7 @@ from jaxtyping import Array, Float, Int
 
 from ._spike_ranks import SpikeRanks, spike_rows
 
+
 def chunk_size(n: int) -> int:
     """Spikes per iteration of the loop for a population of `n` presynaptic neurons: 4 up to
     16 384 neurons, 8 above. XLA's CPU gather and scatter cost a few ns per element, padding
