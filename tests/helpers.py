@@ -1,8 +1,9 @@
-"""Small helpers shared by the rule tests."""
+"""Small helpers shared by the tests (rules, spike-time convergence)."""
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import simjax as sj
 
@@ -22,3 +23,18 @@ def spike_regression_batch(steps, batch, n_in, n_out, p):
     x = (jax.random.uniform(jax.random.key(0), (steps, batch, n_in)) < p).astype(jnp.float64)
     y = jax.random.normal(jax.random.key(1), (steps, batch, n_out))
     return sj.tasks.Batch(inputs=x, targets=y)
+
+
+def spikes_per_neuron(times, ids, n):
+    """Each neuron's finite spike times, sorted, from an event-driven `(times, ids)` pair."""
+    times, ids = np.asarray(times), np.asarray(ids)
+    return [np.sort(times[(ids == j) & np.isfinite(times)]) for j in range(n)]
+
+
+def assert_no_borderline_spikes(spikes_at, exact, largest_shift=1.5):
+    """The same spikes, moved smoothly (by less than `largest_shift` ms), when every weight is
+    scaled by 0.97 and 1.03: `spikes_at(scale)` gives the spikes per neuron at a scale."""
+    for scale in (0.97, 1.03):
+        moved = spikes_at(scale)
+        assert [len(t) for t in moved] == [len(t) for t in exact], scale
+        assert max(np.max(np.abs(m - e), initial=0.0) for m, e in zip(moved, exact)) < largest_shift, scale
