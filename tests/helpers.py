@@ -38,3 +38,15 @@ def assert_no_borderline_spikes(spikes_at, exact, largest_shift=1.5):
         moved = spikes_at(scale)
         assert [len(t) for t in moved] == [len(t) for t in exact], scale
         assert max(np.max(np.abs(m - e), initial=0.0) for m, e in zip(moved, exact)) < largest_shift, scale
+
+
+def three_neurons(neuron, w_in, w_rec):
+    """An `RSNN` of three `neuron`s driven by two input channels, with a unit readout."""
+    return sj.networks.RSNN(2, 3, 1, neuron=neuron, w_in=w_in, w_rec=w_rec, w_out=np.ones((3, 1)))
+
+
+@eqx.filter_jit
+def event_spikes(net, train, t1, max_events):
+    """The event-driven network's spike times and neuron ids on `[0, t1]`."""
+    out = sj.simulate(net, train, method="event", t1=t1, max_events=max_events)
+    return out.spikes.times, out.spikes.ids

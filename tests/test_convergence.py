@@ -16,7 +16,7 @@ import pytest
 import simjax as sj
 from simjax.neurons import LIF
 
-from .helpers import assert_no_borderline_spikes, spikes_per_neuron
+from .helpers import assert_no_borderline_spikes, event_spikes, spikes_per_neuron, three_neurons
 
 T1 = 57.0  # the last spike comes > 3 ms earlier, so the lag at dt = 1 cannot push it past T1
 INPUT_TIMES = np.array([4.3, 9.1, 17.7, 23.2, 31.9, 38.4, 47.5])
@@ -29,14 +29,11 @@ CONFIGS = {"delta": (None, [1.5, 1.3, 1.2], 0.1, 0.1), "exponential": (5.0, [1.5
 def network(kind, scale=1.0):
     tau_syn, bias, s_in, s_rec = CONFIGS[kind]
     lif = LIF(tau_mem=10.0, bias=jnp.asarray(bias), tau_syn=tau_syn)
-    return sj.networks.RSNN(2, 3, 1, neuron=lif, w_in=scale * s_in * W_IN, w_rec=scale * s_rec * W_REC,
-                            w_out=np.ones((3, 1)))
+    return three_neurons(lif, scale * s_in * W_IN, scale * s_rec * W_REC)
 
 
-@eqx.filter_jit
 def event_driven(net, train):
-    out = sj.simulate(net, train, method="event", t1=T1, max_events=32)
-    return out.spikes.times, out.spikes.ids
+    return event_spikes(net, train, T1, 32)
 
 
 @eqx.filter_jit

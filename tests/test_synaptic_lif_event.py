@@ -18,7 +18,7 @@ import simjax as sj
 from simjax.neurons import SynapticLIF
 from simjax.synapses import AlphaCurrent, ExponentialConductance, ExponentialCurrent, MgBlock
 
-from .helpers import assert_no_borderline_spikes, spikes_per_neuron
+from .helpers import assert_no_borderline_spikes, event_spikes, spikes_per_neuron, three_neurons
 
 T1 = 44.0  # before the third spike of neuron 2 in the COBA network (near 48 ms), which 3 % weight changes move by 3 ms
 INPUT_TIMES = np.array([2.3, 6.1, 11.7, 17.2, 24.9, 29.4, 36.5, 41.0])
@@ -42,14 +42,11 @@ SCALES = {"coba": (0.45, 0.5), "cuba": (34.0, 25.0)}  # input, recurrent
 
 def network(kind, scale=1.0):
     s_in, s_rec = SCALES[kind]
-    return sj.networks.RSNN(2, 3, 1, neuron=neuron(kind), w_in=scale * s_in * W_IN, w_rec=scale * s_rec * W_REC,
-                            w_out=np.ones((3, 1)))
+    return three_neurons(neuron(kind), scale * s_in * W_IN, scale * s_rec * W_REC)
 
 
-@eqx.filter_jit
 def event_driven(net, train):
-    out = sj.simulate(net, train, method="event", t1=T1, max_events=48)
-    return out.spikes.times, out.spikes.ids
+    return event_spikes(net, train, T1, 48)
 
 
 @eqx.filter_jit
