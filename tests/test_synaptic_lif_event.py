@@ -168,3 +168,19 @@ def test_event_driven_synaptic_lif_rejects_what_it_cannot_integrate():
     # the clock-driven step keeps one input per receptor: a single summed array is refused
     with pytest.raises(ValueError, match="tuple"):
         neuron("coba").step(neuron("coba").init(None, (3,)), jnp.zeros(3), 0.1)
+
+
+def test_spike_times_under_a_constant_current_match_the_closed_form():
+    """Without synaptic input a `SynapticLIF` driven by a constant current `I` above the
+    threshold gap `theta = v_th - v_rest` fires first at `tau ln(I / (I - theta))` and then every
+    `t_ref + tau ln(I / (I - theta))` (reset to rest)."""
+    lif = neuron("coba")
+    lif = SynapticLIF(lif.receptors, tau_mem=20.0, v_rest=-60.0, v_th=-50.0, v_reset=-60.0, t_ref=2.0)
+    current = np.array([12.0, 20.0])
+    times = np.asarray(sj.spike_times(lif, current=jnp.asarray(current), t1=100.0, max_spikes=8))
+    climb = 20.0 * np.log(current / (current - 10.0))
+    for row, c in zip(times, climb):
+        expected = c + np.arange(8) * (2.0 + c)
+        expected = expected[expected <= 100.0]
+        np.testing.assert_allclose(row[:expected.size], expected, rtol=1e-12)
+        assert np.all(np.isinf(row[expected.size:]))
