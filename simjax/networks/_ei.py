@@ -65,7 +65,7 @@ from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
 from ..synapses._event_scatter import chunk_size, per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
-from ..synapses._spike_ranks import SpikeRanks, spike_ranks, spike_rows
+from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractNetwork
 
 
@@ -251,14 +251,6 @@ class EINetwork(AbstractNetwork):
                    ) -> tuple[EIState, Record]:
         """One step with the recurrent weights of `projection` (a plastic rule passes its current
         weights here; `step` passes `self.recurrent`). See the module docstring."""
-        new, record, _ = self.transition_ranked(state, x_t, dt, projection)
-        return new, record
-
-    def transition_ranked(self, state: EIState, x_t: Float[Array, "*batch 1"], dt: Any,
-                          projection: AbstractProjection) -> tuple[EIState, Record, SpikeRanks | None]:
-        """`transition`, and the spikes' `spike_ranks` per trial (batch flattened) where the step
-        computed them (an event-driven projection or the spike log; else `None`): the
-        spike-driven plasticity update reuses them."""
         buffer, arriving = pop(state.buffer)
         external = x_t[..., 0]
         external = jnp.broadcast_to(external[..., None], arriving.shape[:-2] + (self.n,))
@@ -277,13 +269,12 @@ class EINetwork(AbstractNetwork):
         # of short-term plasticity change the values, not which neurons spiked)
         ranks = None
         if isinstance(projection, EventProjection) or self.max_events:
-            flat = jax.lax.stop_gradient(spikes).reshape(-1, self.n)
-            ranks = per_trial(spike_ranks, flat)
+            ranks = per_trial(spike_ranks, spikes.reshape(-1, self.n))
         buffer, dropped = self._propagate(projection, released, buffer, ranks)
         log = state.log if self.max_events == 0 else self._log(state.log, spikes, state.step, ranks)
         new = EIState(neuron=neuron_state, spikes=spikes, buffer=buffer, stp=stp, key=state.key,
                       step=state.step + 1, dropped=state.dropped + dropped, log=log)
-        return new, self._record(neuron_state, spikes, dt), ranks
+        return new, self._record(neuron_state, spikes, dt)
 
     def _log(self, log: SpikeLog, spikes, step, ranks) -> SpikeLog:
         # per step, as many spikes as the propagation budget (all neurons for other projections):
@@ -291,7 +282,6 @@ class EINetwork(AbstractNetwork):
         # found in chunks, in index order, by a loop over the spikes that occurred
         budget = self.recurrent.max_spikes if isinstance(self.recurrent, EventProjection) else self.n
         cap = min(self.max_events, budget)
-
         chunk = chunk_size(self.n)
 
         def one(ranks, steps, ids, count):

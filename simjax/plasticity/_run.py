@@ -34,7 +34,6 @@ from ..networks._ei import EINetwork, EIState
 from ..networks._rsnn import RSNN, RSNNState
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, spike_indices
-from ..synapses._event_scatter import per_trial
 from ..synapses._spike_ranks import spike_ranks, spike_rows
 from ._base import AbstractPlasticityRule, AbstractSpikeTriggeredRule, modulator_fits, take
 from ._event import simulate_event
@@ -184,7 +183,7 @@ def _event_spike_update(rule: AbstractSpikeTriggeredRule, targets, incoming, spi
     return jax.lax.cond(count > max_spikes, every, spiking, None)
 
 
-def _chunked_in_place(spikes, weights, synapses, ranks=None):
+def _chunked_in_place(spikes, weights, synapses):
     """The weights after the update of the synapses of the neurons that spiked, in chunks of
     `CHUNK` spiking neurons by a loop whose trip count follows the number of spikes (as the
     event-driven propagation, `simjax.synapses._event_scatter`), the weights updated in place.
@@ -192,10 +191,9 @@ def _chunked_in_place(spikes, weights, synapses, ranks=None):
     rows and columns, dropping (slot past the end) those whose other end `written(neurons)` marks
     (`written` is `None` for the first chunk):
     a synapse between two neurons that spiked is written by the chunk of whichever end comes first,
-    so every synapse gets the rule applied once to its old weight. `ranks`: `spike_ranks(spikes)`
-    when the caller has it."""
+    so every synapse gets the rule applied once to its old weight."""
     n_pre = weights.shape[0]
-    ranks = spike_ranks(spikes) if ranks is None else ranks
+    ranks = spike_ranks(spikes)
 
     def body(c, flat_w, first):
         idx = spike_rows(ranks, n_pre, n_pre, c, CHUNK)  # padded with n_pre
@@ -213,14 +211,14 @@ def _chunked_in_place(spikes, weights, synapses, ranks=None):
     return jax.lax.fori_loop(1, chunks, lambda c, w: body(c, w, False), flat_w).reshape(weights.shape)
 
 
-def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
+def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
     """`_event_spike_update`'s weights for any number of spikes (`_chunked_in_place` over the
     outgoing and incoming stored synapses of the spiking neurons)."""
     return _chunked_in_place(spikes, weights, lambda idx, written, flat_w: _spiking_synapses(
-        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written), ranks)
+        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written))
 
 
-def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt, ranks=None):
+def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
     """`_sparse_update`'s weights for any number of spikes (`_chunked_in_place` over the rows and
     columns of the spiking neurons in a dense matrix)."""
     n = weights.shape[0]
@@ -242,34 +240,33 @@ def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt, ranks=N
         cols = jnp.where(flat_mask.at[col_slots].get(mode="fill", fill_value=False), cols, old_col)
         return jnp.concatenate([row_slots.ravel(), col_slots.ravel()]), jnp.concatenate([rows.ravel(), cols.ravel()])
 
-    return _chunked_in_place(spikes, weights, synapses, ranks)
+    return _chunked_in_place(spikes, weights, synapses)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
+def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
     """The update of the synapses of the neurons that spiked, with a forward pass whose cost
     follows the spikes that occurred (a loop, which has no reverse-mode derivative) and the
     derivative of the same function with a static budget of `max_spikes` spiking neurons as its
     VJP: for an `EventProjection` (`targets`, `incoming` given) `_spike_driven_forward` and
     `_event_spike_update`, for a dense matrix (`targets = incoming = None`)
-    `_dense_spike_driven_forward` and `_sparse_update`. `ranks`: `spike_ranks(spikes)` when the
-    caller has it (the network's step found them for its propagation)."""
-    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
+    `_dense_spike_driven_forward` and `_sparse_update`."""
+    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
 
 
-def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks):
+def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt):
     if targets is None:
-        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt, ranks)
-    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
+        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
+    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
 
 
-def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks=None):
-    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
-    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
+def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
+    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
+    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt)
 
 
 def _spike_driven_bwd(max_spikes, residuals, g):
-    rule, targets, incoming, spikes, traces, weights, mask, dt, ranks = residuals
+    rule, targets, incoming, spikes, traces, weights, mask, dt = residuals
 
     def reference(rule, spikes, traces, weights, dt):
         if targets is None:
@@ -277,7 +274,7 @@ def _spike_driven_bwd(max_spikes, residuals, g):
         return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
 
     d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
-    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt, jax.tree.map(lambda _: None, ranks)
+    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt
 
 
 _spike_driven_update.defvjp(_spike_driven_fwd, _spike_driven_bwd)
@@ -458,24 +455,18 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
 
     targets = net.recurrent.targets if event else None
 
-    def spike_driven(spikes, traces, weights, ranks):
-        ranks = jax.tree.map(lambda a: a[0], ranks)  # one trial
-        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt, ranks)
+    def spike_driven(spikes, traces, weights):
+        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt)
         return w, rule.advance(spikes, spikes, traces, dt)
 
-    def ranked(spikes, ranks):  # the step's spike_ranks, found here if the step did not
-        return per_trial(spike_ranks, jax.lax.stop_gradient(spikes).reshape(1, n)) if ranks is None else ranks
-
-    def body_spike_driven(carry, x):
+    def body_spike_driven(carry: PlasticState, x):
         # the update of the previous step's spikes opens this step, so that XLA updates the carried
         # weights in place (an update after `transition`, whose propagation loop reads them, costs a
-        # copy of every weight per step); the last step's update follows the scan. The previous
-        # step found which neurons spiked (`ranks`) for its propagation; the update reuses them.
-        carry, ranks = carry
-        w, traces = spike_driven(carry.network.spikes, carry.traces, carry.weights, ranks)
+        # copy of every weight per step); the last step's update follows the scan
+        w, traces = spike_driven(carry.network.spikes, carry.traces, carry.weights)
         proj = eqx.tree_at(lambda p: p.weight, net.recurrent, w)
-        ei, record, ranks = net.transition_ranked(carry.network, x[0], dt, proj)
-        return (PlasticState(network=ei, weights=w, traces=traces), ranked(ei.spikes, ranks)), record
+        ei, record = net.transition(carry.network, x[0], dt, proj)
+        return PlasticState(network=ei, weights=w, traces=traces), record
 
     def body(carry: PlasticState, x):
         x_t, m_t = x
@@ -490,9 +481,8 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
         return PlasticState(network=ei, weights=w, traces=traces), record
 
     if max_spikes is not None:
-        (final, ranks), recs = _scan(body_spike_driven, (state, ranked(state.network.spikes, None)), xs, steps,
-                                     memory, segment)
-        w, traces = spike_driven(final.network.spikes, final.traces, final.weights, ranks)
+        final, recs = _scan(body_spike_driven, state, xs, steps, memory, segment)
+        w, traces = spike_driven(final.network.spikes, final.traces, final.weights)
         final = PlasticState(network=final.network, weights=w, traces=traces)
     else:
         final, recs = _scan(body, state, xs, steps, memory, segment)
