@@ -331,3 +331,43 @@ def test_shipped_configs_validate_and_bad_values_are_named():
     bad = cfgmod.merge(stereospike.DEFAULTS, {"data": {"height": 30}})
     with pytest.raises(cfgmod.ConfigError, match="data.height/width"):
         stereospike.validate(bad)
+
+
+def test_interrupted_run_resumes_from_its_finished_trainings(tmp_path, monkeypatch):
+    cfg = cfgmod.merge(stereospike.DEFAULTS, stereospike.QUICK)
+    cfg = cfgmod.merge(cfg, {"experiment": {"seeds": [0, 1]}})
+    monkeypatch.setattr(stereospike, "_plot", lambda *args: None)
+    calls = []
+
+    def trained(cfg, name, seed, crash_at=None):  # a stand-in training: its own weights and metrics
+        calls.append(seed)
+        if seed == crash_at:
+            raise RuntimeError("killed")
+        n_in = stereospike._tasks(cfg, stereospike.VARIANTS[name])[0].n_in
+        net = jax.tree.map(lambda a: 2 * a + seed if eqx.is_inexact_array(a) else a,
+                           stereospike.network(cfg, name, seed, n_in))
+        mde = 1.0 + seed + cfg["train"]["learning_rate"]
+        return {"model": net, "curves": [{"step": 2, "train_loss": mde, "train_mde": mde, "validation_mde": mde,
+                                          "validation_firing_rate": 0.1}],
+                "test": {"mde": mde, "firing_rate": 0.1}, "validation_mde": mde, "rates": {"e1": 0.1}}
+
+    monkeypatch.setattr(stereospike, "train_variant", lambda *a: trained(*a, crash_at=1))
+    with pytest.raises(RuntimeError, match="killed"):
+        stereospike.run(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["binocular-seed0.eqx", "binocular-seed0.json"]
+
+    calls.clear()
+    monkeypatch.setattr(stereospike, "train_variant", trained)
+    summary = stereospike.run(cfg, tmp_path)
+    assert calls == [1]  # seed 0 was loaded, not trained again
+    lr = cfg["train"]["learning_rate"]
+    np.testing.assert_allclose(summary["variants"]["binocular"]["test_mde"], [1.0 + lr, 2.0 + lr])
+    n_in = stereospike._tasks(cfg, {})[0].n_in
+    loaded = stereospike._load(tmp_path / "runs", cfg, "binocular", 0, n_in)["model"]
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(trained(cfg, "binocular", 0)["model"])):
+        np.testing.assert_array_equal(a, b)
+
+    calls.clear()  # other training settings: nothing is reused
+    summary = stereospike.run(cfgmod.merge(cfg, {"train": {"learning_rate": 0.5}}), tmp_path)
+    assert calls == [0, 1]
+    np.testing.assert_allclose(summary["variants"]["binocular"]["test_mde"], [1.5, 2.5])

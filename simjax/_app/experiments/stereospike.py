@@ -6,10 +6,17 @@ the best validation MDE is scored on the test split (model selection as in the p
 
 Writes `summary.json` (test MDE per variant and seed, mean and spread, the baseline, per-layer
 firing rates), `history.csv` (training and validation curves) and, with matplotlib, depth maps
-(input events, prediction, truth), learning curves and firing rates."""
+(input events, prediction, truth), learning curves and firing rates.
+
+Each finished training (one variant from one seed) is saved at once in `runs/` of the run folder:
+`<variant>-seed<seed>.json` (curves, test metrics, the hash of the settings it was trained with)
+and the selected model (`.eqx`). Rerunning the same config with the same `--out` folder loads the
+finished ones and trains only the rest, so an interrupted ablation run (hours on a CPU) resumes;
+a result trained with other data, model or training settings is never reused."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,7 +33,7 @@ from ...parameters import partition
 from ...rules import Exact
 from ...tasks import RandomDotStereo
 from .. import io
-from ..config import ConfigError, require
+from ..config import ConfigError, digest, require
 
 #: Variants: overrides of the model (readout stages, skips), the data (cameras) and the loss.
 VARIANTS = {
@@ -87,14 +94,19 @@ def _to32(tree):
     return jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, tree)
 
 
+def network(cfg: dict, name: str, seed: int, n_in: int) -> StereoSpike:
+    """The untrained network of variant `name` from weight seed `seed`."""
+    variant, m = VARIANTS[name], cfg["model"]
+    net = StereoSpike(n_in, m["channels"], key=jax.random.key(seed), readout=variant.get("readout"),
+                      skips=variant.get("skips", True), scale=m["scale"])
+    return _to32(net) if cfg["train"]["float32"] else net
+
+
 def train_variant(cfg: dict, name: str, seed: int) -> dict:
     """Trains one variant from one seed; returns the selected model, its curves and test metrics."""
-    variant, m, tr = VARIANTS[name], cfg["model"], cfg["train"]
-    train, validation, test = _tasks(cfg, variant)
-    net = StereoSpike(train.n_in, m["channels"], key=jax.random.key(seed), readout=variant.get("readout"),
-                      skips=variant.get("skips", True), scale=m["scale"])
-    if tr["float32"]:
-        net = _to32(net)
+    tr = cfg["train"]
+    train, validation, test = _tasks(cfg, VARIANTS[name])
+    net = network(cfg, name, seed, train.n_in)
     optimizer = optax.adam(tr["learning_rate"])
     params, static = partition(net)
     state = (params, optimizer.init(params))
@@ -129,6 +141,32 @@ def train_variant(cfg: dict, name: str, seed: int) -> dict:
     return {"model": best, "curves": curves, "test": metrics, "validation_mde": best_mde, "rates": rates}
 
 
+def _settings_hash(cfg: dict, name: str, seed: int) -> str:
+    """The hash of everything one training's result depends on."""
+    return digest({"data": cfg["data"], "model": cfg["model"], "train": cfg["train"], "variant": name, "seed": seed})
+
+
+def _save(folder: Path, cfg: dict, name: str, seed: int, res: dict, seconds: float) -> None:
+    """Saves one finished training: the model first, then the JSON that marks it finished."""
+    stem = folder / f"{name}-seed{seed}"
+    io.save_model(stem.with_suffix(".eqx"), res["model"])
+    io.write_json(stem.with_suffix(".json"), {"hash": _settings_hash(cfg, name, seed), "seconds": seconds,
+                                              **{k: v for k, v in res.items() if k != "model"}})
+
+
+def _load(folder: Path, cfg: dict, name: str, seed: int, n_in: int) -> dict | None:
+    """A finished training saved by `_save` with the same settings, or `None`."""
+    stem = folder / f"{name}-seed{seed}"
+    marker, weights = stem.with_suffix(".json"), stem.with_suffix(".eqx")
+    if not (marker.exists() and weights.exists()):
+        return None
+    saved = json.loads(marker.read_text())
+    if saved.get("hash") != _settings_hash(cfg, name, seed):
+        return None
+    model = eqx.tree_deserialise_leaves(weights, network(cfg, name, seed, n_in))
+    return {"model": model, **{k: v for k, v in saved.items() if k not in ("hash", "seconds")}}
+
+
 def run(cfg: dict, out_dir: Path) -> dict:
     seeds, variants = cfg["experiment"]["seeds"], cfg["compare"]["variants"]
     d = cfg["data"]
@@ -139,19 +177,25 @@ def run(cfg: dict, out_dir: Path) -> dict:
     print(f"stereospike: DRDS {d['height']}x{d['width']}, {d['train_size']} training scenes; constant-depth "
           f"baseline ({float(mean):.2f} m) test MDE {baseline:.3f} m")
     summary = {"baseline_mde": baseline, "baseline_depth": float(mean), "variants": {}}
-    rows, results = [], {}
+    rows, results, finished = [], {}, out_dir / "runs"
     for name in variants:
         per_seed = []
         for seed in seeds:
-            start = time.perf_counter()
-            res = train_variant(cfg, name, seed)
-            seconds = time.perf_counter() - start
+            res = _load(finished, cfg, name, seed, train.n_in)
+            if res is None:
+                start = time.perf_counter()
+                res = train_variant(cfg, name, seed)
+                seconds = time.perf_counter() - start
+                _save(finished, cfg, name, seed, res, seconds)
+                timing = f"{seconds:.0f} s"
+            else:
+                timing = f"finished earlier, loaded from {finished.name}/"
             per_seed.append(res)
             results[(name, seed)] = res
             rows += [{"variant": name, "seed": seed, **c} for c in res["curves"]]
             print(f"  {name} seed {seed}: test MDE {res['test']['mde']:.3f} m "
                   f"({res['test']['mde'] / baseline:.2f} x baseline), firing rate {res['test']['firing_rate']:.3f}"
-                  f"  ({seconds:.0f} s)")
+                  f"  ({timing})", flush=True)
         mdes = np.array([r["test"]["mde"] for r in per_seed])
         fr = np.array([r["test"]["firing_rate"] for r in per_seed])
         summary["variants"][name] = {
@@ -173,7 +217,8 @@ def _plot(out_dir: Path, cfg: dict, results: dict, baseline: float) -> None:
     except ImportError:
         print("(matplotlib not installed: no plot; pip install 'simjax[plot]')")
         return
-    name, seed = next(iter(results))
+    first = cfg["experiment"]["seeds"][0]  # depth maps of the binocular network when it was trained
+    name, seed = ("binocular", first) if ("binocular", first) in results else next(iter(results))
     res = results[(name, seed)]
     _, _, test = _tasks(cfg, VARIANTS[name])
     batch = test.scenes(jnp.arange(3))
