@@ -367,7 +367,6 @@ def test_interrupted_run_resumes_from_its_finished_trainings(tmp_path, monkeypat
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(trained(cfg, "binocular", 0)["model"])):
         np.testing.assert_array_equal(a, b)
 
-    calls.clear()  # other training settings: nothing is reused
-    summary = stereospike.run(cfgmod.merge(cfg, {"train": {"learning_rate": 0.5}}), tmp_path)
-    assert calls == [0, 1]
-    np.testing.assert_allclose(summary["variants"]["binocular"]["test_mde"], [1.5, 2.5])
+    for other in ({"train": {"learning_rate": 0.5}}, {"data": {"data_seed": 1}}, {"model": {"scale": 2.0}}):
+        assert stereospike._load(tmp_path / "runs", cfgmod.merge(cfg, other), "binocular", 0, n_in) is None, other
+    assert stereospike._load(tmp_path / "runs", cfg, "top_readout", 0, n_in) is None
