@@ -68,6 +68,8 @@ def init_buffer(length: int, shape: tuple[int, ...], dtype: Any) -> DelayBuffer:
 
 def pop(buffer: DelayBuffer) -> tuple[DelayBuffer, Float[Array, "*batch n"]]:
     """The input arriving at the start of this step, and the buffer with that slot cleared."""
+    if buffer.slots.shape[0] == 1:  # no delay: a fresh buffer, which XLA fills without copying the old one
+        return DelayBuffer(slots=jnp.zeros_like(buffer.slots), cursor=buffer.cursor), buffer.slots[0]
     arriving = buffer.slots[buffer.cursor]
     return DelayBuffer(slots=buffer.slots.at[buffer.cursor].set(0.0), cursor=buffer.cursor), arriving
 
