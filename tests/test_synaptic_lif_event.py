@@ -165,6 +165,14 @@ def test_event_driven_synaptic_lif_rejects_what_it_cannot_integrate():
     net = sj.networks.RSNN(2, 3, 1, neuron=three, w_in=W_IN, w_rec=W_REC, w_out=np.ones((3, 1)))
     with pytest.raises(TypeError, match="at most two receptors"):
         sj.simulate(net, train, method="event", t1=T1, max_events=8)
+    class Untimed(ExponentialCurrent):  # a user's receptor that does not say how long it lasts
+        def time_constants(self):
+            return sj.synapses.AbstractSynapse.time_constants(self)
+
+    net = sj.networks.RSNN(2, 3, 1, neuron=SynapticLIF((Untimed(5.0),)), w_in=W_IN, w_rec=W_REC,
+                           w_out=np.ones((3, 1)))
+    with pytest.raises(TypeError, match="Untimed does not define `time_constants`"):
+        sj.simulate(net, train, method="event", t1=T1, max_events=8)
     # the clock-driven step keeps one input per receptor: a single summed array is refused
     with pytest.raises(ValueError, match="tuple"):
         neuron("coba").step(neuron("coba").init(None, (3,)), jnp.zeros(3), 0.1)

@@ -190,8 +190,13 @@ class SynapticLIF(AbstractEventNeuron):
     def check_event_form(self, owner: str) -> None:
         """Raises `TypeError` unless every conductance receptor is an `ExponentialConductance`
         without a Mg block (a voltage-dependent conductance makes the flow nonlinear in `v`) and
-        there are at most two receptors (weights are routed by sign)."""
+        there are at most two receptors (weights are routed by sign), each with its
+        `time_constants`."""
         for r in self.receptors:
+            try:
+                r.time_constants()
+            except NotImplementedError as err:
+                raise TypeError(f"{owner}: {err}; use method='clock'") from None
             if isinstance(r, AbstractConductanceSynapse) and not (
                     isinstance(r, ExponentialConductance) and r.mg_block is None):
                 raise TypeError(f"{owner}: SynapticLIF receptor {r!r} has no exact event-driven flow (only current "
@@ -344,5 +349,5 @@ class SynapticLIF(AbstractEventNeuron):
 
 def _longest_time_constant(receptor: AbstractSynapse, dtype) -> Float[Array, ""]:
     """The slowest decay of a receptor's state (`0` for a delta synapse)."""
-    taus = [getattr(receptor, name) for name in ("tau", "tau_rise", "tau_decay") if hasattr(receptor, name)]
+    taus = receptor.time_constants()
     return jnp.max(jnp.stack([jnp.max(jnp.asarray(t, dtype)) for t in taus] + [jnp.zeros((), dtype)]))

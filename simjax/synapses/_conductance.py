@@ -86,3 +86,6 @@ class ExponentialConductance(AbstractConductanceSynapse):
 
     def conductance(self, state, v):
         return state if self.mg_block is None else state * self.mg_block(v)
+
+    def time_constants(self):
+        return (self.tau,)

@@ -56,6 +56,9 @@ class DeltaCurrent(AbstractCurrentSynapse):
     def membrane_response(self, state, dt, tau_mem):
         return state * jnp.exp(-dt / tau_mem)
 
+    def time_constants(self):
+        return ()
+
 
 class ExponentialCurrent(AbstractCurrentSynapse):
     """Exponentially decaying current, `tau di/dt = -i`; a spike adds its weight to `i`.
@@ -88,6 +91,9 @@ class ExponentialCurrent(AbstractCurrentSynapse):
 
     def membrane_response(self, state, dt, tau_mem):
         return synaptic_coupling(dt, tau_mem, self.tau) * state
+
+    def time_constants(self):
+        return (self.tau,)
 
 
 class AlphaState(eqx.Module):
@@ -140,6 +146,9 @@ class AlphaCurrent(AbstractCurrentSynapse):
         tau = jnp.broadcast_to(self.tau, jnp.shape(state.h)).astype(state.h.dtype)
         c, dc_dtau = jax.jvp(lambda s: synaptic_coupling(dt, tau_mem, s), (tau,), (jnp.ones_like(tau),))
         return c * state.i + jnp.e * tau * dc_dtau * state.h
+
+    def time_constants(self):
+        return (self.tau,)
 
 
 class DualExponentialState(eqx.Module):
@@ -199,3 +208,6 @@ class DualExponentialCurrent(AbstractCurrentSynapse):
     def membrane_response(self, state, dt, tau_mem):
         return (synaptic_coupling(dt, tau_mem, self.tau_decay) * state.decay
                 - synaptic_coupling(dt, tau_mem, self.tau_rise) * state.rise)
+
+    def time_constants(self):
+        return (self.tau_rise, self.tau_decay)

@@ -36,8 +36,9 @@ from jaxtyping import Array, Float, PyTree
 class AbstractSynapse(eqx.Module):
     """The receptors of one kind on a postsynaptic population (state per neuron, pure dynamics).
 
-    Subclasses implement `init`, `decay`, `receive`, `vector_field` and `linearised`; `step` (the
-    clock-driven update) is `decay` over `dt` followed by `receive`.
+    Subclasses implement `init`, `decay`, `receive`, `vector_field` and `linearised`, and for the
+    event-driven method `time_constants`; `step` (the clock-driven update) is `decay` over `dt`
+    followed by `receive`.
     """
 
     @abc.abstractmethod
@@ -63,6 +64,14 @@ class AbstractSynapse(eqx.Module):
     def step(self, state: PyTree[Array], weight: Float[Array, ...], dt: Any) -> PyTree[Array]:
         """`decay` over `dt`, then `receive` `weight` (spikes arriving at the end of the step)."""
         return self.receive(self.decay(state, dt), weight)
+
+    def time_constants(self) -> tuple[Float[Array, ...], ...]:
+        """The time constants (ms) with which the state decays, none for a state that does not
+        outlast the step it arrives in. The event-driven method reads them (how long after an
+        input the receptors still move the membrane); the clock-driven method does not, so a
+        subclass meant only for it need not define them."""
+        raise NotImplementedError(f"{type(self).__name__} does not define `time_constants`, which the "
+                                  "event-driven method needs (the clock-driven method does not)")
 
 
 class AbstractCurrentSynapse(AbstractSynapse):
