@@ -64,7 +64,8 @@ def _interrupt(signum, frame):
     written atomically as it finishes, so nothing finished is lost; exiting straight from the handler
     (rather than unwinding an exception through XLA's callbacks and finalizers, and tearing the
     interpreter down while XLA's threads run) is what keeps an interrupt from ever crashing."""
-    os.write(2, b"simjax: interrupted; finished results are saved (rerun the same command to resume a sweep)\n")
+    os.write(2, b"simjax: interrupted; finished results are saved (a sweep, or a run that saves each training, "
+             b"resumes when rerun with --out naming the same folder)\n")
     os._exit(130)
 
 
