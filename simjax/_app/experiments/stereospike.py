@@ -151,6 +151,7 @@ def _save(folder: Path, cfg: dict, name: str, seed: int, res: dict, seconds: flo
     stem = folder / f"{name}-seed{seed}"
     io.save_model(stem.with_suffix(".eqx"), res["model"])
     io.write_json(stem.with_suffix(".json"), {"hash": _settings_hash(cfg, name, seed), "seconds": seconds,
+                                              "layers": list(res["rates"]),  # (the JSON keys are sorted)
                                               **{k: v for k, v in res.items() if k != "model"}})
 
 
@@ -164,7 +165,9 @@ def _load(folder: Path, cfg: dict, name: str, seed: int, n_in: int) -> dict | No
     if saved.get("hash") != _settings_hash(cfg, name, seed):
         return None
     model = eqx.tree_deserialise_leaves(weights, network(cfg, name, seed, n_in))
-    return {"model": model, **{k: v for k, v in saved.items() if k not in ("hash", "seconds")}}
+    rates = {layer: saved["rates"][layer] for layer in saved["layers"]}  # in the network's order
+    return {"model": model, **{k: v for k, v in saved.items() if k not in ("hash", "seconds", "layers")},
+            "rates": rates}
 
 
 def run(cfg: dict, out_dir: Path) -> dict:
