@@ -335,17 +335,16 @@ def test_shipped_configs_validate_and_bad_values_are_named():
 
 def test_interrupted_run_resumes_from_its_finished_trainings(tmp_path, monkeypatch):
     cfg = cfgmod.merge(stereospike.DEFAULTS, stereospike.QUICK)
-    cfg = cfgmod.merge(cfg, {"experiment": {"seeds": [0, 1]}})
+    cfg = cfgmod.merge(cfg, {"experiment": {"seeds": [0, 1]}, "compare": {"variants": ["binocular", "monocular"]}})
     monkeypatch.setattr(stereospike, "_plot", lambda *args: None)
     calls = []
 
     def trained(cfg, name, seed, crash_at=None):  # a stand-in training: its own weights and metrics
-        calls.append(seed)
+        calls.append((name, seed))
         if seed == crash_at:
             raise RuntimeError("killed")
-        n_in = stereospike._tasks(cfg, stereospike.VARIANTS[name])[0].n_in
         net = jax.tree.map(lambda a: 2 * a + seed if eqx.is_inexact_array(a) else a,
-                           stereospike.network(cfg, name, seed, n_in))
+                           stereospike.network(cfg, name, seed))
         mde = 1.0 + seed + cfg["train"]["learning_rate"]
         return {"model": net, "curves": [{"step": 2, "train_loss": mde, "train_mde": mde, "validation_mde": mde,
                                           "validation_firing_rate": 0.1}],
@@ -359,14 +358,14 @@ def test_interrupted_run_resumes_from_its_finished_trainings(tmp_path, monkeypat
     calls.clear()
     monkeypatch.setattr(stereospike, "train_variant", trained)
     summary = stereospike.run(cfg, tmp_path)
-    assert calls == [1]  # seed 0 was loaded, not trained again
+    assert calls == [("binocular", 1), ("monocular", 0), ("monocular", 1)]  # seed 0 was loaded, not trained again
     lr = cfg["train"]["learning_rate"]
     np.testing.assert_allclose(summary["variants"]["binocular"]["test_mde"], [1.0 + lr, 2.0 + lr])
-    n_in = stereospike._tasks(cfg, {})[0].n_in
-    loaded = stereospike._load(tmp_path / "runs", cfg, "binocular", 0, n_in)["model"]
-    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(trained(cfg, "binocular", 0)["model"])):
-        np.testing.assert_array_equal(a, b)
+    for name in ("binocular", "monocular"):  # (the monocular network has 2 input maps, not 4)
+        loaded = stereospike._load(tmp_path / "runs", cfg, name, 0)["model"]
+        for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(trained(cfg, name, 0)["model"]), strict=True):
+            np.testing.assert_array_equal(a, b)
 
     for other in ({"train": {"learning_rate": 0.5}}, {"data": {"data_seed": 1}}, {"model": {"scale": 2.0}}):
-        assert stereospike._load(tmp_path / "runs", cfgmod.merge(cfg, other), "binocular", 0, n_in) is None, other
-    assert stereospike._load(tmp_path / "runs", cfg, "top_readout", 0, n_in) is None
+        assert stereospike._load(tmp_path / "runs", cfgmod.merge(cfg, other), "binocular", 0) is None, other
+    assert stereospike._load(tmp_path / "runs", cfg, "top_readout", 0) is None

@@ -94,9 +94,11 @@ def _to32(tree):
     return jax.tree.map(lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a, tree)
 
 
-def network(cfg: dict, name: str, seed: int, n_in: int) -> StereoSpike:
-    """The untrained network of variant `name` from weight seed `seed`."""
+def network(cfg: dict, name: str, seed: int) -> StereoSpike:
+    """The untrained network of variant `name` from weight seed `seed` (its input maps those of the
+    variant's cameras)."""
     variant, m = VARIANTS[name], cfg["model"]
+    n_in = _tasks(cfg, variant)[0].n_in
     net = StereoSpike(n_in, m["channels"], key=jax.random.key(seed), readout=variant.get("readout"),
                       skips=variant.get("skips", True), scale=m["scale"])
     return _to32(net) if cfg["train"]["float32"] else net
@@ -106,7 +108,7 @@ def train_variant(cfg: dict, name: str, seed: int) -> dict:
     """Trains one variant from one seed; returns the selected model, its curves and test metrics."""
     tr = cfg["train"]
     train, validation, test = _tasks(cfg, VARIANTS[name])
-    net = network(cfg, name, seed, train.n_in)
+    net = network(cfg, name, seed)
     optimizer = optax.adam(tr["learning_rate"])
     params, static = partition(net)
     state = (params, optimizer.init(params))
@@ -155,7 +157,7 @@ def _save(folder: Path, cfg: dict, name: str, seed: int, res: dict, seconds: flo
                                               **{k: v for k, v in res.items() if k != "model"}})
 
 
-def _load(folder: Path, cfg: dict, name: str, seed: int, n_in: int) -> dict | None:
+def _load(folder: Path, cfg: dict, name: str, seed: int) -> dict | None:
     """A finished training saved by `_save` with the same settings, or `None`."""
     stem = folder / f"{name}-seed{seed}"
     marker, weights = stem.with_suffix(".json"), stem.with_suffix(".eqx")
@@ -164,7 +166,7 @@ def _load(folder: Path, cfg: dict, name: str, seed: int, n_in: int) -> dict | No
     saved = json.loads(marker.read_text())
     if saved.get("hash") != _settings_hash(cfg, name, seed):
         return None
-    model = eqx.tree_deserialise_leaves(weights, network(cfg, name, seed, n_in))
+    model = eqx.tree_deserialise_leaves(weights, network(cfg, name, seed))
     rates = {layer: saved["rates"][layer] for layer in saved["layers"]}  # in the network's order
     return {"model": model, **{k: v for k, v in saved.items() if k not in ("hash", "seconds", "layers")},
             "rates": rates}
@@ -184,7 +186,7 @@ def run(cfg: dict, out_dir: Path) -> dict:
     for name in variants:
         per_seed = []
         for seed in seeds:
-            res = _load(finished, cfg, name, seed, train.n_in)
+            res = _load(finished, cfg, name, seed)
             if res is None:
                 start = time.perf_counter()
                 res = train_variant(cfg, name, seed)
