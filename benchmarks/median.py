@@ -29,7 +29,7 @@ def main() -> int:
     import jax
     import jax.numpy as jnp
 
-    from simjax.analysis._gradient_quality import median_nonnegative
+    from simjax.analysis._group_statistics import median_nonnegative
 
     shapes = [(9, 1_000), (9, 10_000)] if args.quick else [(9, 1_000), (9, 10_000), (9, 100_000), (9, 1_000_000)]
     rows = []

@@ -135,7 +135,7 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
         np.testing.assert_allclose(se[q], expected, rtol=1e-9, atol=1e-14, err_msg=q)
 
     # the median SNR: delete-a-block jackknife (S = 16 -> 8 blocks of 2 consecutive samples)
-    from simjax.analysis._gradient_quality import snr_blocks
+    from simjax.analysis._group_statistics import snr_blocks
 
     G16 = jnp.asarray(rng.normal(size=(16, P)) + 0.3)
     zero = jnp.zeros((16, 16))
@@ -146,9 +146,42 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
     np.testing.assert_allclose(se16["snr_median"], np.sqrt(7 / 8 * np.sum((reps - reps.mean()) ** 2)), rtol=1e-9)
 
 
+def test_every_group_reads_as_its_own_columns_alone():
+    """All groups come out of one set of sums over 0/1 weights: each must equal the report of its
+    columns sliced out (with its diagonal Hessian block), for contiguous and scattered masks, and
+    "learned" must be the union of the groups the samples do not match exactly."""
+    from simjax.analysis._gradient_quality import _with_jackknife, group_reports
+
+    rng = np.random.default_rng(1)
+    S, P = 8, 15
+    g = rng.normal(size=P)
+    G = rng.normal(size=(S, P)) + g
+    G[:, :5] = g[:5]  # group "a" is computed exactly
+    A = rng.normal(size=(P, P))
+    H = A @ A.T / P
+    idx = {"total": np.arange(P), "a": np.arange(5), "b": np.arange(5, P, 2), "c": np.arange(6, P, 2)}
+    groups = {name: np.isin(np.arange(P), i) for name, i in idx.items()}
+    reports, _ = jax.jit(lambda G, g: group_reports(G, g, groups, exact_rtol=1e-8,
+                                                    curvature=lambda v: jnp.asarray(H) @ v))(G, g)
+    assert sorted(reports) == ["a", "b", "c", "learned", "total"]
+    idx["learned"] = np.arange(5, P)
+    for name, i in idx.items():
+        Gb, gb, Hb = G[:, i], g[i], H[np.ix_(i, i)]
+        full, se = _with_jackknife(jnp.asarray(Gb), jnp.asarray(gb), jnp.asarray(Gb @ Hb @ Gb.T),
+                                   jnp.asarray(Gb @ Hb @ gb), jnp.asarray(gb @ Hb @ gb))
+        got_full, got_se, deviation, exact = reports[name]
+        for q in full:  # the bias of an exact group is the square root of rounding, summed in another order
+            atol = 1e-7 if q == "relative_bias" else 1e-13
+            np.testing.assert_allclose(got_full[q], full[q], rtol=1e-10, atol=atol, err_msg=(name, q))
+            np.testing.assert_allclose(got_se[q], se[q], rtol=1e-8, atol=atol, err_msg=(name, q))
+        expected = np.max(np.linalg.norm(Gb - gb, axis=1)) / np.linalg.norm(gb)
+        np.testing.assert_allclose(deviation, expected, rtol=1e-10, atol=1e-300)
+        assert float(exact) == float(name == "a"), name
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_selection_median_equals_numpy_median(dtype):
-    from simjax.analysis._gradient_quality import median_nonnegative
+    from simjax.analysis._group_statistics import median_nonnegative
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 5, 6, 257):

@@ -16,7 +16,7 @@ import simjax as sj
 from simjax._app import config
 from simjax._app.experiments import observatory
 from simjax.analysis import gradient_quality
-from simjax.analysis._gradient_quality import median_nonnegative
+from simjax.analysis._group_statistics import median_nonnegative
 from simjax.rules import AbstractStatelessRule, NoisyGradient
 
 MSE_LAST = sj.tasks.Supervised(loss="mse", readout="last", dt=1.0)

@@ -42,13 +42,16 @@ that is exact everywhere.
 
 Curvature enters only through Hessian-vector products: `H g_s` for every sample and `H g`
 (`S + 1` products per group), from which every quadratic form above is exact for the samples (no
-dense Hessian). Error bars are delete-one jackknife standard errors over the samples (in closed form), except for
-the median SNR: a delete-a-block jackknife over at most 8 blocks (every replicate sorts all parameters,
-and the delete-one jackknife of a median is not consistent anyway); medians are found by selection
-(`median_nonnegative`), not by sorting.
-Group blocks use the diagonal block `H_gg`. For clock-driven spiking networks the "Hessian" is the
-derivative of the surrogate gradient, so curvature and the predicted loss change are meaningful for
-smooth (rate / event-driven) models.
+dense Hessian). Group blocks use the diagonal block `H_gg`. For clock-driven spiking networks the
+"Hessian" is the derivative of the surrogate gradient, so curvature and the predicted loss change
+are meaningful for smooth (rate / event-driven) models.
+
+Error bars are delete-one jackknife standard errors over the samples (in closed form), except for
+the median SNR: a delete-a-block jackknife over at most 8 blocks (every replicate takes a median
+over all parameters, and the delete-one jackknife of a median is not consistent anyway); medians
+are found by selection, not by sorting. Every group's numbers come from one set of sums over 0/1
+group weights (`simjax.analysis._group_statistics`), so a report compiles to one program whose
+size does not grow with the number of groups.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from .._memory import available_memory, compiled_memory
 from .._table import Table
 from ..parameters._parameters import params as trainable_params
 from ..rules._exact import Exact
+from ._group_statistics import group_rows, group_statistics, group_sums
 
 QUANTITIES = ("relative_bias", "relative_bias_squared", "relative_bias_floor", "relative_variance", "cosine_mean",
               "cosine_sample", "sign_agreement", "snr_median", "curvature_bias", "curvature_variance")
@@ -96,142 +100,23 @@ def _name(entry) -> str:
     return str(entry)
 
 
-def _quantities(n, m_dot_g, m_norm2, tr_cov, gnorm2, per_cos, agree, mHm, w_dot_c, d, tr_hcov):
-    """The reported quantities (all but the median SNR) of one set of `n` samples from its
-    sufficient statistics."""
-    bias2 = m_norm2 - 2 * m_dot_g + gnorm2 - tr_cov / n
-    return {
-        "relative_bias": jnp.sqrt(jnp.maximum(bias2, 0.0) / gnorm2),
-        "relative_bias_squared": bias2 / gnorm2,
-        "relative_bias_floor": jnp.sqrt(tr_cov / n / gnorm2),
-        "relative_variance": tr_cov / gnorm2,
-        "cosine_mean": m_dot_g / jnp.maximum(jnp.sqrt(m_norm2 * gnorm2), 1e-300),
-        "cosine_sample": per_cos,
-        "sign_agreement": agree,
-        "curvature_bias": mHm - 2 * w_dot_c + d - tr_hcov / n,
-        "curvature_variance": tr_hcov,
-    }
-
-
-def _sample_terms(G, g, where=None):
-    """Means, deviations and per-sample terms; `where` (0/1 over the columns, in which `G` and `g`
-    are zero elsewhere) restricts the coordinate averages to a subset chosen at run time."""
-    m = jnp.mean(G, axis=0)
-    D = G - m
-    gnorm2 = jnp.sum(g**2)
-    per_cos = (G @ g) / jnp.maximum(jnp.linalg.norm(G, axis=1) * jnp.sqrt(gnorm2), 1e-300)
-    same = (jnp.sign(G) == jnp.sign(g)).astype(G.dtype)
-    agree = jnp.mean(same, axis=1) if where is None else (same @ where) / jnp.sum(where)
-    return m, D, jnp.sum(D**2, axis=0), gnorm2, per_cos, agree
-
-
-def _snr_median(mean, var, where=None):
-    return median_nonnegative(mean**2 / jnp.maximum(var, 1e-300), where)
-
-
-def median_nonnegative(x: jax.Array, where: jax.Array | None = None) -> jax.Array:
-    """`jnp.median(x, axis=-1)` for `x >= 0` (NaN counts as 0), by selection instead of sorting;
-    with `where` (nonzero entries selected, shaped like the last axis), the median of the selected
-    entries only (NaN if none is).
-
-    Non-negative IEEE floats order like their bit patterns read as unsigned integers, so the lower
-    middle element is found exactly by bisecting on the bit pattern (one count over the last axis
-    per bit); the upper one is the next larger element. It vectorises over leading axes (the
-    jackknife replicates). Kept over `jnp.median` because on a CPU XLA's sort is an order of
-    magnitude slower for thousands to millions of entries: `benchmarks/median.py` measures both.
-    """
-    x = jnp.where(x > 0, x, jnp.zeros((), x.dtype))  # also maps -0.0 and NaN to +0.0
-    utype = jnp.dtype(f"uint{x.dtype.itemsize * 8}")
-    u = jax.lax.bitcast_convert_type(x, utype)
-    if where is None:
-        sel = jnp.ones(x.shape[-1], bool)
-        n = x.shape[-1]
-    else:
-        sel = jnp.asarray(where) != 0
-        n = jnp.sum(sel)
-    count = lambda below: jnp.sum(sel & below, axis=-1)  # noqa: E731
-    rank = (n - 1) // 2  # the lower middle order statistic (0-based)
-
-    def body(_, bounds):
-        lo, hi = bounds  # the answer's bit pattern lies in [lo, hi]
-        mid = lo + (hi - lo) // 2
-        enough = count(u <= mid[..., None]) > rank
-        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
-
-    top = jnp.max(jnp.where(sel, u, jnp.zeros((), utype)), axis=-1)
-    _, lower = jax.lax.fori_loop(0, x.dtype.itemsize * 8, body, (jnp.zeros_like(top), top))
-    # upper middle: the same element if it repeats past rank n // 2, else the next larger one
-    repeats = count(u <= lower[..., None]) > n // 2
-    above = sel & (u > lower[..., None])
-    upper = jnp.where(repeats, lower, jnp.min(jnp.where(above, u, top[..., None]), axis=-1))
-    lower, upper = (jax.lax.bitcast_convert_type(b, x.dtype) for b in (lower, upper))
-    median = jnp.where(repeats, lower, (lower + upper) / 2)
-    return median if where is None else jnp.where(n > 0, median, jnp.nan)
-
-
 def full_stats(G, g, K, c, d, where=None):
     """Every quantity of one parameter group over all `S` samples `G [S, P]` against `g [P]`
-    (`K = G H G^T`, `c = G H g`, `d = g^T H g`; zeros without curvature). `where`: see
-    `_sample_terms`."""
-    S = G.shape[0]
-    m, _, q, gnorm2, per_cos, agree = _sample_terms(G, g, where)
-    diag = jnp.diag(K)
-    stats = _quantities(S, m @ g, m @ m, jnp.sum(q) / (S - 1), gnorm2, jnp.mean(per_cos), jnp.mean(agree),
-                        jnp.mean(K), jnp.mean(c), d, (jnp.sum(diag) - S * jnp.mean(K)) / (S - 1))
-    return {**stats, "snr_median": _snr_median(m, q / (S - 1), where)}
+    (`K = G H G^T`, `c = G H g`, `d = g^T H g`; zeros without curvature); `where` (0/1 over the
+    columns) restricts it to a subset of the coordinates chosen at run time."""
+    return _single_group(G, g, K, c, d, where, errors=False)[0]
 
 
 def _with_jackknife(G, g, K, c, d, where=None):
-    """Every quantity on all `S` samples, and its jackknife standard error.
-
-    The leave-one-out statistics come in closed form from the deviations `D = G - mean(G)`
-    (`sum_i D_i = 0`): leaving out sample `i` moves the mean by `-D_i / (S - 1)` and the sum of
-    squared deviations to `Q - S/(S-1) |D_i|^2` (per parameter likewise), so no statistic is
-    recomputed from scratch `S` times.
-    """
-    S = G.shape[0]
-    m, D, q, gnorm2, per_cos, agree = _sample_terms(G, g, where)
-    D2, Q, diag = jnp.sum(D**2, axis=1), jnp.sum(q), jnp.diag(K)
-    full = full_stats(G, g, K, c, d, where)
-    # leave-one-out (vectors over the left-out sample i)
-    shift = D / (S - 1)  # m_i = m - shift_i
-    m_loo_dot_g = m @ g - shift @ g
-    m_loo_norm2 = m @ m - 2 * (shift @ m) + D2 / (S - 1) ** 2
-    tr_cov_loo = (Q - S / (S - 1) * D2) / (S - 2)
-    mHm_loo = (jnp.sum(K) - jnp.sum(K, axis=0) - jnp.sum(K, axis=1) + diag) / (S - 1) ** 2
-    w_dot_c_loo = (jnp.sum(c) - c) / (S - 1)
-    tr_hcov_loo = (jnp.sum(diag) - diag - (S - 1) * mHm_loo) / (S - 2)
-    others = lambda v: (jnp.sum(v) - v) / (S - 1)  # noqa: E731
-    loo = _quantities(S - 1, m_loo_dot_g, m_loo_norm2, tr_cov_loo, gnorm2, others(per_cos), others(agree),
-                      mHm_loo, w_dot_c_loo, d, tr_hcov_loo)
-    se = jax.tree.map(lambda a: jnp.sqrt((S - 1) / S * jnp.sum((a - jnp.mean(a)) ** 2)), loo)
-    se["snr_median"] = _snr_median_se(D, m, q, where)  # a block jackknife (see `snr_blocks`)
-    return full, se
+    """`full_stats` and the jackknife standard error of every quantity (closed forms: see
+    `simjax.analysis._group_statistics`)."""
+    return _single_group(G, g, K, c, d, where, errors=True)
 
 
-def snr_blocks(samples: int) -> int:
-    """Blocks of the delete-a-block jackknife of the median SNR: the largest divisor of `samples`
-    that is at most 8 (each replicate sorts all parameters, so 8 replicates instead of `samples`)."""
-    return max(b for b in range(1, min(samples, 8) + 1) if samples % b == 0)
-
-
-def _snr_median_se(D, m, q, where=None):
-    """Delete-a-block jackknife error of the median per-parameter SNR (blocks of consecutive samples).
-
-    Leaving out block `b` (`h` samples, `n = S - h` kept): the mean moves by
-    `-sum_b D_i / n` and the per-parameter sum of squared deviations becomes
-    `q - sum_b D_i^2 - (sum_b D_i)^2 / n`.
-    """
-    S = D.shape[0]
-    B = snr_blocks(S)
-    if B < 2:
-        return jnp.full((), jnp.nan, D.dtype)
-    h, n = S // B, S - S // B
-    Db = D.reshape(B, h, -1)
-    block_sum, block_sq = jnp.sum(Db, axis=1), jnp.sum(Db**2, axis=1)
-    var = (q - block_sq - block_sum**2 / n) / (n - 1)
-    reps = _snr_median(m - block_sum / n, var, where)
-    return jnp.sqrt((B - 1) / B * jnp.sum((reps - jnp.mean(reps)) ** 2))
+def _single_group(G, g, K, c, d, where, errors):
+    W = (jnp.ones_like(g) if where is None else jnp.asarray(where, G.dtype))[None]
+    full, se = group_statistics(G, g, W, K[None], c[None], d[None], errors=errors)
+    return jax.tree.map(lambda v: v[0], full), (None if se is None else jax.tree.map(lambda v: v[0], se))
 
 
 def _chunked_map(fn, xs, chunk_size):
@@ -397,69 +282,79 @@ def default_exact_rtol(dtype: Any) -> float:
     return float(np.sqrt(np.finfo(dtype).eps))
 
 
-def _deviation(G, g, exact_rtol):
-    """`(max_s |g_s - g| / |g|, exact)` of one group (`exact` as 0. / 1.)."""
-    dev = jnp.max(jnp.linalg.norm(G - g, axis=1))
-    gnorm = jnp.linalg.norm(g)
-    exact = dev <= exact_rtol * gnorm
-    relative = jnp.where(gnorm > 0, dev / jnp.where(gnorm > 0, gnorm, 1.0), jnp.where(dev > 0, jnp.inf, 0.0))
-    return relative, exact.astype(G.dtype)
-
-
 def summary_arrays(G, g, groups, *, loss_fn=None, theta=None, learning_rate=1e-3, chunk_size=None,
                    exact_rtol=None) -> dict:
     """`summarize` as a dict of arrays (jittable); per-sample Hessian-vector products and loss
     changes run `chunk_size` samples at a time. With groups besides `"total"`, adds the aggregate
     `"learned"` of the groups not computed exactly (see the module docstring)."""
     exact_rtol = default_exact_rtol(G.dtype) if exact_rtol is None else exact_rtol
+    curvature = None if loss_fn is None else (lambda v: hvp(loss_fn, theta, v))
+    reports, K_total = group_reports(G, g, groups, exact_rtol=exact_rtol, curvature=curvature,
+                                     chunk_size=chunk_size)
+    nan, zero = jnp.full((), jnp.nan, G.dtype), jnp.zeros((), G.dtype)
     out = {}
-    S = G.shape[0]
-    nan = jnp.full((), jnp.nan, G.dtype)
-    zero = jnp.zeros((), G.dtype)
-    parts = {name: mask for name, mask in groups.items() if name not in ("total", LEARNED)}
-    exact = {name: _deviation(*_select(mask, G, g), exact_rtol) for name, mask in parts.items()}
-    if parts:  # the learned aggregate: a 0/1 weight over the coordinates, known at run time
-        learned = sum(jnp.asarray(mask, G.dtype) * (1 - exact[name][1]) for name, mask in parts.items())
-        groups = {**groups, LEARNED: learned}
-        groups = {name: groups[name] for name in ("total", LEARNED, *groups) if name in groups}
-    for name, mask in groups.items():
-        dynamic = name == LEARNED
-        mk = mask if dynamic else jnp.asarray(mask, G.dtype)
-        if loss_fn is not None:
-            Gm, gm = G * mk, g * mk
-            HG = _chunked_map(lambda v: hvp(loss_fn, theta, v), Gm, chunk_size) * mk
-            Hg = hvp(loss_fn, theta, gm) * mk
-            K, c, d = Gm @ HG.T, HG @ gm, gm @ Hg
-        else:
-            K, c, d = jnp.zeros((S, S), G.dtype), jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype)
-        if dynamic:
-            Gs, gs = G * mk, g * mk
-            full, se = _with_jackknife(Gs, gs, K, c, d, where=mk)
-            deviation, _ = _deviation(Gs, gs, exact_rtol)
-            empty = jnp.sum(mk) == 0  # exact everywhere: nothing is learned by the rule
-            full, se = (jax.tree.map(lambda v: jnp.where(empty, nan, v), t) for t in (full, se))
-            deviation, exact_flag = jnp.where(empty, nan, deviation), empty.astype(G.dtype)
-        else:
-            Gs, gs = _select(mask, G, g)
-            full, se = _with_jackknife(Gs, gs, K, c, d)
-            deviation, exact_flag = exact[name] if name in exact else _deviation(Gs, gs, exact_rtol)
-        out[name] = {q: (full[q], se[q]) for q in QUANTITIES if loss_fn is not None or not q.startswith("curvature")}
+    for name, (full, se, deviation, exact) in reports.items():
+        out[name] = {q: (full[q], se[q]) for q in QUANTITIES if curvature is not None or not q.startswith("curvature")}
         out[name]["max_relative_deviation"] = (deviation, nan)
-        out[name]["exact"] = (exact_flag, zero)
-        if name == "total" and loss_fn is not None:
-            predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K, learning_rate, chunk_size)
+        out[name]["exact"] = (exact, zero)
+        if name == "total" and curvature is not None:
+            predicted, measured, measured_se = _loss_change(loss_fn, theta, G, g, K_total, learning_rate, chunk_size)
             out[name]["loss_change_predicted"] = (predicted, nan)
             out[name]["loss_change_measured"] = (measured, measured_se)
     return out
 
 
-def _select(mask: np.ndarray, G, g):
-    """The columns of `G` and entries of `g` in `mask`: a static slice when they are contiguous
-    (a parameter group always is), a gather otherwise."""
-    idx = np.flatnonzero(mask)
-    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
-        return G[:, idx[0]:idx[-1] + 1], g[idx[0]:idx[-1] + 1]
-    return G[:, idx], g[idx]
+def group_reports(G, g, groups: dict[str, np.ndarray], *, exact_rtol: float, curvature=None, chunk_size=None,
+                  errors: bool = True) -> tuple[dict, jax.Array | None]:
+    """`({group: (stats, stderr, max_relative_deviation, exact)}, K_total)` for the samples `G
+    [S, P]` against `g [P]` and the boolean masks `groups`, with the aggregate `"learned"` (after
+    `"total"`) when there are groups besides `"total"`. `curvature(v) = H v` adds the curvature
+    quantities (each group's diagonal Hessian block, `chunk_size` samples at a time); without
+    `errors` the jackknife is skipped (`stderr` is None).
+
+    All groups come out of one set of sums (`simjax.analysis._group_statistics`), so the
+    program's size does not grow with the number of groups. `"learned"` weighs the groups whose
+    samples are not all within `exact_rtol |g|` of `g`; its sums are those groups' sums added.
+    """
+    S = G.shape[0]
+    names = [name for name in groups if name != LEARNED]
+    W = group_rows({name: groups[name] for name in names}, G.shape[1], G.dtype)
+    sums = group_sums(G, g, W)
+    parts = [i for i, name in enumerate(names) if name != "total"]
+    if parts:  # the learned aggregate: weights over the groups, known at run time
+        exact = _relative_deviation(sums, exact_rtol)[1]
+        inexact = jnp.zeros(len(names), G.dtype).at[jnp.asarray(parts)].set(1 - exact[jnp.asarray(parts)])
+        at = names.index("total") + 1 if "total" in names else 0
+        insert = lambda rows, new: jnp.concatenate([rows[:at], new[None], rows[at:]])  # noqa: E731
+        sums = jax.tree.map(lambda v: insert(v, jnp.tensordot(inexact, v, 1)), sums)
+        W = insert(W, inexact @ W)
+        names.insert(at, LEARNED)
+    deviation, exact = _relative_deviation(sums, exact_rtol)
+    if LEARNED in names:  # exact only when empty: each of its groups was found inexact
+        exact = exact.at[names.index(LEARNED)].set(sums["count"][names.index(LEARNED)] == 0)
+    if curvature is None:
+        K, c, d = jnp.zeros((len(names), S, S), G.dtype), jnp.zeros((len(names), S), G.dtype), jnp.zeros(len(names))
+    else:
+        def block(w):  # the products with the group's diagonal Hessian block
+            Gw, gw = G * w, g * w
+            HG = _chunked_map(curvature, Gw, chunk_size) * w
+            return Gw @ HG.T, HG @ gw, gw @ (curvature(gw) * w)
+
+        K, c, d = jax.lax.map(block, W)
+    full, se = group_statistics(G, g, W, K, c, d.astype(G.dtype), errors=errors, sums=sums)
+    empty = sums["count"] == 0
+    deviation, exact = jnp.where(empty, jnp.nan, deviation), jnp.where(empty, True, exact).astype(G.dtype)
+    pick = lambda t, i: None if t is None else jax.tree.map(lambda v: v[i], t)  # noqa: E731
+    reports = {name: (pick(full, i), pick(se, i), deviation[i], exact[i]) for i, name in enumerate(names)}
+    return reports, (K[names.index("total")] if "total" in names else None)
+
+
+def _relative_deviation(sums, exact_rtol):
+    """`(max_s |g_s - g| / |g|, exact)` per group."""
+    deviation, gnorm = jnp.sqrt(jnp.max(sums["deviation2"], axis=1)), jnp.sqrt(sums["gnorm2"])
+    relative = jnp.where(gnorm > 0, deviation / jnp.where(gnorm > 0, gnorm, 1.0),
+                         jnp.where(deviation > 0, jnp.inf, 0.0))
+    return relative, deviation <= exact_rtol * gnorm
 
 
 def _loss_change(loss_fn, theta, G, g, K, eta, chunk_size=None):

@@ -11,7 +11,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..rules._exact import Exact
-from ._gradient_quality import LEARNED, _deviation, default_exact_rtol, full_stats, parameter_groups, sample_updates
+from ._gradient_quality import LEARNED, default_exact_rtol, group_reports, parameter_groups, sample_updates
 
 TRACKED = ("relative_bias", "relative_variance", "cosine_mean", "cosine_sample", "sign_agreement", "exact")
 
@@ -56,24 +56,12 @@ class QualityTracker(eqx.Module):
             G = sample_updates(model, rule, task, batch, k_rule, self.samples)
             g = ravel_pytree(reference(model, task, batch, k_ref)[1])[0]
             rtol = default_exact_rtol(G.dtype) if self.exact_rtol is None else self.exact_rtol
-            S = self.samples
-            curvature = (jnp.zeros((S, S), G.dtype), jnp.zeros(S, G.dtype), jnp.zeros((), G.dtype))
+            reports, _ = group_reports(G, g, {"total": np.ones(G.shape[1], bool), **groups}, exact_rtol=rtol,
+                                       errors=False)
             out = {}
-
-            def record(name, stats, exact):
+            for name, (stats, _, _, exact) in reports.items():
                 out.update({f"quality/{name}/{q}": stats[q] for q in TRACKED if q != "exact"})
                 out[f"quality/{name}/exact"] = exact
-
-            record("total", full_stats(G, g, *curvature), _deviation(G, g, rtol)[1])
-            learned = jnp.zeros(G.shape[1], G.dtype)
-            for name, mask in groups.items():
-                idx = np.flatnonzero(mask)
-                exact = _deviation(G[:, idx], g[idx], rtol)[1]
-                record(name, full_stats(G[:, idx], g[idx], *curvature), exact)
-                learned = learned + jnp.asarray(mask, G.dtype) * (1 - exact)
-            empty = jnp.sum(learned) == 0
-            stats = full_stats(G * learned, g * learned, *curvature, where=learned)
-            record(LEARNED, jax.tree.map(lambda v: jnp.where(empty, jnp.nan, v), stats), empty.astype(G.dtype))
             return out
 
         def skip(_):
