@@ -1,4 +1,4 @@
-"""Medians of non-negative arrays: `simjax.analysis._gradient_quality.median_nonnegative` (selection
+"""Medians of non-negative arrays: `simjax.analysis._group_statistics.median_nonnegative` (selection
 by bisection on the float bit pattern) against `jnp.median` (XLA's sort), on the shapes the
 gradient-quality report uses (jackknife replicates x parameters).
 
