@@ -100,25 +100,6 @@ def _name(entry) -> str:
     return str(entry)
 
 
-def full_stats(G, g, K, c, d, where=None):
-    """Every quantity of one parameter group over all `S` samples `G [S, P]` against `g [P]`
-    (`K = G H G^T`, `c = G H g`, `d = g^T H g`; zeros without curvature); `where` (0/1 over the
-    columns) restricts it to a subset of the coordinates chosen at run time."""
-    return _single_group(G, g, K, c, d, where, errors=False)[0]
-
-
-def _with_jackknife(G, g, K, c, d, where=None):
-    """`full_stats` and the jackknife standard error of every quantity (closed forms: see
-    `simjax.analysis._group_statistics`)."""
-    return _single_group(G, g, K, c, d, where, errors=True)
-
-
-def _single_group(G, g, K, c, d, where, errors):
-    W = (jnp.ones_like(g) if where is None else jnp.asarray(where, G.dtype))[None]
-    full, se = group_statistics(G, g, W, K[None], c[None], d[None], errors=errors)
-    return jax.tree.map(lambda v: v[0], full), (None if se is None else jax.tree.map(lambda v: v[0], se))
-
-
 def _chunked_map(fn, xs, chunk_size):
     """`jax.vmap(fn)(xs)` computed `chunk_size` leading entries at a time (`None`: all at once)."""
     n = jax.tree.leaves(xs)[0].shape[0]

@@ -42,16 +42,23 @@ def group_rows(groups: dict[str, np.ndarray], size: int, dtype) -> jax.Array:
     return jnp.stack(rows)
 
 
+def _centred(G: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`(m, D, q)`: the mean over samples, the deviations `G - m` and their per-coordinate sum of
+    squares."""
+    m = jnp.mean(G, axis=0)
+    D = G - m
+    return m, D, jnp.sum(D**2, axis=0)
+
+
 def group_sums(G: jax.Array, g: jax.Array, W: jax.Array) -> dict[str, jax.Array]:
     """`{name: sums}` over each group (rows of the weights `W [groups, P]`) of the samples `G
     [S, P]` against `g [P]`: `COORDINATE_SUMS` shaped `[groups]`, `SAMPLE_SUMS` `[groups, S]`."""
-    m = jnp.mean(G, axis=0)
-    D = G - m
+    m, D, q = _centred(G)
 
     def over(x):  # sums over each group's coordinates: [..., P] -> [groups, ...]
         return jnp.moveaxis(jnp.matmul(x, W.T, precision=jax.lax.Precision.HIGHEST), -1, 0)
 
-    coordinate = over(jnp.stack([m * g, m * m, jnp.sum(D**2, axis=0), g * g, jnp.ones_like(g)]))
+    coordinate = over(jnp.stack([m * g, m * m, q, g * g, jnp.ones_like(g)]))
     sums = dict(zip(COORDINATE_SUMS, coordinate.T, strict=True))
     same = (jnp.sign(G) == jnp.sign(g)).astype(G.dtype)
     terms = (G * g, G * G, same, D * D, D * g, D * m, (G - g) ** 2)
@@ -110,9 +117,7 @@ def snr_replicates(G: jax.Array, errors: bool) -> jax.Array:
     """The per-coordinate SNR `m_p^2 / Var_p` on all samples (row 0) and, with `errors` and at
     least 2 blocks, with each block of `snr_blocks` left out (the other rows)."""
     S = G.shape[0]
-    m = jnp.mean(G, axis=0)
-    D = G - m
-    q = jnp.sum(D**2, axis=0)
+    m, D, q = _centred(G)
     snr = lambda mean, var: mean**2 / jnp.maximum(var, 1e-300)  # noqa: E731
     rows = [snr(m, q / (S - 1))[None]]
     B = snr_blocks(S)
@@ -183,3 +188,12 @@ def group_statistics(G: jax.Array, g: jax.Array, W: jax.Array, K: jax.Array, c: 
     empty = sums["count"] == 0
     blank = lambda t: jax.tree.map(lambda v: jnp.where(empty, jnp.nan, v), t)  # noqa: E731
     return blank(full), blank(se)
+
+
+def single_group(G: jax.Array, g: jax.Array, K: jax.Array, c: jax.Array, d: jax.Array, *,
+                 errors: bool = True) -> tuple[dict, dict | None]:
+    """`group_statistics` of one group holding every coordinate: `(stats, stderr)` with scalar
+    entries (`K [S, S]`, `c [S]`, `d` scalar)."""
+    full, se = group_statistics(G, g, jnp.ones_like(g)[None], K[None], c[None], d[None], errors=errors)
+    first = lambda t: None if t is None else jax.tree.map(lambda v: v[0], t)  # noqa: E731
+    return first(full), first(se)
