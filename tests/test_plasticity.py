@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -354,13 +355,13 @@ def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
     the neurons that spiked, several chunks here, with synapses between spiking neurons of
     different chunks) gives the weights of the update of every synapse, and its custom derivative
     in the rule's parameters, the traces and the weights equals the autodiff of that update."""
-    from simjax.plasticity._run import _event_update, _spike_driven_update, incoming_slots
+    from simjax.plasticity._spike_driven import _event_update, _spike_driven_update, incoming_slots
 
     n = 40
     proj = sj.synapses.fixed_in_degree(n, n, 12, key=jax.random.key(1), weight=0.5, max_spikes=n)
     rng = np.random.default_rng(0)
     spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 4 chunks
-    assert int(spikes.sum()) > 2 * P._run.CHUNK
+    assert int(spikes.sum()) > 2 * P._spike_driven.CHUNK
     traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
     rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
     incoming = jnp.asarray(incoming_slots(np.asarray(proj.targets), n))
@@ -382,6 +383,62 @@ def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=0, err_msg=name)
         for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_update_inside_the_propagation_loop_equals_delivery_then_update():
+    """One loop that delivers a step's spikes and updates the synapses of the spiking neurons (many
+    chunks, synapses between spiking neurons of different chunks, two receptor channels, per-synapse
+    delays, release values other than 1, a propagation budget smaller than the number of spikes)
+    gives `EventProjection.deliver`'s buffer and dropped count from the old weights and the update
+    of every synapse; its derivative equals the autodiff of those two."""
+    from simjax.plasticity._propagation_update import _reference, propagate_and_update
+    from simjax.plasticity._spike_driven import _event_update, incoming_slots
+    from simjax.synapses._delay import DelayBuffer
+    from simjax.synapses._spike_ranks import spike_ranks
+
+    n, length = 40, 4
+    rng = np.random.default_rng(2)
+    channels = (np.arange(n) >= 32).astype(np.int32)
+    proj = sj.synapses.fixed_probability(n, n, 0.3, key=jax.random.key(4), weight=0.5, max_spikes=20,
+                                         channels=channels, delays=None)
+    proj = eqx.tree_at(lambda p: p.delays, proj, jnp.asarray(rng.integers(0, length - 1, proj.weight.shape), jnp.int32),
+                       is_leaf=lambda x: x is None)
+    spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 7 chunks, 8 past the budget
+    assert int(spikes.sum()) > proj.max_spikes
+    released = spikes * jnp.asarray(rng.uniform(0.2, 1.0, n))
+    traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
+    rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
+    proj = eqx.tree_at(lambda p: p.weight, proj, jnp.asarray(rng.uniform(0.1, 0.9, proj.weight.shape)))
+    incoming = jnp.asarray(incoming_slots(np.asarray(proj.targets), n))
+    mask = (proj.targets < n) & jnp.asarray(rng.random(proj.weight.shape) < 0.8)
+    buffer = DelayBuffer(slots=jnp.asarray(rng.normal(size=(length, 2, n))), cursor=jnp.asarray(2, jnp.int32))
+    ranks = spike_ranks(spikes)
+
+    def fused(r, p, v, b, t):
+        out, dropped, w = propagate_and_update(8, r, p, incoming, spikes, v, ranks, b, t, mask, 0.1)
+        return (out.slots, w), (out.cursor, dropped)
+
+    def reference(r, p, v, b, t):
+        out, dropped, w = _reference(8, r, p, incoming, spikes, v, ranks, b, t, mask, 0.1)
+        return (out.slots, w), (out.cursor, dropped)
+
+    probe = (jnp.asarray(rng.normal(size=buffer.slots.shape)), jnp.asarray(rng.normal(size=proj.weight.shape)))
+    args = (rule, proj, released, buffer, traces)
+    got, want = (jax.jit(lambda *a, f=f: (f(*a), jax.vjp(lambda *b: f(*b)[0], *a)[1](probe)))(*args)
+                 for f in (fused, reference))
+    (got_out, got_int), got_grads = got
+    (want_out, want_int), want_grads = want
+    np.testing.assert_array_equal(np.asarray(got_int[0]), 3)
+    np.testing.assert_array_equal(np.asarray(got_int[1]), int(spikes.sum()) - proj.max_spikes)
+    np.testing.assert_array_equal(np.asarray(want_int[1]), np.asarray(got_int[1]))
+    np.testing.assert_allclose(got_out[0], want_out[0], rtol=1e-13, atol=1e-14)  # (summation order)
+    every = _event_update(rule, proj.targets, spikes, traces, proj.weight, mask, 0.1)
+    np.testing.assert_allclose(got_out[1], every, rtol=1e-14, atol=0)
+    assert not np.allclose(got_out[1], proj.weight) and not np.allclose(got_out[0], buffer.slots)
+    inexact = lambda tree: [a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]  # noqa: E731
+    assert len(inexact(got_grads)) == len(inexact(want_grads)) == 11  # rule 6, weights, values, buffer, traces 2
+    for g, w in zip(inexact(got_grads), inexact(want_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 
 
 # ---------------------------------------------------------------- vmap and gradients

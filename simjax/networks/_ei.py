@@ -33,6 +33,9 @@ it with `self.recurrent`. A rule whose weights change while the network runs kee
 presynaptic spike of neuron `j` updates row `j` and a postsynaptic spike of `i` updates the
 entries where `targets == i`). `ei_state.spikes` are this step's spikes, after the neurons'
 step; `ei_state.neuron` holds the postsynaptic potentials and receptor states.
+`EINetwork.transition_with` takes the delivery of step 4 as a function instead of a projection,
+so that a rule can update the weights inside the loop that delivers the spikes
+(`simjax.plasticity.simulate` with an `EventProjection` and `max_spikes`).
 
 **What is recorded** (a run of `T` steps keeps `O(T)` numbers per recorded quantity, never the
 state of every neuron at every step): `Record.readout` = the excitatory and inhibitory population
@@ -44,6 +47,7 @@ neuron with a budget of `max_events` events per trial in the final state (`Spike
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -251,6 +255,21 @@ class EINetwork(AbstractNetwork):
                    ) -> tuple[EIState, Record]:
         """One step with the recurrent weights of `projection` (a plastic rule passes its current
         weights here; `step` passes `self.recurrent`). See the module docstring."""
+
+        def deliver(spikes, released, buffer, ranks):
+            return *self._propagate(projection, released, buffer, ranks), None
+
+        new, record, _ = self.transition_with(state, x_t, dt, deliver)
+        return new, record
+
+    def transition_with(self, state: EIState, x_t: Float[Array, "*batch 1"], dt: Any,
+                        deliver: Callable[..., tuple[DelayBuffer, Int[Array, "*batch"], Any]]
+                        ) -> tuple[EIState, Record, Any]:
+        """`transition` with step 4 given: `deliver(spikes, released, buffer, ranks)` returns
+        `(buffer, dropped, extra)`, as `EventProjection.deliver` plus anything else computed there
+        (a plastic projection's new weights, `simjax.plasticity.simulate`); `ranks` are the spikes'
+        `spike_ranks` per trial (batch flattened; `None` unless the recurrent projection is an
+        `EventProjection` or a spike log is kept). **Returns:** `(state, record, extra)`."""
         buffer, arriving = pop(state.buffer)
         external = x_t[..., 0]
         external = jnp.broadcast_to(external[..., None], arriving.shape[:-2] + (self.n,))
@@ -268,13 +287,13 @@ class EINetwork(AbstractNetwork):
         # which neurons spiked, found once for the propagation and the spike log (the efficacies
         # of short-term plasticity change the values, not which neurons spiked)
         ranks = None
-        if isinstance(projection, EventProjection) or self.max_events:
+        if isinstance(self.recurrent, EventProjection) or self.max_events:
             ranks = per_trial(spike_ranks, spikes.reshape(-1, self.n))
-        buffer, dropped = self._propagate(projection, released, buffer, ranks)
+        buffer, dropped, extra = deliver(spikes, released, buffer, ranks)
         log = state.log if self.max_events == 0 else self._log(state.log, spikes, state.step, ranks)
         new = EIState(neuron=neuron_state, spikes=spikes, buffer=buffer, stp=stp, key=state.key,
                       step=state.step + 1, dropped=state.dropped + dropped, log=log)
-        return new, self._record(neuron_state, spikes, dt)
+        return new, self._record(neuron_state, spikes, dt), extra
 
     def _log(self, log: SpikeLog, spikes, step, ranks) -> SpikeLog:
         # per step, as many spikes as the propagation budget (all neurons for other projections):
