@@ -115,7 +115,8 @@ def test_quality_is_tracked_inside_fit(setup):
 def test_closed_form_jackknife_equals_recomputing_without_each_sample():
     from simjax.analysis._group_statistics import single_group
 
-    full_stats = lambda *args: single_group(*args, errors=False)[0]  # noqa: E731
+    # (compiled once per shape: eagerly, each of its operations would compile for every shape)
+    full_stats = jax.jit(lambda *args: single_group(*args, errors=False)[0])
 
     rng = np.random.default_rng(0)
     S, P = 7, 12
@@ -124,7 +125,7 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
     A = rng.normal(size=(P, P))
     H = jnp.asarray(A @ A.T / P)
     K, c, d = G @ H @ G.T, G @ H @ g, g @ H @ g
-    full, se = single_group(G, g, K, c, d)
+    full, se = jax.jit(single_group)(G, g, K, c, d)
     direct = full_stats(G, g, K, c, d)
     loo = [full_stats(jnp.delete(G, i, axis=0), g, jnp.delete(jnp.delete(K, i, 0), i, 1), jnp.delete(c, i), d)
            for i in range(S)]
@@ -142,7 +143,7 @@ def test_closed_form_jackknife_equals_recomputing_without_each_sample():
     G16 = jnp.asarray(rng.normal(size=(16, P)) + 0.3)
     zero = jnp.zeros((16, 16))
     assert snr_blocks(16) == 8 and snr_blocks(7) == 7 and snr_blocks(64) == 8
-    _, se16 = single_group(G16, g, zero, jnp.zeros(16), jnp.zeros(()))
+    _, se16 = jax.jit(single_group)(G16, g, zero, jnp.zeros(16), jnp.zeros(()))
     reps = np.array([float(full_stats(jnp.delete(G16, jnp.arange(2 * b, 2 * b + 2), axis=0), g, zero[:14, :14],
                                       jnp.zeros(14), jnp.zeros(()))["snr_median"]) for b in range(8)])
     np.testing.assert_allclose(se16["snr_median"], np.sqrt(7 / 8 * np.sum((reps - reps.mean()) ** 2)), rtol=1e-9)
@@ -168,9 +169,10 @@ def test_every_group_reads_as_its_own_columns_alone():
                                                     curvature=lambda v: jnp.asarray(H) @ v))(G, g)
     assert sorted(reports) == ["a", "b", "c", "learned", "total"]
     idx["learned"] = np.arange(5, P)
+    reference = jax.jit(single_group)  # (compiled per group size: eagerly, every operation would compile)
     for name, i in idx.items():
         Gb, gb, Hb = G[:, i], g[i], H[np.ix_(i, i)]
-        full, se = single_group(jnp.asarray(Gb), jnp.asarray(gb), jnp.asarray(Gb @ Hb @ Gb.T),
+        full, se = reference(jnp.asarray(Gb), jnp.asarray(gb), jnp.asarray(Gb @ Hb @ Gb.T),
                                    jnp.asarray(Gb @ Hb @ gb), jnp.asarray(gb @ Hb @ gb))
         got_full, got_se, deviation, exact = reports[name]
         for q in full:  # the bias of an exact group is the square root of rounding, summed in another order
