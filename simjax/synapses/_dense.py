@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import equinox as eqx
@@ -30,10 +31,7 @@ class Dense(AbstractProjection):
 
     @classmethod
     def init(cls, n_pre: int, n_post: int, *, key, scale: float = 1.0, zero_diagonal: bool = False) -> Dense:
-        w = scale / jnp.sqrt(n_pre) * jax.random.normal(key, (n_pre, n_post), dtype=jnp.result_type(float))
-        if zero_diagonal:
-            w = w * (1.0 - jnp.eye(n_pre, n_post, dtype=w.dtype))
-        return cls(w)
+        return cls(_gaussian(key, scale, (n_pre, n_post), zero_diagonal, jnp.result_type(float)))
 
     def __call__(self, pre):
         return project(pre, self.weight)
@@ -51,3 +49,11 @@ class Dense(AbstractProjection):
 
     def constrain(self):
         return self
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _gaussian(key, scale, shape: tuple[int, int], zero_diagonal: bool, dtype) -> Array:
+    """`N(0, (scale / sqrt(n_pre))^2)` entries (the diagonal zero if asked), as one compiled program
+    per shape (eagerly, each operation would compile on its own: a few per network built)."""
+    w = scale / jnp.sqrt(jnp.asarray(shape[0], dtype)) * jax.random.normal(key, shape, dtype=dtype)
+    return w * (1.0 - jnp.eye(*shape, dtype=dtype)) if zero_diagonal else w

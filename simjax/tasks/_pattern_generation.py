@@ -8,6 +8,8 @@ Metric: normalised MSE = MSE / Var(target).
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -39,16 +41,7 @@ class PatternGeneration(AbstractPerStepTask):
         check_positive("dt", dt, owner="PatternGeneration")
         check_positive("rate", rate, allow_zero=True, owner="PatternGeneration")
         steps = int(round(duration / dt))
-        k_in, k_amp, k_phase = jax.random.split(jax.random.key(seed), 3)
-        dtype = jnp.result_type(float)
-        self.inputs = (jax.random.uniform(k_in, (steps, n_in)) < rate * dt / 1000.0).astype(dtype)
-        t = jnp.arange(1, steps + 1, dtype=dtype) * dt
-        periods = jnp.asarray(PERIODS_MS, dtype)
-        amp = jax.random.uniform(k_amp, (n_out, len(PERIODS_MS)), dtype, 0.5, 2.0)
-        phase = jax.random.uniform(k_phase, (n_out, len(PERIODS_MS)), dtype, 0.0, 2 * jnp.pi)
-        waves = amp[None] * jnp.sin(2 * jnp.pi * t[:, None, None] / periods + phase[None])
-        targets = waves.sum(-1)
-        self.targets = targets / jnp.max(jnp.abs(targets))  # peak amplitude 1
+        self.inputs, self.targets = _pattern(seed, rate * dt / 1000.0, dt, (steps, n_in, n_out), jnp.result_type(float))
         self.dt = float(dt)
 
     @property
@@ -88,3 +81,18 @@ class PatternGeneration(AbstractPerStepTask):
     def metrics(self, outputs, batch):
         mse = self.loss(outputs, batch)
         return {"loss": mse, "nmse": mse / jnp.var(batch.targets)}
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _pattern(seed, p_spike, dt, sizes: tuple[int, int, int], dtype):
+    """The Poisson inputs and the sine-sum targets (peak amplitude 1), as one compiled program per
+    size (eagerly, each operation would compile on its own)."""
+    steps, n_in, n_out = sizes
+    k_in, k_amp, k_phase = jax.random.split(jax.random.key(seed), 3)
+    inputs = (jax.random.uniform(k_in, (steps, n_in)) < p_spike).astype(dtype)
+    t = jnp.arange(1, steps + 1, dtype=dtype) * dt
+    periods = jnp.asarray(PERIODS_MS, dtype)
+    amp = jax.random.uniform(k_amp, (n_out, len(PERIODS_MS)), dtype, 0.5, 2.0)
+    phase = jax.random.uniform(k_phase, (n_out, len(PERIODS_MS)), dtype, 0.0, 2 * jnp.pi)
+    targets = jnp.sum(amp[None] * jnp.sin(2 * jnp.pi * t[:, None, None] / periods + phase[None]), axis=-1)
+    return inputs, targets / jnp.max(jnp.abs(targets))
