@@ -351,38 +351,30 @@ def test_event_projection_learns_like_its_dense_twin():
 
 
 def test_spike_driven_update_in_chunks_equals_update_of_every_synapse():
-    """The spike-driven update of an `EventProjection` and of a dense matrix (a loop over chunks of
-    the neurons that spiked, several chunks here, with synapses between spiking neurons of
-    different chunks) gives the weights of the update of every synapse, and its custom derivative
-    in the rule's parameters, the traces and the weights equals the autodiff of that update."""
-    from simjax.plasticity._spike_driven import _event_update, _spike_driven_update, incoming_slots
+    """The spike-driven update of a dense matrix (a loop over chunks of the neurons that spiked,
+    several chunks here, with synapses between spiking neurons of different chunks) gives the
+    weights of the update of every synapse, and its custom derivative in the rule's parameters,
+    the traces and the weights equals the autodiff of that update. (The stored synapses of an
+    `EventProjection`: the next test.)"""
+    from simjax.plasticity._spike_driven import _spike_driven_update
 
     n = 40
-    proj = sj.synapses.fixed_in_degree(n, n, 12, key=jax.random.key(1), weight=0.5, max_spikes=n)
     rng = np.random.default_rng(0)
     spikes = jnp.asarray((rng.random(n) < 0.7).astype(float))  # about 28 spikes: 4 chunks
     assert int(spikes.sum()) > 2 * P._spike_driven.CHUNK
     traces = P.PairTraces(pre=jnp.asarray(rng.uniform(0, 2, n)), post=jnp.asarray(rng.uniform(0, 2, n)))
     rule = P.PairSTDP(0.05, 0.06, 16.8, 33.7, w_max=1.0)
-    incoming = jnp.asarray(incoming_slots(np.asarray(proj.targets), n))
-    mask = (proj.targets < n) & jnp.asarray(rng.random(proj.weight.shape) < 0.8)
-    dense_mask = jnp.asarray(rng.random((n, n)) < 0.8)
-    cases = {  # name: (chunked, update of every synapse, weights)
-        "event": (lambda r, t, w: _spike_driven_update(8, r, proj.targets, incoming, spikes, t, w, mask, 0.1),
-                  lambda r, t, w: _event_update(r, proj.targets, spikes, t, w, mask, 0.1),
-                  jnp.asarray(rng.uniform(0.1, 0.9, proj.weight.shape))),
-        "dense": (lambda r, t, w: _spike_driven_update(8, r, None, None, spikes, t, w, dense_mask, 0.1),
-                  lambda r, t, w: jnp.where(dense_mask, r(spikes, spikes, t, w, None, 0.1)[0], w),
-                  jnp.asarray(rng.uniform(0.1, 0.9, (n, n)))),
-    }
-    for name, (chunked, every, weights) in cases.items():
-        probe = jnp.asarray(rng.normal(size=weights.shape))
-        (got, got_grads), (want, want_grads) = (
-            jax.jit(lambda r, t, w, f=f: (f(r, t, w), jax.vjp(f, r, t, w)[1](probe)))(rule, traces, weights)
-            for f in (chunked, every))
-        np.testing.assert_allclose(got, want, rtol=1e-14, atol=0, err_msg=name)
-        for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=name)
+    mask = jnp.asarray(rng.random((n, n)) < 0.8)
+    weights = jnp.asarray(rng.uniform(0.1, 0.9, (n, n)))
+    chunked = lambda r, t, w: _spike_driven_update(8, r, spikes, t, w, mask, 0.1)  # noqa: E731
+    every = lambda r, t, w: jnp.where(mask, r(spikes, spikes, t, w, None, 0.1)[0], w)  # noqa: E731
+    probe = jnp.asarray(rng.normal(size=weights.shape))
+    (got, got_grads), (want, want_grads) = (
+        jax.jit(lambda r, t, w, f=f: (f(r, t, w), jax.vjp(f, r, t, w)[1](probe)))(rule, traces, weights)
+        for f in (chunked, every))
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 
 
 def test_update_inside_the_propagation_loop_equals_delivery_then_update():

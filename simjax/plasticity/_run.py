@@ -255,10 +255,8 @@ def simulate(net: EINetwork | RSNN, rule: AbstractPlasticityRule, inputs: Float[
     state = PlasticState(network=net.init(key, ()), weights=weights, traces=traces)
     xs = (inputs.astype(weights.dtype), None if modulator is None else jnp.asarray(modulator, weights.dtype))
 
-    targets = net.recurrent.targets if event else None
-
     def spike_driven(spikes, traces, weights):
-        w = _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt)
+        w = _spike_driven_update(max_spikes, rule, spikes, traces, weights, mask, dt)
         return w, rule.advance(spikes, spikes, traces, dt)
 
     def body_spike_driven(carry: PlasticState, x):

@@ -7,12 +7,10 @@ outgoing and incoming synapses of the neurons that spiked and nothing else:
   spiking neurons (the update of every synapse in a step with more), for a dense matrix and for
   the stored synapses of an `EventProjection` (`incoming_slots` indexes each neuron's incoming
   synapses); differentiable by autodiff;
-- `_spike_driven_update`: the same weights for any number of spikes, by a loop over chunks of the
-  spiking neurons that updates the weights in place (`_chunked_in_place`), with the budgeted
-  update's derivative as its custom VJP.
-
-`simjax.plasticity._propagation_update` runs the event-driven form inside the projection's
-propagation loop.
+- `_spike_driven_update`: the dense matrix's weights for any number of spikes, by a loop over
+  chunks of the spiking neurons that updates the weights in place (`_chunked_in_place`), with the
+  budgeted update's derivative as its custom VJP; `simjax.plasticity._propagation_update` does the
+  same for an `EventProjection` inside the loop that delivers the spikes.
 """
 
 from __future__ import annotations
@@ -170,13 +168,6 @@ def _chunked_in_place(spikes, weights, synapses):
     return jax.lax.fori_loop(1, chunks, lambda c, w: body(c, w, False), flat_w).reshape(weights.shape)
 
 
-def _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt):
-    """`_event_spike_update`'s weights for any number of spikes (`_chunked_in_place` over the
-    outgoing and incoming stored synapses of the spiking neurons)."""
-    return _chunked_in_place(spikes, weights, lambda idx, written, flat_w: _spiking_synapses(
-        rule, targets, incoming, idx, spikes, traces, flat_w, mask.reshape(-1), dt, written))
-
-
 def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
     """`_sparse_update`'s weights for any number of spikes (`_chunked_in_place` over the rows and
     columns of the spiking neurons in a dense matrix)."""
@@ -203,38 +194,29 @@ def _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _spike_driven_update(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
-    """The update of the synapses of the neurons that spiked, with a forward pass whose cost
-    follows the spikes that occurred (a loop, which has no reverse-mode derivative) and the
-    derivative of the same function with a static budget of `max_spikes` spiking neurons as its
-    VJP: for an `EventProjection` (`targets`, `incoming` given) `_spike_driven_forward` and
-    `_event_spike_update`, for a dense matrix (`targets = incoming = None`)
-    `_dense_spike_driven_forward` and `_sparse_update`."""
-    return _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
+def _spike_driven_update(max_spikes, rule, spikes, traces, weights, mask, dt):
+    """The update of the rows and columns of the neurons that spiked in a dense matrix, with a
+    forward pass whose cost follows the spikes that occurred (`_dense_spike_driven_forward`, a
+    loop, which has no reverse-mode derivative) and the derivative of the same function with a
+    static budget of `max_spikes` spiking neurons (`_sparse_update`) as its VJP. (The stored
+    synapses of an `EventProjection` are updated inside the propagation loop:
+    `simjax.plasticity._propagation_update`.)"""
+    return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
 
 
-def _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt):
-    if targets is None:
-        return _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
-    return _spike_driven_forward(rule, targets, incoming, spikes, traces, weights, mask, dt)
-
-
-def _spike_driven_fwd(max_spikes, rule, targets, incoming, spikes, traces, weights, mask, dt):
-    out = _spike_driven_forward_any(rule, targets, incoming, spikes, traces, weights, mask, dt)
-    return out, (rule, targets, incoming, spikes, traces, weights, mask, dt)
+def _spike_driven_fwd(max_spikes, rule, spikes, traces, weights, mask, dt):
+    out = _dense_spike_driven_forward(rule, spikes, traces, weights, mask, dt)
+    return out, (rule, spikes, traces, weights, mask, dt)
 
 
 def _spike_driven_bwd(max_spikes, residuals, g):
-    rule, targets, incoming, spikes, traces, weights, mask, dt = residuals
+    rule, spikes, traces, weights, mask, dt = residuals
 
     def reference(rule, spikes, traces, weights, dt):
-        if targets is None:
-            return _sparse_update(rule, spikes, traces, weights, mask, dt, max_spikes)
-        return _event_spike_update(rule, targets, incoming, spikes, traces, weights, mask, dt, max_spikes)
+        return _sparse_update(rule, spikes, traces, weights, mask, dt, max_spikes)
 
     d_rule, d_spikes, d_traces, d_weights, d_dt = jax.vjp(reference, rule, spikes, traces, weights, dt)[1](g)
-    return d_rule, None, None, d_spikes, d_traces, d_weights, None, d_dt
+    return d_rule, d_spikes, d_traces, d_weights, None, d_dt
 
 
 _spike_driven_update.defvjp(_spike_driven_fwd, _spike_driven_bwd)
-
