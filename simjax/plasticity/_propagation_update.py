@@ -38,42 +38,33 @@ import jax
 import jax.numpy as jnp
 
 from ..synapses._delay import DelayBuffer
-from ..synapses._event import EventProjection
+from ..synapses._event import EventProjection, ring_position
 from ..synapses._event_scatter import chunk_size
 from ..synapses._spike_ranks import SpikeRanks, spike_rows
 from ._base import AbstractSpikeTriggeredRule, take
-from ._spike_driven import _event_spike_update, _rule_at_slots
+from ._spike_driven import _event_spike_update, _rule_at_slots, pre_post, synapses_of
 
 
 def _forward(rule, proj, incoming, spikes, released, ranks, buffer, traces, mask, dt):
     n, max_out = proj.targets.shape
     size = n * max_out
-    n_post, n_channels = proj.n_post, proj.n_channels
+    n_post = proj.n_post
     length = buffer.slots.shape[0]
-    receptors = n_channels * n_post
     chunk = chunk_size(n)
     flat_mask = mask.reshape(-1)
     delays_flat = None if proj.delays is None else proj.delays.reshape(-1)
     # the neuron of rank `max_spikes` (n when fewer spiked): spikes of higher index are not delivered
     last = (spike_rows(ranks, n, n, jnp.asarray(proj.max_spikes - 1, jnp.int32), 1)[0] if proj.max_spikes < n
             else jnp.asarray(n, jnp.int32))
-    cols = jnp.arange(max_out, dtype=jnp.int32)
 
-    def position(channel, target, delay, ok):
-        slot = (buffer.cursor + 1 + delay) % length
-        return jnp.where(ok, slot * receptors + channel * n_post + target, length * receptors)
+    position = functools.partial(ring_position, buffer.cursor, length, n_post, proj.n_channels)
 
     def body(c, carry, first):
         flat_w, slots = carry
         idx = spike_rows(ranks, n, n, c, chunk)  # [C], padded with n
         end = jnp.max(jnp.where(idx < n, idx, -1))
         spiking = idx[:, None]
-        # outgoing synapses: pre = the chunk's neurons, post = their targets [C, max_out]
-        row_post = proj.targets.at[idx].get(mode="fill", fill_value=n_post)
-        row_slots = jnp.where(spiking < n, spiking * max_out + cols, size)
-        # incoming synapses: pre = their presynaptic neurons [C, max_in], post = the chunk's neurons
-        in_slots = incoming.at[idx].get(mode="fill", fill_value=size)
-        in_pre = in_slots // max_out
+        row_slots, row_post, in_slots, in_pre = synapses_of(proj.targets, incoming, n_post, idx)
         if first:  # no earlier chunk
             row_done = in_done = jnp.zeros((), bool)
         else:  # the other end spiked in an earlier chunk (chunks go in index order)
@@ -83,8 +74,7 @@ def _forward(rule, proj, incoming, spikes, released, ranks, buffer, traces, mask
         old_in = flat_w.at[in_slots].get(mode="fill", fill_value=0)
         # the rule: one flat batch of the chunk's synapses, each with its own pre and post neuron
         write = jnp.concatenate([jnp.where(row_done, size, row_slots), jnp.where(in_done, size, in_slots)], axis=1)
-        pre = jnp.concatenate([jnp.broadcast_to(spiking, row_slots.shape), in_pre], axis=1)
-        post = jnp.concatenate([row_post, jnp.broadcast_to(spiking, in_slots.shape)], axis=1)
+        pre, post = pre_post(idx, row_post, in_pre)
         old = jnp.concatenate([old_row, old_in], axis=1)
         new = _rule_at_slots(rule, write, pre, post, old, spikes, traces, flat_mask, dt)
         flat_w = flat_w.at[write.reshape(-1)].set(new.reshape(-1), mode="drop")

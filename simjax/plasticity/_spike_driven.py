@@ -91,29 +91,38 @@ def _rule_at_slots(rule: AbstractSpikeTriggeredRule, slots, pre, post, old, spik
     return new.reshape(shape)
 
 
-def _spiking_synapses(rule: AbstractSpikeTriggeredRule, targets, incoming, idx, spikes, traces, flat_w, flat_mask, dt,
-                      written=None):
-    """For the spiking neurons `idx` (padded with `n_pre`) of an `EventProjection`, the flat slots
-    of their outgoing stored synapses (rows) and of their incoming ones (`incoming_slots`), and the
-    rule's new values there from the weights `flat_w` (the old value where `flat_mask` is off), as
-    one flat `(slots, values)` pair: every synapse is a batch entry with its own pre- and
-    postsynaptic neuron, so one evaluation of the rule serves both kinds. Slots whose other end
-    `written(neurons)` marks are dropped (padding slots are `n_pre * max_out`, dropped too)."""
+def synapses_of(targets, incoming, n_post: int, idx):
+    """The stored synapses of the neurons `idx` (`[C]`, padded with `n_pre`) of an
+    `EventProjection`: `(row_slots, row_post, in_slots, in_pre)`, the flat slots and postsynaptic
+    neurons of their outgoing synapses (`[C, max_out]`) and the flat slots and presynaptic neurons
+    of their incoming ones (`[C, max_in]`, `incoming_slots`). Padding slots are `n_pre * max_out`,
+    padding neurons `n_post` (targets) and `n_pre` (sources)."""
     n_pre, max_out = targets.shape
     size = n_pre * max_out
     spiking = idx[:, None]
-    # outgoing: pre = the spiking neuron, post = its targets [B, max_out]
-    row_slots = jnp.where(spiking < n_pre, spiking * max_out + jnp.arange(max_out), size)
-    row_post = jnp.take(targets, idx, axis=0, mode="clip")
-    # incoming: pre = its presynaptic neurons [B, max_in], post = the spiking neuron
-    in_slots = jnp.take(incoming, idx, axis=0, mode="fill", fill_value=size)
-    in_pre = in_slots // max_out
-    if written is not None:
-        row_slots = jnp.where(written(row_post), size, row_slots)
-        in_slots = jnp.where(written(in_pre), size, in_slots)
+    row_slots = jnp.where(spiking < n_pre, spiking * max_out + jnp.arange(max_out, dtype=idx.dtype), size)
+    row_post = targets.at[idx].get(mode="fill", fill_value=n_post)
+    in_slots = incoming.at[idx].get(mode="fill", fill_value=size)
+    return row_slots, row_post, in_slots, in_slots // max_out
+
+
+def pre_post(idx, row_post, in_pre):
+    """`(pre, post)` of the synapses of `synapses_of`, rows then incoming: every synapse its own
+    batch entry, so one evaluation of the rule serves both kinds."""
+    spiking = idx[:, None]
+    pre = jnp.concatenate([jnp.broadcast_to(spiking, row_post.shape), in_pre], axis=1)
+    post = jnp.concatenate([row_post, jnp.broadcast_to(spiking, in_pre.shape)], axis=1)
+    return pre, post
+
+
+def _spiking_synapses(rule: AbstractSpikeTriggeredRule, targets, incoming, idx, spikes, traces, flat_w, flat_mask, dt):
+    """For the spiking neurons `idx` (padded with `n_pre`) of an `EventProjection`, the flat slots
+    of their outgoing and incoming stored synapses (`synapses_of`) and the rule's new values there
+    from the weights `flat_w` (the old value where `flat_mask` is off), as one flat
+    `(slots, values)` pair (padding slots are `n_pre * max_out`, dropped)."""
+    row_slots, row_post, in_slots, in_pre = synapses_of(targets, incoming, targets.shape[0], idx)  # (recurrent)
     slots = jnp.concatenate([row_slots, in_slots], axis=1)
-    pre = jnp.concatenate([jnp.broadcast_to(spiking, row_slots.shape), in_pre], axis=1)
-    post = jnp.concatenate([row_post, jnp.broadcast_to(spiking, in_slots.shape)], axis=1)
+    pre, post = pre_post(idx, row_post, in_pre)
     old = flat_w.at[slots].get(mode="fill", fill_value=0)
     new = _rule_at_slots(rule, slots, pre, post, old, spikes, traces, flat_mask, dt)
     return slots.reshape(-1), new.reshape(-1)

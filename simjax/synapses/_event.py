@@ -90,14 +90,24 @@ def _route(n_post: int, n_channels: int, aux, rows):
     return jnp.where(targets.at[rows].get(mode="fill", fill_value=n_post) < n_post, t, n_post * n_channels)
 
 
-def _route_delayed(n_post: int, n_channels: int, length: int, aux, rows):
-    """Flat targets in a ring buffer of `length` slots: slot `cursor + 1 + delay` (modulo `length`)."""
-    targets, channels, delays, cursor = aux
+def ring_position(cursor, length: int, n_post: int, n_channels: int, channel, target, delay, deliver):
+    """Flat positions in a ring buffer of `length` slots of `n_channels x n_post` entries (the
+    `[L, n_channels, n_post]` slots of a `DelayBuffer`, flattened): slot `cursor + 1 + delay`
+    (modulo `length`), then the channel and the target; `length n_channels n_post` (past the end:
+    dropped) where `deliver` is off."""
     size = n_post * n_channels
-    flat = _route(n_post, n_channels, (targets, channels), rows)
-    ahead = 1 if delays is None else 1 + delays.at[rows].get(mode="fill", fill_value=0)
-    slot = (cursor + ahead) % length
-    return jnp.where(flat < size, slot * size + flat, length * size)
+    slot = (cursor + 1 + delay) % length
+    return jnp.where(deliver, slot * size + channel * n_post + target, length * size)
+
+
+def _route_delayed(n_post: int, n_channels: int, length: int, aux, rows):
+    """Flat targets in a ring buffer of `length` slots (`ring_position`); padding synapses and
+    padding rows are dropped."""
+    targets, channels, delays, cursor = aux
+    t = targets.at[rows].get(mode="fill", fill_value=n_post)
+    channel = 0 if channels is None else channels.at[rows].get(mode="fill", fill_value=0)[:, None]
+    delay = 0 if delays is None else delays.at[rows].get(mode="fill", fill_value=0)
+    return ring_position(cursor, length, n_post, n_channels, channel, t, delay, t < n_post)
 
 
 class EventProjection(AbstractProjection):
