@@ -42,3 +42,13 @@ def test_budget_keeps_the_first_spikes():
     np.testing.assert_array_equal(rows[:37], np.flatnonzero(spikes)[:37])
     assert np.all(rows[37:] == n)
 
+
+
+def test_count_below_counts_the_spikes_below_each_index_per_trial():
+    n = 100  # blocks of 16: the counts cross whole and partial blocks
+    rng = np.random.default_rng(4)
+    spikes = (rng.random((3, n)) < 0.3).astype(float)
+    ranks = jax.vmap(spike_ranks)(jnp.asarray(spikes))
+    for k in (0, 1, 15, 16, 17, 50, 99, 100):
+        np.testing.assert_array_equal(np.asarray(ranks.count_below(k)), spikes[:, :k].sum(axis=1))
+    np.testing.assert_array_equal(np.asarray(ranks.count), spikes.sum(axis=1))

@@ -273,6 +273,32 @@ def test_sparse_and_dense_propagation_agree(kind):
     assert int(a.final_state.dropped) == 0
 
 
+def test_population_rates_from_the_spike_counts_equal_the_means_and_their_derivative():
+    """The event network reads its E and I rates from the blocked spike counts (49 excitatory
+    neurons: three blocks of 16 and one neuron of the fourth); values and derivatives (surrogate
+    gradients with respect to the bias) equal those of the means of the raster of every neuron."""
+    n, steps = 61, 300
+    net = sj.networks.EINetwork.cuba(n, key=jax.random.key(5), connectivity="fixed_in_degree", k=12, max_spikes=n,
+                                     record_spikes=tuple(range(n)))
+    assert net.n_exc == 49
+    x = jnp.zeros((steps, 1))
+    weights = jnp.asarray(np.random.default_rng(0).normal(size=(steps, 2)))
+
+    def rates(bias):
+        out = sj.simulate(eqx.tree_at(lambda m: m.neuron.bias, net, bias), x, dt=0.1, key=jax.random.key(1),
+                          record=("readout", "spikes"))
+        means = jnp.stack([jnp.mean(out.spikes[:, :49], axis=1), jnp.mean(out.spikes[:, 49:], axis=1)], axis=1)
+        return out.readout, means * 1e4
+
+    readout, means = jax.jit(rates)(jnp.asarray(0.0))
+    assert float(jnp.sum(means)) > 20 * 1e4 / 49
+    np.testing.assert_allclose(np.asarray(readout), np.asarray(means), rtol=1e-12)
+    g_readout = jax.jit(jax.grad(lambda b: jnp.sum(weights * rates(b)[0])))(jnp.asarray(0.0))
+    g_means = jax.jit(jax.grad(lambda b: jnp.sum(weights * rates(b)[1])))(jnp.asarray(0.0))
+    assert abs(float(g_means)) > 0
+    np.testing.assert_allclose(float(g_readout), float(g_means), rtol=1e-9)
+
+
 @pytest.mark.parametrize("max_events, max_spikes", [(20000, 60), (40, 60), (20000, 3)])
 def test_spike_log_lists_the_recorded_spikes_in_order(max_events, max_spikes):
     # the log against the raster of every neuron, both from one run: per step the spiking neurons
@@ -330,21 +356,19 @@ def test_gradients_through_sparse_weights_match_finite_differences():
 
 @pytest.mark.parametrize("delayed", [False, True])
 def test_event_scatter_and_its_vjp_equal_a_dense_reference(delayed):
-    """The spike-count loop (chunks of `chunk_size(n)` spikes, custom VJP) against the dense product
+    """The spike-count loop (one spiking row per iteration, custom VJP) against the dense product
     `arrivals[c] = sum_j value_j W_c[j]` and its autodiff, over a batch of trials whose spike
-    counts span several chunks and exceed the budget (the dropped spikes are the last in index
+    counts span none to more than the budget (the dropped spikes are the last in index
     order). Weight cotangents equal the dense ones; spike-value cotangents equal them on the
     listed (spiking) rows and are zero elsewhere."""
-    from simjax.synapses._event_scatter import chunk_size
-
     n = 60
-    budget = 2 * chunk_size(n) + 3
+    budget = 11
     base = S.fixed_probability(n, n, 0.2, key=3, weight=(0.7, -1.3), max_spikes=budget, channels=np.arange(n) % 2)
     rng = np.random.default_rng(2)
     proj = S.EventProjection(base.weight * rng.uniform(0.5, 1.5, base.weight.shape), base.targets, n,
                              max_spikes=budget, channels=base.channels,
                              delays=rng.integers(0, 3, base.weight.shape) if delayed else None)
-    counts = [0, 3, chunk_size(n) + 1, budget, budget + 7]  # none, one chunk, two, the budget, over it
+    counts = [0, 1, 5, budget, budget + 7]  # none, one, several, the budget, over it
     flags = np.zeros((len(counts), n))
     for row, c in zip(flags, counts):
         row[rng.choice(n, c, replace=False)] = 1.0

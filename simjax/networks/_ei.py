@@ -46,6 +46,7 @@ neuron with a budget of `max_events` events per trial in the final state (`Spike
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -67,9 +68,9 @@ from ..synapses._current import ExponentialCurrent
 from ..synapses._delay import DelayBuffer, delay_steps, init_buffer, pop, push
 from ..synapses._dense import Dense
 from ..synapses._event import EventProjection, fixed_in_degree, fixed_probability
-from ..synapses._event_scatter import chunk_size, per_trial
+from ..synapses._event_scatter import per_trial
 from ..synapses._short_term import TsodyksMarkram, TsodyksMarkramState
-from ..synapses._spike_ranks import spike_ranks, spike_rows
+from ..synapses._spike_ranks import chunk_size, spike_ranks, spike_rows
 from ._base import AbstractNetwork
 
 
@@ -239,10 +240,15 @@ class EINetwork(AbstractNetwork):
         return inputs
 
     # ------------------------------------------------------------------ dynamics
-    def _drive(self, arriving: Float[Array, "*batch c n"]):
-        if isinstance(self.neuron, SynapticLIF) and len(self.neuron.receptors) == arriving.shape[-2] > 1:
-            return tuple(arriving[..., c, :] for c in range(arriving.shape[-2]))
-        return jnp.sum(arriving, axis=-2)
+    def _drive(self, arriving: Float[Array, "*batch c n"], external: Float[Array, "*batch n"]):
+        """The neurons' input: `arriving` per receptor (`SynapticLIF` with one receptor per
+        channel) or summed over the channels, with `external` added to channel 0 (elementwise,
+        so that it fuses with the neurons' update instead of writing a copy of the slot)."""
+        channels = [arriving[..., c, :] for c in range(arriving.shape[-2])]
+        channels[0] = channels[0] + external
+        if isinstance(self.neuron, SynapticLIF) and len(self.neuron.receptors) == len(channels) > 1:
+            return tuple(channels)
+        return sum(channels[1:], channels[0])
 
     def _propagate(self, projection, spikes, buffer, ranks):
         if isinstance(projection, EventProjection):
@@ -278,8 +284,7 @@ class EINetwork(AbstractNetwork):
             key = jax.random.fold_in(state.key, state.step)
             counts = jax.random.poisson(key, lam, external.shape).astype(external.dtype)
             external = external + counts * self.background_weight
-        arriving = arriving.at[..., 0, :].add(external)
-        neuron_state, spikes = self.neuron.step(state.neuron, self._drive(arriving), dt)
+        neuron_state, spikes = self.neuron.step(state.neuron, self._drive(arriving, external), dt)
         stp = state.stp
         released = spikes
         if self.stp is not None:
@@ -293,7 +298,7 @@ class EINetwork(AbstractNetwork):
         log = state.log if self.max_events == 0 else self._log(state.log, spikes, state.step, ranks)
         new = EIState(neuron=neuron_state, spikes=spikes, buffer=buffer, stp=stp, key=state.key,
                       step=state.step + 1, dropped=state.dropped + dropped, log=log)
-        return new, self._record(neuron_state, spikes, dt), extra
+        return new, self._record(neuron_state, spikes, dt, ranks), extra
 
     def _log(self, log: SpikeLog, spikes, step, ranks) -> SpikeLog:
         # per step, as many spikes as the propagation budget (all neurons for other projections):
@@ -319,11 +324,14 @@ class EINetwork(AbstractNetwork):
         return SpikeLog(steps=steps.reshape(log.steps.shape), ids=ids.reshape(log.ids.shape),
                         count=count.reshape(log.count.shape))
 
-    def _record(self, neuron_state, spikes, dt) -> Record:
-        scale = 1000.0 / dt
-        rates = jnp.stack([jnp.mean(spikes[..., :self.n_exc], axis=-1) if self.n_exc else jnp.zeros(spikes.shape[:-1]),
-                           jnp.mean(spikes[..., self.n_exc:], axis=-1) if self.n_inh else jnp.zeros(spikes.shape[:-1])],
-                          axis=-1) * scale
+    def _record(self, neuron_state, spikes, dt, ranks=None) -> Record:
+        if ranks is None:
+            rates = _population_means(spikes, self.n_exc)
+        else:  # the counts are in the blocked spike flags already: no pass over the neurons
+            exc = ranks.count_below(self.n_exc)
+            counts = jnp.stack([exc, ranks.count - exc], axis=-1).reshape(*spikes.shape[:-1], 2)
+            rates = _counted_population_means(spikes, counts, self.n_exc)
+        rates = rates * (1000.0 / dt)
         v = self.neuron.output(neuron_state)
         return Record(spikes=spikes[..., list(self.record_spikes)] if self.record_spikes else None,
                       v=v[..., list(self.record_v)] if self.record_v else None, readout=rates)
@@ -375,6 +383,29 @@ class EINetwork(AbstractNetwork):
                              tau_mem=20.0, v_rest=-49.0, v_th=-50.0, v_reset=-60.0, t_ref=5.0)
         return _ei_network(cls, neuron, n, 1.62, -9.0, key=key, connectivity=connectivity, p=p, k=k,
                            max_spikes=max_spikes, dt=dt, delay=delay, dense=dense, **kwargs)
+
+
+def _population_means(spikes, n_exc: int):
+    """The mean of `spikes` over the first `n_exc` neurons and over the others (0 for an empty
+    population), `[*batch, 2]`."""
+    n = spikes.shape[-1]
+    zeros = jnp.zeros(spikes.shape[:-1], spikes.dtype)
+    return jnp.stack([jnp.mean(spikes[..., :n_exc], axis=-1) if n_exc else zeros,
+                      jnp.mean(spikes[..., n_exc:], axis=-1) if n > n_exc else zeros], axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _counted_population_means(spikes, counts, n_exc: int):
+    """`_population_means(spikes, n_exc)` from the populations' spike counts `counts` (`[*batch,
+    2]`, the number of non-zero `spikes`, which are 0 or 1), with the derivative of the means."""
+    sizes = np.maximum([n_exc, spikes.shape[-1] - n_exc], 1)
+    return counts.astype(spikes.dtype) / jnp.asarray(sizes, spikes.dtype)
+
+
+@_counted_population_means.defjvp
+def _counted_population_means_jvp(n_exc, primals, tangents):
+    spikes, counts = primals
+    return _counted_population_means(spikes, counts, n_exc), _population_means(tangents[0], n_exc)
 
 
 def _ei_network(cls, neuron, n, w_exc, w_inh, *, key, connectivity, p, k, max_spikes, dt, delay, dense, **kwargs):

@@ -289,16 +289,16 @@ class SynapticLIF(AbstractEventNeuron):
             # within sqrt(eps) dt of the grid counts as on it (the rounding of `refractory - dt`).
             tol = float(np.sqrt(np.finfo(jnp.result_type(v)).eps)) * dt
             r = state.refractory
-
-            def on_grid(_):
-                return jnp.where(r > tol, v, self._current_membrane(v, syn, dt))
+            # computed outside the branch, so that a compiled loop of steps hoists the
+            # coefficients (scalars when the parameters are) out of the loop
+            on_grid = jnp.where(r > tol, v, self._current_membrane(v, syn, dt))
 
             def off_grid(_):
                 # The currents decay during the hold; only what is left at its end reaches v.
                 released = tuple(rc.decay(sc, dt - t_free) for rc, sc in zip(self.receptors, syn))
                 return self._current_membrane(v, released, t_free)
 
-            v = jax.lax.cond(jnp.any((r > tol) & (r < dt - tol)), off_grid, on_grid, None)
+            v = jax.lax.cond(jnp.any((r > tol) & (r < dt - tol)), off_grid, lambda _: on_grid, None)
         else:
             g_total, i_total = 1.0, self.v_rest + self.bias
             for r, s in zip(self.receptors, syn):

@@ -39,8 +39,7 @@ import jax.numpy as jnp
 
 from ..synapses._delay import DelayBuffer
 from ..synapses._event import EventProjection, ring_position
-from ..synapses._event_scatter import chunk_size
-from ..synapses._spike_ranks import SpikeRanks, spike_rows
+from ..synapses._spike_ranks import SpikeRanks, chunk_size, spike_rows
 from ._base import AbstractSpikeTriggeredRule, take
 from ._spike_driven import _event_spike_update, _rule_at_slots, pre_post, synapses_of
 

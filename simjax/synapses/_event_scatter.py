@@ -3,13 +3,21 @@ r"""The scatter of one step's spikes whose trip count is the number of spikes th
 `event_scatter_add(out, weight, value, ranks, budget, routing, aux)` adds, for each of the
 first `budget` presynaptic neurons that spiked, its row of weights times its spike value into
 `out` at the flat positions `routing(aux, rows)` (positions outside `out` are dropped). The
-rows are processed in chunks of `chunk_size(n)` in a `lax.while_loop` that stops after
-`ceil(count / chunk)` chunks (each chunk's rows found from the blocked spike counts `ranks`,
-`simjax.synapses._spike_ranks`), so the work is the spikes that occurred times the out-degree,
-not the budget. Under `vmap` the loop runs for the largest count of the batch (`per_trial`).
+rows are processed one per iteration of a `lax.while_loop` that stops after the spikes that
+occurred (each row found from the blocked spike counts `ranks`, `simjax.synapses._spike_ranks`),
+so the work is the spikes that occurred times the out-degree, not the budget. Under `vmap` the
+loop runs for the largest count of the batch (`per_trial`).
+
+**One row per iteration.** XLA's CPU gather and scatter cost a few ns per element, padding
+included: a row is one contiguous slice of the weights, several rows a general gather, and a
+chunk of rows pads the last iteration with empty ones. One row per iteration measured fastest
+against chunks of 2, 4 and 8 rows on the COBA and CUBA steps from 4 k to 100 k neurons (one
+thread, same process, alternating; the step with one row per iteration against chunks of 4:
+0.85x for CUBA and COBA at 4 k neurons, about 2 spikes per step, and 0.88x at 100 k neurons
+and about 200 spikes per step against chunks of 8).
 
 A while loop has no reverse-mode derivative, so the function has a custom VJP, computed by the
-same chunked loop: with `g` the cotangent of `out`,
+same loop: with `g` the cotangent of `out`,
 
 - `d out`: `g` (the scatter adds to it);
 - `d weight[j, k] = value[j] g[route(j, k)]` for the listed rows, 0 for the others;
@@ -32,19 +40,8 @@ from jaxtyping import Array, Float, Int
 from ._spike_ranks import SpikeRanks, spike_rows
 
 
-def chunk_size(n: int) -> int:
-    """Spikes per iteration of the loop for a population of `n` presynaptic neurons: 4 up to
-    16 384 neurons, 8 above. XLA's CPU gather and scatter cost a few ns per element, padding
-    included, so a chunk should not be much larger than a step's spikes (2-9 in the 4000-neuron
-    CUBA/COBA networks); each iteration also has a fixed cost. Measured on the COBA and CUBA steps
-    (one thread, fixed in-degree 80): at 4 k neurons chunks of 4 / 8 / 16 took 23 / 25 / 30 us
-    (CUBA) and 28 / 29 / 32 us (COBA); at 16 k, 4 and 8 tie and 16 is 5 % slower; at 40 k, 8 is
-    the fastest (4 is 5 % slower for COBA)."""
-    return 4 if n <= 16384 else 8
-
-
 def _rows(ranks, weight, budget, c):
-    return spike_rows(ranks, weight.shape[0], budget, c, chunk_size(weight.shape[0]))
+    return spike_rows(ranks, weight.shape[0], budget, c, 1)
 
 
 def _gather(array, rows):
@@ -58,7 +55,7 @@ def _scatter(out, weight, value, ranks, budget, routing, aux):
         contributions = _gather(value, rows)[:, None] * _gather(weight, rows)
         return out.at[routing(aux, rows).ravel()].add(contributions.ravel(), mode="drop")
 
-    return jax.lax.fori_loop(0, ranks.chunks(chunk_size(weight.shape[0]), budget), body, out)
+    return jax.lax.fori_loop(0, ranks.chunks(1, budget), body, out)
 
 
 def _scatter_fwd(out, weight, value, ranks, budget, routing, aux):
@@ -76,7 +73,7 @@ def _scatter_bwd(budget, routing, residuals, g):
         d_value = d_value.at[rows].add(jnp.sum(_gather(weight, rows) * g_rows, axis=-1), mode="drop")
         return d_weight, d_value
 
-    d_weight, d_value = jax.lax.fori_loop(0, ranks.chunks(chunk_size(weight.shape[0]), budget), body,
+    d_weight, d_value = jax.lax.fori_loop(0, ranks.chunks(1, budget), body,
                                           (jnp.zeros_like(weight), jnp.zeros_like(value)))
     return g, d_weight, d_value, jax.tree.map(lambda _: None, ranks), jax.tree.map(lambda _: None, aux)
 
@@ -107,7 +104,7 @@ def event_scatter_add(out: Float[Array, " m"], weight: Float[Array, "n_pre max_o
 
     - `out`: the flat array the spikes are added into.
     - `weight`, `value`: the rows of weights and the presynaptic spike values.
-    - `ranks`: `spike_ranks(value)`, where each chunk's rows are found
+    - `ranks`: `spike_ranks(value)`, where each iteration's row is found
       (`simjax.synapses._spike_ranks`).
     - `budget`: at most this many spikes (the first in index order) are added.
     - `routing`: a function of `(aux, rows)` giving the flat target of every weight of the rows
