@@ -85,11 +85,12 @@ def spike_ranks(spikes: Float[Array, " n"], size: int | None = None) -> SpikeRan
 def chunk_size(n: int) -> int:
     """Spikes per iteration of the loops that visit a step's spiking neurons in chunks (the spike
     log of `simjax.networks.EINetwork`, the plastic propagation loop of
-    `simjax.plasticity.simulate`) for a population of `n`: 4 up to 16 384 neurons, 8 above. Each
+    `simjax.plasticity.simulate`, the propagation under `vmap` and its derivative,
+    `simjax.synapses._event_scatter`) for a population of `n`: 4 up to 16 384 neurons, 8 above. Each
     iteration has a fixed cost and a chunk larger than a step's spikes pads its last iteration;
     measured on the COBA network (one thread): at 4 k neurons one spike per iteration made the
     spike log 4 % slower than chunks of 4, and the plastic step 1.5x slower. (The propagation
-    alone is fastest with one spike per iteration, `simjax.synapses._event_scatter`.)"""
+    of one trial alone is fastest with one spike per iteration.)"""
     return 4 if n <= 16384 else 8
 
 
