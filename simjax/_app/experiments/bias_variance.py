@@ -197,8 +197,9 @@ def _generalization(cfg):
     arms += [(f"isotropic sigma={s}", {"sigma": float(s)}, (s / g_norm) ** 2) for s in gen["sigmas"]]
     minibatches = Dataset(train.inputs, train.targets, full_batch=False)
     for b in gen["batch_sizes"]:
+        # (a small network: all samples at once, without compiling a memory probe to choose a chunk)
         table = gradient_quality(start, Exact(), minibatches, key=jax.random.key(1), samples=64, batch=train.all(),
-                                 resample_batch=True, batch_size=b, curvature=False)
+                                 resample_batch=True, batch_size=b, curvature=False, chunk_size=64)
         rel_var = table.value(group="total", quantity="relative_variance")
         arms.append((f"minibatch {b}", {"batch_size": int(b)}, rel_var))
     rows, results = [], {}
@@ -244,7 +245,7 @@ def _scaling(cfg):
                 ("weight_perturbation", WeightPerturbation(sigma=sc["perturbation"], samples=1), (d["n_in"] + 1) * n),
                 ("node_perturbation", NodePerturbation(sigma=sc["perturbation"], samples=1), n)):
             t = gradient_quality(model, rule, task, key=jax.random.key(seed + n), samples=sc["samples"],
-                                 batch=task.all(), curvature=False)
+                                 batch=task.all(), curvature=False, chunk_size=sc["samples"])  # (small: at once)
             rows.append(dict(rule=name, units=n, size=size,
                              relative_variance=t.value(group="total", quantity="relative_variance"),
                              stderr=t.value("stderr", group="total", quantity="relative_variance")))
