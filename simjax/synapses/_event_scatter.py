@@ -18,8 +18,9 @@ and about 200 spikes per step against chunks of 8). Under `vmap` (`per_trial`, o
 whole simulation) the loop runs for the largest count of the batch and every iteration selects
 each trial's output between its old and new value, a pass over the whole output, so there
 (`jax.custom_batching.custom_vmap`) and in the derivative the rows come in chunks of
-`chunk_size(n)`: 16 vmapped 4 k COBA networks (`benchmarks/coba.py`) gave 1.6 network-seconds
-per wall-second with one row per iteration, 2.1-2.3 with chunks of 4.
+`chunk_size(n)`: 16 vmapped 4 k COBA networks (`benchmarks/coba.py`, one thread) gave 1.6
+network-seconds per wall-second with one row per iteration, 1.8-1.9 with chunks of 4 (same
+machine, same day).
 
 A while loop has no reverse-mode derivative, so the function has a custom VJP, computed by the
 same loop, in chunks: with `g` the cotangent of `out`,
@@ -84,7 +85,7 @@ def _scatter_fwd(out, weight, value, ranks, budget, routing, aux):
 
 def _scatter_bwd(budget, routing, residuals, g):
     weight, value, ranks, aux = residuals
-    chunk = chunk_size(weight.shape[0])  # (the derivative keeps chunks: it is vmapped as often as not)
+    chunk = chunk_size(weight.shape[0])  # (one row per iteration was measured for the forward loop only)
 
     def body(c, grads):
         d_weight, d_value = grads
@@ -125,7 +126,7 @@ def event_scatter_add(out: Float[Array, " m"], weight: Float[Array, "n_pre max_o
 
     - `out`: the flat array the spikes are added into.
     - `weight`, `value`: the rows of weights and the presynaptic spike values.
-    - `ranks`: `spike_ranks(value)`, where each iteration's row is found
+    - `ranks`: `spike_ranks(value)`, where each iteration's rows are found
       (`simjax.synapses._spike_ranks`).
     - `budget`: at most this many spikes (the first in index order) are added.
     - `routing`: a function of `(aux, rows)` giving the flat target of every weight of the rows
