@@ -43,7 +43,6 @@ def test_budget_keeps_the_first_spikes():
     assert np.all(rows[37:] == n)
 
 
-
 def test_count_below_counts_the_spikes_below_each_index_per_trial():
     n = 100  # blocks of 16: the counts cross whole and partial blocks
     rng = np.random.default_rng(4)

@@ -357,11 +357,12 @@ def test_gradients_through_sparse_weights_match_finite_differences():
 
 @pytest.mark.parametrize("delayed", [False, True])
 def test_event_scatter_and_its_vjp_equal_a_dense_reference(delayed):
-    """The spike-count loop (one spiking row per iteration, custom VJP) against the dense product
-    `arrivals[c] = sum_j value_j W_c[j]` and its autodiff, over a batch of trials whose spike
-    counts span none to more than the budget (the dropped spikes are the last in index
-    order). Weight cotangents equal the dense ones; spike-value cotangents equal them on the
-    listed (spiking) rows and are zero elsewhere."""
+    """The spike-count loop (custom VJP) against the dense product `arrivals[c] = sum_j value_j
+    W_c[j]` and its autodiff, over a batch of trials whose spike counts span none to more than the
+    budget (the dropped spikes are the last in index order); the batch runs the vmapped loop
+    (chunks of rows), each trial alone the one-row-per-iteration loop, and the two agree. Weight
+    cotangents equal the dense ones; spike-value cotangents equal them on the listed (spiking)
+    rows and are zero elsewhere."""
     n = 60
     budget = 11
     base = S.fixed_probability(n, n, 0.2, key=3, weight=(0.7, -1.3), max_spikes=budget, channels=np.arange(n) % 2)
@@ -413,6 +414,13 @@ def test_event_scatter_and_its_vjp_equal_a_dense_reference(delayed):
     np.testing.assert_allclose(np.asarray(d_weight), np.asarray(ref_weight), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(d_values), np.where(kept & (flags > 0), np.asarray(ref_values), 0.0),
                                rtol=1e-12, atol=1e-12)
+    if not delayed:  # each trial alone (no vmap: one spiking row per iteration) equals its row of the batch
+        propagate = jax.jit(lambda v: proj.propagate(v))
+        arrivals, dropped = propagate(values)
+        for i in range(len(counts)):
+            one, one_dropped = propagate(values[i])
+            np.testing.assert_allclose(np.asarray(one), np.asarray(arrivals[i]), rtol=1e-12, atol=1e-12)
+            assert int(one_dropped) == int(dropped[i])
 
 
 def test_bad_input_errors():
